@@ -1,0 +1,405 @@
+#include "gateway/app.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <random>
+
+#include "gateway/metrics.hpp"
+#include "gateway/pipeline.hpp"
+#include "providers/sse.hpp"
+
+namespace toolgate::gateway {
+
+namespace json = boost::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int status_client_closed = 499;  // nginx's convention, for logs and metrics only
+
+std::string make_request_id() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id = "req_";
+    auto a = rng(), b = rng();
+    for (int i = 0; i < 16; ++i) id += hex[(a >> (i * 4)) & 15];
+    for (int i = 0; i < 8; ++i) id += hex[(b >> (i * 4)) & 15];
+    return id;
+}
+
+// A client-supplied id is echoed only if it is short and harmless in logs and headers.
+bool acceptable_request_id(std::string_view id) {
+    if (id.empty() || id.size() > 128) return false;
+    for (char c : id)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':')) return false;
+    return true;
+}
+
+std::string iso_now() {
+    auto now = std::chrono::system_clock::now();
+    auto t = std::chrono::system_clock::to_time_t(now);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    return buf;
+}
+
+// Per-request facts gathered for the access log line and the metrics.
+struct request_record {
+    std::string request_id;
+    std::string route;
+    std::string method;
+    std::string model;
+    std::string provider;
+    int status = 0;
+    bool stream = false;
+    providers::usage tokens;
+    std::string error_code;
+    std::string error_detail;
+    clock_type::time_point start = clock_type::now();
+};
+
+class sse_sink final : public providers::chat_sink {
+public:
+    sse_sink(response_channel& ch, header_list const& headers, cancel_token& cancel)
+        : ch_(ch), headers_(headers), cancel_(cancel) {}
+
+    asio::awaitable<bool> on_chunk(json::object& chunk) override {
+        // (GCC 12 miscompiles co_await inside && conditions: keep each await a statement.)
+        if (!ch_.started()) {
+            bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
+            if (!ok) co_return fail();
+        }
+        std::string event = sse::format_data(json::serialize(chunk));
+        bool ok = co_await ch_.write(event);
+        if (!ok) co_return fail();
+        co_return true;
+    }
+
+private:
+    bool fail() {
+        cancel_.cancel();  // the client is gone: stop everything done on its behalf
+        return false;
+    }
+    response_channel& ch_;
+    header_list const& headers_;
+    cancel_token& cancel_;
+};
+
+class app final : public request_handler {
+public:
+    explicit app(gateway_config const& cfg) : cfg_(cfg) {
+        for (auto const& pc : cfg_.providers) providers_.push_back(providers::make_provider(pc));
+        std::vector<providers::provider*> raw;
+        for (auto& p : providers_) raw.push_back(p.get());
+        router_ = std::make_unique<model_router>(raw);
+        pipeline_ = std::make_unique<turn_pipeline>(std::vector<std::shared_ptr<turn_filter>>{make_routing_filter(*router_)});
+        access_log_ = spdlog::get("access");
+        log_ = spdlog::default_logger();
+        build_models_cache();
+    }
+
+    asio::awaitable<void> handle(worker_services& services, inbound_request& req, response_channel& out,
+                                 cancel_token& cancel) override {
+        request_record rec;
+        auto rid = req.header("x-request-id");
+        rec.request_id = acceptable_request_id(rid) ? std::string(rid) : make_request_id();
+        rec.method = req.method;
+        std::string_view path = req.path;
+        if (path.starts_with("/v1/")) path.remove_prefix(3);
+        header_list headers{{"x-request-id", rec.request_id}};
+        metrics_.inflight_add(1);
+
+        if (path == "/chat/completions") {
+            rec.route = "/v1/chat/completions";
+            if (req.method != "POST") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use POST"));
+            else co_await chat(services, req, out, cancel, rec, headers);
+        } else if (path == "/embeddings") {
+            rec.route = "/v1/embeddings";
+            if (req.method != "POST") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use POST"));
+            else co_await embeddings(services, req, out, cancel, rec, headers);
+        } else if (path == "/models" || path.starts_with("/models/")) {
+            rec.route = "/v1/models";
+            if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
+            else co_await models(path, out, rec, headers);
+        } else if (req.path == "/health" || req.path == "/healthz") {
+            rec.route = "/health";
+            if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
+            else co_await health(out, rec, headers);
+        } else if (req.path == "/metrics") {
+            rec.route = "/metrics";
+            if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
+            else {
+                rec.status = 200;
+                co_await out.send(200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render(), headers);
+            }
+        } else {
+            rec.route = "unmatched";
+            co_await reply_error(out, rec, headers, api_error::not_found("no route for " + req.method + " " + req.path,
+                                                                         "unknown_route"));
+        }
+        if (cancel.cancelled() && rec.status == 0) rec.status = status_client_closed;
+        metrics_.inflight_add(-1);
+        finish(rec);
+    }
+
+private:
+    asio::awaitable<void> reply_error(response_channel& out, request_record& rec, header_list const& headers,
+                                      api_error const& err) {
+        rec.status = err.status;
+        rec.error_code = err.code;
+        co_await out.send(err.status, "application/json", err.to_json(), headers);
+    }
+
+    // Parses the JSON object body of a POST; answers 400 itself and returns nullopt when it is not one.
+    asio::awaitable<std::optional<json::object>> parse_body(inbound_request const& req, response_channel& out,
+                                                            request_record& rec, header_list const& headers) {
+        if (req.body.empty()) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("request body is empty; send a JSON object", "invalid_json"));
+            co_return std::nullopt;
+        }
+        boost::system::error_code ec;
+        json::parse_options po;
+        po.max_depth = 64;
+        auto v = json::parse(req.body, ec, {}, po);
+        if (ec) {
+            co_await reply_error(out, rec, headers,
+                                 api_error::bad_request("request body is not valid JSON: " + ec.message(), "invalid_json"));
+            co_return std::nullopt;
+        }
+        if (!v.is_object()) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("request body must be a JSON object", "invalid_json"));
+            co_return std::nullopt;
+        }
+        co_return std::move(v.get_object());
+    }
+
+    asio::awaitable<void> chat(worker_services& services, inbound_request& req, response_channel& out,
+                               cancel_token& cancel, request_record& rec, header_list const& headers) {
+        auto body = co_await parse_body(req, out, rec, headers);
+        if (!body) co_return;
+        auto* model = body->if_contains("model");
+        if (model == nullptr || !model->is_string() || model->get_string().empty()) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("'model' is required and must be a non-empty string", "missing_model"));
+            co_return;
+        }
+        rec.model = std::string(model->get_string());
+        auto* messages = body->if_contains("messages");
+        if (messages == nullptr || !messages->is_array() || messages->get_array().empty()) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("'messages' is required and must be a non-empty array", "invalid_messages"));
+            co_return;
+        }
+        for (auto const& m : messages->get_array()) {
+            auto const* mo = m.if_object();
+            auto const* role = mo ? mo->if_contains("role") : nullptr;
+            if (!role || !role->is_string()) {
+                co_await reply_error(out, rec, headers, api_error::bad_request("every message needs a string 'role'", "invalid_messages"));
+                co_return;
+            }
+        }
+        bool stream = false;
+        if (auto* s = body->if_contains("stream"); s && !s->is_null()) {
+            if (!s->is_bool()) {
+                co_await reply_error(out, rec, headers, api_error::bad_request("'stream' must be a boolean", "invalid_stream"));
+                co_return;
+            }
+            stream = s->get_bool();
+        }
+        rec.stream = stream;
+
+        turn_context ctx;
+        ctx.request_id = rec.request_id;
+        ctx.requested_model = rec.model;
+        ctx.request.body = std::move(*body);
+        ctx.request.stream = stream;
+        providers::call_context call{services.http, cancel, rec.request_id};
+        ctx.call = &call;
+        std::optional<sse_sink> sink;
+        if (stream) {
+            sink.emplace(out, headers, cancel);
+            ctx.sink = &*sink;
+        }
+        auto result = co_await pipeline_->run(ctx);
+        if (ctx.provider) rec.provider = ctx.provider->name();
+        rec.tokens = result.tokens;
+        if (cancel.cancelled()) {
+            rec.status = status_client_closed;
+            co_return;
+        }
+        if (result.error) {
+            rec.error_detail = result.error_detail;
+            if (!out.started()) {
+                co_await reply_error(out, rec, headers, *result.error);
+                co_return;
+            }
+            // Mid-stream failure: the status line is gone already; tell the client in the stream.
+            rec.status = result.error->status;
+            rec.error_code = result.error->code;
+            std::string event = sse::format_data(result.error->to_json());
+            co_await out.write(event);
+            co_await out.end_stream();
+            co_return;
+        }
+        rec.status = 200;
+        if (stream) {
+            if (!out.started()) co_await out.begin_stream(200, "text/event-stream", headers);
+            co_await out.write("data: [DONE]\n\n");
+            co_await out.end_stream();
+        } else {
+            co_await out.send(200, "application/json", json::serialize(result.response), headers);
+        }
+    }
+
+    asio::awaitable<void> embeddings(worker_services& services, inbound_request& req, response_channel& out,
+                                     cancel_token& cancel, request_record& rec, header_list const& headers) {
+        auto body = co_await parse_body(req, out, rec, headers);
+        if (!body) co_return;
+        auto* model = body->if_contains("model");
+        if (model == nullptr || !model->is_string() || model->get_string().empty()) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("'model' is required and must be a non-empty string", "missing_model"));
+            co_return;
+        }
+        rec.model = std::string(model->get_string());
+        if (!body->contains("input")) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("'input' is required", "invalid_input"));
+            co_return;
+        }
+        auto route = router_->resolve(rec.model);
+        if (!route) {
+            co_await reply_error(out, rec, headers, api_error::model_not_found(rec.model));
+            co_return;
+        }
+        rec.provider = route->provider->name();
+        (*body)["model"] = route->upstream_model;
+        providers::call_context call{services.http, cancel, rec.request_id};
+        auto result = co_await route->provider->embeddings(call, *body);
+        rec.tokens = result.tokens;
+        if (cancel.cancelled()) {
+            rec.status = status_client_closed;
+            co_return;
+        }
+        if (result.error) {
+            rec.error_detail = result.error_detail;
+            co_await reply_error(out, rec, headers, *result.error);
+            co_return;
+        }
+        rec.status = 200;
+        co_await out.send(200, "application/json", json::serialize(result.response), headers);
+    }
+
+    void build_models_cache() {
+        json::array data;
+        for (auto const& p : providers_) {
+            for (auto const& m : p->models()) {
+                json::object o{{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", p->owned_by()}};
+                if (auto d = p->description(); !d.empty()) o["description"] = d;
+                o["provider"] = p->name();
+                models_by_id_.emplace(m, json::serialize(o));
+                models_by_id_.emplace(p->name() + "/" + m, json::serialize(o));
+                data.push_back(std::move(o));
+            }
+        }
+        models_json_ = json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
+    }
+
+    asio::awaitable<void> models(std::string_view path, response_channel& out, request_record& rec,
+                                 header_list const& headers) {
+        if (path == "/models") {
+            rec.status = 200;
+            co_await out.send(200, "application/json", models_json_, headers);
+            co_return;
+        }
+        std::string id(path.substr(std::string_view("/models/").size()));
+        if (auto it = models_by_id_.find(id); it != models_by_id_.end()) {
+            rec.status = 200;
+            co_await out.send(200, "application/json", it->second, headers);
+            co_return;
+        }
+        co_await reply_error(out, rec, headers, api_error::model_not_found(id));
+    }
+
+    asio::awaitable<void> health(response_channel& out, request_record& rec, header_list const& headers) {
+        json::array ps;
+        bool all_ok = true;
+        for (auto const& p : providers_) {
+            auto& s = p->stats();
+            auto lat = s.last_latency_us.load(std::memory_order_relaxed);
+            bool ok = s.available();
+            all_ok = all_ok && ok;
+            ps.push_back(json::object{
+                {"name", p->name()},
+                {"type", p->type()},
+                {"available", ok},
+                {"last_latency_ms", lat < 0 ? json::value(nullptr) : json::value(double(lat) / 1000.0)},
+                {"consecutive_failures", s.consecutive_failures.load(std::memory_order_relaxed)},
+                {"last_success_unix_ms", s.last_success_unix_ms.load(std::memory_order_relaxed)},
+                {"last_failure_unix_ms", s.last_failure_unix_ms.load(std::memory_order_relaxed)},
+            });
+        }
+        auto uptime = std::chrono::duration_cast<std::chrono::seconds>(clock_type::now() - started_).count();
+        json::object o{{"status", all_ok ? "ok" : "degraded"},
+                       {"version", TOOLGATE_VERSION},
+                       {"uptime_seconds", uptime},
+                       {"providers", std::move(ps)}};
+        rec.status = 200;
+        co_await out.send(200, "application/json", json::serialize(o), headers);
+    }
+
+    void finish(request_record& rec) {
+        double seconds = std::chrono::duration<double>(clock_type::now() - rec.start).count();
+        if (rec.route != "/metrics" && rec.route != "/health")
+            metrics_.record_request(rec.route, rec.status, rec.provider, rec.status == 200 ? rec.model : "", seconds,
+                                    rec.tokens.prompt_tokens, rec.tokens.completion_tokens);
+        if (rec.status >= 500 && !rec.error_detail.empty())
+            log_->warn("request {} failed: {} ({})", rec.request_id, rec.error_code, rec.error_detail);
+        if (!cfg_.log.requests || !access_log_) return;
+        json::object line{
+            {"ts", iso_now()},
+            {"level", "info"},
+            {"msg", "request"},
+            {"request_id", rec.request_id},
+            {"method", rec.method},
+            {"route", rec.route},
+            {"status", rec.status},
+        };
+        if (!rec.model.empty()) line["model"] = rec.model;
+        if (!rec.provider.empty()) line["provider"] = rec.provider;
+        if (rec.route == "/v1/chat/completions") line["stream"] = rec.stream;
+        if (rec.tokens.present) {
+            line["prompt_tokens"] = rec.tokens.prompt_tokens;
+            line["completion_tokens"] = rec.tokens.completion_tokens;
+        }
+        if (!rec.error_code.empty()) line["error"] = rec.error_code;
+        // Boost.JSON prints doubles in exponent form; the latency reads better as a plain decimal.
+        auto text = json::serialize(line);
+        char lat[48];
+        std::snprintf(lat, sizeof lat, ",\"latency_ms\":%.3f}", seconds * 1000.0);
+        text.pop_back();
+        text += lat;
+        access_log_->info(text);
+    }
+
+    gateway_config cfg_;
+    std::vector<std::unique_ptr<providers::provider>> providers_;
+    std::unique_ptr<model_router> router_;
+    std::unique_ptr<turn_pipeline> pipeline_;
+    metrics metrics_;
+    std::string models_json_;
+    std::unordered_map<std::string, std::string> models_by_id_;
+    std::shared_ptr<spdlog::logger> access_log_;
+    std::shared_ptr<spdlog::logger> log_;
+    clock_type::time_point started_ = clock_type::now();
+};
+
+}  // namespace
+
+std::unique_ptr<request_handler> make_app(gateway_config const& cfg) { return std::make_unique<app>(cfg); }
+
+}  // namespace toolgate::gateway

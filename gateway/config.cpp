@@ -1,0 +1,316 @@
+#include "gateway/config.hpp"
+
+#include <boost/json/value.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/duration.hpp"
+
+namespace toolgate::gateway {
+
+namespace json = boost::json;
+
+std::string listen_address::to_string() const {
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+}
+
+std::optional<listen_address> parse_listen(std::string const& text) {
+    listen_address a;
+    std::string port_text;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+        a.host = text.substr(1, close - 1);
+        port_text = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string::npos) return std::nullopt;
+        a.host = text.substr(0, colon);
+        if (a.host.find(':') != std::string::npos) return std::nullopt;
+        port_text = text.substr(colon + 1);
+    }
+    if (a.host.empty()) a.host = "127.0.0.1";
+    if (port_text.empty() || port_text.size() > 5) return std::nullopt;
+    unsigned port = 0;
+    for (char c : port_text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        port = port * 10 + unsigned(c - '0');
+    }
+    if (port > 65535) return std::nullopt;
+    a.port = static_cast<std::uint16_t>(port);
+    return a;
+}
+
+env_lookup process_env() {
+    return [](std::string const& name) -> std::optional<std::string> {
+        if (char const* v = std::getenv(name.c_str())) return std::string(v);
+        return std::nullopt;
+    };
+}
+
+std::string expand_env(std::string const& text, env_lookup const& env) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '$' && i + 1 < text.size() && text[i + 1] == '$') {
+            out.push_back('$');
+            ++i;
+            continue;
+        }
+        if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+            auto close = text.find('}', i + 2);
+            if (close == std::string::npos) throw config_error("unterminated ${...} in '" + text + "'");
+            std::string inner = text.substr(i + 2, close - i - 2);
+            std::string name = inner, fallback;
+            bool has_fallback = false;
+            if (auto p = inner.find(":-"); p != std::string::npos) {
+                name = inner.substr(0, p);
+                fallback = inner.substr(p + 2);
+                has_fallback = true;
+            }
+            if (name.empty()) throw config_error("empty variable name in '" + text + "'");
+            for (char n : name)
+                if (!(std::isalnum(static_cast<unsigned char>(n)) || n == '_'))
+                    throw config_error("invalid variable name '" + name + "'");
+            auto v = env(name);
+            if (v && !v->empty()) out += *v;
+            else if (has_fallback) out += fallback;
+            i = close;
+            continue;
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+namespace {
+
+class reader {
+public:
+    reader(std::string source, env_lookup const& env) : source_(std::move(source)), env_(env) {}
+
+    [[noreturn]] void fail(YAML::Node const& n, std::string const& path, std::string const& what) const {
+        std::ostringstream os;
+        os << source_;
+        if (n.IsDefined() && n.Mark().line >= 0) os << ':' << (n.Mark().line + 1);
+        os << ": " << path << ": " << what;
+        throw config_error(os.str());
+    }
+
+    void check_keys(YAML::Node const& map, std::string const& path, std::set<std::string> const& known) const {
+        if (!map.IsMap()) fail(map, path, "must be a mapping");
+        for (auto const& kv : map) {
+            auto key = kv.first.as<std::string>();
+            if (!known.count(key)) {
+                std::string list;
+                for (auto const& k : known) list += (list.empty() ? "" : ", ") + k;
+                fail(kv.first, path.empty() ? key : path + "." + key, "unknown key (known: " + list + ")");
+            }
+        }
+    }
+
+    std::string str(YAML::Node const& n, std::string const& path) const {
+        if (!n.IsScalar()) fail(n, path, "must be a string");
+        return expand_env(n.Scalar(), env_);
+    }
+
+    bool boolean(YAML::Node const& n, std::string const& path) const {
+        auto s = str(n, path);
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+        fail(n, path, "must be true or false");
+    }
+
+    std::uint64_t integer(YAML::Node const& n, std::string const& path, std::uint64_t min, std::uint64_t max) const {
+        auto s = str(n, path);
+        if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos)
+            fail(n, path, "must be a whole number");
+        auto v = std::stoull(s);
+        if (v < min || v > max)
+            fail(n, path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+        return v;
+    }
+
+    std::chrono::milliseconds duration(YAML::Node const& n, std::string const& path) const {
+        auto d = parse_duration(str(n, path));
+        if (!d) fail(n, path, "must be a duration such as 30s, 1500ms or 5m");
+        return *d;
+    }
+
+    // Type-specific sub-trees become JSON so that providers validate them without YAML.
+    json::value to_json(YAML::Node const& n, std::string const& path) const {
+        switch (n.Type()) {
+            case YAML::NodeType::Map: {
+                json::object o;
+                for (auto const& kv : n) {
+                    auto key = kv.first.as<std::string>();
+                    o[key] = to_json(kv.second, path + "." + key);
+                }
+                return o;
+            }
+            case YAML::NodeType::Sequence: {
+                json::array a;
+                std::size_t i = 0;
+                for (auto const& item : n) a.push_back(to_json(item, path + "[" + std::to_string(i++) + "]"));
+                return a;
+            }
+            case YAML::NodeType::Scalar: {
+                auto s = expand_env(n.Scalar(), env_);
+                if (n.Tag() == "!") return json::value(s);  // quoted in the file: always a string
+                if (s == "true") return true;
+                if (s == "false") return false;
+                if (s == "null" || s == "~") return nullptr;
+                if (!s.empty() && s.find_first_not_of("-0123456789") == std::string::npos && s.size() < 19 &&
+                    s != "-")
+                    return std::stoll(s);
+                return json::value(s);
+            }
+            default:
+                return nullptr;
+        }
+    }
+
+private:
+    std::string source_;
+    env_lookup const& env_;
+};
+
+bool valid_name(std::string const& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s)
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+              c == '_'))
+            return false;
+    return true;
+}
+
+}  // namespace
+
+gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml_text);
+    } catch (YAML::Exception const& e) {
+        throw config_error(source + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+    }
+    gateway_config cfg;
+    reader r(source, env);
+    if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    r.check_keys(root, "", {"server", "log", "providers", "providers_from_env"});
+
+    if (auto s = root["server"]) {
+        r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads"});
+        if (auto n = s["listen"]) {
+            auto a = parse_listen(r.str(n, "server.listen"));
+            if (!a) r.fail(n, "server.listen", "must be HOST:PORT, e.g. 127.0.0.1:8080");
+            cfg.server.listen = *a;
+        }
+        if (auto n = s["max_body_bytes"])
+            cfg.server.max_body_bytes = r.integer(n, "server.max_body_bytes", 1024, 1ull << 30);
+        if (auto n = s["request_timeout"]) cfg.server.request_timeout = r.duration(n, "server.request_timeout");
+        if (auto n = s["shutdown_grace"]) cfg.server.shutdown_grace = r.duration(n, "server.shutdown_grace");
+        if (auto n = s["threads"]) cfg.server.threads = static_cast<unsigned>(r.integer(n, "server.threads", 0, 256));
+    }
+    if (auto l = root["log"]) {
+        r.check_keys(l, "log", {"level", "requests"});
+        if (auto n = l["level"]) {
+            cfg.log.level = r.str(n, "log.level");
+            static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
+            if (!levels.count(cfg.log.level)) r.fail(n, "log.level", "must be one of trace, debug, info, warn, error, off");
+        }
+        if (auto n = l["requests"]) cfg.log.requests = r.boolean(n, "log.requests");
+    }
+    if (auto n = root["providers_from_env"]) cfg.providers_from_env = r.boolean(n, "providers_from_env");
+
+    std::set<std::string> names;
+    if (auto ps = root["providers"]) {
+        if (!ps.IsSequence()) r.fail(ps, "providers", "must be a list");
+        std::size_t i = 0;
+        for (auto const& p : ps) {
+            std::string path = "providers[" + std::to_string(i++) + "]";
+            if (!p.IsMap()) r.fail(p, path, "must be a mapping");
+            providers::provider_config pc;
+            static std::set<std::string> const common{"name", "type", "base_url", "api_key", "models",
+                                                      "headers", "timeout", "connect_timeout"};
+            json::object options;
+            for (auto const& kv : p) {
+                auto key = kv.first.as<std::string>();
+                if (!common.count(key)) {
+                    // Type-specific keys are checked by the provider itself, below.
+                    options[key] = r.to_json(kv.second, path + "." + key);
+                }
+            }
+            if (!p["name"]) r.fail(p, path, "'name' is required");
+            pc.name = r.str(p["name"], path + ".name");
+            if (!valid_name(pc.name)) r.fail(p["name"], path + ".name", "must match [a-z0-9_-]{1,64}");
+            if (!names.insert(pc.name).second) r.fail(p["name"], path + ".name", "duplicate provider name '" + pc.name + "'");
+            if (!p["type"]) r.fail(p, path, "'type' is required (openai or scripted)");
+            pc.type = r.str(p["type"], path + ".type");
+            if (auto n = p["base_url"]) pc.base_url = r.str(n, path + ".base_url");
+            if (auto n = p["api_key"]) pc.api_key = r.str(n, path + ".api_key");
+            if (auto n = p["models"]) {
+                if (!n.IsSequence()) r.fail(n, path + ".models", "must be a list of model names");
+                for (auto const& m : n) {
+                    auto name = r.str(m, path + ".models");
+                    if (name.empty()) r.fail(m, path + ".models", "model names must not be empty");
+                    pc.models.push_back(name);
+                }
+            }
+            if (auto n = p["headers"]) {
+                if (!n.IsMap()) r.fail(n, path + ".headers", "must be a mapping of header names to values");
+                for (auto const& kv : n) {
+                    auto k = kv.first.as<std::string>();
+                    auto v = r.str(kv.second, path + ".headers." + k);
+                    if (k.find_first_of(":\r\n ") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
+                        r.fail(kv.first, path + ".headers." + k, "invalid header");
+                    pc.headers[k] = v;
+                }
+            }
+            if (auto n = p["timeout"]) pc.timeout = r.duration(n, path + ".timeout");
+            if (auto n = p["connect_timeout"]) pc.connect_timeout = r.duration(n, path + ".connect_timeout");
+            pc.options = std::move(options);
+            try {
+                (void)providers::make_provider(pc);  // validates type-specific settings now, not at first use
+            } catch (std::invalid_argument const& e) {
+                r.fail(p, path, e.what());
+            }
+            cfg.providers.push_back(std::move(pc));
+        }
+    }
+
+    if (cfg.providers_from_env) {
+        for (auto const& ep : providers::env_providers()) {
+            auto key = env(std::string(ep.key_env));
+            if (!key || key->empty() || names.count(std::string(ep.name))) continue;
+            providers::provider_config pc;
+            pc.name = std::string(ep.name);
+            pc.type = "openai";
+            pc.base_url = std::string(ep.base_url);
+            pc.api_key = *key;
+            names.insert(pc.name);
+            cfg.env_provider_names.push_back(pc.name);
+            cfg.providers.push_back(std::move(pc));
+        }
+    }
+    if (cfg.server.threads == 0) cfg.server.threads = std::max(1u, std::thread::hardware_concurrency());
+    return cfg;
+}
+
+gateway_config load_config(std::string const& path, env_lookup const& env) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(path + ": cannot open the config file");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    auto text = ss.str();
+    if (text.size() > (4u << 20)) throw config_error(path + ": config file larger than 4 MiB");
+    return parse_config(text, path, env);
+}
+
+}  // namespace toolgate::gateway

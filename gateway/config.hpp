@@ -1,0 +1,61 @@
+#pragma once
+// The gateway's configuration: one YAML file, ${ENV} expanded, validated completely at start-up.
+// Errors name the file, line and key path; unknown keys are rejected rather than ignored.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "providers/provider.hpp"
+
+namespace toolgate::gateway {
+
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct listen_address {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::string to_string() const;
+};
+
+// Parses "HOST:PORT", "[V6]:PORT" or ":PORT"; nullopt when malformed.
+std::optional<listen_address> parse_listen(std::string const& text);
+
+struct server_config {
+    listen_address listen;
+    std::size_t max_body_bytes = 8 * 1024 * 1024;
+    std::chrono::milliseconds request_timeout{300'000};
+    std::chrono::milliseconds shutdown_grace{10'000};
+    unsigned threads = 0;  // 0: one per core
+};
+
+struct log_config {
+    std::string level = "info";
+    bool requests = true;  // one JSON line per request
+};
+
+struct gateway_config {
+    server_config server;
+    log_config log;
+    std::vector<providers::provider_config> providers;
+    bool providers_from_env = true;
+    std::vector<std::string> env_provider_names;  // providers added from environment variables
+};
+
+using env_lookup = std::function<std::optional<std::string>(std::string const&)>;
+env_lookup process_env();
+
+// Expands ${NAME} and ${NAME:-default}; "$$" is a literal '$'. Unset names without a default
+// expand to the empty string.
+std::string expand_env(std::string const& text, env_lookup const& env);
+
+// Parses and validates; throws config_error. `source` names the file in messages.
+gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env);
+gateway_config load_config(std::string const& path, env_lookup const& env);
+
+}  // namespace toolgate::gateway

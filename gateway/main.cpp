@@ -1,0 +1,119 @@
+// toolgate: the process. Command line, config, logging, signals; the rest lives in app/server.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "gateway/app.hpp"
+#include "gateway/config.hpp"
+#include "gateway/server.hpp"
+
+using namespace toolgate::gateway;
+
+namespace {
+
+void setup_logging(std::string const& level) {
+    // Two sinks: a pattern is set per sink, and access lines are bare JSON.
+    auto main_log = std::make_shared<spdlog::logger>("toolgate", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    main_log->set_pattern("[%Y-%m-%dT%H:%M:%S.%eZ] [%l] %v", spdlog::pattern_time_type::utc);
+    auto access = std::make_shared<spdlog::logger>("access", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    access->set_pattern("%v");
+    auto lvl = spdlog::level::from_str(level);
+    main_log->set_level(lvl);
+    access->set_level(lvl == spdlog::level::off ? lvl : spdlog::level::info);
+    spdlog::drop_all();
+    spdlog::register_logger(access);
+    spdlog::set_default_logger(main_log);
+}
+
+void print_summary(gateway_config const& cfg) {
+    for (auto const& p : cfg.providers) {
+        std::string models;
+        for (auto const& m : p.models) models += (models.empty() ? "" : ", ") + m;
+        bool from_env = std::find(cfg.env_provider_names.begin(), cfg.env_provider_names.end(), p.name) !=
+                        cfg.env_provider_names.end();
+        spdlog::info("provider '{}' type {}{}{}", p.name, p.type, from_env ? " (from environment)" : "",
+                     models.empty() ? std::string(", serves any model routed to it") : ", models: " + models);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    CLI::App cli{"toolgate " TOOLGATE_VERSION
+                 " - an OpenAI-compatible, MCP-centric agent gateway.\n"
+                 "Clients keep their OpenAI SDK and point base_url at http://HOST:PORT/v1."};
+    cli.set_version_flag("--version", std::string("toolgate ") + TOOLGATE_VERSION);
+    cli.require_subcommand(1);
+    cli.footer(
+        "Examples:\n"
+        "  toolgate serve --config examples/gateway.yaml\n"
+        "  toolgate serve --config gateway.yaml --listen 0.0.0.0:8080\n"
+        "  toolgate check-config --config gateway.yaml\n"
+        "Environment: OPENAI_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ... enable those providers without config.");
+
+    std::string config_path;
+    std::string listen_override;
+    auto* serve = cli.add_subcommand("serve", "Run the gateway until SIGTERM/SIGINT");
+    serve->add_option("-c,--config", config_path, "YAML config file")->required()->check(CLI::ExistingFile);
+    serve->add_option("-l,--listen", listen_override, "HOST:PORT to listen on (overrides server.listen; port 0 picks a free one)");
+
+    auto* check = cli.add_subcommand("check-config", "Validate a config file and exit (1 on error)");
+    check->add_option("-c,--config", config_path, "YAML config file")->required();
+
+    CLI11_PARSE(cli, argc, argv);
+
+    setup_logging("info");
+    gateway_config cfg;
+    try {
+        cfg = load_config(config_path, process_env());
+        if (!listen_override.empty()) {
+            auto a = parse_listen(listen_override);
+            if (!a) throw config_error("--listen: must be HOST:PORT, e.g. 127.0.0.1:8080");
+            cfg.server.listen = *a;
+        }
+    } catch (config_error const& e) {
+        std::cerr << "toolgate: config error: " << e.what() << "\n";
+        return 1;
+    }
+
+    if (check->parsed()) {
+        std::cout << config_path << ": OK (" << cfg.providers.size() << " provider(s))\n";
+        return 0;
+    }
+
+    setup_logging(cfg.log.level);
+    if (cfg.log.level == "off") cfg.log.requests = false;
+    try {
+        auto app = make_app(cfg);
+        server_options so;
+        so.host = cfg.server.listen.host;
+        so.port = cfg.server.listen.port;
+        so.threads = cfg.server.threads;
+        so.max_body_bytes = cfg.server.max_body_bytes;
+        so.shutdown_grace = cfg.server.shutdown_grace;
+        server srv(so, *app);
+        std::uint16_t port = 0;
+        try {
+            port = srv.bind();
+        } catch (std::exception const& e) {
+            spdlog::error("cannot listen on {}: {}", cfg.server.listen.to_string(), e.what());
+            return 1;
+        }
+        print_summary(cfg);
+        auto host = cfg.server.listen.host.find(':') != std::string::npos ? "[" + cfg.server.listen.host + "]"
+                                                                         : cfg.server.listen.host;
+        srv.run([&] {
+            spdlog::info("toolgate {} listening on http://{}:{} ({} threads); OpenAI base_url: http://{}:{}/v1",
+                         TOOLGATE_VERSION, host, port, cfg.server.threads, host, port);
+        });
+        spdlog::info("stopped");
+    } catch (std::exception const& e) {
+        spdlog::error("fatal: {}", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,42 @@
+#pragma once
+// Prometheus metrics of the gateway. record_*() may be called from any worker thread; a short
+// mutex-protected section per request keeps it simple and is far below the request cost.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <atomic>
+
+namespace toolgate::gateway {
+
+class metrics {
+public:
+    static constexpr std::array<double, 15> buckets{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                    1,     2.5,   5,    10,    30,    60,  300};
+
+    void record_request(std::string_view route, int status, std::string_view provider, std::string_view model,
+                        double seconds, std::int64_t prompt_tokens, std::int64_t completion_tokens);
+    void inflight_add(int delta) { inflight_.fetch_add(delta, std::memory_order_relaxed); }
+
+    // Prometheus text exposition format 0.0.4.
+    std::string render() const;
+
+private:
+    struct histogram {
+        std::array<std::uint64_t, buckets.size()> counts{};
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+    static constexpr std::size_t max_series = 5000;
+
+    mutable std::mutex mu_;
+    std::map<std::tuple<std::string, int, std::string, std::string>, std::uint64_t> requests_;
+    std::map<std::pair<std::string, std::string>, histogram> latency_;
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> tokens_;
+    std::atomic<std::int64_t> inflight_{0};
+};
+
+}  // namespace toolgate::gateway

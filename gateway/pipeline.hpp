@@ -1,0 +1,75 @@
+#pragma once
+// The turn pipeline: every model turn (a plain chat request, or one turn of the agent loop) passes
+// through a chain of filters in "onion" form. A filter may change the context and call next, answer
+// locally without calling next (a cache hit, a guardrail block), or inspect the result on the way
+// out (budgets, usage accounting). The pipeline is built once from config and shared by all threads;
+// filters must keep per-request state in the turn_context only.
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "providers/provider.hpp"
+
+namespace toolgate::gateway {
+
+namespace asio = boost::asio;
+
+struct turn_context {
+    std::string request_id;
+    std::string requested_model;          // as the client named it
+    providers::chat_request request;      // body's "model" is rewritten to the upstream name by routing
+    providers::provider* provider = nullptr;
+    providers::chat_sink* sink = nullptr;  // set for streamed turns
+    providers::call_context* call = nullptr;
+};
+
+using turn_result = providers::chat_outcome;
+using next_fn = std::function<asio::awaitable<turn_result>(turn_context&)>;
+
+class turn_filter {
+public:
+    virtual ~turn_filter() = default;
+    virtual std::string_view name() const = 0;
+    virtual asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) = 0;
+};
+
+class turn_pipeline {
+public:
+    explicit turn_pipeline(std::vector<std::shared_ptr<turn_filter>> filters) : filters_(std::move(filters)) {}
+
+    // Runs the filters in order; the innermost step calls ctx.provider.
+    asio::awaitable<turn_result> run(turn_context& ctx) const { return step(ctx, 0); }
+
+    std::vector<std::shared_ptr<turn_filter>> const& filters() const { return filters_; }
+
+private:
+    asio::awaitable<turn_result> step(turn_context& ctx, std::size_t index) const;
+
+    std::vector<std::shared_ptr<turn_filter>> filters_;
+};
+
+// Resolves the model a client names to a provider and the model name that provider expects.
+class model_router {
+public:
+    struct route {
+        providers::provider* provider = nullptr;
+        std::string upstream_model;
+    };
+
+    explicit model_router(std::vector<providers::provider*> providers) : providers_(std::move(providers)) {}
+
+    // "provider/model" picks that provider; a bare name goes to the first provider that lists it,
+    // else to the first provider without a models list. nullopt: nobody serves it.
+    std::optional<route> resolve(std::string_view model) const;
+
+private:
+    std::vector<providers::provider*> providers_;
+};
+
+// The filter that fills in ctx.provider from the requested model (answers 404 when nobody serves it).
+std::shared_ptr<turn_filter> make_routing_filter(model_router const& router);
+
+}  // namespace toolgate::gateway

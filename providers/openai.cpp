@@ -1,0 +1,239 @@
+#include "providers/openai.hpp"
+
+#include <boost/beast/core/error.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <stdexcept>
+
+#include "providers/http_client.hpp"
+#include "providers/sse.hpp"
+
+namespace toolgate::providers {
+
+namespace json = boost::json;
+using clock_type = std::chrono::steady_clock;
+
+api_error map_upstream_status(std::string const& provider_name, int status, std::string_view body) {
+    std::string upstream_message;
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    if (!ec && v.is_object()) {
+        if (auto const* e = v.get_object().if_contains("error")) {
+            if (e->is_object()) {
+                if (auto const* m = e->get_object().if_contains("message"); m && m->is_string())
+                    upstream_message = std::string(m->get_string());
+            } else if (e->is_string()) {
+                upstream_message = std::string(e->get_string());
+            }
+        }
+    }
+    if (upstream_message.size() > 1000) upstream_message.resize(1000);
+    std::string prefix = "upstream provider '" + provider_name + "'";
+    switch (status) {
+        case 400:
+        case 404:
+        case 413:
+        case 422:
+            return {status == 422 ? 400 : status, "invalid_request_error", "upstream_rejected",
+                    prefix + " rejected the request" + (upstream_message.empty() ? "" : ": " + upstream_message)};
+        case 401:
+        case 403:
+            return api_error::upstream(502, prefix + " refused the gateway's credentials (status " +
+                                                std::to_string(status) + ")",
+                                       "upstream_auth_failed");
+        case 429:
+            return {429, "rate_limit_error", "upstream_rate_limited",
+                    prefix + " is rate limiting" + (upstream_message.empty() ? "" : ": " + upstream_message)};
+        default:
+            return api_error::upstream(502, prefix + " failed with status " + std::to_string(status));
+    }
+}
+
+namespace {
+
+api_error map_transport_error(std::string const& name, boost::system::error_code const& ec) {
+    if (ec == boost::beast::error::timeout) return api_error::upstream_timeout("upstream provider '" + name + "' timed out");
+    if (ec == http::client_errc::response_too_large)
+        return api_error::upstream(502, "upstream provider '" + name + "' sent a response that is too large");
+    return api_error::upstream(502, "could not reach upstream provider '" + name + "'", "upstream_unreachable");
+}
+
+class stream_relay final : public http::body_reader {
+public:
+    stream_relay(chat_sink& sink, bool forward_usage) : sink_(sink), forward_usage_(forward_usage) {}
+
+    asio::awaitable<bool> on_data(std::string_view data) override {
+        events_.clear();
+        if (!parser_.feed(data, events_)) {
+            fail("upstream stream event too large");
+            co_return false;
+        }
+        for (auto& ev : events_) {
+            if (done_) break;
+            if (ev.data == "[DONE]") {
+                done_ = true;
+                break;
+            }
+            boost::system::error_code ec;
+            auto v = json::parse(ev.data, ec);
+            if (ec || !v.is_object()) {
+                fail("upstream sent a malformed stream event");
+                co_return false;
+            }
+            auto& chunk = v.get_object();
+            if (auto const* err = chunk.if_contains("error"); err && !err->is_null()) {
+                error_ = api_error::upstream(502, "upstream provider reported an error mid-stream");
+                detail_ = json::serialize(*err);
+                co_return false;
+            }
+            if (auto const* u = chunk.if_contains("usage"); u && u->is_object()) tokens_ = usage_from_json(u);
+            if (!forward_usage_) {
+                auto const* choices = chunk.if_contains("choices");
+                bool usage_only = choices && choices->is_array() && choices->get_array().empty() &&
+                                  chunk.contains("usage");
+                if (usage_only) continue;
+                chunk.erase("usage");
+            }
+            sent_ = true;
+            if (!co_await sink_.on_chunk(chunk)) {
+                stopped_ = true;
+                co_return false;
+            }
+        }
+        co_return !done_;
+    }
+
+    void fail(std::string detail) {
+        error_ = api_error::upstream(502, "upstream provider sent a malformed stream");
+        detail_ = std::move(detail);
+    }
+
+    bool done_ = false;
+    bool stopped_ = false;
+    bool sent_ = false;
+    usage tokens_;
+    std::optional<api_error> error_;
+    std::string detail_;
+    sse::parser parser_;
+
+private:
+    chat_sink& sink_;
+    bool forward_usage_;
+    std::vector<sse::event> events_;
+};
+
+class openai_provider final : public provider {
+public:
+    explicit openai_provider(provider_config cfg) : provider(std::move(cfg)) {
+        if (cfg_.base_url.empty()) throw std::invalid_argument("base_url is required for type openai");
+        auto ep = http::endpoint::parse(cfg_.base_url);
+        if (!ep) throw std::invalid_argument("base_url '" + cfg_.base_url + "' is not an http(s) URL");
+        ep_ = *ep;
+        for (auto const& [k, v] : cfg_.options)
+            throw std::invalid_argument("unknown key '" + std::string(k) + "' for provider type openai");
+    }
+
+    asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
+        chat_outcome out;
+        bool client_wants_usage = false;
+        if (req.stream) {
+            if (auto* so = req.body.if_contains("stream_options"); so && so->is_object()) {
+                auto* iu = so->get_object().if_contains("include_usage");
+                client_wants_usage = iu && iu->is_bool() && iu->get_bool();
+            }
+            // Ask for usage even when the client did not, so tokens are always accounted; the
+            // usage-only chunk is then kept from the client.
+            if (!client_wants_usage) req.body["stream_options"] = json::object{{"include_usage", true}};
+        }
+        auto hr = make_request("/chat/completions", req.body, req.stream, ctx.request_id);
+        http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
+        auto start = clock_type::now();
+
+        if (!req.stream || sink == nullptr) {
+            auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
+        } else {
+            stream_relay relay(*sink, client_wants_usage);
+            auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
+            out.chunks_sent = relay.sent_;
+            out.tokens = relay.tokens_;
+            if (!r) {
+                out.error = map_transport_error(cfg_.name, r.error());
+                out.error_detail = r.error().message();
+            } else if (r->status / 100 != 2) {
+                out.error = map_upstream_status(cfg_.name, r->status, r->body);
+                out.error_detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
+            } else if (relay.error_) {
+                out.error = relay.error_;
+                out.error_detail = relay.detail_;
+            } else if (!relay.done_ && !relay.stopped_ && relay.parser_.has_partial()) {
+                out.error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
+            }
+        }
+        if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
+                      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
+        co_return out;
+    }
+
+    asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, json::object& body) override {
+        embeddings_outcome out;
+        auto hr = make_request("/embeddings", body, false, ctx.request_id);
+        auto start = clock_type::now();
+        auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
+        finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
+        if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
+                      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
+        co_return out;
+    }
+
+private:
+    http::request make_request(std::string_view path, json::object const& body, bool stream,
+                               std::string_view request_id) const {
+        http::request hr;
+        hr.target = ep_.base_path;
+        hr.target.append(path);
+        hr.headers.reserve(4 + cfg_.headers.size());
+        hr.headers.emplace_back("Content-Type", "application/json");
+        hr.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
+        if (!cfg_.api_key.empty()) hr.headers.emplace_back("Authorization", "Bearer " + cfg_.api_key);
+        if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
+        for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);
+        hr.body = json::serialize(body);
+        return hr;
+    }
+
+    void finish_buffered(boost::system::result<http::response> const& r, json::object& response, usage& tokens,
+                         std::optional<api_error>& error, std::string& detail) const {
+        if (!r) {
+            error = map_transport_error(cfg_.name, r.error());
+            detail = r.error().message();
+            return;
+        }
+        if (r->status / 100 != 2) {
+            error = map_upstream_status(cfg_.name, r->status, r->body);
+            detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
+            return;
+        }
+        boost::system::error_code ec;
+        auto v = json::parse(r->body, ec);
+        if (ec || !v.is_object()) {
+            error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' returned a malformed response");
+            detail = "unparseable body: " + r->body.substr(0, 200);
+            return;
+        }
+        response = std::move(v.get_object());
+        tokens = usage_from_json(response.if_contains("usage"));
+    }
+
+    http::endpoint ep_;
+};
+
+}  // namespace
+
+std::unique_ptr<provider> make_openai_provider(provider_config cfg) {
+    return std::make_unique<openai_provider>(std::move(cfg));
+}
+
+}  // namespace toolgate::providers

@@ -1,0 +1,146 @@
+#pragma once
+// The provider interface: one model turn in OpenAI's shape in, OpenAI's shape out (a whole response,
+// or stream chunks handed to a sink as they arrive). Adapters translate to their native API inside.
+// Provider objects are built once from config and shared by all worker threads: chat() and
+// embeddings() may run concurrently on several threads and must only touch immutable state or the
+// atomics in provider_stats.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/api_error.hpp"
+#include "common/cancel.hpp"
+
+namespace toolgate::http {
+class client;
+}
+
+namespace toolgate::providers {
+
+namespace asio = boost::asio;
+
+struct usage {
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
+    bool present = false;
+
+    void add(usage const& o) {
+        prompt_tokens += o.prompt_tokens;
+        completion_tokens += o.completion_tokens;
+        present = present || o.present;
+    }
+};
+
+// Reads an OpenAI "usage" object; absent or malformed fields count as zero.
+usage usage_from_json(boost::json::value const* v);
+
+struct chat_request {
+    boost::json::object body;  // OpenAI request; "model" already holds the upstream model name
+    bool stream = false;
+};
+
+struct chat_outcome {
+    boost::json::object response;  // the whole response (non-streaming only)
+    usage tokens;
+    std::optional<api_error> error;
+    std::string error_detail;  // for the log only, never sent to the client
+    bool chunks_sent = false;  // streaming: at least one chunk reached the sink
+};
+
+// Receives OpenAI chat.completion.chunk objects of a streamed turn, in order.
+class chat_sink {
+public:
+    virtual ~chat_sink() = default;
+    // Returns false when the receiver is gone; the provider then stops reading the upstream.
+    virtual asio::awaitable<bool> on_chunk(boost::json::object& chunk) = 0;
+};
+
+// Per-request services a provider may use, all bound to the calling worker thread.
+struct call_context {
+    http::client& http;
+    cancel_token& cancel;
+    std::string_view request_id;
+};
+
+struct provider_config {
+    std::string name;
+    std::string type;
+    std::string base_url;
+    std::string api_key;
+    std::vector<std::string> models;
+    std::map<std::string, std::string> headers;
+    std::chrono::milliseconds timeout{300'000};
+    std::chrono::milliseconds connect_timeout{10'000};
+    boost::json::object options;  // type-specific settings (e.g. the scripted provider's rules)
+};
+
+// Live availability figures for /health; written by any worker thread.
+struct provider_stats {
+    std::atomic<std::int64_t> last_latency_us{-1};
+    std::atomic<std::int64_t> last_success_unix_ms{0};
+    std::atomic<std::int64_t> last_failure_unix_ms{0};
+    std::atomic<std::uint64_t> consecutive_failures{0};
+
+    void record(bool ok, std::chrono::microseconds latency);
+    bool available() const { return consecutive_failures.load(std::memory_order_relaxed) < 3; }
+};
+
+class provider {
+public:
+    explicit provider(provider_config cfg) : cfg_(std::move(cfg)) {}
+    virtual ~provider() = default;
+    provider(provider const&) = delete;
+    provider& operator=(provider const&) = delete;
+
+    std::string const& name() const { return cfg_.name; }
+    std::string const& type() const { return cfg_.type; }
+    provider_config const& config() const { return cfg_; }
+    std::vector<std::string> const& models() const { return cfg_.models; }
+    bool lists_model(std::string_view model) const;
+    // A provider without a models list serves any model name routed to it.
+    bool catch_all() const { return cfg_.models.empty(); }
+    // What /v1/models says the owner of this provider's models is.
+    virtual std::string owned_by() const { return cfg_.name; }
+    virtual std::string description() const { return {}; }
+
+    virtual asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) = 0;
+
+    struct embeddings_outcome {
+        boost::json::object response;
+        usage tokens;
+        std::optional<api_error> error;
+        std::string error_detail;
+    };
+    virtual asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, boost::json::object& body) = 0;
+
+    provider_stats& stats() const { return stats_; }
+
+protected:
+    provider_config cfg_;
+    mutable provider_stats stats_;
+};
+
+// Builds a provider from config; throws std::invalid_argument naming the offending key.
+std::unique_ptr<provider> make_provider(provider_config cfg);
+
+// Provider types make_provider knows.
+std::vector<std::string_view> known_provider_types();
+
+// OpenAI-compatible services that are enabled by an environment variable alone.
+struct env_provider {
+    std::string_view name;
+    std::string_view key_env;
+    std::string_view base_url;
+};
+std::vector<env_provider> const& env_providers();
+
+}  // namespace toolgate::providers

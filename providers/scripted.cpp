@@ -1,0 +1,446 @@
+#include "providers/scripted.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/duration.hpp"
+
+namespace toolgate::providers {
+
+namespace json = boost::json;
+
+namespace {
+
+struct rule {
+    std::string when;  // lower-case substring of the last user message; empty matches everything
+    std::string reply;
+    std::string tool_name;
+    std::string tool_arguments;  // JSON text
+};
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// The text of a message's content, whether a string or an array of text parts.
+std::string content_text(json::value const* content) {
+    if (content == nullptr) return {};
+    if (content->is_string()) return std::string(content->get_string());
+    std::string out;
+    if (content->is_array()) {
+        for (auto const& part : content->get_array()) {
+            if (!part.is_object()) continue;
+            if (auto const* t = part.get_object().if_contains("text"); t && t->is_string()) {
+                if (!out.empty()) out.push_back(' ');
+                out.append(t->get_string());
+            }
+        }
+    }
+    return out;
+}
+
+std::int64_t count_words(std::string_view s) {
+    std::int64_t n = 0;
+    bool in_word = false;
+    for (char c : s) {
+        bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+        if (!space && !in_word) ++n;
+        in_word = !space;
+    }
+    return n;
+}
+
+// Splits a reply into stream pieces: each word together with the space before it.
+std::vector<std::string> pieces_of(std::string_view text) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        std::size_t j = i;
+        while (j < text.size() && text[j] == ' ') ++j;
+        while (j < text.size() && text[j] != ' ') ++j;
+        out.emplace_back(text.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+
+std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+std::string base64(std::string_view in) {
+    static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        auto n = (std::uint32_t(std::uint8_t(in[i])) << 16) | (std::uint32_t(std::uint8_t(in[i + 1])) << 8) |
+                 std::uint8_t(in[i + 2]);
+        out += tbl[(n >> 18) & 63];
+        out += tbl[(n >> 12) & 63];
+        out += tbl[(n >> 6) & 63];
+        out += tbl[n & 63];
+    }
+    if (i < in.size()) {
+        std::uint32_t n = std::uint32_t(std::uint8_t(in[i])) << 16;
+        if (i + 1 < in.size()) n |= std::uint32_t(std::uint8_t(in[i + 1])) << 8;
+        out += tbl[(n >> 18) & 63];
+        out += tbl[(n >> 12) & 63];
+        out += (i + 1 < in.size()) ? tbl[(n >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+class scripted_provider final : public provider {
+public:
+    explicit scripted_provider(provider_config cfg) : provider(std::move(cfg)) {
+        for (auto const& [key, value] : cfg_.options) {
+            if (key == "rules") {
+                if (!value.is_array()) throw std::invalid_argument("rules must be a list");
+                std::size_t i = 0;
+                for (auto const& r : value.get_array()) parse_rule(r, i++);
+            } else if (key == "token_delay") {
+                auto d = value.is_string() ? parse_duration(value.get_string()) : std::nullopt;
+                if (!d) throw std::invalid_argument("token_delay must be a duration such as 20ms");
+                token_delay_ = *d;
+            } else if (key == "default_reply") {
+                if (!value.is_string()) throw std::invalid_argument("default_reply must be a string");
+                default_reply_ = std::string(value.get_string());
+            } else {
+                throw std::invalid_argument("unknown key '" + std::string(key) +
+                                            "' for provider type scripted (known: rules, token_delay, default_reply)");
+            }
+        }
+        if (cfg_.models.empty()) cfg_.models.push_back("toolgate-demo");
+    }
+
+    std::string owned_by() const override { return "toolgate-demo"; }
+    std::string description() const override {
+        return "Demo model: deterministic scripted replies, no real language model behind it";
+    }
+
+    asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
+        chat_outcome out;
+        auto* msgs = req.body.if_contains("messages");
+        if (msgs == nullptr || !msgs->is_array() || msgs->get_array().empty()) {
+            out.error = api_error::bad_request("'messages' must be a non-empty array", "invalid_messages");
+            co_return out;
+        }
+        auto const& messages = msgs->get_array();
+        std::int64_t prompt_tokens = 0;
+        for (auto const& m : messages)
+            if (m.is_object()) prompt_tokens += count_words(content_text(m.get_object().if_contains("content")));
+
+        std::string model = req.body.contains("model") && req.body["model"].is_string()
+                                ? std::string(req.body["model"].get_string())
+                                : cfg_.models.front();
+        decision d = decide(messages, req.body.if_contains("tools"), req.body.if_contains("tool_choice"));
+        std::int64_t completion_tokens =
+            d.tool_name.empty() ? count_words(d.text) : count_words(d.tool_arguments) + 1;
+        if (auto mt = max_tokens_of(req.body); mt && d.tool_name.empty() && completion_tokens > *mt) {
+            auto words = pieces_of(d.text);
+            words.resize(static_cast<std::size_t>(*mt));
+            d.text.clear();
+            for (auto& w : words) d.text += w;
+            completion_tokens = *mt;
+            d.truncated = true;
+        }
+        out.tokens = {prompt_tokens, completion_tokens, true};
+        std::string id = "chatcmpl-demo-" + std::to_string(fnv1a(json::serialize(messages)) % 1000000007ull);
+        auto created = static_cast<std::int64_t>(std::time(nullptr));
+        std::string finish = !d.tool_name.empty() ? "tool_calls" : (d.truncated ? "length" : "stop");
+        std::string call_id = "call_demo_" + std::to_string(fnv1a(d.tool_name + d.tool_arguments) % 100000000ull);
+
+        if (!req.stream || sink == nullptr) {
+            json::object msg{{"role", "assistant"}};
+            if (d.tool_name.empty()) {
+                msg["content"] = d.text;
+            } else {
+                msg["content"] = nullptr;
+                msg["tool_calls"] = json::array{json::object{
+                    {"id", call_id},
+                    {"type", "function"},
+                    {"function", json::object{{"name", d.tool_name}, {"arguments", d.tool_arguments}}}}};
+            }
+            out.response = json::object{
+                {"id", id},
+                {"object", "chat.completion"},
+                {"created", created},
+                {"model", model},
+                {"choices", json::array{json::object{{"index", 0}, {"message", std::move(msg)}, {"logprobs", nullptr},
+                                                     {"finish_reason", finish}}}},
+                {"usage", usage_object(out.tokens)},
+            };
+            co_return out;
+        }
+
+        bool include_usage = false;
+        if (auto* so = req.body.if_contains("stream_options"); so && so->is_object()) {
+            auto* iu = so->get_object().if_contains("include_usage");
+            include_usage = iu && iu->is_bool() && iu->get_bool();
+        }
+        auto chunk = [&](json::object delta, json::value finish_reason) {
+            json::object c{{"id", id},
+                           {"object", "chat.completion.chunk"},
+                           {"created", created},
+                           {"model", model},
+                           {"choices", json::array{json::object{{"index", 0},
+                                                                {"delta", std::move(delta)},
+                                                                {"logprobs", nullptr},
+                                                                {"finish_reason", std::move(finish_reason)}}}}};
+            if (include_usage) c["usage"] = nullptr;
+            return c;
+        };
+        std::vector<json::object> chunks;
+        chunks.push_back(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+        if (d.tool_name.empty()) {
+            for (auto& p : pieces_of(d.text)) chunks.push_back(chunk({{"content", p}}, nullptr));
+        } else {
+            // Fragmented like real providers: the name first, then the arguments in pieces.
+            chunks.push_back(chunk({{"tool_calls", json::array{json::object{
+                                        {"index", 0},
+                                        {"id", call_id},
+                                        {"type", "function"},
+                                        {"function", json::object{{"name", d.tool_name}, {"arguments", ""}}}}}}},
+                                   nullptr));
+            std::string_view args = d.tool_arguments;
+            std::size_t step = std::max<std::size_t>(1, (args.size() + 2) / 3);
+            for (std::size_t i = 0; i < args.size(); i += step)
+                chunks.push_back(chunk({{"tool_calls", json::array{json::object{
+                                            {"index", 0}, {"function", json::object{{"arguments", args.substr(i, step)}}}}}}},
+                                       nullptr));
+        }
+        chunks.push_back(chunk(json::object{}, json::value(finish)));
+        if (include_usage) {
+            json::object u{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                           {"choices", json::array{}}, {"usage", usage_object(out.tokens)}};
+            chunks.push_back(std::move(u));
+        }
+
+        auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer timer(ex);
+        auto sub = ctx.cancel.subscribe([&timer] { timer.cancel(); });
+        for (std::size_t i = 0; i < chunks.size(); ++i) {
+            if (ctx.cancel.cancelled()) co_return out;
+            if (i > 0 && token_delay_.count() > 0) {
+                timer.expires_after(token_delay_);
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+                if (ctx.cancel.cancelled()) co_return out;
+            }
+            out.chunks_sent = true;
+            if (!co_await sink->on_chunk(chunks[i])) co_return out;
+        }
+        co_return out;
+    }
+
+    asio::awaitable<embeddings_outcome> embeddings(call_context&, json::object& body) override {
+        embeddings_outcome out;
+        std::vector<std::string> inputs;
+        auto* in = body.if_contains("input");
+        if (in && in->is_string()) {
+            inputs.emplace_back(in->get_string());
+        } else if (in && in->is_array() && !in->get_array().empty()) {
+            for (auto const& item : in->get_array())
+                inputs.push_back(item.is_string() ? std::string(item.get_string()) : json::serialize(item));
+        } else {
+            out.error = api_error::bad_request("'input' must be a string or a non-empty array", "invalid_input");
+            co_return out;
+        }
+        std::size_t dims = 16;
+        if (auto* d = body.if_contains("dimensions"); d && d->is_int64()) {
+            if (d->get_int64() < 1 || d->get_int64() > 4096) {
+                out.error = api_error::bad_request("'dimensions' must be between 1 and 4096", "invalid_dimensions");
+                co_return out;
+            }
+            dims = static_cast<std::size_t>(d->get_int64());
+        }
+        bool b64 = false;
+        if (auto* f = body.if_contains("encoding_format"); f && f->is_string()) b64 = f->get_string() == "base64";
+        json::array data;
+        std::int64_t tokens = 0;
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+            tokens += std::max<std::int64_t>(1, count_words(inputs[i]));
+            std::vector<float> vec(dims);
+            std::uint64_t h = fnv1a(inputs[i]);
+            double norm = 0;
+            for (auto& x : vec) {
+                h ^= h << 13;
+                h ^= h >> 7;
+                h ^= h << 17;
+                x = static_cast<float>(static_cast<double>(h % 20001) / 10000.0 - 1.0);
+                norm += double(x) * x;
+            }
+            norm = std::sqrt(norm);
+            if (norm > 0)
+                for (auto& x : vec) x = static_cast<float>(x / norm);
+            json::value emb;
+            if (b64) {
+                std::string raw(vec.size() * sizeof(float), '\0');
+                std::memcpy(raw.data(), vec.data(), raw.size());  // little-endian float32, as OpenAI sends
+                emb = base64(raw);
+            } else {
+                json::array a;
+                for (float x : vec) a.push_back(static_cast<double>(x));
+                emb = std::move(a);
+            }
+            data.push_back(json::object{{"object", "embedding"}, {"index", i}, {"embedding", std::move(emb)}});
+        }
+        std::string model = body.contains("model") && body["model"].is_string() ? std::string(body["model"].get_string())
+                                                                                 : cfg_.models.front();
+        out.tokens = {tokens, 0, true};
+        out.response = json::object{{"object", "list"},
+                                    {"data", std::move(data)},
+                                    {"model", model},
+                                    {"usage", json::object{{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+        co_return out;
+    }
+
+private:
+    struct decision {
+        std::string text;
+        std::string tool_name;
+        std::string tool_arguments;
+        bool truncated = false;
+    };
+
+    static std::optional<std::int64_t> max_tokens_of(json::object const& body) {
+        for (char const* key : {"max_completion_tokens", "max_tokens"})
+            if (auto const* v = body.if_contains(key); v && v->is_int64() && v->get_int64() > 0) return v->get_int64();
+        return std::nullopt;
+    }
+
+    static json::object usage_object(usage const& u) {
+        return {{"prompt_tokens", u.prompt_tokens},
+                {"completion_tokens", u.completion_tokens},
+                {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+    }
+
+    void parse_rule(json::value const& v, std::size_t index) {
+        std::string where = "rules[" + std::to_string(index) + "]";
+        if (!v.is_object()) throw std::invalid_argument(where + " must be a mapping");
+        rule r;
+        for (auto const& [k, val] : v.get_object()) {
+            if (k == "when") {
+                if (!val.is_string()) throw std::invalid_argument(where + ".when must be a string");
+                r.when = lower(val.get_string());
+            } else if (k == "reply") {
+                if (!val.is_string()) throw std::invalid_argument(where + ".reply must be a string");
+                r.reply = std::string(val.get_string());
+            } else if (k == "tool_call") {
+                auto const* o = val.if_object();
+                auto const* name = o ? o->if_contains("name") : nullptr;
+                if (!name || !name->is_string() || name->get_string().empty())
+                    throw std::invalid_argument(where + ".tool_call needs a name");
+                r.tool_name = std::string(name->get_string());
+                auto const* args = o->if_contains("arguments");
+                if (args && !args->is_object()) throw std::invalid_argument(where + ".tool_call.arguments must be a mapping");
+                r.tool_arguments = args ? json::serialize(*args) : "{}";
+                for (auto const& [ok, ov] : *o)
+                    if (ok != "name" && ok != "arguments")
+                        throw std::invalid_argument(where + ".tool_call: unknown key '" + std::string(ok) + "'");
+            } else {
+                throw std::invalid_argument(where + ": unknown key '" + std::string(k) + "' (known: when, reply, tool_call)");
+            }
+        }
+        if (r.reply.empty() && r.tool_name.empty()) throw std::invalid_argument(where + " needs a reply or a tool_call");
+        rules_.push_back(std::move(r));
+    }
+
+    // The name under which the request offers `wanted`: exact, or with a "<server>__" prefix.
+    static std::string offered_tool(json::value const* tools, std::string const& wanted) {
+        if (tools == nullptr || !tools->is_array()) return {};
+        std::string suffix_match;
+        for (auto const& t : tools->get_array()) {
+            auto const* fn = t.is_object() ? t.get_object().if_contains("function") : nullptr;
+            auto const* name = fn && fn->is_object() ? fn->get_object().if_contains("name") : nullptr;
+            if (!name || !name->is_string()) continue;
+            std::string_view n = name->get_string();
+            if (n == wanted) return std::string(n);
+            if (suffix_match.empty() && n.size() > wanted.size() + 2 && n.ends_with(wanted) &&
+                n.substr(n.size() - wanted.size() - 2, 2) == "__")
+                suffix_match = std::string(n);
+        }
+        return suffix_match;
+    }
+
+    decision decide(json::array const& messages, json::value const* tools, json::value const* tool_choice) const {
+        decision d;
+        auto const& last = messages.back();
+        auto const* lo = last.if_object();
+        std::string role = lo && lo->contains("role") && lo->at("role").is_string() ? std::string(lo->at("role").get_string()) : "";
+        if (role == "tool") {
+            // Summarise the tool results that follow the last assistant turn.
+            std::string results;
+            for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+                auto const* m = it->if_object();
+                if (!m || !m->contains("role") || m->at("role") != "tool") break;
+                auto text = content_text(m->if_contains("content"));
+                if (text.size() > 2000) text = text.substr(0, 2000) + "...";
+                results = results.empty() ? text : text + "; " + results;
+            }
+            d.text = "The tool returned: " + results;
+            return d;
+        }
+        std::string user_text;
+        for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+            auto const* m = it->if_object();
+            if (m && m->contains("role") && m->at("role") == "user") {
+                user_text = content_text(m->if_contains("content"));
+                break;
+            }
+        }
+        bool tools_allowed = !(tool_choice && tool_choice->is_string() && tool_choice->get_string() == "none");
+        auto lowered = lower(user_text);
+        for (auto const& r : rules_) {
+            if (!r.when.empty() && lowered.find(r.when) == std::string::npos) continue;
+            if (!r.tool_name.empty()) {
+                auto name = tools_allowed ? offered_tool(tools, r.tool_name) : std::string();
+                if (name.empty() && r.reply.empty()) continue;  // tool not offered: try the next rule
+                if (!name.empty()) {
+                    d.tool_name = name;
+                    d.tool_arguments = r.tool_arguments;
+                    return d;
+                }
+            }
+            d.text = substitute(r.reply, user_text);
+            return d;
+        }
+        d.text = substitute(default_reply_, user_text);
+        return d;
+    }
+
+    static std::string substitute(std::string const& tmpl, std::string const& input) {
+        std::string out = tmpl;
+        auto pos = out.find("{input}");
+        if (pos != std::string::npos) out.replace(pos, 7, input);
+        return out;
+    }
+
+    std::vector<rule> rules_;
+    std::chrono::milliseconds token_delay_{0};
+    std::string default_reply_ = "This is the toolgate demo model. You said: {input}";
+};
+
+}  // namespace
+
+std::unique_ptr<provider> make_scripted_provider(provider_config cfg) {
+    return std::make_unique<scripted_provider>(std::move(cfg));
+}
+
+}  // namespace toolgate::providers

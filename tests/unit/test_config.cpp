@@ -1,0 +1,130 @@
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "common/duration.hpp"
+#include "gateway/config.hpp"
+
+using namespace toolgate;
+using namespace toolgate::gateway;
+
+namespace {
+
+env_lookup fake_env(std::map<std::string, std::string> vars) {
+    return [vars = std::move(vars)](std::string const& name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+    };
+}
+
+std::string error_of(std::string const& yaml, std::map<std::string, std::string> env = {}) {
+    try {
+        parse_config(yaml, "test.yaml", fake_env(std::move(env)));
+    } catch (config_error const& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST(config, parses_the_documented_shape) {
+    auto cfg = parse_config(R"(
+server: { listen: "127.0.0.1:9090", max_body_bytes: 1048576, request_timeout: 120s }
+providers:
+  - name: local
+    type: openai
+    base_url: http://127.0.0.1:9000/v1
+    api_key: ${LOCAL_KEY}
+    models: [mock-1, mock-2]
+    timeout: 1500ms
+)",
+                            "test.yaml", fake_env({{"LOCAL_KEY", "sk-test"}}));
+    EXPECT_EQ(cfg.server.listen.host, "127.0.0.1");
+    EXPECT_EQ(cfg.server.listen.port, 9090);
+    EXPECT_EQ(cfg.server.max_body_bytes, 1048576u);
+    EXPECT_EQ(cfg.server.request_timeout, std::chrono::seconds(120));
+    ASSERT_EQ(cfg.providers.size(), 1u);
+    EXPECT_EQ(cfg.providers[0].api_key, "sk-test");
+    EXPECT_EQ(cfg.providers[0].models, (std::vector<std::string>{"mock-1", "mock-2"}));
+    EXPECT_EQ(cfg.providers[0].timeout, std::chrono::milliseconds(1500));
+}
+
+TEST(config, unknown_key_is_rejected_with_line_and_path) {
+    auto err = error_of("server:\n  listen: 127.0.0.1:1\n  lisen: x\n");
+    EXPECT_NE(err.find("test.yaml:3"), std::string::npos) << err;
+    EXPECT_NE(err.find("server.lisen"), std::string::npos) << err;
+    EXPECT_NE(err.find("unknown key"), std::string::npos) << err;
+}
+
+TEST(config, unknown_top_level_key_is_rejected) {
+    auto err = error_of("servers: {}\n");
+    EXPECT_NE(err.find("servers"), std::string::npos) << err;
+}
+
+TEST(config, provider_errors_name_the_provider) {
+    EXPECT_NE(error_of("providers:\n  - name: a\n    type: nope\n").find("unknown provider type"), std::string::npos);
+    EXPECT_NE(error_of("providers:\n  - type: openai\n").find("'name' is required"), std::string::npos);
+    EXPECT_NE(error_of("providers:\n  - name: a\n    type: openai\n").find("base_url is required"), std::string::npos);
+    auto dup = error_of(
+        "providers:\n  - {name: a, type: scripted}\n  - {name: a, type: scripted}\n");
+    EXPECT_NE(dup.find("duplicate provider name"), std::string::npos) << dup;
+    auto bad = error_of("providers:\n  - name: a\n    type: openai\n    base_url: http://x\n    modelz: []\n");
+    EXPECT_NE(bad.find("providers[0]"), std::string::npos) << bad;
+    EXPECT_NE(bad.find("modelz"), std::string::npos) << bad;
+    auto rule = error_of("providers:\n  - name: a\n    type: scripted\n    rules:\n      - when: x\n");
+    EXPECT_NE(rule.find("rules[0] needs a reply or a tool_call"), std::string::npos) << rule;
+}
+
+TEST(config, bad_values_are_explained) {
+    EXPECT_NE(error_of("server: { listen: nonsense }").find("HOST:PORT"), std::string::npos);
+    EXPECT_NE(error_of("server: { request_timeout: soon }").find("duration"), std::string::npos);
+    EXPECT_NE(error_of("server: { max_body_bytes: -5 }").find("whole number"), std::string::npos);
+    EXPECT_NE(error_of("server: [1, 2]").find("mapping"), std::string::npos);
+    EXPECT_NE(error_of("server: {listen: \"a\"\n").find("invalid YAML"), std::string::npos);
+}
+
+TEST(config, env_expansion) {
+    auto env = fake_env({{"A", "1"}, {"EMPTY", ""}});
+    EXPECT_EQ(expand_env("x${A}y", env), "x1y");
+    EXPECT_EQ(expand_env("${MISSING}", env), "");
+    EXPECT_EQ(expand_env("${MISSING:-dflt}", env), "dflt");
+    EXPECT_EQ(expand_env("${EMPTY:-dflt}", env), "dflt");
+    EXPECT_EQ(expand_env("$${A}", env), "${A}");
+    EXPECT_THROW(expand_env("${A", env), config_error);
+    EXPECT_THROW(expand_env("${A B}", env), config_error);
+}
+
+TEST(config, providers_from_environment) {
+    auto cfg = parse_config("providers:\n  - {name: demo, type: scripted}\n", "t",
+                            fake_env({{"OPENAI_API_KEY", "sk-x"}, {"MISTRAL_API_KEY", ""}}));
+    ASSERT_EQ(cfg.providers.size(), 2u);
+    EXPECT_EQ(cfg.providers[1].name, "openai");
+    EXPECT_EQ(cfg.providers[1].base_url, "https://api.openai.com/v1");
+    EXPECT_EQ(cfg.providers[1].api_key, "sk-x");
+    auto off = parse_config("providers_from_env: false\n", "t", fake_env({{"OPENAI_API_KEY", "sk-x"}}));
+    EXPECT_TRUE(off.providers.empty());
+}
+
+TEST(config, listen_forms) {
+    EXPECT_EQ(parse_listen("0.0.0.0:80")->host, "0.0.0.0");
+    EXPECT_EQ(parse_listen(":8081")->host, "127.0.0.1");
+    EXPECT_EQ(parse_listen("[::1]:8081")->host, "::1");
+    EXPECT_EQ(parse_listen("[::1]:8081")->port, 8081);
+    EXPECT_FALSE(parse_listen("host:99999"));
+    EXPECT_FALSE(parse_listen("host"));
+    EXPECT_FALSE(parse_listen("::1:80"));
+}
+
+TEST(duration, units) {
+    EXPECT_EQ(*parse_duration("300s"), std::chrono::seconds(300));
+    EXPECT_EQ(*parse_duration("1500ms"), std::chrono::milliseconds(1500));
+    EXPECT_EQ(*parse_duration("5m"), std::chrono::minutes(5));
+    EXPECT_EQ(*parse_duration("2.5s"), std::chrono::milliseconds(2500));
+    EXPECT_EQ(*parse_duration("7"), std::chrono::seconds(7));
+    EXPECT_FALSE(parse_duration("-1s"));
+    EXPECT_FALSE(parse_duration("1 parsec"));
+    EXPECT_FALSE(parse_duration(""));
+    EXPECT_FALSE(parse_duration("999999h"));
+}

@@ -1,0 +1,64 @@
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include "common/api_error.hpp"
+#include "gateway/pipeline.hpp"
+#include "providers/openai.hpp"
+
+using namespace toolgate;
+namespace json = boost::json;
+
+TEST(api_error, openai_shape) {
+    auto v = json::parse(api_error::model_not_found("gpt-x").to_json());
+    auto const& e = v.at("error").as_object();
+    EXPECT_EQ(e.at("type"), "invalid_request_error");
+    EXPECT_EQ(e.at("code"), "model_not_found");
+    EXPECT_TRUE(e.at("param").is_null());
+    EXPECT_NE(std::string(e.at("message").as_string()).find("gpt-x"), std::string::npos);
+}
+
+TEST(api_error, upstream_status_mapping) {
+    using providers::map_upstream_status;
+    auto e400 = map_upstream_status("p", 400, R"({"error":{"message":"bad temperature"}})");
+    EXPECT_EQ(e400.status, 400);
+    EXPECT_NE(e400.message.find("bad temperature"), std::string::npos);
+    EXPECT_EQ(map_upstream_status("p", 401, "").status, 502);  // our credentials, not the client's
+    EXPECT_EQ(map_upstream_status("p", 429, "").status, 429);
+    EXPECT_EQ(map_upstream_status("p", 429, "").type, "rate_limit_error");
+    auto e500 = map_upstream_status("p", 500, R"({"error":{"message":"internal secret detail"}})");
+    EXPECT_EQ(e500.status, 502);
+    EXPECT_EQ(e500.message.find("secret"), std::string::npos);  // 5xx bodies stay in the log
+    EXPECT_EQ(map_upstream_status("p", 503, "garbage{").status, 502);
+    EXPECT_EQ(map_upstream_status("p", 422, "{}").status, 400);
+}
+
+namespace {
+providers::provider_config pc(std::string name, std::string type, std::vector<std::string> models) {
+    providers::provider_config c;
+    c.name = std::move(name);
+    c.type = std::move(type);
+    c.base_url = "http://127.0.0.1:1/v1";
+    c.models = std::move(models);
+    return c;
+}
+}  // namespace
+
+TEST(model_router, resolution_order) {
+    auto demo = providers::make_provider(pc("demo", "scripted", {"toolgate-demo"}));
+    auto local = providers::make_provider(pc("local", "openai", {"mock-1"}));
+    auto any = providers::make_provider(pc("any", "openai", {}));
+    gateway::model_router r({demo.get(), local.get(), any.get()});
+    EXPECT_EQ(r.resolve("toolgate-demo")->provider, demo.get());
+    EXPECT_EQ(r.resolve("mock-1")->provider, local.get());
+    EXPECT_EQ(r.resolve("gpt-4o")->provider, any.get());
+    auto explicit_route = r.resolve("local/mock-1");
+    EXPECT_EQ(explicit_route->provider, local.get());
+    EXPECT_EQ(explicit_route->upstream_model, "mock-1");
+    EXPECT_FALSE(r.resolve("local/not-listed"));
+    EXPECT_EQ(r.resolve("any/org/model")->upstream_model, "org/model");
+    EXPECT_EQ(r.resolve("meta-llama/Llama-3")->provider, any.get());  // slash but no such provider
+    EXPECT_FALSE(r.resolve(""));
+    gateway::model_router strict({demo.get(), local.get()});
+    EXPECT_FALSE(strict.resolve("gpt-4o"));
+}

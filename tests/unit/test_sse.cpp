@@ -1,0 +1,73 @@
+#include <gtest/gtest.h>
+
+#include "providers/sse.hpp"
+
+using toolgate::sse::event;
+using toolgate::sse::parser;
+
+namespace {
+std::vector<event> feed_all(parser& p, std::vector<std::string> const& pieces) {
+    std::vector<event> out;
+    for (auto const& piece : pieces) EXPECT_TRUE(p.feed(piece, out));
+    return out;
+}
+}  // namespace
+
+TEST(sse, events_split_at_every_byte) {
+    std::string text = "data: {\"a\":1}\n\nevent: x\ndata: two\ndata: lines\nid: 7\n\n: comment\n\ndata: [DONE]\n\n";
+    for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+        parser p;
+        auto evs = feed_all(p, {text.substr(0, cut), text.substr(cut)});
+        ASSERT_EQ(evs.size(), 3u) << "cut at " << cut;
+        EXPECT_EQ(evs[0].data, "{\"a\":1}");
+        EXPECT_EQ(evs[1].type, "x");
+        EXPECT_EQ(evs[1].data, "two\nlines");
+        EXPECT_EQ(evs[1].id, "7");
+        EXPECT_EQ(evs[2].data, "[DONE]");
+        EXPECT_FALSE(p.has_partial());
+    }
+}
+
+TEST(sse, crlf_and_cr_line_ends_split_anywhere) {
+    std::string text = "data: a\r\n\r\ndata: b\r\rdata:c\n\n";
+    for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+        parser p;
+        auto evs = feed_all(p, {text.substr(0, cut), text.substr(cut)});
+        ASSERT_EQ(evs.size(), 3u) << "cut at " << cut;
+        EXPECT_EQ(evs[0].data, "a");
+        EXPECT_EQ(evs[1].data, "b");
+        EXPECT_EQ(evs[2].data, "c");
+    }
+}
+
+TEST(sse, byte_by_byte) {
+    std::string text = "data: hello\r\n\r\ndata: world\n\n";
+    parser p;
+    std::vector<event> out;
+    for (char c : text) ASSERT_TRUE(p.feed(std::string_view(&c, 1), out));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[1].data, "world");
+}
+
+TEST(sse, partial_event_is_reported) {
+    parser p;
+    std::vector<event> out;
+    ASSERT_TRUE(p.feed("data: {\"unfinished\"", out));
+    EXPECT_TRUE(out.empty());
+    EXPECT_TRUE(p.has_partial());
+}
+
+TEST(sse, oversized_event_fails) {
+    parser p(64);
+    std::vector<event> out;
+    EXPECT_FALSE(p.feed("data: " + std::string(100, 'x'), out));
+    EXPECT_FALSE(p.feed("\n\n", out));
+    parser q(64);
+    std::vector<event> out2;
+    for (int i = 0; i < 10; ++i) {
+        if (!q.feed("data: 0123456789\n", out2)) return;  // accumulated data lines are bounded too
+    }
+    FAIL() << "many data lines exceeded the bound without failing";
+}
+
+TEST(sse, format_data) { EXPECT_EQ(toolgate::sse::format_data("{}"), "data: {}\n\n"); }
