@@ -247,6 +247,13 @@ struct server::impl {
             stream.expires_after(first ? opts.header_timeout : opts.keepalive_timeout);
             first = false;
             auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow_awaitable);
+            if (hec == bhttp::error::body_limit) {  // Content-Length above the limit, seen in the head
+                co_await respond_error(stream, api_error::payload_too_large(
+                                                   "request body is larger than the limit of " +
+                                                   std::to_string(opts.max_body_bytes) + " bytes"));
+                co_await drain(stream);
+                break;
+            }
             if (hec) {
                 if (hec == bhttp::error::header_limit) {
                     co_await respond_error(stream, {431, "invalid_request_error", "headers_too_large",
@@ -259,13 +266,6 @@ struct server::impl {
                 break;
             }
             st.busy = true;
-            if (auto cl = parser.content_length(); cl && *cl > opts.max_body_bytes) {
-                co_await respond_error(stream, api_error::payload_too_large(
-                                                   "request body is larger than the limit of " +
-                                                   std::to_string(opts.max_body_bytes) + " bytes"));
-                co_await drain(stream);
-                break;
-            }
             auto expect = parser.get()[bhttp::field::expect];
             if (!expect.empty() && beast::iequals(expect, "100-continue")) {
                 static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";

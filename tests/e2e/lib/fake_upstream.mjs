@@ -1,0 +1,107 @@
+// A fake OpenAI-compatible upstream for tests, run in the test process so the test can see exactly
+// what the gateway sent and when it hung up. The model name picks the behaviour.
+import http from 'node:http';
+
+export async function startFakeUpstream() {
+  const state = { requests: [], connections: 0, closedEarly: 0, activeStreams: 0 };
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => handle(req, res, body));
+  });
+  server.keepAliveTimeout = 30000;
+  server.on('connection', (s) => {
+    state.connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  const completion = (model, content, extra = {}) => ({
+    id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop', logprobs: null }],
+    usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 }, ...extra,
+  });
+  const chunk = (model, delta, finish = null) => ({
+    id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model,
+    choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+  });
+
+  function handle(req, res, body) {
+    let json = null;
+    try { json = JSON.parse(body); } catch { /* keep raw */ }
+    const record = { method: req.method, url: req.url, headers: req.headers, body: json, raw: body, closed: false };
+    state.requests.push(record);
+    res.on('close', () => { if (!res.writableEnded) { record.closed = true; state.closedEarly++; } });
+
+    if (req.url.endsWith('/embeddings')) {
+      res.setHeader('content-type', 'application/json');
+      const inputs = Array.isArray(json.input) ? json.input : [json.input];
+      return res.end(JSON.stringify({
+        object: 'list', model: json.model,
+        data: inputs.map((_, i) => ({ object: 'embedding', index: i, embedding: [0.1, 0.2, 0.3] })),
+        usage: { prompt_tokens: 3, total_tokens: 3 },
+      }));
+    }
+    const model = json?.model ?? '';
+    const send = (status, obj) => { res.statusCode = status; res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(obj)); };
+    switch (model) {
+      case 'mock-500': return send(500, { error: { message: 'upstream exploded with secret detail' } });
+      case 'mock-429': res.setHeader('retry-after', '7'); return send(429, { error: { message: 'slow down' } });
+      case 'mock-401': return send(401, { error: { message: 'bad key' } });
+      case 'mock-400': return send(400, { error: { message: 'temperature must be <= 2' } });
+      case 'mock-hang': return; // never answers
+      case 'mock-garbage':
+        if (json.stream) {
+          res.setHeader('content-type', 'text/event-stream');
+          res.write(`data: ${JSON.stringify(chunk(model, { role: 'assistant', content: 'ok' }))}\n\n`);
+          return res.end('data: {this is not json\n\n');
+        }
+        res.setHeader('content-type', 'application/json');
+        return res.end('<html>definitely not json');
+      default: break;
+    }
+    if (!json?.stream) {
+      const content = model === 'mock-echo' ? JSON.stringify(json) : `reply from ${model}`;
+      return send(200, completion(model, content));
+    }
+    res.statusCode = 200;
+    res.setHeader('content-type', 'text/event-stream');
+    const words = ['Hello', ' from', ' the', ' fake', ' upstream'];
+    const includeUsage = json.stream_options?.include_usage === true;
+    const delay = model === 'mock-slow-stream' ? 50 : model === 'mock-paced' ? 150 : 0;
+    const forever = model === 'mock-slow-stream';
+    state.activeStreams++;
+    res.on('close', () => state.activeStreams--);
+    let i = 0;
+    const first = () => res.write(`data: ${JSON.stringify(chunk(model, { role: 'assistant', content: '' }))}\n\n`);
+    const step = () => {
+      if (res.destroyed) return;
+      if (forever || i < words.length) {
+        res.write(`data: ${JSON.stringify(chunk(model, { content: words[i % words.length] }))}\n\n`);
+        i++;
+        return delay ? setTimeout(step, delay) : step();
+      }
+      res.write(`data: ${JSON.stringify(chunk(model, {}, 'stop'))}\n\n`);
+      if (includeUsage) {
+        res.write(`data: ${JSON.stringify({ ...chunk(model, {}), choices: [], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } })}\n\n`);
+      }
+      res.end('data: [DONE]\n\n');
+    };
+    first();
+    delay ? setTimeout(step, delay) : step();
+  }
+
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  return {
+    state,
+    port,
+    url: `http://127.0.0.1:${port}/v1`,
+    lastRequest: () => state.requests[state.requests.length - 1],
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}

@@ -1,0 +1,93 @@
+// Starts the real toolgate binary for a test and always stops it again.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '../../..');
+export const toolgateBin = process.env.TOOLGATE_BIN || join(repoRoot, 'build', 'toolgate');
+
+// A clean environment: no provider keys of the developer's leak into a test.
+export function cleanEnv(extra = {}) {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
+  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+  return { ...env, ...extra };
+}
+
+export function writeConfig(yaml) {
+  const dir = mkdtempSync(join(tmpdir(), 'toolgate-test-'));
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(file, yaml);
+  return { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function runToolgate(args, { env = {}, timeoutMs = 10000 } = {}) {
+  return await new Promise((resolveP, reject) => {
+    const p = spawn(toolgateBin, args, { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => { p.kill('SIGKILL'); reject(new Error('toolgate did not exit in time')); }, timeoutMs);
+    p.on('exit', (code, signal) => { clearTimeout(t); resolveP({ code, signal, stdout, stderr }); });
+  });
+}
+
+// Starts `toolgate serve` on a free port; resolves once it listens.
+export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = {}) {
+  const cfg = writeConfig(yaml);
+  const proc = spawn(toolgateBin, ['serve', '--config', cfg.file, '--listen', '127.0.0.1:0'], {
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const gw = { proc, logs: '', stdout: '', url: null, port: null, exited: null };
+  const exited = new Promise((r) => proc.on('exit', (code, signal) => { gw.exited = { code, signal }; r(gw.exited); }));
+  proc.stdout.on('data', (d) => (gw.stdout += d));
+  await new Promise((resolveP, reject) => {
+    const timer = setTimeout(() => reject(new Error('toolgate did not start:\n' + gw.logs)), startTimeoutMs);
+    proc.stderr.on('data', (d) => {
+      gw.logs += d;
+      const m = gw.logs.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m && !gw.port) {
+        gw.port = Number(m[1]);
+        gw.url = `http://127.0.0.1:${gw.port}`;
+        clearTimeout(timer);
+        resolveP();
+      }
+    });
+    proc.on('exit', () => { clearTimeout(timer); reject(new Error('toolgate exited during start:\n' + gw.logs)); });
+  });
+  gw.stop = async (signal = 'SIGTERM', timeoutMs = 15000) => {
+    if (gw.exited) { cfg.cleanup(); return gw.exited; }
+    proc.kill(signal);
+    const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    const r = await exited;
+    clearTimeout(t);
+    cfg.cleanup();
+    return r;
+  };
+  gw.waitExit = () => exited;
+  gw.accessLog = () => gw.logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return gw;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Reads an SSE response body into its data payloads, as they arrive.
+export async function readSse(res, onEvent = () => {}) {
+  const decoder = new TextDecoder();
+  let buf = '';
+  const events = [];
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let idx;
+    while ((idx = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, idx);
+      buf = buf.slice(idx + 2);
+      const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      if (data) { events.push(data); onEvent(data); }
+    }
+  }
+  return events;
+}
