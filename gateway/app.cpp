@@ -71,26 +71,51 @@ public:
     sse_sink(response_channel& ch, header_list const& headers, cancel_token& cancel)
         : ch_(ch), headers_(headers), cancel_(cancel) {}
 
-    asio::awaitable<bool> on_chunk(json::object& chunk) override {
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        pending_.append("data: ");
+        if (raw.empty()) pending_.append(json::serialize(chunk));
+        else pending_.append(raw);
+        pending_.append("\n\n");
+        co_return !failed_;
+    }
+
+    asio::awaitable<bool> flush() override {
+        if (failed_) co_return false;
+        if (pending_.empty()) co_return true;
         // (GCC 12 miscompiles co_await inside && conditions: keep each await a statement.)
         if (!ch_.started()) {
             bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
             if (!ok) co_return fail();
         }
-        std::string event = sse::format_data(json::serialize(chunk));
-        bool ok = co_await ch_.write(event);
+        bool ok = co_await ch_.write(pending_);
+        pending_.clear();
         if (!ok) co_return fail();
         co_return true;
     }
 
+    // Ends the stream: what is still held, then `last`, in one write.
+    asio::awaitable<void> finish(std::string_view last) {
+        if (failed_) co_return;
+        if (!ch_.started()) {
+            bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
+            if (!ok) co_return;
+        }
+        pending_.append(last);
+        co_await ch_.end_stream(pending_);
+        pending_.clear();
+    }
+
 private:
     bool fail() {
+        failed_ = true;
         cancel_.cancel();  // the client is gone: stop everything done on its behalf
         return false;
     }
     response_channel& ch_;
     header_list const& headers_;
     cancel_token& cancel_;
+    std::string pending_;
+    bool failed_ = false;
 };
 
 class app final : public request_handler {
@@ -235,23 +260,19 @@ private:
         }
         if (result.error) {
             rec.error_detail = result.error_detail;
-            if (!out.started()) {
+            if (!out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error
                 co_await reply_error(out, rec, headers, *result.error);
                 co_return;
             }
             // Mid-stream failure: the status line is gone already; tell the client in the stream.
             rec.status = result.error->status;
             rec.error_code = result.error->code;
-            std::string event = sse::format_data(result.error->to_json());
-            co_await out.write(event);
-            co_await out.end_stream();
+            co_await sink->finish(sse::format_data(result.error->to_json()));
             co_return;
         }
         rec.status = 200;
         if (stream) {
-            if (!out.started()) co_await out.begin_stream(200, "text/event-stream", headers);
-            co_await out.write("data: [DONE]\n\n");
-            co_await out.end_stream();
+            co_await sink->finish("data: [DONE]\n\n");
         } else {
             co_await out.send(200, "application/json", json::serialize(result.response), headers);
         }

@@ -3,11 +3,15 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "gateway/app.hpp"
 #include "gateway/config.hpp"
+#include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
 
 using namespace toolgate::gateway;
@@ -18,7 +22,7 @@ void setup_logging(std::string const& level) {
     // Two sinks: a pattern is set per sink, and access lines are bare JSON.
     auto main_log = std::make_shared<spdlog::logger>("toolgate", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     main_log->set_pattern("[%Y-%m-%dT%H:%M:%S.%eZ] [%l] %v", spdlog::pattern_time_type::utc);
-    auto access = std::make_shared<spdlog::logger>("access", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto access = std::make_shared<spdlog::logger>("access", std::make_shared<buffered_fd_sink>(2));
     access->set_pattern("%v");
     auto lvl = spdlog::level::from_str(level);
     main_log->set_level(lvl);
@@ -27,6 +31,32 @@ void setup_logging(std::string const& level) {
     spdlog::register_logger(access);
     spdlog::set_default_logger(main_log);
 }
+
+// Flushes the buffered access log every 100 ms until destroyed (then once more).
+class periodic_flusher {
+public:
+    periodic_flusher()
+        : thread_([this] {
+              std::unique_lock lock(mu_);
+              while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_; }))
+                  if (auto l = spdlog::get("access")) l->flush();
+          }) {}
+    ~periodic_flusher() {
+        {
+            std::lock_guard lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+        if (auto l = spdlog::get("access")) l->flush();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    std::thread thread_;
+};
 
 void print_summary(gateway_config const& cfg) {
     for (auto const& p : cfg.providers) {
@@ -96,6 +126,7 @@ int main(int argc, char** argv) {
         so.max_body_bytes = cfg.server.max_body_bytes;
         so.shutdown_grace = cfg.server.shutdown_grace;
         server srv(so, *app);
+        periodic_flusher flusher;
         std::uint16_t port = 0;
         try {
             port = srv.bind();

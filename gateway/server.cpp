@@ -119,10 +119,14 @@ public:
         co_return ok;
     }
 
-    asio::awaitable<bool> end_stream() override {
+    asio::awaitable<bool> end_stream(std::string_view last) override {
         if (!started_ || done_ || broken_) co_return false;
         done_ = true;
-        std::array<asio::const_buffer, 2> bufs{asio::buffer(pending_head_), asio::buffer("0\r\n\r\n", 5)};
+        char size_line[24];
+        int n = last.empty() ? 0 : std::snprintf(size_line, sizeof size_line, "%zx\r\n", last.size());
+        std::array<asio::const_buffer, 5> bufs{asio::buffer(pending_head_), asio::buffer(size_line, std::size_t(n)),
+                                               asio::buffer(last), asio::buffer("\r\n", last.empty() ? 0 : 2),
+                                               asio::buffer("0\r\n\r\n", 5)};
         bool ok = co_await write_all(bufs);
         pending_head_.clear();
         co_return ok;

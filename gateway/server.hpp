@@ -41,7 +41,8 @@ public:
                                        header_list const& extra) = 0;
     virtual asio::awaitable<bool> begin_stream(int status, std::string_view content_type, header_list const& extra) = 0;
     virtual asio::awaitable<bool> write(std::string_view data) = 0;
-    virtual asio::awaitable<bool> end_stream() = 0;
+    // Ends the stream; `last` (optional) is written in the same system call.
+    virtual asio::awaitable<bool> end_stream(std::string_view last = {}) = 0;
     virtual bool started() const = 0;
 };
 

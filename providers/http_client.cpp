@@ -137,7 +137,9 @@ struct client::impl {
             auto c = std::move(v.back());
             v.pop_back();
             if (now - c->idle_since > lim.idle_timeout) continue;
-            if (!c->still_open()) continue;
+            // Probing costs a syscall; a connection used within the last second is taken on trust,
+            // and a stale one is caught by the retry in run().
+            if (now - c->idle_since > std::chrono::seconds(1) && !c->still_open()) continue;
             return c;
         }
         return nullptr;
@@ -153,18 +155,27 @@ struct client::impl {
 
     asio::awaitable<boost::system::result<std::unique_ptr<connection>>> connect(endpoint const& ep, timeouts t,
                                                                                  cancel_token* cancel) {
-        tcp::resolver resolver(ex);
         cancel_token::subscription sub;
-        if (cancel) sub = cancel->subscribe([&resolver] { resolver.cancel(); });
-        auto [rec, results] = co_await resolver.async_resolve(ep.host, ep.port, nothrow_awaitable);
-        sub.reset();
-        if (cancel && cancel->cancelled()) co_return error_code(client_errc::cancelled);
-        if (rec) co_return rec;
+        std::vector<tcp::endpoint> targets;
+        error_code aec;
+        auto literal = asio::ip::make_address(ep.host, aec);
+        if (!aec) {
+            // An IP literal needs no resolver (which would cost a hop to its thread).
+            targets.emplace_back(literal, static_cast<unsigned short>(std::stoi(ep.port)));
+        } else {
+            tcp::resolver resolver(ex);
+            if (cancel) sub = cancel->subscribe([&resolver] { resolver.cancel(); });
+            auto [rec, results] = co_await resolver.async_resolve(ep.host, ep.port, nothrow_awaitable);
+            sub.reset();
+            if (cancel && cancel->cancelled()) co_return error_code(client_errc::cancelled);
+            if (rec) co_return rec;
+            for (auto const& r : results) targets.push_back(r.endpoint());
+        }
 
         beast::tcp_stream s(ex);
         if (cancel) sub = cancel->subscribe([&s] { s.close(); });
         s.expires_after(t.connect);
-        auto [cec, _] = co_await s.async_connect(results, nothrow_awaitable);
+        auto [cec, _] = co_await s.async_connect(targets, nothrow_awaitable);
         if (cancel && cancel->cancelled()) co_return error_code(client_errc::cancelled);
         if (cec) co_return cec;
         s.socket().set_option(tcp::no_delay(true));

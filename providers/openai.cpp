@@ -89,20 +89,27 @@ public:
                 co_return false;
             }
             if (auto const* u = chunk.if_contains("usage"); u && u->is_object()) tokens_ = usage_from_json(u);
-            if (!forward_usage_) {
+            std::string_view raw = ev.data;
+            if (!forward_usage_ && chunk.contains("usage")) {
                 auto const* choices = chunk.if_contains("choices");
-                bool usage_only = choices && choices->is_array() && choices->get_array().empty() &&
-                                  chunk.contains("usage");
+                bool usage_only = choices && choices->is_array() && choices->get_array().empty();
                 if (usage_only) continue;
                 chunk.erase("usage");
+                raw = {};
             }
             sent_ = true;
-            if (!co_await sink_.on_chunk(chunk)) {
+            bool more = co_await sink_.on_chunk(chunk, raw);
+            if (!more) {
                 stopped_ = true;
                 co_return false;
             }
         }
-        co_return !done_;
+        // After [DONE] keep reading to the end of the HTTP body (usually in the same packet) so the
+        // connection goes back to the pool; the gateway ends the stream with what is still held.
+        if (done_) co_return true;
+        bool ok = co_await sink_.flush();
+        if (!ok) stopped_ = true;
+        co_return ok;
     }
 
     void fail(std::string detail) {

@@ -56,12 +56,17 @@ struct chat_outcome {
     bool chunks_sent = false;  // streaming: at least one chunk reached the sink
 };
 
-// Receives OpenAI chat.completion.chunk objects of a streamed turn, in order.
+// Receives OpenAI chat.completion.chunk objects of a streamed turn, in order. A sink may hold
+// chunks back until flush(): providers call flush() after each batch that arrived together, so one
+// upstream read becomes one downstream write.
 class chat_sink {
 public:
     virtual ~chat_sink() = default;
-    // Returns false when the receiver is gone; the provider then stops reading the upstream.
-    virtual asio::awaitable<bool> on_chunk(boost::json::object& chunk) = 0;
+    // `raw` is the chunk's JSON text as received when `chunk` is unchanged (empty otherwise), so a
+    // pass-through needs no re-serialisation. Returns false when the receiver is gone; the
+    // provider then stops reading the upstream.
+    virtual asio::awaitable<bool> on_chunk(boost::json::object& chunk, std::string_view raw) = 0;
+    virtual asio::awaitable<bool> flush() = 0;
 };
 
 // Per-request services a provider may use, all bound to the calling worker thread.

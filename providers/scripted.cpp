@@ -244,7 +244,9 @@ public:
                 if (ctx.cancel.cancelled()) co_return out;
             }
             out.chunks_sent = true;
-            if (!co_await sink->on_chunk(chunks[i])) co_return out;
+            bool ok = co_await sink->on_chunk(chunks[i], {});
+            if (ok && (token_delay_.count() > 0 || i + 1 == chunks.size())) ok = co_await sink->flush();
+            if (!ok) co_return out;
         }
         co_return out;
     }

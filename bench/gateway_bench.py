@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""toolgate gateway benchmark: nginx as a fixed-answer provider, wrk as load.
+
+Measures POST /v1/chat/completions (~1 KB body) straight at nginx and through toolgate, in
+interleaved rounds, and prints requests/s of both, their ratio, the latency toolgate adds at p50 and
+p99, toolgate's CPU time per request and its peak RSS; for a plain JSON answer and for an SSE stream.
+Everything listens on 127.0.0.1 (free ports) and is stopped at the end, also on failure.
+
+usage: bench/gateway_bench.py [--duration 5] [--rounds 3] [--connections 64,1] [--threads N]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog."},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 250, "completion_tokens": 10, "total_tokens": 260},
+})
+
+
+def sse_body():
+    words = "The quick brown fox jumps over the lazy dog again".split()
+    chunks = [{"role": "assistant", "content": ""}] + [{"content": " " + w} for w in words]
+    out = []
+    for d in chunks:
+        out.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench-stream",
+                    "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]})
+    out.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench-stream",
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+    out.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench-stream",
+                "choices": [], "usage": {"prompt_tokens": 250, "completion_tokens": 10, "total_tokens": 260}})
+    return "".join("data: " + json.dumps(c) + "\n\n" for c in out) + "data: [DONE]\n\n"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def request_body(model, stream):
+    # ~1 KB, like a short chat with a system prompt.
+    system = "You are a helpful assistant. " * 20
+    body = {"model": model, "messages": [{"role": "system", "content": system},
+                                         {"role": "user", "content": "Summarise the benefits of gateways in one line."}],
+            "temperature": 0.2}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body)
+
+
+def parse_wrk(text):
+    def dur(s):
+        m = re.match(r"([\d.]+)(us|ms|s)", s)
+        v = float(m.group(1))
+        return v / 1000.0 if m.group(2) == "us" else v * 1000.0 if m.group(2) == "s" else v
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    pct = {}
+    for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M):
+        pct[int(p)] = dur(v)
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    return {"rps": rps, "total": total, "p50": pct.get(50), "p99": pct.get(99), "errors": errors}
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved direct/gateway rounds per case")
+    ap.add_argument("--connections", default="64,1", help="comma-separated wrk connection counts")
+    ap.add_argument("--threads", type=int, default=0, help="toolgate worker threads (0: one per core)")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
+    ap.add_argument("--no-build", action="store_true", help="use the existing binary")
+    args = ap.parse_args()
+
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            sys.exit(f"{tool} is missing: apt-get install nginx wrk")
+    if not args.no_build:
+        subprocess.run(["cmake", "-S", ROOT, "-B", os.path.join(ROOT, "build"), "-G", "Ninja",
+                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DTOOLGATE_TESTS=OFF"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", os.path.join(ROOT, "build"), "--target", "toolgate"], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    work = tempfile.mkdtemp(prefix="toolgate-bench-")
+    os.chmod(work, 0o755)  # nginx workers (www-data when started as root) read the static stream file
+    procs = []
+    try:
+        nginx_port, gw_port = free_port(), free_port()
+        os.makedirs(f"{work}/www/stream/v1/chat", exist_ok=True)
+        with open(f"{work}/www/stream/v1/chat/completions", "w") as f:
+            f.write(sse_body())
+        conf = f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
+  uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+  client_body_buffer_size 64k;
+  server {{
+    listen 127.0.0.1:{nginx_port};
+    location = /v1/chat/completions {{ default_type application/json; return 200 '{COMPLETION}'; }}
+    location /stream/ {{
+      root {work}/www;
+      default_type text/event-stream;
+      error_page 405 =200 $uri;
+      sub_filter_types text/event-stream;
+      sub_filter 'never-matches-anything' '';
+    }}
+  }}
+}}
+"""
+        with open(f"{work}/nginx.conf", "w") as f:
+            f.write(conf)
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        procs.append(subprocess.Popen([nginx_bin, "-c", f"{work}/nginx.conf", "-p", work], stderr=subprocess.DEVNULL))
+        wait_port(nginx_port)
+
+        with open(f"{work}/gateway.yaml", "w") as f:
+            f.write(f"""
+providers_from_env: false
+server: {{ listen: "127.0.0.1:{gw_port}", threads: {args.threads} }}
+log: {{ level: warn, requests: true }}
+providers:
+  - name: nginx
+    type: openai
+    base_url: http://127.0.0.1:{nginx_port}/v1
+    models: [bench-model]
+  - name: nginx-stream
+    type: openai
+    base_url: http://127.0.0.1:{nginx_port}/stream/v1
+    models: [bench-stream]
+""")
+        gw_log = open(f"{work}/toolgate.log", "w")
+        gw = subprocess.Popen([args.binary, "serve", "--config", f"{work}/gateway.yaml"], stderr=gw_log)
+        procs.append(gw)
+        wait_port(gw_port)
+
+        # Sanity: both answer 200 with the same payload before any timing.
+        for model, stream in (("bench-model", False), ("bench-stream", True)):
+            out = subprocess.run(["curl", "-sf", "-H", "content-type: application/json", "-d", request_body(model, stream),
+                                  f"http://127.0.0.1:{gw_port}/v1/chat/completions"], capture_output=True, text=True)
+            if out.returncode != 0 or ("[DONE]" not in out.stdout if stream else "quick brown fox" not in out.stdout):
+                with open(f"{work}/toolgate.log") as f:
+                    log = f.read()[-2000:]
+                raise RuntimeError(f"gateway sanity check failed for {model}: {out.stdout[:200]}\n{log}")
+
+        results = []
+        for stream in (False, True):
+            model = "bench-stream" if stream else "bench-model"
+            direct_path = "/stream/v1/chat/completions" if stream else "/v1/chat/completions"
+            lua = f"{work}/post_{model}.lua"
+            with open(lua, "w") as f:
+                f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                        f"wrk.body = {json.dumps(request_body(model, stream))}\n")
+            for conns in [int(c) for c in args.connections.split(",")]:
+                direct, through, cpu_per_req = [], [], []
+                for _ in range(args.rounds):
+                    for target in ("direct", "gateway"):
+                        url = (f"http://127.0.0.1:{nginx_port}{direct_path}" if target == "direct"
+                               else f"http://127.0.0.1:{gw_port}/v1/chat/completions")
+                        cpu0 = cpu_seconds(gw.pid)
+                        out = subprocess.run(["wrk", "-t", "1" if conns == 1 else "2", "-c", str(conns),
+                                              "-d", f"{args.duration}s", "--latency", "-s", lua, url],
+                                             capture_output=True, text=True, timeout=args.duration + 30)
+                        cpu1 = cpu_seconds(gw.pid)
+                        r = parse_wrk(out.stdout)
+                        if r["errors"]:
+                            raise RuntimeError(f"{target}: {r['errors']} failed requests\n{out.stdout}")
+                        if target == "direct":
+                            direct.append(r)
+                        else:
+                            through.append(r)
+                            cpu_per_req.append((cpu1 - cpu0) / max(1, r["total"]) * 1e6)
+                best = lambda rs: max(rs, key=lambda r: r["rps"])
+                med = lambda xs: sorted(xs)[len(xs) // 2]
+                d, g = best(direct), best(through)
+                results.append({
+                    "case": ("stream" if stream else "json") + f" c={conns}",
+                    "direct_rps": d["rps"], "gateway_rps": g["rps"], "ratio": g["rps"] / d["rps"],
+                    "added_p50_ms": med([x["p50"] for x in through]) - med([x["p50"] for x in direct]),
+                    "added_p99_ms": med([x["p99"] for x in through]) - med([x["p99"] for x in direct]),
+                    "cpu_us_per_req": med(cpu_per_req),
+                })
+        rss = peak_rss_mb(gw.pid)
+
+        print(f"\ntoolgate vs. nginx direct, {args.rounds} interleaved rounds x {args.duration}s, best round for req/s, "
+              f"median for latency and CPU; {os.cpu_count()} cores shared by wrk, nginx and toolgate")
+        print(f"{'case':<14}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>8}{'+p50 ms':>10}{'+p99 ms':>10}{'CPU us/req':>12}")
+        for r in results:
+            print(f"{r['case']:<14}{r['direct_rps']:>14.0f}{r['gateway_rps']:>15.0f}{r['ratio']:>7.1%} "
+                  f"{r['added_p50_ms']:>9.3f}{r['added_p99_ms']:>10.3f}{r['cpu_us_per_req']:>12.1f}")
+        print(f"toolgate peak RSS: {rss:.1f} MiB")
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump(results, f)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
