@@ -4,7 +4,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -40,7 +39,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using boost::system::error_code;
-using namespace boost::asio::experimental::awaitable_operators;
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 std::string_view inbound_request::header(std::string_view lower_name) const {
@@ -157,26 +155,54 @@ private:
 };
 
 // Watches the client's socket while its request is handled: an EOF or reset means the client is
-// gone, and the request's cancel_token fires so upstream work stops. Ends when the handler ends.
-asio::awaitable<void> watch_disconnect(tcp::socket& sock, cancel_token& cancel) {
-    for (;;) {
-        char c;
-        auto n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0) break;  // the next pipelined request: nothing to watch any more
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            cancel.cancel();
-            break;
-        }
-        auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, nothrow_awaitable);
-        if (ec == asio::error::operation_aborted) co_return;
-        if (ec) {
-            cancel.cancel();
-            break;
+// gone, and the request's cancel_token fires so upstream work stops. A plain completion handler,
+// not a coroutine: it costs one reactor registration per request. The state outlives the request
+// (shared with the handler) because an aborted wait completes after the request has ended.
+struct disconnect_watch : std::enable_shared_from_this<disconnect_watch> {
+    tcp::socket& sock;
+    cancel_token* token = nullptr;
+    bool waiting = false;
+    std::uint64_t generation = 0;  // tells a stale completion (of an earlier request) from a live one
+
+    explicit disconnect_watch(tcp::socket& s) : sock(s) {}
+
+    void start(cancel_token& t) {
+        token = &t;
+        ++generation;
+        check();
+    }
+    // Called when the request is done; any pending wait completes later and does nothing.
+    void stop() {
+        token = nullptr;
+        if (waiting) {
+            error_code ec;
+            sock.cancel(ec);
         }
     }
-    asio::steady_timer forever(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-    co_await forever.async_wait(nothrow_awaitable);
-}
+
+private:
+    void check() {
+        if (token == nullptr) return;
+        char c;
+        auto n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return;  // the next pipelined request: nothing to watch any more
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            token->cancel();
+            return;
+        }
+        waiting = true;
+        sock.async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen = generation](error_code ec) {
+            if (gen != self->generation) return;
+            self->waiting = false;
+            if (self->token == nullptr || ec == asio::error::operation_aborted) return;
+            if (ec) {
+                self->token->cancel();
+                return;
+            }
+            self->check();
+        });
+    }
+};
 
 }  // namespace
 
@@ -242,6 +268,7 @@ struct server::impl {
 
         beast::flat_buffer buffer;
         worker_services services{*w.client};
+        std::shared_ptr<disconnect_watch> watch;
         bool first = true;
         while (!stopping.load(std::memory_order_relaxed)) {
             st.busy = false;
@@ -309,12 +336,15 @@ struct server::impl {
             channel ch(stream, keep_alive, opts.write_timeout);
             cancel_token cancel;
             bool failed = false;
+            if (!watch) watch = std::make_shared<disconnect_watch>(stream.socket());
+            watch->start(cancel);
             try {
-                co_await (handler.handle(services, req, ch, cancel) || watch_disconnect(stream.socket(), cancel));
+                co_await handler.handle(services, req, ch, cancel);
             } catch (std::exception const& e) {
                 log->error("unhandled error in request handler: {}", e.what());
                 failed = true;
             }
+            watch->stop();
             if (failed) {
                 if (!ch.started()) co_await respond_error(stream, api_error::internal());
                 break;

@@ -58,6 +58,7 @@ struct connection {
     using secure = beast::ssl_stream<beast::tcp_stream>;
     std::variant<plain, secure> stream;
     beast::flat_buffer buffer;
+    std::array<char, 16 * 1024> body_chunk;  // body bytes land here; kept per connection, not per request
     std::chrono::steady_clock::time_point idle_since{};
 
     template <class... Args>
@@ -245,7 +246,7 @@ struct client::impl {
         for (auto const& f : p.get()) res.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
         bool deliver = reader != nullptr && res.status / 100 == 2;
 
-        std::array<char, 16 * 1024> tmp;
+        auto& tmp = c.body_chunk;
         while (!p.is_done()) {
             p.get().body().data = tmp.data();
             p.get().body().size = tmp.size();

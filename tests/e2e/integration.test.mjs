@@ -253,6 +253,7 @@ describe('toolgate against a fake upstream', () => {
   });
 
   test('one JSON access-log line per request, and no secrets in the logs', async () => {
+    await sleep(300); // access lines are written in batches, at least every 100 ms
     const lines = gw.accessLog();
     assert.ok(lines.length > 20);
     const line = lines.find((l) => l.model === 'mock-ok' && l.status === 200);
