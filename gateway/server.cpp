@@ -267,6 +267,7 @@ struct server::impl {
         } guard{w, self_it, live_sessions};
 
         beast::flat_buffer buffer;
+        buffer.reserve(8 * 1024);  // Beast reads at most the free capacity: 512 bytes when empty
         worker_services services{*w.client};
         std::shared_ptr<disconnect_watch> watch;
         bool first = true;

@@ -62,7 +62,9 @@ struct connection {
     std::chrono::steady_clock::time_point idle_since{};
 
     template <class... Args>
-    explicit connection(Args&&... args) : stream(std::forward<Args>(args)...) {}
+    explicit connection(Args&&... args) : stream(std::forward<Args>(args)...) {
+        buffer.reserve(16 * 1024);  // Beast reads at most the free capacity: 512 bytes when empty
+    }
 
     beast::tcp_stream& lowest() {
         return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream);

@@ -4,6 +4,8 @@
 # e.g. ./scripts/start.sh --listen 127.0.0.1:9090
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache hits across clones in different directories
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 TOOLGATE_SKIP_NPM=1 ./scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOOLGATE_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)" --target toolgate

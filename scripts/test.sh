@@ -2,6 +2,8 @@
 # Sets up, builds (with AddressSanitizer and UndefinedBehaviorSanitizer) and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache hits across clones in different directories
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 ./scripts/setup.sh
 BUILD="${TOOLGATE_TEST_BUILD_DIR:-build-test}"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOOLGATE_SANITIZE=ON >/dev/null
