@@ -9,6 +9,8 @@
 
 namespace toolgate {
 
+enum class cancel_reason { none, client_gone, timeout, shutdown };
+
 class cancel_token {
 public:
     using callback = std::function<void()>;
@@ -44,10 +46,12 @@ public:
     cancel_token& operator=(cancel_token const&) = delete;
 
     bool cancelled() const noexcept { return cancelled_; }
+    cancel_reason reason() const noexcept { return reason_; }
 
-    void cancel() {
+    void cancel(cancel_reason why = cancel_reason::client_gone) {
         if (cancelled_) return;
         cancelled_ = true;
+        reason_ = why;
         auto callbacks = std::move(callbacks_);
         for (auto& cb : callbacks)
             if (cb) cb();
@@ -64,6 +68,7 @@ public:
 
 private:
     bool cancelled_ = false;
+    cancel_reason reason_ = cancel_reason::none;
     std::list<callback> callbacks_;
 };
 

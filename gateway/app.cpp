@@ -170,7 +170,8 @@ public:
             co_await reply_error(out, rec, headers, api_error::not_found("no route for " + req.method + " " + req.path,
                                                                          "unknown_route"));
         }
-        if (cancel.cancelled() && rec.status == 0) rec.status = status_client_closed;
+        if (cancel.cancelled() && rec.status == 0)
+            rec.status = cancel.reason() == cancel_reason::timeout ? 504 : status_client_closed;
         metrics_.inflight_add(-1);
         finish(rec);
     }
@@ -255,8 +256,11 @@ private:
         if (ctx.provider) rec.provider = ctx.provider->name();
         rec.tokens = result.tokens;
         if (cancel.cancelled()) {
-            rec.status = status_client_closed;
-            co_return;
+            if (cancel.reason() != cancel_reason::timeout) {
+                rec.status = status_client_closed;
+                co_return;
+            }
+            result.error = request_timed_out();
         }
         if (result.error) {
             rec.error_detail = result.error_detail;
@@ -303,8 +307,11 @@ private:
         auto result = co_await route->provider->embeddings(call, *body);
         rec.tokens = result.tokens;
         if (cancel.cancelled()) {
-            rec.status = status_client_closed;
-            co_return;
+            if (cancel.reason() != cancel_reason::timeout) {
+                rec.status = status_client_closed;
+                co_return;
+            }
+            result.error = request_timed_out();
         }
         if (result.error) {
             rec.error_detail = result.error_detail;
@@ -313,6 +320,12 @@ private:
         }
         rec.status = 200;
         co_await out.send(200, "application/json", json::serialize(result.response), headers);
+    }
+
+    api_error request_timed_out() const {
+        return {504, "timeout_error", "request_timeout",
+                "the request took longer than the gateway's request_timeout of " +
+                    std::to_string(cfg_.server.request_timeout.count()) + " ms"};
     }
 
     void build_models_cache() {

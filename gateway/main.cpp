@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
         so.threads = cfg.server.threads;
         so.max_body_bytes = cfg.server.max_body_bytes;
         so.shutdown_grace = cfg.server.shutdown_grace;
+        so.request_timeout = cfg.server.request_timeout;
         server srv(so, *app);
         periodic_flusher flusher;
         std::uint16_t port = 0;

@@ -58,6 +58,8 @@ std::string lower(std::string_view s) {
 struct session_state {
     beast::tcp_stream* stream = nullptr;
     bool busy = false;
+    cancel_token* active = nullptr;  // the request in progress, for the deadline sweep
+    std::chrono::steady_clock::time_point deadline{};
 };
 
 struct worker {
@@ -339,6 +341,8 @@ struct server::impl {
             bool failed = false;
             if (!watch) watch = std::make_shared<disconnect_watch>(stream.socket());
             watch->start(cancel);
+            st.active = &cancel;
+            st.deadline = std::chrono::steady_clock::now() + opts.request_timeout;
             try {
                 co_await handler.handle(services, req, ch, cancel);
             } catch (std::exception const& e) {
@@ -346,6 +350,7 @@ struct server::impl {
                 failed = true;
             }
             watch->stop();
+            st.active = nullptr;
             if (failed) {
                 if (!ch.started()) co_await respond_error(stream, api_error::internal());
                 break;
@@ -383,6 +388,19 @@ struct server::impl {
                     log->error("session ended by an exception: {}", ex.what());
                 }
             });
+        }
+    }
+
+    // One coarse timer per worker enforces request deadlines, instead of a timer per request.
+    asio::awaitable<void> deadline_sweep(worker& w) {
+        asio::steady_timer t(w.ioc);
+        while (!stopping.load(std::memory_order_relaxed)) {
+            t.expires_after(std::chrono::milliseconds(100));
+            auto [ec] = co_await t.async_wait(nothrow_awaitable);
+            if (ec) co_return;
+            auto now = std::chrono::steady_clock::now();
+            for (auto* s : w.sessions)
+                if (s->active != nullptr && now >= s->deadline) s->active->cancel(cancel_reason::timeout);
         }
     }
 
@@ -443,6 +461,7 @@ void server::run(std::function<void()> on_ready) {
         impl_->begin_stop();
     });
     asio::co_spawn(w0.ioc, impl_->accept_loop(), asio::detached);
+    for (auto& w : impl_->workers) asio::co_spawn(w->ioc, impl_->deadline_sweep(*w), asio::detached);
     for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
         auto* w = impl_->workers[i].get();
         w->thread = std::thread([w] { w->ioc.run(); });

@@ -54,7 +54,8 @@ struct worker_services {
 class request_handler {
 public:
     virtual ~request_handler() = default;
-    // Runs on the worker thread that read the request. `cancel` fires when the client disconnects.
+    // Runs on the worker thread that read the request. `cancel` fires when the client disconnects
+    // (reason client_gone) or the request outlives server_options::request_timeout (reason timeout).
     virtual asio::awaitable<void> handle(worker_services& services, inbound_request& req, response_channel& out,
                                          cancel_token& cancel) = 0;
 };
@@ -69,6 +70,7 @@ struct server_options {
     std::chrono::milliseconds keepalive_timeout{75'000};  // idle time between requests
     std::chrono::milliseconds body_timeout{60'000};       // to receive a request's body
     std::chrono::milliseconds write_timeout{60'000};      // a client not reading for this long is dropped
+    std::chrono::milliseconds request_timeout{300'000};   // whole request; its cancel_token fires (reason timeout)
 };
 
 class server {

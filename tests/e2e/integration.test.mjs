@@ -264,6 +264,47 @@ describe('toolgate against a fake upstream', () => {
   });
 });
 
+describe('request_timeout bounds a whole request', () => {
+  let upstream, gw;
+  before(async () => {
+    upstream = await startFakeUpstream();
+    gw = await startGateway(`
+providers_from_env: false
+server: { request_timeout: 1s }
+providers:
+  - { name: local, type: openai, base_url: "${upstream.url}", timeout: 30s, models: [mock-hang, mock-slow-stream] }
+`);
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.close();
+  });
+
+  test('a silent upstream: 504 request_timeout after about 1 s, and the upstream call is dropped', async () => {
+    const start = Date.now();
+    const res = await fetch(gw.url + '/v1/chat/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('mock-hang') });
+    const took = Date.now() - start;
+    assert.equal(res.status, 504);
+    assert.equal((await res.json()).error.code, 'request_timeout');
+    assert.ok(took >= 900 && took < 3000, `took ${took} ms`);
+    await sleep(100);
+    assert.equal(upstream.lastRequest().closed, true);
+  });
+
+  test('an endless stream is ended with an error event at the deadline', async () => {
+    const start = Date.now();
+    const res = await fetch(gw.url + '/v1/chat/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('mock-slow-stream', { stream: true }) });
+    assert.equal(res.status, 200);
+    const events = await readSse(res);
+    const took = Date.now() - start;
+    assert.ok(events.length > 5, 'chunks flowed before the deadline');
+    assert.equal(JSON.parse(events.at(-1)).error.code, 'request_timeout');
+    assert.ok(took >= 900 && took < 3000, `took ${took} ms`);
+  });
+});
+
 describe('process lifecycle', () => {
   test('SIGTERM lets an in-flight stream finish, then exits 0', async () => {
     const gw = await startGateway(config('http://127.0.0.1:1/v1'));
