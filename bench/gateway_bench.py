@@ -95,9 +95,11 @@ def parse_wrk(text):
 
 
 def cpu_seconds(pid):
+    """(user, system) CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def peak_rss_mb(pid):
@@ -205,7 +207,7 @@ providers:
                 f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                         f"wrk.body = {json.dumps(request_body(model, stream))}\n")
             for conns in [int(c) for c in args.connections.split(",")]:
-                direct, through, cpu_per_req = [], [], []
+                direct, through, cpu_per_req, user_per_req = [], [], [], []
                 for _ in range(args.rounds):
                     for target in ("direct", "gateway"):
                         url = (f"http://127.0.0.1:{nginx_port}{direct_path}" if target == "direct"
@@ -222,7 +224,9 @@ providers:
                             direct.append(r)
                         else:
                             through.append(r)
-                            cpu_per_req.append((cpu1 - cpu0) / max(1, r["total"]) * 1e6)
+                            n = max(1, r["total"])
+                            cpu_per_req.append((sum(cpu1) - sum(cpu0)) / n * 1e6)
+                            user_per_req.append((cpu1[0] - cpu0[0]) / n * 1e6)
                 best = lambda rs: max(rs, key=lambda r: r["rps"])
                 med = lambda xs: sorted(xs)[len(xs) // 2]
                 d, g = best(direct), best(through)
@@ -232,15 +236,19 @@ providers:
                     "added_p50_ms": med([x["p50"] for x in through]) - med([x["p50"] for x in direct]),
                     "added_p99_ms": med([x["p99"] for x in through]) - med([x["p99"] for x in direct]),
                     "cpu_us_per_req": med(cpu_per_req),
+                    "user_us_per_req": med(user_per_req),
                 })
         rss = peak_rss_mb(gw.pid)
 
         print(f"\ntoolgate vs. nginx direct, {args.rounds} interleaved rounds x {args.duration}s, best round for req/s, "
               f"median for latency and CPU; {os.cpu_count()} cores shared by wrk, nginx and toolgate")
-        print(f"{'case':<14}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>8}{'+p50 ms':>10}{'+p99 ms':>10}{'CPU us/req':>12}")
+        print(f"{'case':<14}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>8}{'+p50 ms':>10}{'+p99 ms':>10}"
+              f"{'CPU us/req':>12}{'(user)':>8}")
         for r in results:
             print(f"{r['case']:<14}{r['direct_rps']:>14.0f}{r['gateway_rps']:>15.0f}{r['ratio']:>7.1%} "
-                  f"{r['added_p50_ms']:>9.3f}{r['added_p99_ms']:>10.3f}{r['cpu_us_per_req']:>12.1f}")
+                  f"{r['added_p50_ms']:>9.3f}{r['added_p99_ms']:>10.3f}{r['cpu_us_per_req']:>12.1f}{r['user_us_per_req']:>8.1f}")
+        print("CPU us/req is toolgate's user+system time per request; on loopback the system part includes the\n"
+              "kernel's TCP work for both ends of each connection (the peer's receive path runs in the sender's time).")
         print(f"toolgate peak RSS: {rss:.1f} MiB")
         with open(os.path.join(work, "results.json"), "w") as f:
             json.dump(results, f)

@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -49,6 +50,30 @@ std::string iso_now() {
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                   tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
     return buf;
+}
+
+// JSON string escaping for the hand-formatted access log line.
+std::string json_escape(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    for (unsigned char c : in) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out;
 }
 
 // Per-request facts gathered for the access log line and the metrics.
@@ -245,6 +270,7 @@ private:
         ctx.requested_model = rec.model;
         ctx.request.body = std::move(*body);
         ctx.request.stream = stream;
+        ctx.request.raw_body = std::move(req.body);
         providers::call_context call{services.http, cancel, rec.request_id};
         ctx.call = &call;
         std::optional<sse_sink> sink;
@@ -278,7 +304,8 @@ private:
         if (stream) {
             co_await sink->finish("data: [DONE]\n\n");
         } else {
-            co_await out.send(200, "application/json", json::serialize(result.response), headers);
+            if (result.raw_response.empty()) result.raw_response = json::serialize(result.response);
+            co_await out.send(200, "application/json", result.raw_response, headers);
         }
     }
 
@@ -394,30 +421,21 @@ private:
         if (rec.status >= 500 && !rec.error_detail.empty())
             log_->warn("request {} failed: {} ({})", rec.request_id, rec.error_code, rec.error_detail);
         if (!cfg_.log.requests || !access_log_) return;
-        json::object line{
-            {"ts", iso_now()},
-            {"level", "info"},
-            {"msg", "request"},
-            {"request_id", rec.request_id},
-            {"method", rec.method},
-            {"route", rec.route},
-            {"status", rec.status},
-        };
-        if (!rec.model.empty()) line["model"] = rec.model;
-        if (!rec.provider.empty()) line["provider"] = rec.provider;
-        if (rec.route == "/v1/chat/completions") line["stream"] = rec.stream;
-        if (rec.tokens.present) {
-            line["prompt_tokens"] = rec.tokens.prompt_tokens;
-            line["completion_tokens"] = rec.tokens.completion_tokens;
-        }
-        if (!rec.error_code.empty()) line["error"] = rec.error_code;
-        // Boost.JSON prints doubles in exponent form; the latency reads better as a plain decimal.
-        auto text = json::serialize(line);
-        char lat[48];
-        std::snprintf(lat, sizeof lat, ",\"latency_ms\":%.3f}", seconds * 1000.0);
-        text.pop_back();
-        text += lat;
-        access_log_->info(text);
+        // Formatted directly: this runs for every request. Only client-chosen text (the model)
+        // needs escaping; ids, routes and provider names are from a safe character set.
+        fmt::memory_buffer line;
+        auto out = std::back_inserter(line);
+        fmt::format_to(out, R"({{"ts":"{}","level":"info","msg":"request","request_id":"{}","method":"{}","route":"{}","status":{})",
+                       iso_now(), rec.request_id, json_escape(rec.method), rec.route, rec.status);
+        if (!rec.model.empty()) fmt::format_to(out, R"(,"model":"{}")", json_escape(rec.model));
+        if (!rec.provider.empty()) fmt::format_to(out, R"(,"provider":"{}")", rec.provider);
+        if (rec.route == "/v1/chat/completions") fmt::format_to(out, R"(,"stream":{})", rec.stream);
+        if (rec.tokens.present)
+            fmt::format_to(out, R"(,"prompt_tokens":{},"completion_tokens":{})", rec.tokens.prompt_tokens,
+                           rec.tokens.completion_tokens);
+        if (!rec.error_code.empty()) fmt::format_to(out, R"(,"error":"{}")", rec.error_code);
+        fmt::format_to(out, R"(,"latency_ms":{:.3f}}})", seconds * 1000.0);
+        access_log_->info(std::string_view(line.data(), line.size()));
     }
 
     gateway_config cfg_;

@@ -52,7 +52,10 @@ public:
                 co_return out;
             }
             ctx.provider = r->provider;
-            ctx.request.body["model"] = r->upstream_model;
+            if (r->upstream_model != ctx.requested_model) {
+                ctx.request.body["model"] = r->upstream_model;
+                ctx.request.raw_body.clear();
+            }
         }
         co_return co_await next(ctx);
     }

@@ -152,15 +152,19 @@ public:
             }
             // Ask for usage even when the client did not, so tokens are always accounted; the
             // usage-only chunk is then kept from the client.
-            if (!client_wants_usage) req.body["stream_options"] = json::object{{"include_usage", true}};
+            if (!client_wants_usage) {
+                req.body["stream_options"] = json::object{{"include_usage", true}};
+                req.raw_body.clear();
+            }
         }
-        auto hr = make_request("/chat/completions", req.body, req.stream, ctx.request_id);
+        auto hr = make_request("/chat/completions", req.body, req.stream, ctx.request_id, req.raw_body);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         auto start = clock_type::now();
 
         if (!req.stream || sink == nullptr) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
             finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
+            if (!out.error) out.raw_response = std::move(r->body);
         } else {
             stream_relay relay(*sink, client_wants_usage);
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
@@ -186,7 +190,7 @@ public:
 
     asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, json::object& body) override {
         embeddings_outcome out;
-        auto hr = make_request("/embeddings", body, false, ctx.request_id);
+        auto hr = make_request("/embeddings", body, false, ctx.request_id, {});
         auto start = clock_type::now();
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
         finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
@@ -197,7 +201,7 @@ public:
 
 private:
     http::request make_request(std::string_view path, json::object const& body, bool stream,
-                               std::string_view request_id) const {
+                               std::string_view request_id, std::string_view raw_body) const {
         http::request hr;
         hr.target = ep_.base_path;
         hr.target.append(path);
@@ -207,7 +211,7 @@ private:
         if (!cfg_.api_key.empty()) hr.headers.emplace_back("Authorization", "Bearer " + cfg_.api_key);
         if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
         for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);
-        hr.body = json::serialize(body);
+        hr.body = raw_body.empty() ? json::serialize(body) : std::string(raw_body);
         return hr;
     }
 

@@ -46,10 +46,15 @@ usage usage_from_json(boost::json::value const* v);
 struct chat_request {
     boost::json::object body;  // OpenAI request; "model" already holds the upstream model name
     bool stream = false;
+    // The client's bytes while `body` still says exactly the same; whoever changes `body` must
+    // clear this. Lets a pass-through skip re-serialising.
+    std::string raw_body;
 };
 
 struct chat_outcome {
     boost::json::object response;  // the whole response (non-streaming only)
+    // The upstream's bytes while `response` is unchanged; whoever changes `response` must clear it.
+    std::string raw_response;
     usage tokens;
     std::optional<api_error> error;
     std::string error_detail;  // for the log only, never sent to the client

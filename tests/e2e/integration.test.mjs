@@ -64,9 +64,11 @@ describe('toolgate against a fake upstream', () => {
     assert.equal(json.usage.total_tokens, 18);
   });
 
-  test('client x-request-id is echoed and forwarded', async () => {
-    const res = await post('/v1/chat/completions', chatBody('mock-ok'), { 'x-request-id': 'trace-abc.123' });
+  test('client x-request-id is echoed and forwarded; an unchanged body is forwarded byte for byte', async () => {
+    const body = '{"model":"mock-ok",  "messages":[{"role":"user","content":"hi"}], "top_p": 1.0e0, "x": [1.50]}';
+    const res = await post('/v1/chat/completions', body, { 'x-request-id': 'trace-abc.123' });
     assert.equal(res.status, 200);
+    assert.equal(upstream.lastRequest().raw, body);
     assert.equal(res.headers.get('x-request-id'), 'trace-abc.123');
     assert.equal(upstream.lastRequest().headers['x-request-id'], 'trace-abc.123');
     await res.arrayBuffer();
