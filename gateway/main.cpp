@@ -1,5 +1,6 @@
 // toolgate: the process. Command line, config, logging, signals; the rest lives in app/server.
 #include <CLI/CLI.hpp>
+#include <boost/system/system_error.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -131,6 +132,9 @@ int main(int argc, char** argv) {
         std::uint16_t port = 0;
         try {
             port = srv.bind();
+        } catch (boost::system::system_error const& e) {
+            spdlog::error("cannot listen on {}: {}", cfg.server.listen.to_string(), e.code().message());
+            return 1;
         } catch (std::exception const& e) {
             spdlog::error("cannot listen on {}: {}", cfg.server.listen.to_string(), e.what());
             return 1;
