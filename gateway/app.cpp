@@ -6,12 +6,18 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <chrono>
+#include <future>
 #include <random>
+#include <thread>
 
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
-#include "providers/sse.hpp"
+#include "common/sse.hpp"
 
 namespace toolgate::gateway {
 
@@ -143,9 +149,51 @@ private:
     bool failed_ = false;
 };
 
+// The MCP side of the gateway: its own io_context thread (MCP traffic is light next to chat
+// traffic) running the aggregator. Destroying it stops every MCP server, bounded in time.
+class mcp_runtime {
+public:
+    explicit mcp_runtime(gateway_config const& cfg) : guard_(ioc_.get_executor()) {
+        mcp::aggregator_options opts;
+        opts.names = cfg.tool_prefix_mode;
+        opts.session.client_version = TOOLGATE_VERSION;
+        auto base = spdlog::default_logger();
+        aggregator_ = std::make_unique<mcp::aggregator>(
+            ioc_.get_executor(), cfg.mcp_servers, opts, [base](std::string const& server) -> mcp::log_sink {
+                return [base, server](mcp::log_level lvl, std::string const& text) {
+                    auto level = lvl == mcp::log_level::error  ? spdlog::level::err
+                                 : lvl == mcp::log_level::warn ? spdlog::level::warn
+                                 : lvl == mcp::log_level::info ? spdlog::level::info
+                                                                : spdlog::level::debug;
+                    base->log(level, "[mcp:{}] {}", server, text);
+                };
+            });
+        thread_ = std::thread([this] { ioc_.run(); });
+        aggregator_->start();
+    }
+
+    ~mcp_runtime() {
+        auto done = std::make_shared<std::promise<void>>();
+        auto fut = done->get_future();
+        asio::co_spawn(ioc_, aggregator_->stop(), [done](std::exception_ptr) { done->set_value(); });
+        fut.wait_for(std::chrono::seconds(10));
+        guard_.reset();
+        ioc_.stop();
+        thread_.join();
+    }
+
+    mcp::aggregator& aggregator() { return *aggregator_; }
+
+private:
+    asio::io_context ioc_{1};
+    asio::executor_work_guard<asio::io_context::executor_type> guard_;
+    std::unique_ptr<mcp::aggregator> aggregator_;
+    std::thread thread_;
+};
+
 class app final : public request_handler {
 public:
-    explicit app(gateway_config const& cfg) : cfg_(cfg) {
+    explicit app(gateway_config const& cfg) : cfg_(cfg), mcp_(std::make_unique<mcp_runtime>(cfg)) {
         for (auto const& pc : cfg_.providers) providers_.push_back(providers::make_provider(pc));
         std::vector<providers::provider*> raw;
         for (auto& p : providers_) raw.push_back(p.get());
@@ -179,6 +227,14 @@ public:
             rec.route = "/v1/models";
             if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
             else co_await models(path, out, rec, headers);
+        } else if (path == "/mcp/servers" || path == "/mcp/tools" || path == "/mcp/tools/call") {
+            rec.route = "/v1" + std::string(path);
+            bool post = path == "/mcp/tools/call";
+            if (req.method != (post ? "POST" : "GET"))
+                co_await reply_error(out, rec, headers, api_error::method_not_allowed(post ? "use POST" : "use GET"));
+            else if (path == "/mcp/servers") co_await mcp_servers(out, rec, headers);
+            else if (path == "/mcp/tools") co_await mcp_tools(out, rec, headers);
+            else co_await mcp_call(req, out, cancel, rec, headers);
         } else if (req.path == "/health" || req.path == "/healthz") {
             rec.route = "/health";
             if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
@@ -188,7 +244,8 @@ public:
             if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
             else {
                 rec.status = 200;
-                co_await out.send(200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render(), headers);
+                co_await out.send(200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render() + mcp_metrics(),
+                                  headers);
             }
         } else {
             rec.route = "unmatched";
@@ -349,6 +406,106 @@ private:
         co_await out.send(200, "application/json", json::serialize(result.response), headers);
     }
 
+    asio::awaitable<void> mcp_servers(response_channel& out, request_record& rec, header_list const& headers) {
+        json::object o{{"object", "list"}, {"data", mcp_->aggregator().servers_status()}};
+        rec.status = 200;
+        co_await out.send(200, "application/json", json::serialize(o), headers);
+    }
+
+    asio::awaitable<void> mcp_tools(response_channel& out, request_record& rec, header_list const& headers) {
+        auto cat = mcp_->aggregator().snapshot();
+        json::array tools;
+        for (auto const& t : cat->tools) {
+            json::object o{{"name", t.exposed}, {"server", t.server}, {"original_name", t.name}};
+            for (char const* k : {"title", "description", "inputSchema", "outputSchema", "annotations"})
+                if (auto const* v = t.definition.if_contains(k)) o[k] = *v;
+            tools.push_back(std::move(o));
+        }
+        json::array problems;
+        for (auto const& p : cat->problems) problems.push_back(json::string(p));
+        json::object o{{"object", "list"}, {"data", std::move(tools)}, {"problems", std::move(problems)},
+                       {"resources", cat->resources.size()}, {"resource_templates", cat->resource_templates.size()},
+                       {"prompts", cat->prompts.size()}};
+        rec.status = 200;
+        co_await out.send(200, "application/json", json::serialize(o), headers);
+    }
+
+    // Admin/debug: call one aggregated tool directly, as the agent loop will.
+    asio::awaitable<void> mcp_call(inbound_request& req, response_channel& out, cancel_token& cancel,
+                                   request_record& rec, header_list const& headers) {
+        auto body = co_await parse_body(req, out, rec, headers);
+        if (!body) co_return;
+        auto* name = body->if_contains("name");
+        if (!name || !name->is_string()) {
+            co_await reply_error(out, rec, headers, api_error::bad_request("'name' (the tool's exposed name) is required", "missing_name"));
+            co_return;
+        }
+        json::object args;
+        if (auto* a = body->if_contains("arguments"); a && !a->is_null()) {
+            if (!a->is_object()) {
+                co_await reply_error(out, rec, headers, api_error::bad_request("'arguments' must be an object", "invalid_arguments"));
+                co_return;
+            }
+            args = a->get_object();
+        }
+        rec.model = std::string(name->get_string());
+        auto r = co_await mcp_->aggregator().call_tool(rec.model, std::move(args), &cancel);
+        if (cancel.cancelled()) {
+            rec.status = status_client_closed;
+            co_return;
+        }
+        if (!r.ok) {
+            int status = r.error_code == "unknown_tool"        ? 404
+                         : r.error_code == "invalid_arguments" ? 400
+                         : r.error_code == "timeout"           ? 504
+                         : r.error_code == "server_error"      ? 502
+                                                               : 503;
+            co_await reply_error(out, rec, headers, {status, "tool_error", r.error_code, r.error});
+            co_return;
+        }
+        json::object o{{"result", std::move(r.result)},
+                       {"duration_ms", double(r.duration.count()) / 1000.0},
+                       {"truncated", r.truncated}};
+        rec.status = 200;
+        co_await out.send(200, "application/json", json::serialize(o), headers);
+    }
+
+    std::string mcp_metrics() const {
+        auto& agg = mcp_->aggregator();
+        std::string out;
+        out += "# HELP toolgate_mcp_server_up Whether the MCP server is connected (1) or not (0).\n";
+        out += "# TYPE toolgate_mcp_server_up gauge\n";
+        for (auto const& s : agg.servers_status())
+            out += fmt::format("toolgate_mcp_server_up{{server=\"{}\"}} {}\n", std::string(s.at("name").get_string()),
+                               s.at("status") == "up" ? 1 : 0);
+        auto stats = agg.stats();
+        out += "# HELP toolgate_mcp_tool_calls_total Tool calls, by MCP server and tool.\n";
+        out += "# TYPE toolgate_mcp_tool_calls_total counter\n";
+        for (auto const& [server, tool, st] : stats)
+            out += fmt::format("toolgate_mcp_tool_calls_total{{server=\"{}\",tool=\"{}\"}} {}\n", server,
+                               json_escape(tool), st.calls);
+        out += "# HELP toolgate_mcp_tool_errors_total Tool calls that failed or returned isError.\n";
+        out += "# TYPE toolgate_mcp_tool_errors_total counter\n";
+        for (auto const& [server, tool, st] : stats)
+            out += fmt::format("toolgate_mcp_tool_errors_total{{server=\"{}\",tool=\"{}\"}} {}\n", server,
+                               json_escape(tool), st.errors);
+        out += "# HELP toolgate_mcp_tool_call_duration_seconds Tool call latency.\n";
+        out += "# TYPE toolgate_mcp_tool_call_duration_seconds histogram\n";
+        for (auto const& [server, tool, st] : stats) {
+            auto labels = fmt::format("server=\"{}\",tool=\"{}\"", server, json_escape(tool));
+            std::uint64_t cumulative = 0;
+            for (std::size_t i = 0; i < mcp::aggregator::latency_buckets.size(); ++i) {
+                cumulative = st.buckets[i];
+                out += fmt::format("toolgate_mcp_tool_call_duration_seconds_bucket{{{},le=\"{}\"}} {}\n", labels,
+                                   mcp::aggregator::latency_buckets[i], cumulative);
+            }
+            out += fmt::format("toolgate_mcp_tool_call_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\n", labels, st.calls);
+            out += fmt::format("toolgate_mcp_tool_call_duration_seconds_sum{{{}}} {}\n", labels, st.seconds_sum);
+            out += fmt::format("toolgate_mcp_tool_call_duration_seconds_count{{{}}} {}\n", labels, st.calls);
+        }
+        return out;
+    }
+
     api_error request_timed_out() const {
         return {504, "timeout_error", "request_timeout",
                 "the request took longer than the gateway's request_timeout of " +
@@ -405,12 +562,17 @@ private:
             });
         }
         auto uptime = std::chrono::duration_cast<std::chrono::seconds>(clock_type::now() - started_).count();
-        json::object o{{"status", all_ok ? "ok" : "degraded"},
+        auto servers = mcp_->aggregator().servers_status();
+        for (auto const& s : servers)
+            if (s.at("status") != "up") all_ok = false;
+        bool required_up = mcp_->aggregator().required_servers_up();
+        json::object o{{"status", !required_up ? "unhealthy" : all_ok ? "ok" : "degraded"},
                        {"version", TOOLGATE_VERSION},
                        {"uptime_seconds", uptime},
-                       {"providers", std::move(ps)}};
-        rec.status = 200;
-        co_await out.send(200, "application/json", json::serialize(o), headers);
+                       {"providers", std::move(ps)},
+                       {"mcp_servers", std::move(servers)}};
+        rec.status = required_up ? 200 : 503;
+        co_await out.send(rec.status, "application/json", json::serialize(o), headers);
     }
 
     void finish(request_record& rec) {
@@ -439,6 +601,7 @@ private:
     }
 
     gateway_config cfg_;
+    std::unique_ptr<mcp_runtime> mcp_;
     std::vector<std::unique_ptr<providers::provider>> providers_;
     std::unique_ptr<model_router> router_;
     std::unique_ptr<turn_pipeline> pipeline_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mcp/aggregator.hpp"
 #include "providers/provider.hpp"
 
 namespace toolgate::gateway {
@@ -41,6 +42,8 @@ struct log_config {
 
 struct gateway_config {
     server_config server;
+    std::vector<mcp::server_config> mcp_servers;
+    mcp::prefix_mode tool_prefix_mode = mcp::prefix_mode::always;
     log_config log;
     std::vector<providers::provider_config> providers;
     bool providers_from_env = true;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/cancel.hpp"
-#include "providers/http_client.hpp"
+#include "common/http_client.hpp"
 
 namespace toolgate::gateway {
 

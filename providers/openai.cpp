@@ -7,8 +7,8 @@
 
 #include <stdexcept>
 
-#include "providers/http_client.hpp"
-#include "providers/sse.hpp"
+#include "common/http_client.hpp"
+#include "common/sse.hpp"
 
 namespace toolgate::providers {
 

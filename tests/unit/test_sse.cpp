@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "providers/sse.hpp"
+#include "common/sse.hpp"
 
 using toolgate::sse::event;
 using toolgate::sse::parser;

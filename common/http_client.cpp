@@ -1,4 +1,4 @@
-#include "providers/http_client.hpp"
+#include "common/http_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -247,6 +247,7 @@ struct client::impl {
         res.status = static_cast<int>(p.get().result_int());
         for (auto const& f : p.get()) res.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
         bool deliver = reader != nullptr && res.status / 100 == 2;
+        if (deliver) reader->on_head(res);
 
         auto& tmp = c.body_chunk;
         while (!p.is_done()) {

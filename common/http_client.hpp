@@ -60,6 +60,8 @@ struct timeouts {
 class body_reader {
 public:
     virtual ~body_reader() = default;
+    // The status and headers of a 2xx response, before any of its body.
+    virtual void on_head(response const&) {}
     virtual asio::awaitable<bool> on_data(std::string_view data) = 0;
 };
 

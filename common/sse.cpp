@@ -1,4 +1,4 @@
-#include "providers/sse.hpp"
+#include "common/sse.hpp"
 
 namespace toolgate::sse {
 

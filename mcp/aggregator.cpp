@@ -1,0 +1,470 @@
+#include "mcp/aggregator.hpp"
+#include "mcp/jsonrpc.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+
+namespace toolgate::mcp {
+
+using clock_type = std::chrono::steady_clock;
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+struct aggregator::server_state {
+    server_config cfg;
+    log_sink log;
+    asio::steady_timer backoff_timer;
+
+    // MCP thread only.
+    std::shared_ptr<client_session> session;
+    std::vector<json::object> tools, resources, templates, prompts;
+    unsigned in_flight = 0;
+    std::deque<asio::steady_timer*> waiters;
+    unsigned consecutive_failures = 0;
+    clock_type::time_point breaker_open_until{};
+    bool trial_in_flight = false;
+    bool refresh_running = false;
+    bool refresh_again = false;
+
+    // Read by other threads: guarded by aggregator::mu_.
+    std::string status = "starting";
+    std::string last_error;
+    std::string protocol_version;
+    json::object server_info;
+    unsigned restarts = 0;
+    bool breaker_open = false;
+    std::map<std::string, call_stats> per_tool;
+
+    server_state(asio::any_io_executor ex, server_config c, log_sink l)
+        : cfg(std::move(c)), log(std::move(l)), backoff_timer(ex) {}
+};
+
+namespace {
+
+bool allowed(server_config const& cfg, std::string const& tool) {
+    if (!cfg.allowed_tools.empty() &&
+        std::find(cfg.allowed_tools.begin(), cfg.allowed_tools.end(), tool) == cfg.allowed_tools.end())
+        return false;
+    return std::find(cfg.denied_tools.begin(), cfg.denied_tools.end(), tool) == cfg.denied_tools.end();
+}
+
+// Cuts a UTF-8 string to at most n bytes without splitting a character.
+void utf8_cut(std::string& s, std::size_t n) {
+    if (s.size() <= n) return;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    s.resize(n);
+}
+
+// Keeps a tool result under `cap` bytes (serialized), cutting text and dropping large binary parts,
+// and says so in a text part the model will read.
+bool cap_result(json::object& result, std::size_t cap) {
+    auto size = json::serialize(result).size();
+    if (size <= cap) return false;
+    std::size_t budget = cap > 512 ? cap - 512 : 0;
+    json::array kept;
+    if (auto* content = result.if_contains("content"); content && content->is_array()) {
+        for (auto& item : content->get_array()) {
+            auto* io = item.if_object();
+            if (io && io->contains("text") && io->at("text").is_string()) {
+                std::string text(io->at("text").get_string());
+                if (text.size() > budget) utf8_cut(text, budget);
+                budget -= text.size();
+                (*io)["text"] = text;
+                if (!text.empty()) kept.push_back(std::move(item));
+            } else {
+                auto n = json::serialize(item).size();
+                if (n <= budget) {
+                    budget -= n;
+                    kept.push_back(std::move(item));
+                }
+            }
+        }
+    }
+    result.erase("structuredContent");  // cannot be cut meaningfully
+    kept.push_back(json::object{{"type", "text"},
+                                {"text", "[toolgate: the tool result was " + std::to_string(size) +
+                                             " bytes and has been truncated to the limit of " + std::to_string(cap) +
+                                             " bytes]"}});
+    result["content"] = std::move(kept);
+    return true;
+}
+
+}  // namespace
+
+aggregator::aggregator(asio::any_io_executor ex, std::vector<server_config> servers, aggregator_options opts,
+                       log_factory logs)
+    : ex_(ex), opts_(std::move(opts)), logs_(std::move(logs)), catalog_(std::make_shared<catalog>()) {
+    for (auto& c : servers) {
+        auto log = logs_(c.name);
+        servers_.push_back(std::make_unique<server_state>(ex_, std::move(c), std::move(log)));
+    }
+}
+
+aggregator::~aggregator() = default;
+
+void aggregator::start() {
+    for (auto& s : servers_)
+        asio::co_spawn(ex_, supervise(*s), [log = s->log](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (std::exception const& ex) {
+                log(log_level::error, std::string("supervisor stopped by an exception: ") + ex.what());
+            }
+        });
+}
+
+asio::awaitable<void> aggregator::stop() {
+    stopping_ = true;
+    for (auto& s : servers_) {
+        s->backoff_timer.cancel();
+        if (auto session = s->session) co_await session->close();
+    }
+}
+
+std::shared_ptr<catalog const> aggregator::snapshot() const {
+    std::lock_guard lock(mu_);
+    return catalog_;
+}
+
+std::size_t aggregator::server_count() const { return servers_.size(); }
+
+asio::awaitable<void> aggregator::supervise(server_state& s) {
+    auto backoff = opts_.backoff_min;
+    while (!stopping_) {
+        {
+            std::lock_guard lock(mu_);
+            s.status = "starting";
+        }
+        std::unique_ptr<transport> t;
+        if (s.cfg.stdio) t = make_stdio_transport(ex_, *s.cfg.stdio, s.log);
+        else t = make_http_transport(ex_, *s.cfg.http, s.log);
+        auto session = std::make_shared<client_session>(ex_, std::move(t), opts_.session, s.log);
+        auto started_at = clock_type::now();
+        auto r = co_await session->start();
+        if (r && !stopping_) {
+            s.session = session;
+            {
+                std::lock_guard lock(mu_);
+                s.status = "up";
+                s.last_error.clear();
+                s.protocol_version = r->protocol_version;
+                s.server_info = r->info;
+            }
+            s.log(log_level::info, "connected (protocol " + r->protocol_version + ")");
+            std::weak_ptr<client_session> weak = session;
+            session->on_notification([this, &s, weak](std::string const& method, json::value const&) {
+                if (method == "notifications/tools/list_changed" || method == "notifications/resources/list_changed" ||
+                    method == "notifications/prompts/list_changed") {
+                    if (auto live = weak.lock())
+                        asio::co_spawn(ex_, refresh(s, live), asio::detached);
+                }
+            });
+            co_await refresh(s, session);
+            co_await session->wait_closed();
+            s.session.reset();
+            s.tools.clear();
+            s.resources.clear();
+            s.templates.clear();
+            s.prompts.clear();
+            rebuild_catalog();
+            {
+                std::lock_guard lock(mu_);
+                s.status = stopping_ ? "stopped" : "down";
+                s.last_error = "connection to the server closed";
+            }
+            if (clock_type::now() - started_at > std::chrono::seconds(60)) backoff = opts_.backoff_min;
+        } else {
+            std::lock_guard lock(mu_);
+            s.status = stopping_ ? "stopped" : "down";
+            s.last_error = r ? "stopped" : "could not start: " + r.error().message();
+        }
+        if (stopping_) break;
+        {
+            std::lock_guard lock(mu_);
+            ++s.restarts;
+        }
+        s.log(log_level::warn, "unavailable; restarting in " + std::to_string(backoff.count()) + " ms");
+        s.backoff_timer.expires_after(backoff);
+        co_await s.backoff_timer.async_wait(nothrow_awaitable);
+        backoff = std::min(backoff * 2, opts_.backoff_max);
+    }
+}
+
+asio::awaitable<void> aggregator::refresh(server_state& s, std::shared_ptr<client_session> session) {
+    if (s.refresh_running) {
+        s.refresh_again = true;
+        co_return;
+    }
+    s.refresh_running = true;
+    do {
+        s.refresh_again = false;
+        auto list_all = [&](std::string method, std::string key) -> asio::awaitable<std::optional<std::vector<json::object>>> {
+            std::vector<json::object> items;
+            json::value cursor;
+            for (int page = 0; page < 1000; ++page) {
+                json::object params;
+                if (cursor.is_string()) params["cursor"] = cursor;
+                auto r = co_await session->request(method, params, s.cfg.timeout);
+                if (!r.ok()) {
+                    s.log(log_level::warn, method + " failed: " + r.message);
+                    co_return std::nullopt;
+                }
+                auto const* o = r.result.if_object();
+                auto const* arr = o ? o->if_contains(key) : nullptr;
+                if (arr && arr->is_array())
+                    for (auto const& it : arr->get_array())
+                        if (it.is_object()) items.push_back(it.get_object());
+                auto const* next = o ? o->if_contains("nextCursor") : nullptr;
+                if (!next || !next->is_string() || next->get_string().empty()) break;
+                cursor = *next;
+            }
+            co_return items;
+        };
+        auto const& caps = session->info().capabilities;
+        std::vector<json::object> tools;
+        if (caps.contains("tools")) {
+            if (auto t = co_await list_all("tools/list", "tools")) {
+                for (auto& tool : *t) {
+                    auto const* n = tool.if_contains("name");
+                    if (n && n->is_string() && allowed(s.cfg, std::string(n->get_string()))) tools.push_back(std::move(tool));
+                }
+            }
+        }
+        std::vector<json::object> resources, templates, prompts;
+        if (caps.contains("resources")) {
+            if (auto r = co_await list_all("resources/list", "resources")) resources = std::move(*r);
+            if (auto r = co_await list_all("resources/templates/list", "resourceTemplates")) templates = std::move(*r);
+        }
+        if (caps.contains("prompts"))
+            if (auto r = co_await list_all("prompts/list", "prompts")) prompts = std::move(*r);
+        if (session != s.session) break;  // the session ended meanwhile
+        s.tools = std::move(tools);
+        s.resources = std::move(resources);
+        s.templates = std::move(templates);
+        s.prompts = std::move(prompts);
+        rebuild_catalog();
+    } while (s.refresh_again);
+    s.refresh_running = false;
+}
+
+void aggregator::rebuild_catalog() {
+    auto c = std::make_shared<catalog>();
+    std::vector<tool_ref> refs;
+    std::vector<std::pair<server_state*, json::object const*>> origin;
+    for (auto& s : servers_) {
+        if (!s->session) continue;
+        for (auto const& t : s->tools) {
+            refs.push_back({s->cfg.name, std::string(t.at("name").get_string())});
+            origin.emplace_back(s.get(), &t);
+        }
+        for (auto const& r : s->resources) c->resources.emplace_back(s->cfg.name, r);
+        for (auto const& r : s->templates) c->resource_templates.emplace_back(s->cfg.name, r);
+        for (auto const& p : s->prompts) c->prompts.emplace_back(s->cfg.name, p);
+    }
+    auto names = assign_names(refs, opts_.names);
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        if (names[i].exposed.empty()) {
+            c->problems.push_back(names[i].problem);
+            continue;
+        }
+        c->by_exposed.emplace(names[i].exposed, c->tools.size());
+        c->tools.push_back({names[i].exposed, refs[i].server, refs[i].tool, *origin[i].second});
+    }
+    std::lock_guard lock(mu_);
+    catalog_ = std::move(c);
+}
+
+asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, json::object arguments,
+                                                    cancel_token* cancel,
+                                                    std::function<void(json::value const&)> on_progress) {
+    // The caller's token lives on the caller's thread; the call runs on the MCP thread with its own.
+    auto mcp_cancel = std::make_shared<cancel_token>();
+    cancel_token::subscription sub;
+    if (cancel)
+        sub = cancel->subscribe([ex = ex_, mcp_cancel] { asio::post(ex, [mcp_cancel] { mcp_cancel->cancel(); }); });
+    co_return co_await asio::co_spawn(
+        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress)),
+        asio::use_awaitable);
+}
+
+asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed_name, json::object arguments,
+                                                             std::shared_ptr<cancel_token> cancel,
+                                                             std::function<void(json::value const&)> on_progress) {
+    tool_outcome out;
+    auto start = clock_type::now();
+    auto cat = snapshot();
+    auto const* entry = cat->find(exposed_name);
+    if (entry == nullptr) {
+        out.error = "unknown tool '" + exposed_name + "'";
+        out.error_code = "unknown_tool";
+        co_return out;
+    }
+    server_state* s = nullptr;
+    for (auto& st : servers_)
+        if (st->cfg.name == entry->server) s = st.get();
+    std::string tool_name = entry->name;
+    auto finish = [&](tool_outcome& o) {
+        o.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
+        std::lock_guard lock(mu_);
+        auto& st = s->per_tool[tool_name];
+        ++st.calls;
+        if (!o.ok || (o.result.contains("isError") && o.result.at("isError") == true)) ++st.errors;
+        double secs = std::chrono::duration<double>(o.duration).count();
+        for (std::size_t i = 0; i < latency_buckets.size(); ++i)
+            if (secs <= latency_buckets[i]) ++st.buckets[i];
+        st.seconds_sum += secs;
+    };
+    auto session = s ? s->session : nullptr;
+    if (!session || session->closed()) {
+        out.error = "MCP server '" + entry->server + "' is unavailable";
+        out.error_code = "unavailable";
+        finish(out);
+        co_return out;
+    }
+    auto now = clock_type::now();
+    bool trial = false;
+    if (s->breaker_open_until != clock_type::time_point{}) {
+        if (now < s->breaker_open_until || s->trial_in_flight) {
+            out.error = "MCP server '" + entry->server + "' is failing; calls are paused (circuit breaker open)";
+            out.error_code = "circuit_open";
+            finish(out);
+            co_return out;
+        }
+        trial = s->trial_in_flight = true;  // half-open: one call decides
+    }
+    if (s->in_flight >= s->cfg.max_concurrency) {
+        if (s->waiters.size() >= s->cfg.max_queue) {
+            out.error = "MCP server '" + entry->server + "' is busy (" + std::to_string(s->cfg.max_queue) + " calls queued)";
+            out.error_code = "busy";
+            if (trial) s->trial_in_flight = false;
+            finish(out);
+            co_return out;
+        }
+        asio::steady_timer wake(ex_);
+        wake.expires_after(s->cfg.timeout);
+        s->waiters.push_back(&wake);
+        auto sub = cancel->subscribe([&wake] { wake.cancel(); });
+        auto [ec] = co_await wake.async_wait(nothrow_awaitable);
+        auto it = std::find(s->waiters.begin(), s->waiters.end(), &wake);
+        if (it != s->waiters.end()) s->waiters.erase(it);
+        if (!ec || cancel->cancelled() || s->in_flight >= s->cfg.max_concurrency) {
+            out.error = cancel->cancelled() ? "cancelled while queued" : "timed out while queued for a free slot";
+            out.error_code = cancel->cancelled() ? "cancelled" : "timeout";
+            if (trial) s->trial_in_flight = false;
+            finish(out);
+            co_return out;
+        }
+    }
+    ++s->in_flight;
+    json::object params{{"name", tool_name}, {"arguments", std::move(arguments)}};
+    auto r = co_await session->request("tools/call", std::move(params), s->cfg.timeout, cancel.get(), std::move(on_progress));
+    --s->in_flight;
+    if (!s->waiters.empty()) {
+        s->waiters.front()->cancel();
+        s->waiters.pop_front();
+    }
+    if (trial) s->trial_in_flight = false;
+
+    bool failure = false;
+    switch (r.state) {
+        case call_result::status::ok:
+            if (auto* o = r.result.if_object()) {
+                out.ok = true;
+                out.result = std::move(*o);
+                out.truncated = cap_result(out.result, s->cfg.max_result_bytes);
+            } else {
+                out.error = "the server answered tools/call with something that is not a result object";
+                out.error_code = "server_error";
+            }
+            break;
+        case call_result::status::error:
+            out.error = "the server refused the call: " + r.message + " (" + std::to_string(r.code) + ")";
+            out.error_code = r.code == errc::invalid_params ? "invalid_arguments" : "server_error";
+            break;
+        case call_result::status::timeout:
+            out.error = "no result within " + std::to_string(s->cfg.timeout.count()) + " ms";
+            out.error_code = "timeout";
+            failure = true;
+            break;
+        case call_result::status::cancelled:
+            out.error = "cancelled";
+            out.error_code = "cancelled";
+            break;
+        case call_result::status::closed:
+            out.error = "the server connection closed during the call";
+            out.error_code = "unavailable";
+            failure = true;
+            break;
+    }
+    if (failure) {
+        if (++s->consecutive_failures >= opts_.breaker_failures || trial) {
+            s->breaker_open_until = clock_type::now() + opts_.breaker_open;
+            s->log(log_level::warn, "circuit breaker open for " + std::to_string(opts_.breaker_open.count()) + " ms after " +
+                                        std::to_string(s->consecutive_failures) + " failures");
+            std::lock_guard lock(mu_);
+            s->breaker_open = true;
+        }
+    } else if (r.state == call_result::status::ok || r.state == call_result::status::error) {
+        s->consecutive_failures = 0;
+        if (s->breaker_open_until != clock_type::time_point{}) {
+            s->breaker_open_until = {};
+            s->log(log_level::info, "circuit breaker closed");
+            std::lock_guard lock(mu_);
+            s->breaker_open = false;
+        }
+    }
+    finish(out);
+    co_return out;
+}
+
+json::array aggregator::servers_status() const {
+    json::array out;
+    auto cat = snapshot();
+    std::lock_guard lock(mu_);
+    for (auto const& s : servers_) {
+        std::size_t tools = 0;
+        for (auto const& t : cat->tools)
+            if (t.server == s->cfg.name) ++tools;
+        json::object o{{"name", s->cfg.name},
+                       {"transport", s->cfg.stdio ? "stdio" : "http"},
+                       {"status", s->status},
+                       {"required", s->cfg.required},
+                       {"tools", tools},
+                       {"restarts", s->restarts},
+                       {"circuit_breaker", s->breaker_open ? "open" : "closed"}};
+        if (!s->protocol_version.empty()) o["protocol_version"] = s->protocol_version;
+        if (!s->server_info.empty()) o["server_info"] = s->server_info;
+        if (!s->last_error.empty()) o["last_error"] = s->last_error;
+        if (s->cfg.http) o["url"] = s->cfg.http->url;
+        else o["command"] = s->cfg.stdio->command;
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+bool aggregator::required_servers_up() const {
+    std::lock_guard lock(mu_);
+    for (auto const& s : servers_)
+        if (s->cfg.required && s->status != "up") return false;
+    return true;
+}
+
+std::vector<std::tuple<std::string, std::string, call_stats>> aggregator::stats() const {
+    std::vector<std::tuple<std::string, std::string, call_stats>> out;
+    std::lock_guard lock(mu_);
+    for (auto const& s : servers_)
+        for (auto const& [tool, st] : s->per_tool) out.emplace_back(s->cfg.name, tool, st);
+    return out;
+}
+
+}  // namespace toolgate::mcp

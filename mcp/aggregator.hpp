@@ -1,0 +1,135 @@
+#pragma once
+// The aggregator: many MCP servers behind one catalog. Each server is supervised on the MCP
+// executor (started in parallel, never blocking the gateway; restarted with exponential backoff
+// when it dies; a circuit breaker per server; bounded concurrency with a bounded queue; results
+// capped). The catalog is an immutable snapshot swapped atomically, so any worker thread reads it
+// without locks held across I/O. call_tool() may be called from any thread.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/cancel.hpp"
+#include "mcp/client_session.hpp"
+#include "mcp/names.hpp"
+#include "mcp/transport.hpp"
+
+namespace toolgate::mcp {
+
+struct server_config {
+    std::string name;
+    std::optional<stdio_options> stdio;
+    std::optional<http_options> http;
+    std::vector<std::string> allowed_tools;  // empty: all
+    std::vector<std::string> denied_tools;
+    std::chrono::milliseconds timeout{60'000};  // per call
+    unsigned max_concurrency = 8;
+    unsigned max_queue = 64;
+    bool required = false;
+    std::size_t max_result_bytes = 1u << 20;
+};
+
+struct aggregator_options {
+    prefix_mode names = prefix_mode::always;
+    session_options session;
+    std::chrono::milliseconds backoff_min{500};
+    std::chrono::milliseconds backoff_max{30'000};
+    unsigned breaker_failures = 5;                  // consecutive failures that open the breaker
+    std::chrono::milliseconds breaker_open{30'000};  // how long it stays open before one trial call
+};
+
+struct tool_entry {
+    std::string exposed;  // the name models and MCP clients see
+    std::string server;
+    std::string name;       // the server's own name
+    json::object definition;  // the server's tool object (name, description, inputSchema, ...)
+};
+
+struct catalog {
+    std::vector<tool_entry> tools;
+    std::unordered_map<std::string, std::size_t> by_exposed;
+    std::vector<std::pair<std::string, json::object>> resources;           // (server, resource)
+    std::vector<std::pair<std::string, json::object>> resource_templates;  // (server, template)
+    std::vector<std::pair<std::string, json::object>> prompts;             // (server, prompt)
+    std::vector<std::string> problems;                                     // names dropped, and why
+    tool_entry const* find(std::string_view exposed) const {
+        auto it = by_exposed.find(std::string(exposed));
+        return it == by_exposed.end() ? nullptr : &tools[it->second];
+    }
+};
+
+struct tool_outcome {
+    bool ok = false;          // the call reached the server and it answered (result may still have isError)
+    json::object result;      // MCP CallToolResult
+    std::string error;        // why not ok
+    std::string error_code;   // unknown_tool, unavailable, busy, circuit_open, timeout, cancelled, server_error
+    bool truncated = false;
+    std::chrono::microseconds duration{0};
+};
+
+// Per server and tool call figures, for /metrics.
+struct call_stats {
+    std::uint64_t calls = 0;
+    std::uint64_t errors = 0;
+    std::array<std::uint64_t, 12> buckets{};  // latency histogram, see aggregator::latency_buckets
+    double seconds_sum = 0;
+};
+
+class aggregator {
+public:
+    static constexpr std::array<double, 12> latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                            0.5,   1,    2.5,   5,    10,  60};
+    using log_factory = std::function<log_sink(std::string const& server)>;
+
+    aggregator(asio::any_io_executor ex, std::vector<server_config> servers, aggregator_options opts, log_factory logs);
+    ~aggregator();
+    aggregator(aggregator const&) = delete;
+    aggregator& operator=(aggregator const&) = delete;
+
+    // Thread-safe. Starts every server in parallel; returns at once.
+    void start();
+    // Runs on the MCP executor; closes every server (stdio children are stopped).
+    asio::awaitable<void> stop();
+
+    // Thread-safe, lock-free for readers after the load.
+    std::shared_ptr<catalog const> snapshot() const;
+
+    // Thread-safe: may be awaited from any executor. `cancel` belongs to the caller's thread.
+    asio::awaitable<tool_outcome> call_tool(std::string exposed_name, json::object arguments, cancel_token* cancel,
+                                            std::function<void(json::value const&)> on_progress = {});
+
+    // Thread-safe views for /health, /v1/mcp/servers and /metrics.
+    json::array servers_status() const;
+    bool required_servers_up() const;
+    std::vector<std::tuple<std::string, std::string, call_stats>> stats() const;
+    std::size_t server_count() const;
+
+private:
+    struct server_state;
+    asio::awaitable<void> supervise(server_state& s);
+    asio::awaitable<void> refresh(server_state& s, std::shared_ptr<client_session> session);
+    asio::awaitable<tool_outcome> call_on_mcp_thread(std::string exposed_name, json::object arguments,
+                                                     std::shared_ptr<cancel_token> cancel,
+                                                     std::function<void(json::value const&)> on_progress);
+    void rebuild_catalog();
+
+    asio::any_io_executor ex_;
+    aggregator_options opts_;
+    log_factory logs_;
+    std::vector<std::unique_ptr<server_state>> servers_;
+    mutable std::mutex mu_;  // guards catalog_ and the status fields read by other threads
+    std::shared_ptr<catalog const> catalog_;
+    std::atomic<bool> stopping_{false};
+};
+
+}  // namespace toolgate::mcp

@@ -1,0 +1,299 @@
+// MCP over HTTP: Streamable HTTP (POST per message, JSON or SSE answers, Mcp-Session-Id,
+// MCP-Protocol-Version, a GET stream for server-initiated messages with Last-Event-ID resumption,
+// DELETE on close) and the legacy HTTP+SSE transport of 2024-11-05 (GET /sse announces a POST
+// endpoint; every message comes back on the SSE stream), detected when POST initialize is refused.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/http_client.hpp"
+#include "common/sse.hpp"
+#include "mcp/jsonrpc.hpp"
+#include "mcp/message_queue.hpp"
+#include "mcp/transport.hpp"
+
+namespace toolgate::mcp {
+
+using boost::system::error_code;
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// Feeds an HTTP body (JSON or SSE) into the message queue.
+class message_reader final : public http::body_reader {
+public:
+    message_reader(detail::message_queue& q, std::size_t max_bytes, std::string* last_event_id,
+                   std::function<void(sse::event const&)> on_event = {})
+        : queue_(q), parser_(max_bytes), max_(max_bytes), last_event_id_(last_event_id), on_event_(std::move(on_event)) {}
+
+    void on_head(http::response const& head) override {
+        sse_ = head.header("content-type").find("text/event-stream") != std::string_view::npos;
+        session_id = std::string(head.header("mcp-session-id"));
+    }
+
+    asio::awaitable<bool> on_data(std::string_view data) override {
+        if (!sse_) {
+            if (json_.size() + data.size() > max_) co_return false;
+            json_.append(data);
+            co_return true;
+        }
+        events_.clear();
+        if (!parser_.feed(data, events_)) co_return false;
+        for (auto& ev : events_) {
+            if (!ev.id.empty() && last_event_id_) *last_event_id_ = ev.id;
+            if (on_event_ && !ev.type.empty() && ev.type != "message") {
+                on_event_(ev);
+                continue;
+            }
+            if (!ev.data.empty()) queue_.push(std::move(ev.data));
+        }
+        co_return true;
+    }
+
+    // A JSON body arrives whole: hand it over at the end.
+    void finish() {
+        if (!sse_ && !json_.empty()) queue_.push(std::move(json_));
+    }
+
+    std::string session_id;
+
+private:
+    detail::message_queue& queue_;
+    sse::parser parser_;
+    std::size_t max_;
+    std::string* last_event_id_;
+    std::function<void(sse::event const&)> on_event_;
+    bool sse_ = false;
+    std::string json_;
+    std::vector<sse::event> events_;
+};
+
+class http_transport final : public transport {
+public:
+    http_transport(asio::any_io_executor ex, http_options opts, log_sink log)
+        : ex_(ex), opts_(std::move(opts)), log_(std::move(log)), queue_(ex),
+          client_(ex, http::make_verifying_tls_context()), endpoint_ready_(ex, asio::steady_timer::time_point::max()) {
+        mode_ = opts_.kind;
+    }
+
+    ~http_transport() override {
+        *alive_ = false;
+        stop_.cancel();
+    }
+
+    asio::awaitable<error_code> start() override {
+        auto ep = http::endpoint::parse(opts_.url);
+        if (!ep) co_return ep.error();
+        ep_ = *ep;
+        auto q = opts_.url.find('?');
+        target_ = opts_.url.substr(opts_.url.find('/', opts_.url.find("//") + 2));
+        if (target_.empty() || target_[0] != '/') target_ = "/";
+        (void)q;
+        if (mode_ == http_options::mode::sse) co_return co_await start_legacy();
+        co_return error_code{};
+    }
+
+    asio::awaitable<error_code> send(std::string message) override {
+        if (queue_.is_closed()) co_return asio::error::not_connected;
+        if (mode_ == http_options::mode::sse) co_return co_await post_legacy(std::move(message));
+        auto m = parse_message(message);
+        bool is_request = m.type == message::kind::request;
+        if (mode_ == http_options::mode::automatic || m.method == "initialize") {
+            // Decide the transport on the first exchange: wait for it.
+            co_return co_await post_streamable(std::move(message), std::move(m), true);
+        }
+        if (!is_request) co_return co_await post_streamable(std::move(message), std::move(m), false);
+        // Requests may take long (their answer streams back): run them beside the session.
+        asio::co_spawn(ex_, post_streamable_detached(std::move(message), std::move(m)), asio::detached);
+        co_return error_code{};
+    }
+
+    asio::awaitable<boost::system::result<std::string>> receive() override { co_return co_await queue_.pop(); }
+
+    asio::awaitable<void> close() override {
+        stop_.cancel();
+        if (mode_ != http_options::mode::sse && !session_id_.empty()) {
+            auto req = base_request("DELETE");
+            auto r = co_await client_.send(ep_, req, timeouts(std::chrono::seconds(5)), nullptr);
+            (void)r;
+        }
+        queue_.close(asio::error::eof);
+    }
+
+    void set_protocol_version(std::string v) override {
+        protocol_version_ = std::move(v);
+        // Server-initiated messages arrive on a GET stream once the session is set up.
+        if (mode_ == http_options::mode::streamable_http && !get_running_) {
+            get_running_ = true;
+            asio::co_spawn(ex_, get_stream(alive_), asio::detached);
+        }
+    }
+
+    std::string describe() const override {
+        return std::string(mode_ == http_options::mode::sse ? "sse:" : "http:") + opts_.url;
+    }
+
+private:
+    http::timeouts timeouts(std::chrono::milliseconds read) const { return {opts_.connect_timeout, read}; }
+
+    http::request base_request(std::string method, std::string target = {}) const {
+        http::request r;
+        r.method = std::move(method);
+        r.target = target.empty() ? target_ : std::move(target);
+        for (auto const& [k, v] : opts_.headers) r.headers.emplace_back(k, v);
+        if (!session_id_.empty()) r.headers.emplace_back("Mcp-Session-Id", session_id_);
+        if (!protocol_version_.empty()) r.headers.emplace_back("MCP-Protocol-Version", protocol_version_);
+        return r;
+    }
+
+    // A failed request must still get an answer, or its caller waits for the timeout.
+    void fail_request(message const& m, std::string const& why) {
+        if (m.type == message::kind::request) queue_.push(make_error(m.id, errc::internal_error, why));
+    }
+
+    asio::awaitable<void> post_streamable_detached(std::string body, message m) {
+        auto alive = alive_;
+        co_await post_streamable(std::move(body), std::move(m), false);
+        (void)alive;
+    }
+
+    asio::awaitable<error_code> post_streamable(std::string body, message m, bool deciding) {
+        auto alive = alive_;
+        auto req = base_request("POST");
+        req.headers.emplace_back("Content-Type", "application/json");
+        req.headers.emplace_back("Accept", "application/json, text/event-stream");
+        req.body = std::move(body);
+        message_reader reader(queue_, opts_.max_message_bytes, nullptr);
+        auto r = co_await client_.stream(ep_, req, timeouts(opts_.read_timeout), &stop_, reader);
+        if (!*alive) co_return asio::error::operation_aborted;
+        if (!r) {
+            fail_request(m, "could not reach the MCP server: " + r.error().message());
+            co_return error_code{};
+        }
+        if (r->status / 100 == 2) {
+            reader.finish();
+            if (m.method == "initialize") {
+                if (!reader.session_id.empty()) session_id_ = reader.session_id;
+                if (mode_ == http_options::mode::automatic) mode_ = http_options::mode::streamable_http;
+            }
+            co_return error_code{};
+        }
+        if (deciding && mode_ == http_options::mode::automatic && m.method == "initialize" &&
+            (r->status == 400 || r->status == 404 || r->status == 405)) {
+            log_(log_level::info, "POST initialize answered " + std::to_string(r->status) +
+                                      ": trying the legacy HTTP+SSE transport");
+            mode_ = http_options::mode::sse;
+            if (auto ec = co_await start_legacy()) {
+                fail_request(m, "neither Streamable HTTP nor HTTP+SSE worked");
+                co_return error_code{};
+            }
+            co_return co_await post_legacy(make_request(m.id, m.method, m.params));
+        }
+        if (r->status == 404 && !session_id_.empty()) {
+            // The server forgot our session: the supervisor starts a new one.
+            log_(log_level::warn, "the server ended the MCP session (404); reconnecting");
+            fail_request(m, "MCP session expired");
+            queue_.close(asio::error::connection_reset);
+            co_return error_code{};
+        }
+        fail_request(m, "MCP server answered HTTP " + std::to_string(r->status));
+        co_return error_code{};
+    }
+
+    // Server-to-client messages outside any request; resumed with Last-Event-ID after a drop.
+    asio::awaitable<void> get_stream(std::shared_ptr<bool> alive) {
+        asio::steady_timer pause(ex_);
+        std::string last_event_id;
+        auto delay = std::chrono::milliseconds(500);
+        while (*alive && !queue_.is_closed()) {
+            auto req = base_request("GET");
+            req.headers.emplace_back("Accept", "text/event-stream");
+            if (!last_event_id.empty()) req.headers.emplace_back("Last-Event-ID", last_event_id);
+            message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
+            auto r = co_await client_.stream(ep_, req, timeouts(std::chrono::hours(24)), &stop_, reader);
+            if (!*alive || stop_.cancelled()) co_return;
+            if (r && (r->status == 405 || r->status == 404)) co_return;  // no such stream offered
+            pause.expires_after(delay);
+            co_await pause.async_wait(nothrow_awaitable);
+            delay = std::min(delay * 2, std::chrono::milliseconds(30'000));
+        }
+    }
+
+    asio::awaitable<error_code> start_legacy() {
+        asio::co_spawn(ex_, legacy_stream(alive_), asio::detached);
+        endpoint_ready_.expires_after(opts_.connect_timeout);
+        if (post_target_.empty() && !legacy_failed_) co_await endpoint_ready_.async_wait(nothrow_awaitable);
+        if (post_target_.empty()) co_return asio::error::connection_refused;
+        co_return error_code{};
+    }
+
+    asio::awaitable<void> legacy_stream(std::shared_ptr<bool> alive) {
+        auto req = base_request("GET");
+        req.headers.emplace_back("Accept", "text/event-stream");
+        message_reader reader(queue_, opts_.max_message_bytes, nullptr, [this](sse::event const& ev) {
+            if (ev.type == "endpoint") {
+                post_target_ = resolve(ev.data);
+                endpoint_ready_.cancel();
+            }
+        });
+        auto r = co_await client_.stream(ep_, req, timeouts(std::chrono::hours(24)), &stop_, reader);
+        if (!*alive) co_return;
+        if (!r || r->status / 100 != 2) {
+            log_(log_level::warn, "legacy SSE stream failed: " + (r ? "HTTP " + std::to_string(r->status) : r.error().message()));
+        }
+        legacy_failed_ = true;
+        endpoint_ready_.cancel();
+        queue_.close(asio::error::connection_reset);  // the stream is the connection: reconnect from scratch
+    }
+
+    std::string resolve(std::string const& ref) const {
+        if (ref.rfind("http://", 0) == 0 || ref.rfind("https://", 0) == 0) {
+            auto p = ref.find('/', ref.find("//") + 2);
+            return p == std::string::npos ? "/" : ref.substr(p);
+        }
+        if (!ref.empty() && ref[0] == '/') return ref;
+        auto dir = target_.substr(0, target_.rfind('/') + 1);
+        return dir + ref;
+    }
+
+    asio::awaitable<error_code> post_legacy(std::string body) {
+        auto alive = alive_;
+        auto req = base_request("POST", post_target_);
+        req.headers.emplace_back("Content-Type", "application/json");
+        req.body = std::move(body);
+        auto m = parse_message(req.body);
+        auto r = co_await client_.send(ep_, req, timeouts(opts_.read_timeout), &stop_);
+        if (!*alive) co_return asio::error::operation_aborted;
+        if (!r || r->status / 100 != 2)
+            fail_request(m, "MCP server refused the message: " + (r ? "HTTP " + std::to_string(r->status) : r.error().message()));
+        co_return error_code{};
+    }
+
+    asio::any_io_executor ex_;
+    http_options opts_;
+    log_sink log_;
+    detail::message_queue queue_;
+    http::client client_;
+    http::endpoint ep_;
+    std::string target_;
+    http_options::mode mode_;
+    std::string session_id_;
+    std::string protocol_version_;
+    std::string post_target_;
+    bool get_running_ = false;
+    bool legacy_failed_ = false;
+    cancel_token stop_;
+    asio::steady_timer endpoint_ready_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace
+
+std::unique_ptr<transport> make_http_transport(asio::any_io_executor ex, http_options opts, log_sink log) {
+    return std::make_unique<http_transport>(std::move(ex), std::move(opts), std::move(log));
+}
+
+}  // namespace toolgate::mcp

@@ -1,0 +1,67 @@
+#pragma once
+// JSON-RPC 2.0 as MCP uses it, sans-io: classifying incoming messages, building outgoing ones, and
+// splitting a newline-delimited byte stream (the stdio transport) into bounded lines.
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace toolgate::mcp {
+
+namespace json = boost::json;
+
+// Standard JSON-RPC error codes.
+namespace errc {
+inline constexpr int parse_error = -32700;
+inline constexpr int invalid_request = -32600;
+inline constexpr int method_not_found = -32601;
+inline constexpr int invalid_params = -32602;
+inline constexpr int internal_error = -32603;
+}  // namespace errc
+
+struct message {
+    enum class kind { request, notification, response, error, invalid };
+    kind type = kind::invalid;
+    json::value id;        // request, response, error
+    std::string method;    // request, notification
+    json::value params;    // request, notification (null when absent)
+    json::value result;    // response
+    int error_code = 0;    // error
+    std::string error_message;
+    json::value error_data;
+    std::string problem;  // why it is invalid
+};
+
+// Classifies one parsed JSON value. Batches (arrays) are reported invalid: MCP 2025-06-18 removed them.
+message classify(json::value v);
+// Parses and classifies a JSON text.
+message parse_message(std::string_view text);
+
+std::string make_request(json::value const& id, std::string_view method, json::value const& params);
+std::string make_notification(std::string_view method, json::value const& params);
+std::string make_result(json::value const& id, json::value const& result);
+std::string make_error(json::value const& id, int code, std::string_view message);
+
+// Splits newline-delimited JSON: complete lines out, partial ones kept for the next read. A line
+// longer than the bound is dropped whole (reported once through `oversized`), and reading resumes
+// at the next newline, so a misbehaving server cannot grow our memory without bound.
+class line_framer {
+public:
+    explicit line_framer(std::size_t max_line_bytes) : max_(max_line_bytes) {}
+    void feed(std::string_view bytes, std::vector<std::string>& lines, std::size_t& oversized);
+    std::size_t buffered() const { return partial_.size(); }
+
+private:
+    std::size_t max_;
+    std::string partial_;
+    bool skipping_ = false;
+};
+
+// An id as text, for maps and logs ("7", "\"abc\"").
+std::string id_key(json::value const& id);
+
+}  // namespace toolgate::mcp
