@@ -460,7 +460,9 @@ private:
                          : r.error_code == "timeout"           ? 504
                          : r.error_code == "server_error"      ? 502
                                                                : 503;
-            co_await reply_error(out, rec, headers, {status, "tool_error", r.error_code, r.error});
+            // A named local: GCC 12 mishandles braced temporaries inside co_await expressions.
+            api_error err{status, "tool_error", r.error_code, r.error};
+            co_await reply_error(out, rec, headers, err);
             co_return;
         }
         json::object o{{"result", std::move(r.result)},

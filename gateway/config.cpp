@@ -277,6 +277,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             if (auto n = p["timeout"]) pc.timeout = r.duration(n, path + ".timeout");
             if (auto n = p["connect_timeout"]) pc.connect_timeout = r.duration(n, path + ".connect_timeout");
             pc.options = std::move(options);
+            if (pc.type == "scripted" && pc.models.empty()) pc.models.push_back("toolgate-demo");
             try {
                 (void)providers::make_provider(pc);  // validates type-specific settings now, not at first use
             } catch (std::invalid_argument const& e) {
@@ -305,7 +306,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             std::string path = "mcp_servers[" + std::to_string(i++) + "]";
             r.check_keys(m, path, {"name", "command", "args", "env", "cwd", "url", "headers", "transport", "allowed_tools",
                                    "denied_tools", "timeout", "max_concurrency", "max_queue", "required",
-                                   "max_result_bytes"});
+                                   "max_result_bytes", "circuit_breaker"});
             mcp::server_config sc;
             if (!m["name"]) r.fail(m, path, "'name' is required");
             sc.name = r.str(m["name"], path + ".name");
@@ -366,6 +367,12 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             if (auto n = m["required"]) sc.required = r.boolean(n, path + ".required");
             if (auto n = m["max_result_bytes"])
                 sc.max_result_bytes = r.integer(n, path + ".max_result_bytes", 1024, 256u << 20);
+            if (auto cb = m["circuit_breaker"]) {
+                r.check_keys(cb, path + ".circuit_breaker", {"failures", "open_for"});
+                if (auto n = cb["failures"])
+                    sc.breaker_failures = static_cast<unsigned>(r.integer(n, path + ".circuit_breaker.failures", 1, 1000));
+                if (auto n = cb["open_for"]) sc.breaker_open = r.duration(n, path + ".circuit_breaker.open_for");
+            }
             cfg.mcp_servers.push_back(std::move(sc));
         }
     }

@@ -290,8 +290,9 @@ struct server::impl {
             }
             if (hec) {
                 if (hec == bhttp::error::header_limit) {
-                    co_await respond_error(stream, {431, "invalid_request_error", "headers_too_large",
-                                                    "request headers are larger than 64 KiB"});
+                    api_error err{431, "invalid_request_error", "headers_too_large",
+                                  "request headers are larger than 64 KiB"};  // named: GCC 12 and braced temporaries in co_await
+                    co_await respond_error(stream, err);
                 } else if (hec != bhttp::error::end_of_stream && hec != asio::error::operation_aborted &&
                            hec != beast::error::timeout && hec != asio::error::connection_reset &&
                            hec != asio::error::eof && buffer.size() > 0) {

@@ -153,14 +153,6 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
         auto r = co_await session->start();
         if (r && !stopping_) {
             s.session = session;
-            {
-                std::lock_guard lock(mu_);
-                s.status = "up";
-                s.last_error.clear();
-                s.protocol_version = r->protocol_version;
-                s.server_info = r->info;
-            }
-            s.log(log_level::info, "connected (protocol " + r->protocol_version + ")");
             std::weak_ptr<client_session> weak = session;
             session->on_notification([this, &s, weak](std::string const& method, json::value const&) {
                 if (method == "notifications/tools/list_changed" || method == "notifications/resources/list_changed" ||
@@ -170,6 +162,16 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
                 }
             });
             co_await refresh(s, session);
+            // "up" once its catalog is in: a caller who sees "up" finds the server's tools.
+            {
+                std::lock_guard lock(mu_);
+                s.status = session->closed() ? "down" : "up";
+                s.last_error.clear();
+                s.protocol_version = r->protocol_version;
+                s.server_info = r->info;
+            }
+            s.log(log_level::info, "connected (protocol " + r->protocol_version + ", " + std::to_string(s.tools.size()) +
+                                       " tools)");
             co_await session->wait_closed();
             s.session.reset();
             s.tools.clear();
@@ -407,9 +409,9 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
             break;
     }
     if (failure) {
-        if (++s->consecutive_failures >= opts_.breaker_failures || trial) {
-            s->breaker_open_until = clock_type::now() + opts_.breaker_open;
-            s->log(log_level::warn, "circuit breaker open for " + std::to_string(opts_.breaker_open.count()) + " ms after " +
+        if (++s->consecutive_failures >= s->cfg.breaker_failures || trial) {
+            s->breaker_open_until = clock_type::now() + s->cfg.breaker_open;
+            s->log(log_level::warn, "circuit breaker open for " + std::to_string(s->cfg.breaker_open.count()) + " ms after " +
                                         std::to_string(s->consecutive_failures) + " failures");
             std::lock_guard lock(mu_);
             s->breaker_open = true;

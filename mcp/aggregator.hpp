@@ -37,6 +37,8 @@ struct server_config {
     unsigned max_queue = 64;
     bool required = false;
     std::size_t max_result_bytes = 1u << 20;
+    unsigned breaker_failures = 5;                   // consecutive failures that open the breaker
+    std::chrono::milliseconds breaker_open{30'000};  // how long it stays open before one trial call
 };
 
 struct aggregator_options {
@@ -44,8 +46,6 @@ struct aggregator_options {
     session_options session;
     std::chrono::milliseconds backoff_min{500};
     std::chrono::milliseconds backoff_max{30'000};
-    unsigned breaker_failures = 5;                  // consecutive failures that open the breaker
-    std::chrono::milliseconds breaker_open{30'000};  // how long it stays open before one trial call
 };
 
 struct tool_entry {

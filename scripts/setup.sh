@@ -11,7 +11,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev
   libssl-dev ca-certificates libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   curl openssl
 )
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
