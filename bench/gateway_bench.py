@@ -125,7 +125,7 @@ def main():
             sys.exit(f"{tool} is missing: apt-get install nginx wrk")
     if not args.no_build:
         subprocess.run(["cmake", "-S", ROOT, "-B", os.path.join(ROOT, "build"), "-G", "Ninja",
-                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DTOOLGATE_TESTS=OFF"], check=True, stdout=subprocess.DEVNULL)
+                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["cmake", "--build", os.path.join(ROOT, "build"), "--target", "toolgate"], check=True,
                        stdout=subprocess.DEVNULL)
 

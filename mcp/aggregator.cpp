@@ -1,5 +1,6 @@
 #include "mcp/aggregator.hpp"
 #include "mcp/jsonrpc.hpp"
+#include "mcp/resilience.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,9 +30,7 @@ struct aggregator::server_state {
     std::vector<json::object> tools, resources, templates, prompts;
     unsigned in_flight = 0;
     std::deque<asio::steady_timer*> waiters;
-    unsigned consecutive_failures = 0;
-    clock_type::time_point breaker_open_until{};
-    bool trial_in_flight = false;
+    circuit_breaker breaker;
     bool refresh_running = false;
     bool refresh_again = false;
 
@@ -45,7 +44,7 @@ struct aggregator::server_state {
     std::map<std::string, call_stats> per_tool;
 
     server_state(asio::any_io_executor ex, server_config c, log_sink l)
-        : cfg(std::move(c)), log(std::move(l)), backoff_timer(ex) {}
+        : cfg(std::move(c)), log(std::move(l)), backoff_timer(ex), breaker(cfg.breaker_failures, cfg.breaker_open) {}
 };
 
 namespace {
@@ -139,7 +138,7 @@ std::shared_ptr<catalog const> aggregator::snapshot() const {
 std::size_t aggregator::server_count() const { return servers_.size(); }
 
 asio::awaitable<void> aggregator::supervise(server_state& s) {
-    auto backoff = opts_.backoff_min;
+    backoff delays(opts_.backoff_min, opts_.backoff_max);
     while (!stopping_) {
         {
             std::lock_guard lock(mu_);
@@ -184,7 +183,7 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
                 s.status = stopping_ ? "stopped" : "down";
                 s.last_error = "connection to the server closed";
             }
-            if (clock_type::now() - started_at > std::chrono::seconds(60)) backoff = opts_.backoff_min;
+            if (clock_type::now() - started_at > std::chrono::seconds(60)) delays.reset();  // it ran well for a while
         } else {
             std::lock_guard lock(mu_);
             s.status = stopping_ ? "stopped" : "down";
@@ -195,10 +194,10 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
             std::lock_guard lock(mu_);
             ++s.restarts;
         }
-        s.log(log_level::warn, "unavailable; restarting in " + std::to_string(backoff.count()) + " ms");
-        s.backoff_timer.expires_after(backoff);
+        auto wait = delays.next();
+        s.log(log_level::warn, "unavailable; restarting in " + std::to_string(wait.count()) + " ms");
+        s.backoff_timer.expires_after(wait);
         co_await s.backoff_timer.async_wait(nothrow_awaitable);
-        backoff = std::min(backoff * 2, opts_.backoff_max);
     }
 }
 
@@ -333,22 +332,18 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
         finish(out);
         co_return out;
     }
-    auto now = clock_type::now();
-    bool trial = false;
-    if (s->breaker_open_until != clock_type::time_point{}) {
-        if (now < s->breaker_open_until || s->trial_in_flight) {
-            out.error = "MCP server '" + entry->server + "' is failing; calls are paused (circuit breaker open)";
-            out.error_code = "circuit_open";
-            finish(out);
-            co_return out;
-        }
-        trial = s->trial_in_flight = true;  // half-open: one call decides
+    auto admitted = s->breaker.admit(clock_type::now());
+    if (admitted == circuit_breaker::decision::reject) {
+        out.error = "MCP server '" + entry->server + "' is failing; calls are paused (circuit breaker open)";
+        out.error_code = "circuit_open";
+        finish(out);
+        co_return out;
     }
     if (s->in_flight >= s->cfg.max_concurrency) {
         if (s->waiters.size() >= s->cfg.max_queue) {
             out.error = "MCP server '" + entry->server + "' is busy (" + std::to_string(s->cfg.max_queue) + " calls queued)";
             out.error_code = "busy";
-            if (trial) s->trial_in_flight = false;
+            s->breaker.abandon(admitted);
             finish(out);
             co_return out;
         }
@@ -362,7 +357,7 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
         if (!ec || cancel->cancelled() || s->in_flight >= s->cfg.max_concurrency) {
             out.error = cancel->cancelled() ? "cancelled while queued" : "timed out while queued for a free slot";
             out.error_code = cancel->cancelled() ? "cancelled" : "timeout";
-            if (trial) s->trial_in_flight = false;
+            s->breaker.abandon(admitted);
             finish(out);
             co_return out;
         }
@@ -375,7 +370,6 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
         s->waiters.front()->cancel();
         s->waiters.pop_front();
     }
-    if (trial) s->trial_in_flight = false;
 
     bool failure = false;
     switch (r.state) {
@@ -408,22 +402,16 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
             failure = true;
             break;
     }
-    if (failure) {
-        if (++s->consecutive_failures >= s->cfg.breaker_failures || trial) {
-            s->breaker_open_until = clock_type::now() + s->cfg.breaker_open;
-            s->log(log_level::warn, "circuit breaker open for " + std::to_string(s->cfg.breaker_open.count()) + " ms after " +
-                                        std::to_string(s->consecutive_failures) + " failures");
-            std::lock_guard lock(mu_);
-            s->breaker_open = true;
-        }
-    } else if (r.state == call_result::status::ok || r.state == call_result::status::error) {
-        s->consecutive_failures = 0;
-        if (s->breaker_open_until != clock_type::time_point{}) {
-            s->breaker_open_until = {};
-            s->log(log_level::info, "circuit breaker closed");
-            std::lock_guard lock(mu_);
-            s->breaker_open = false;
-        }
+    if (r.state == call_result::status::cancelled) {
+        s->breaker.abandon(admitted);  // says nothing about the server
+    } else if (s->breaker.record(admitted, failure, clock_type::now())) {
+        bool open = s->breaker.is_open();
+        s->log(open ? log_level::warn : log_level::info,
+               open ? "circuit breaker open for " + std::to_string(s->cfg.breaker_open.count()) + " ms after " +
+                          std::to_string(s->breaker.failures()) + " failures"
+                    : std::string("circuit breaker closed"));
+        std::lock_guard lock(mu_);
+        s->breaker_open = open;
     }
     finish(out);
     co_return out;
