@@ -6,11 +6,17 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <deque>
 #include <future>
 #include <random>
 #include <thread>
@@ -407,12 +413,27 @@ private:
     }
 
     asio::awaitable<void> mcp_servers(response_channel& out, request_record& rec, header_list const& headers) {
-        json::object o{{"object", "list"}, {"data", mcp_->aggregator().servers_status()}};
+        auto body = mcp_servers_json();
         rec.status = 200;
-        co_await out.send(200, "application/json", json::serialize(o), headers);
+        co_await out.send(200, "application/json", body, headers);
     }
 
     asio::awaitable<void> mcp_tools(response_channel& out, request_record& rec, header_list const& headers) {
+        auto body = mcp_tools_json();
+        rec.status = 200;
+        co_await out.send(200, "application/json", body, headers);
+    }
+
+    // JSON is built in plain functions, not in coroutines: GCC 12 mishandles braced initializer
+    // lists inside coroutine frames.
+    std::string mcp_servers_json() const {
+        json::object o;
+        o["object"] = "list";
+        o["data"] = mcp_->aggregator().servers_status();
+        return json::serialize(o);
+    }
+
+    std::string mcp_tools_json() const {
         auto cat = mcp_->aggregator().snapshot();
         json::array tools;
         for (auto const& t : cat->tools) {
@@ -426,8 +447,23 @@ private:
         json::object o{{"object", "list"}, {"data", std::move(tools)}, {"problems", std::move(problems)},
                        {"resources", cat->resources.size()}, {"resource_templates", cat->resource_templates.size()},
                        {"prompts", cat->prompts.size()}};
-        rec.status = 200;
-        co_await out.send(200, "application/json", json::serialize(o), headers);
+        return json::serialize(o);
+    }
+
+    static std::string tool_result_json(mcp::tool_outcome& r, bool with_status) {
+        json::object o;
+        if (with_status) o["ok"] = r.ok;
+        if (r.ok) {
+            o["result"] = std::move(r.result);
+            o["truncated"] = r.truncated;
+        } else {
+            json::object e;
+            e["code"] = r.error_code;
+            e["message"] = r.error;
+            o["error"] = std::move(e);
+        }
+        o["duration_ms"] = double(r.duration.count()) / 1000.0;
+        return json::serialize(o);
     }
 
     // Admin/debug: call one aggregated tool directly, as the agent loop will.
@@ -465,11 +501,9 @@ private:
             co_await reply_error(out, rec, headers, err);
             co_return;
         }
-        json::object o{{"result", std::move(r.result)},
-                       {"duration_ms", double(r.duration.count()) / 1000.0},
-                       {"truncated", r.truncated}};
+        auto text = tool_result_json(r, false);
         rec.status = 200;
-        co_await out.send(200, "application/json", json::serialize(o), headers);
+        co_await out.send(200, "application/json", text, headers);
     }
 
     std::string mcp_metrics() const {
@@ -546,6 +580,13 @@ private:
     }
 
     asio::awaitable<void> health(response_channel& out, request_record& rec, header_list const& headers) {
+        int status = 200;
+        auto body = health_json(status);
+        rec.status = status;
+        co_await out.send(status, "application/json", body, headers);
+    }
+
+    std::string health_json(int& status) const {
         json::array ps;
         bool all_ok = true;
         for (auto const& p : providers_) {
@@ -553,28 +594,29 @@ private:
             auto lat = s.last_latency_us.load(std::memory_order_relaxed);
             bool ok = s.available();
             all_ok = all_ok && ok;
-            ps.push_back(json::object{
-                {"name", p->name()},
-                {"type", p->type()},
-                {"available", ok},
-                {"last_latency_ms", lat < 0 ? json::value(nullptr) : json::value(double(lat) / 1000.0)},
-                {"consecutive_failures", s.consecutive_failures.load(std::memory_order_relaxed)},
-                {"last_success_unix_ms", s.last_success_unix_ms.load(std::memory_order_relaxed)},
-                {"last_failure_unix_ms", s.last_failure_unix_ms.load(std::memory_order_relaxed)},
-            });
+            json::object o;
+            o["name"] = p->name();
+            o["type"] = p->type();
+            o["available"] = ok;
+            o["last_latency_ms"] = lat < 0 ? json::value(nullptr) : json::value(double(lat) / 1000.0);
+            o["consecutive_failures"] = s.consecutive_failures.load(std::memory_order_relaxed);
+            o["last_success_unix_ms"] = s.last_success_unix_ms.load(std::memory_order_relaxed);
+            o["last_failure_unix_ms"] = s.last_failure_unix_ms.load(std::memory_order_relaxed);
+            ps.push_back(std::move(o));
         }
         auto uptime = std::chrono::duration_cast<std::chrono::seconds>(clock_type::now() - started_).count();
         auto servers = mcp_->aggregator().servers_status();
         for (auto const& s : servers)
             if (s.at("status") != "up") all_ok = false;
         bool required_up = mcp_->aggregator().required_servers_up();
-        json::object o{{"status", !required_up ? "unhealthy" : all_ok ? "ok" : "degraded"},
-                       {"version", TOOLGATE_VERSION},
-                       {"uptime_seconds", uptime},
-                       {"providers", std::move(ps)},
-                       {"mcp_servers", std::move(servers)}};
-        rec.status = required_up ? 200 : 503;
-        co_await out.send(rec.status, "application/json", json::serialize(o), headers);
+        json::object o;
+        o["status"] = !required_up ? "unhealthy" : all_ok ? "ok" : "degraded";
+        o["version"] = TOOLGATE_VERSION;
+        o["uptime_seconds"] = uptime;
+        o["providers"] = std::move(ps);
+        o["mcp_servers"] = std::move(servers);
+        status = required_up ? 200 : 503;
+        return json::serialize(o);
     }
 
     void finish(request_record& rec) {
