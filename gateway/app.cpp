@@ -218,7 +218,8 @@ public:
         rec.method = req.method;
         std::string_view path = req.path;
         if (path.starts_with("/v1/")) path.remove_prefix(3);
-        header_list headers{{"x-request-id", rec.request_id}};
+        header_list headers;  // (no braced list: GCC 12 mishandles initializer_list in coroutines)
+        headers.emplace_back("x-request-id", rec.request_id);
         metrics_.inflight_add(1);
 
         if (path == "/chat/completions") {

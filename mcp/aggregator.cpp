@@ -97,6 +97,14 @@ bool cap_result(json::object& result, std::size_t cap) {
     return true;
 }
 
+// Plain function: GCC 12 mishandles std::initializer_list inside coroutine bodies.
+json::object call_params(std::string const& name, json::object arguments) {
+    json::object p;
+    p["name"] = name;
+    p["arguments"] = std::move(arguments);
+    return p;
+}
+
 }  // namespace
 
 aggregator::aggregator(asio::any_io_executor ex, std::vector<server_config> servers, aggregator_options opts,
@@ -363,7 +371,7 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
         }
     }
     ++s->in_flight;
-    json::object params{{"name", tool_name}, {"arguments", std::move(arguments)}};
+    auto params = call_params(tool_name, std::move(arguments));
     auto r = co_await session->request("tools/call", std::move(params), s->cfg.timeout, cancel.get(), std::move(on_progress));
     --s->in_flight;
     if (!s->waiters.empty()) {

@@ -16,6 +16,19 @@ namespace toolgate::mcp {
 using boost::system::error_code;
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
+namespace {
+// JSON with braced lists is built in plain functions: GCC 12 mishandles std::initializer_list
+// inside coroutine bodies.
+json::object initialize_params(session_options const& o) {
+    return json::object{{"protocolVersion", supported_protocol_versions().front()},
+                        {"capabilities", o.client_capabilities},
+                        {"clientInfo", json::object{{"name", o.client_name}, {"version", o.client_version}}}};
+}
+json::object cancelled_params(std::int64_t id, std::string const& reason) {
+    return json::object{{"requestId", id}, {"reason", reason}};
+}
+}  // namespace
+
 struct client_session::pending {
     asio::steady_timer signal;
     std::optional<message> reply;
@@ -38,9 +51,7 @@ asio::awaitable<boost::system::result<server_info>> client_session::start() {
     read_loop_running_ = true;
     asio::co_spawn(ex_, [self = shared_from_this()]() { return self->read_loop(); }, asio::detached);
 
-    json::object params{{"protocolVersion", supported_protocol_versions().front()},
-                        {"capabilities", opts_.client_capabilities},
-                        {"clientInfo", json::object{{"name", opts_.client_name}, {"version", opts_.client_version}}}};
+    auto params = initialize_params(opts_);
     auto r = co_await request("initialize", std::move(params), opts_.initialize_timeout);
     if (!r.ok()) {
         log_(log_level::error, "initialize failed: " + r.message);
@@ -131,8 +142,7 @@ asio::awaitable<call_result> client_session::request(std::string const& method, 
     out.message = p.cancelled ? std::string("cancelled by the caller")
                               : "no answer within " + std::to_string(timeout.count()) + " ms";
     // Tell the server to stop working on it.
-    std::string reason = p.cancelled ? "caller went away" : "timeout";
-    json::object note{{"requestId", id}, {"reason", reason}};
+    auto note = cancelled_params(id, p.cancelled ? "caller went away" : "timeout");
     co_await notify("notifications/cancelled", std::move(note));
     co_return out;
 }

@@ -52,7 +52,8 @@ public:
         }
         // A clean environment: only what a tool server needs, plus what the config gives it.
         std::vector<std::string> env;
-        for (char const* name : {"PATH", "HOME", "LANG", "TMPDIR"})
+        static constexpr std::array<char const*, 4> inherited{"PATH", "HOME", "LANG", "TMPDIR"};
+        for (char const* name : inherited)
             if (char const* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
         for (auto const& [k, v] : opts_.env) env.push_back(k + "=" + v);
         error_code ec;

@@ -60,6 +60,10 @@ api_error map_transport_error(std::string const& name, boost::system::error_code
     return api_error::upstream(502, "could not reach upstream provider '" + name + "'", "upstream_unreachable");
 }
 
+// GCC 12 mishandles std::initializer_list inside coroutines, so JSON with braced lists is built in
+// plain functions like this one, never in a coroutine body.
+json::object include_usage_option() { return json::object{{"include_usage", true}}; }
+
 class stream_relay final : public http::body_reader {
 public:
     stream_relay(chat_sink& sink, bool forward_usage) : sink_(sink), forward_usage_(forward_usage) {}
@@ -153,7 +157,7 @@ public:
             // Ask for usage even when the client did not, so tokens are always accounted; the
             // usage-only chunk is then kept from the client.
             if (!client_wants_usage) {
-                req.body["stream_options"] = json::object{{"include_usage", true}};
+                req.body["stream_options"] = include_usage_option();
                 req.raw_body.clear();
             }
         }

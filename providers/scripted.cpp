@@ -135,12 +135,14 @@ public:
         return "Demo model: deterministic scripted replies, no real language model behind it";
     }
 
-    asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
+    // Everything but the pacing of the stream: a plain function, because GCC 12 mishandles
+    // std::initializer_list (all the braced JSON below) inside coroutine bodies.
+    chat_outcome prepare(chat_request& req, bool stream, std::vector<json::object>& chunks) const {
         chat_outcome out;
         auto* msgs = req.body.if_contains("messages");
         if (msgs == nullptr || !msgs->is_array() || msgs->get_array().empty()) {
             out.error = api_error::bad_request("'messages' must be a non-empty array", "invalid_messages");
-            co_return out;
+            return out;
         }
         auto const& messages = msgs->get_array();
         std::int64_t prompt_tokens = 0;
@@ -167,7 +169,7 @@ public:
         std::string finish = !d.tool_name.empty() ? "tool_calls" : (d.truncated ? "length" : "stop");
         std::string call_id = "call_demo_" + std::to_string(fnv1a(d.tool_name + d.tool_arguments) % 100000000ull);
 
-        if (!req.stream || sink == nullptr) {
+        if (!stream) {
             json::object msg{{"role", "assistant"}};
             if (d.tool_name.empty()) {
                 msg["content"] = d.text;
@@ -187,7 +189,7 @@ public:
                                                      {"finish_reason", finish}}}},
                 {"usage", usage_object(out.tokens)},
             };
-            co_return out;
+            return out;
         }
 
         bool include_usage = false;
@@ -207,7 +209,6 @@ public:
             if (include_usage) c["usage"] = nullptr;
             return c;
         };
-        std::vector<json::object> chunks;
         chunks.push_back(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
         if (d.tool_name.empty()) {
             for (auto& p : pieces_of(d.text)) chunks.push_back(chunk({{"content", p}}, nullptr));
@@ -233,6 +234,14 @@ public:
             chunks.push_back(std::move(u));
         }
 
+        return out;
+    }
+
+    asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
+        std::vector<json::object> chunks;
+        bool stream = req.stream && sink != nullptr;
+        chat_outcome out = prepare(req, stream, chunks);
+        if (!stream || out.error) co_return out;
         auto ex = co_await asio::this_coro::executor;
         asio::steady_timer timer(ex);
         auto sub = ctx.cancel.subscribe([&timer] { timer.cancel(); });
@@ -252,6 +261,10 @@ public:
     }
 
     asio::awaitable<embeddings_outcome> embeddings(call_context&, json::object& body) override {
+        co_return compute_embeddings(body);
+    }
+
+    embeddings_outcome compute_embeddings(json::object& body) const {
         embeddings_outcome out;
         std::vector<std::string> inputs;
         auto* in = body.if_contains("input");
@@ -262,13 +275,13 @@ public:
                 inputs.push_back(item.is_string() ? std::string(item.get_string()) : json::serialize(item));
         } else {
             out.error = api_error::bad_request("'input' must be a string or a non-empty array", "invalid_input");
-            co_return out;
+            return out;
         }
         std::size_t dims = 16;
         if (auto* d = body.if_contains("dimensions"); d && d->is_int64()) {
             if (d->get_int64() < 1 || d->get_int64() > 4096) {
                 out.error = api_error::bad_request("'dimensions' must be between 1 and 4096", "invalid_dimensions");
-                co_return out;
+                return out;
             }
             dims = static_cast<std::size_t>(d->get_int64());
         }
@@ -310,7 +323,7 @@ public:
                                     {"data", std::move(data)},
                                     {"model", model},
                                     {"usage", json::object{{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
-        co_return out;
+        return out;
     }
 
 private:

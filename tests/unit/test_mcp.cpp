@@ -246,7 +246,8 @@ TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
         EXPECT_EQ(info->protocol_version, std::string("2025-06-18"));
         EXPECT_EQ(parse_message(tp->sent.at(1)).method, std::string("notifications/initialized"));
 
-        json::object echo_params{{"x", 1}};  // named: GCC 12 cannot keep a braced list with literals in a co_await
+        json::object echo_params;  // no braced list: GCC 12 mishandles initializer_list in coroutines
+        echo_params["x"] = 1;
         auto r = co_await s->request("echo", echo_params, std::chrono::seconds(1));
         EXPECT_TRUE(r.ok());
         EXPECT_EQ(r.result.at("x"), 1);

@@ -42,7 +42,13 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const gw = { proc, logs: '', stdout: '', url: null, port: null, exited: null };
-  const exited = new Promise((r) => proc.on('exit', (code, signal) => { gw.exited = { code, signal }; r(gw.exited); }));
+  let stopping = false;
+  const exited = new Promise((r) => proc.on('exit', (code, signal) => {
+    gw.exited = { code, signal };
+    // A gateway that dies on its own is a bug: show why (sanitizer reports land in its stderr).
+    if (!stopping && gw.port) process.stderr.write(`toolgate exited unexpectedly (${code ?? signal}):\n${gw.logs.slice(-20000)}\n`);
+    r(gw.exited);
+  }));
   proc.stdout.on('data', (d) => (gw.stdout += d));
   await new Promise((resolveP, reject) => {
     const timer = setTimeout(() => reject(new Error('toolgate did not start:\n' + gw.logs)), startTimeoutMs);
@@ -60,6 +66,7 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
   });
   gw.stop = async (signal = 'SIGTERM', timeoutMs = 15000) => {
     if (gw.exited) { cfg.cleanup(); return gw.exited; }
+    stopping = true;
     proc.kill(signal);
     const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     const r = await exited;
@@ -67,7 +74,7 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
     cfg.cleanup();
     return r;
   };
-  gw.waitExit = () => exited;
+  gw.waitExit = () => { stopping = true; return exited; };
   gw.accessLog = () => gw.logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   return gw;
 }
