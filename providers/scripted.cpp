@@ -75,6 +75,11 @@ std::vector<std::string> pieces_of(std::string_view text) {
     return out;
 }
 
+std::string model_of(json::object const& body, std::string const& fallback) {
+    auto const* m = body.if_contains("model");
+    return m && m->is_string() ? std::string(m->get_string()) : fallback;
+}
+
 std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {
     for (unsigned char c : s) {
         h ^= c;
@@ -149,9 +154,9 @@ public:
         for (auto const& m : messages)
             if (m.is_object()) prompt_tokens += count_words(content_text(m.get_object().if_contains("content")));
 
-        std::string model = req.body.contains("model") && req.body["model"].is_string()
-                                ? std::string(req.body["model"].get_string())
-                                : cfg_.models.front();
+        // Never read with operator[]: on a full object it reserves (and moves every value, so the
+        // `messages` reference above would dangle) even when the key exists.
+        std::string model = model_of(req.body, cfg_.models.front());
         decision d = decide(messages, req.body.if_contains("tools"), req.body.if_contains("tool_choice"));
         std::int64_t completion_tokens =
             d.tool_name.empty() ? count_words(d.text) : count_words(d.tool_arguments) + 1;
@@ -316,8 +321,7 @@ public:
             }
             data.push_back(json::object{{"object", "embedding"}, {"index", i}, {"embedding", std::move(emb)}});
         }
-        std::string model = body.contains("model") && body["model"].is_string() ? std::string(body["model"].get_string())
-                                                                                 : cfg_.models.front();
+        std::string model = model_of(body, cfg_.models.front());
         out.tokens = {tokens, 0, true};
         out.response = json::object{{"object", "list"},
                                     {"data", std::move(data)},

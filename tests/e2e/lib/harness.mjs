@@ -46,7 +46,7 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
   const exited = new Promise((r) => proc.on('exit', (code, signal) => {
     gw.exited = { code, signal };
     // A gateway that dies on its own is a bug: show why (sanitizer reports land in its stderr).
-    if (!stopping && gw.port) process.stderr.write(`toolgate exited unexpectedly (${code ?? signal}):\n${gw.logs.slice(-20000)}\n`);
+    if (!stopping && gw.port) process.stderr.write(`toolgate exited unexpectedly (${code ?? signal}):\n${gw.logs.slice(-200000)}\n`);
     r(gw.exited);
   }));
   proc.stdout.on('data', (d) => (gw.stdout += d));
