@@ -76,7 +76,8 @@ mcp_servers:
     env: { FIXTURE_BULK_TOOLS: "0" }
     timeout: 500ms
     circuit_breaker: { failures: 2, open_for: 1500ms }
-`);
+  - { name: narrow, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" }, max_concurrency: 1, max_queue: 1 }
+`, { env: { OPENAI_API_KEY: 'sk-gateway-secret-must-not-leak', TMPDIR: '/tmp' } });
     await waitFor(async () => Object.values(await servers(gw)).every((s) => s.status === 'up'), 20000, 'all servers up');
   });
   after(async () => {
@@ -133,6 +134,27 @@ mcp_servers:
     assert.equal(created.status, 200);
     const graph = await call(gw, 'memory__read_graph');
     assert.match(graph.body.result.content[0].text, /speaks MCP/);
+  });
+
+  test('stdio servers get a clean environment, and their stderr goes to the gateway log', async () => {
+    const r = await call(gw, 'everything__get-env');
+    const env = JSON.parse(r.body.result.content[0].text);
+    assert.ok(!('OPENAI_API_KEY' in env), 'the gateway\'s secrets are not passed on');
+    assert.ok('PATH' in env);
+    const keys = Object.keys(env).filter((k) => !['PATH', 'HOME', 'LANG', 'TMPDIR'].includes(k));
+    assert.deepEqual(keys, [], `unexpected variables: ${keys}`);
+    const mem = await call(gw, 'memory__read_graph');
+    assert.equal(mem.status, 200);
+    assert.match(gw.logs, /\[mcp:everything\] stderr: .*STDIO/);
+    assert.ok(!gw.logs.includes('sk-gateway-secret-must-not-leak'));
+  });
+
+  test('calls past max_concurrency queue, and past the queue bound are refused', async () => {
+    const calls = [0, 1, 2].map(() => call(gw, 'narrow__slow', { ms: 400 }));
+    const results = await Promise.all(calls);
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 503], JSON.stringify(results.map((r) => r.body)));
+    assert.equal(results.find((r) => r.status === 503).body.error.code, 'busy');
   });
 
   test('unknown tools and bad arguments are clear errors', async () => {
@@ -210,7 +232,7 @@ mcp_servers:
 
   test('per-server state in /health and /metrics', async () => {
     const health = await (await fetch(gw.url + '/health')).json();
-    assert.equal(health.mcp_servers.length, 8);
+    assert.equal(health.mcp_servers.length, 9);
     const text = await (await fetch(gw.url + '/metrics')).text();
     assert.match(text, /toolgate_mcp_server_up\{server="everything"\} 1/);
     assert.match(text, /toolgate_mcp_tool_calls_total\{server="evhttp",tool="echo"\} \d+/);
@@ -221,9 +243,11 @@ mcp_servers:
 
 // A Streamable HTTP MCP server in this process that can be told to stop answering tools/call.
 function startStallableHttpServer() {
-  const state = { stall: false };
+  const state = { stall: false, forget: false, initializes: 0, deletes: 0, session: 'sess-1' };
   const server = http.createServer((req, res) => {
+    if (req.method === 'DELETE') { state.deletes++; res.statusCode = 200; return res.end(); }
     if (req.method !== 'POST') { res.statusCode = 405; return res.end(); }
+    if (state.forget && req.headers['mcp-session-id']) { res.statusCode = 404; return res.end(); }
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
@@ -231,7 +255,10 @@ function startStallableHttpServer() {
       if (msg.id === undefined) { res.statusCode = 202; return res.end(); }
       const reply = (result) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
       if (msg.method === 'initialize') {
-        res.setHeader('mcp-session-id', 'sess-1');
+        state.initializes++;
+        state.forget = false;
+        state.session = `sess-${state.initializes}`;
+        res.setHeader('mcp-session-id', state.session);
         return reply({ protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'stallable', version: '1' } });
       }
       if (msg.method === 'tools/list') return reply({ tools: [{ name: 'ping', inputSchema: { type: 'object' } }] });
@@ -260,7 +287,11 @@ mcp_servers:
 `);
     await waitFor(async () => (await servers(gw)).remote.status === 'up', 10000, 'remote up');
   });
-  after(async () => { await gw?.stop(); stall?.close(); });
+  after(async () => {
+    await gw?.stop();
+    assert.ok(stall.state.deletes >= 1, 'the session is ended with DELETE on shutdown');
+    stall?.close();
+  });
 
   test('deadline hit, breaker opens, and closes again once the server answers', async () => {
     assert.equal((await call(gw, 'remote__ping')).body.result.content[0].text, 'pong');
@@ -275,6 +306,15 @@ mcp_servers:
     assert.equal((await call(gw, 'remote__ping')).body.error.code, 'circuit_open');
     stall.state.stall = false;
     await sleep(1100);
+    assert.equal((await call(gw, 'remote__ping')).status, 200);
+  });
+
+  test('a session the server forgot (404) is initialised again', async () => {
+    const before = stall.state.initializes;
+    stall.state.forget = true;
+    const failed = await call(gw, 'remote__ping');
+    assert.notEqual(failed.status, 200);
+    await waitFor(async () => stall.state.initializes > before && (await servers(gw)).remote.status === 'up', 10000, 're-initialise');
     assert.equal((await call(gw, 'remote__ping')).status, 200);
   });
 
