@@ -243,9 +243,19 @@ mcp_servers:
 
 // A Streamable HTTP MCP server in this process that can be told to stop answering tools/call.
 function startStallableHttpServer() {
-  const state = { stall: false, forget: false, initializes: 0, deletes: 0, session: 'sess-1' };
+  const state = { stall: false, forget: false, initializes: 0, deletes: 0, session: 'sess-1', gets: 0, lastEventIds: [] };
   const server = http.createServer((req, res) => {
     if (req.method === 'DELETE') { state.deletes++; res.statusCode = 200; return res.end(); }
+    if (req.method === 'GET') {
+      // The server-to-client stream: one event, then the connection drops; the client must come
+      // back with Last-Event-ID.
+      state.gets++;
+      if (req.headers['last-event-id']) state.lastEventIds.push(req.headers['last-event-id']);
+      res.setHeader('content-type', 'text/event-stream');
+      const id = `ev-${state.gets}`;
+      res.write(`id: ${id}\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"${id}"}}\n\n`);
+      return setTimeout(() => res.destroy(), 50);
+    }
     if (req.method !== 'POST') { res.statusCode = 405; return res.end(); }
     if (state.forget && req.headers['mcp-session-id']) { res.statusCode = 404; return res.end(); }
     let body = '';
@@ -307,6 +317,12 @@ mcp_servers:
     stall.state.stall = false;
     await sleep(1100);
     assert.equal((await call(gw, 'remote__ping')).status, 200);
+  });
+
+  test('the GET stream is resumed with Last-Event-ID after it drops', async () => {
+    await waitFor(async () => stall.state.lastEventIds.length >= 1, 8000, 'a reconnect with Last-Event-ID');
+    assert.match(stall.state.lastEventIds[0], /^ev-\d+$/);
+    assert.match(gw.logs, /\[mcp:remote\] server log: "ev-1"/);
   });
 
   test('a session the server forgot (404) is initialised again', async () => {
