@@ -486,6 +486,10 @@ private:
             args = a->get_object();
         }
         rec.model = std::string(name->get_string());
+        if (auto* st = body->if_contains("stream"); st && st->is_bool() && st->get_bool()) {
+            co_await mcp_call_streamed(std::move(args), out, cancel, rec, headers);
+            co_return;
+        }
         auto r = co_await mcp_->aggregator().call_tool(rec.model, std::move(args), &cancel);
         if (cancel.cancelled()) {
             rec.status = status_client_closed;
@@ -505,6 +509,49 @@ private:
         auto text = tool_result_json(r, false);
         rec.status = 200;
         co_await out.send(200, "application/json", text, headers);
+    }
+
+    // The streamed form of the admin call: progress notifications as SSE events while the tool
+    // runs, then the result; a client that leaves cancels the call upstream.
+    struct streamed_call {
+        std::deque<json::value> progress;
+        asio::steady_timer signal;
+        bool done = false;
+        mcp::tool_outcome result;
+        explicit streamed_call(asio::any_io_executor ex) : signal(ex, asio::steady_timer::time_point::max()) {}
+    };
+
+    asio::awaitable<void> run_streamed_call(std::shared_ptr<streamed_call> st, std::string name, json::object args,
+                                            cancel_token* cancel) {
+        std::function<void(json::value const&)> on_progress = [st](json::value const& v) {
+            st->progress.push_back(v);
+            st->signal.cancel();
+        };
+        st->result = co_await mcp_->aggregator().call_tool(std::move(name), std::move(args), cancel, std::move(on_progress));
+        st->done = true;
+        st->signal.cancel();
+    }
+
+    asio::awaitable<void> mcp_call_streamed(json::object args, response_channel& out, cancel_token& cancel,
+                                            request_record& rec, header_list const& headers) {
+        auto ex = co_await asio::this_coro::executor;
+        auto st = std::make_shared<streamed_call>(ex);
+        asio::co_spawn(ex, run_streamed_call(st, rec.model, std::move(args), &cancel), asio::detached);
+        bool ok = co_await out.begin_stream(200, "text/event-stream", headers);
+        for (;;) {
+            while (!st->progress.empty()) {
+                std::string ev = "event: progress\ndata: " + json::serialize(st->progress.front()) + "\n\n";
+                st->progress.pop_front();
+                if (ok) ok = co_await out.write(ev);
+                if (!ok) cancel.cancel();  // the client left: the tool call is cancelled upstream
+            }
+            if (st->done) break;
+            st->signal.expires_at(asio::steady_timer::time_point::max());
+            co_await st->signal.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        rec.status = cancel.cancelled() ? status_client_closed : 200;
+        std::string last = "event: result\ndata: " + tool_result_json(st->result, true) + "\n\n";
+        if (ok) co_await out.end_stream(last);
     }
 
     std::string mcp_metrics() const {

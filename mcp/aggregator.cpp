@@ -301,6 +301,12 @@ asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, js
     cancel_token::subscription sub;
     if (cancel)
         sub = cancel->subscribe([ex = ex_, mcp_cancel] { asio::post(ex, [mcp_cancel] { mcp_cancel->cancel(); }); });
+    if (on_progress) {
+        // Progress arrives on the MCP thread; the caller gets it on its own executor.
+        auto caller = co_await asio::this_coro::executor;
+        auto target = std::make_shared<std::function<void(json::value const&)>>(std::move(on_progress));
+        on_progress = [caller, target](json::value const& v) { asio::post(caller, [target, v] { (*target)(v); }); };
+    }
     co_return co_await asio::co_spawn(
         ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress)),
         asio::use_awaitable);

@@ -105,6 +105,8 @@ public:
     std::shared_ptr<catalog const> snapshot() const;
 
     // Thread-safe: may be awaited from any executor. `cancel` belongs to the caller's thread.
+    // `on_progress` runs on the caller's executor, possibly after the call has returned: whatever
+    // it touches must be owned by it (a shared_ptr).
     asio::awaitable<tool_outcome> call_tool(std::string exposed_name, json::object arguments, cancel_token* cancel,
                                             std::function<void(json::value const&)> on_progress = {});
 

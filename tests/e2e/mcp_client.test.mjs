@@ -157,6 +157,44 @@ mcp_servers:
     assert.equal(results.find((r) => r.status === 503).body.error.code, 'busy');
   });
 
+  test('progress and cancellation reach the right caller', async () => {
+    const streamed = async (name, args) => {
+      const res = await fetch(gw.url + '/v1/mcp/tools/call', {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, arguments: args, stream: true }) });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const events = text.split('\n\n').filter(Boolean).map((block) => {
+        const type = /^event: (.*)$/m.exec(block)?.[1];
+        const data = JSON.parse(/^data: (.*)$/m.exec(block)[1]);
+        return { type, data };
+      });
+      return { progress: events.filter((e) => e.type === 'progress').map((e) => e.data), result: events.find((e) => e.type === 'result')?.data };
+    };
+    // Two callers at once, over two transports, with different step counts: each sees only its own.
+    const [a, b] = await Promise.all([
+      streamed('everything__trigger-long-running-operation', { duration: 1, steps: 3 }),
+      streamed('evhttp__trigger-long-running-operation', { duration: 1, steps: 5 }),
+    ]);
+    assert.deepEqual(a.progress.map((p) => p.progress), [1, 2, 3]);
+    assert.ok(a.progress.every((p) => p.total === 3));
+    assert.deepEqual(b.progress.map((p) => p.progress), [1, 2, 3, 4, 5]);
+    assert.ok(b.progress.every((p) => p.total === 5));
+    assert.equal(a.result.ok, true);
+    assert.match(b.result.result.content[0].text, /Steps: 5/);
+
+    // A caller that goes away cancels its call at the server.
+    const before = Number((await call(gw, 'narrow__cancellations')).body.result.content[0].text);
+    const ctrl = new AbortController();
+    const res = await fetch(gw.url + '/v1/mcp/tools/call', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'narrow__hang', arguments: {}, stream: true }), signal: ctrl.signal });
+    assert.equal(res.status, 200);
+    await sleep(200);
+    ctrl.abort();
+    await waitFor(async () => Number((await call(gw, 'narrow__cancellations')).body.result.content[0].text) > before, 5000,
+      'notifications/cancelled after the caller left');
+  });
+
   test('unknown tools and bad arguments are clear errors', async () => {
     const r = await call(gw, 'nope__nothing');
     assert.equal(r.status, 404);
