@@ -306,7 +306,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             std::string path = "mcp_servers[" + std::to_string(i++) + "]";
             r.check_keys(m, path, {"name", "command", "args", "env", "cwd", "url", "headers", "transport", "allowed_tools",
                                    "denied_tools", "timeout", "max_concurrency", "max_queue", "required",
-                                   "max_result_bytes", "circuit_breaker"});
+                                   "max_result_bytes", "circuit_breaker", "ping_interval"});
             mcp::server_config sc;
             if (!m["name"]) r.fail(m, path, "'name' is required");
             sc.name = r.str(m["name"], path + ".name");
@@ -361,12 +361,14 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             sc.allowed_tools = list("allowed_tools");
             sc.denied_tools = list("denied_tools");
             if (auto n = m["timeout"]) sc.timeout = r.duration(n, path + ".timeout");
-            if (sc.http) sc.http->read_timeout = sc.timeout;
+            // The session's own deadline decides; the HTTP read deadline is only a backstop.
+            if (sc.http) sc.http->read_timeout = sc.timeout + std::chrono::seconds(5);
             if (auto n = m["max_concurrency"]) sc.max_concurrency = static_cast<unsigned>(r.integer(n, path + ".max_concurrency", 1, 1024));
             if (auto n = m["max_queue"]) sc.max_queue = static_cast<unsigned>(r.integer(n, path + ".max_queue", 0, 100000));
             if (auto n = m["required"]) sc.required = r.boolean(n, path + ".required");
             if (auto n = m["max_result_bytes"])
                 sc.max_result_bytes = r.integer(n, path + ".max_result_bytes", 1024, 256u << 20);
+            if (auto n = m["ping_interval"]) sc.ping_interval = r.duration(n, path + ".ping_interval");
             if (auto cb = m["circuit_breaker"]) {
                 r.check_keys(cb, path + ".circuit_breaker", {"failures", "open_for"});
                 if (auto n = cb["failures"])

@@ -179,7 +179,7 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
             }
             s.log(log_level::info, "connected (protocol " + r->protocol_version + ", " + std::to_string(s.tools.size()) +
                                        " tools)");
-            co_await session->wait_closed();
+            co_await keep_alive(s, session);
             s.session.reset();
             s.tools.clear();
             s.resources.clear();
@@ -207,6 +207,29 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
         s.backoff_timer.expires_after(wait);
         co_await s.backoff_timer.async_wait(nothrow_awaitable);
     }
+}
+
+// Waits until the session ends, pinging the server meanwhile: a server that stops answering pings
+// (a hung process, a dead HTTP peer) is dropped and restarted instead of failing every call.
+asio::awaitable<void> aggregator::keep_alive(server_state& s, std::shared_ptr<client_session> session) {
+    if (s.cfg.ping_interval.count() <= 0) {
+        co_await session->wait_closed();
+        co_return;
+    }
+    int missed = 0;
+    while (!session->closed() && !stopping_) {
+        if (co_await session->wait_closed_for(s.cfg.ping_interval) || stopping_) break;
+        auto r = co_await session->request("ping", nullptr, std::max(s.cfg.ping_interval, std::chrono::milliseconds(1000)));
+        if (r.state == call_result::status::timeout || r.state == call_result::status::closed) {
+            if (++missed >= 2) {
+                s.log(log_level::warn, "no answer to two pings; reconnecting");
+                co_await session->close();
+            }
+        } else {
+            missed = 0;
+        }
+    }
+    co_await session->wait_closed();
 }
 
 asio::awaitable<void> aggregator::refresh(server_state& s, std::shared_ptr<client_session> session) {
@@ -411,7 +434,7 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
             out.error_code = "cancelled";
             break;
         case call_result::status::closed:
-            out.error = "the server connection closed during the call";
+            out.error = r.message.empty() ? "the server connection closed during the call" : r.message;
             out.error_code = "unavailable";
             failure = true;
             break;

@@ -37,6 +37,7 @@ struct server_config {
     unsigned max_queue = 64;
     bool required = false;
     std::size_t max_result_bytes = 1u << 20;
+    std::chrono::milliseconds ping_interval{30'000};  // 0: never; two unanswered pings end the session
     unsigned breaker_failures = 5;                   // consecutive failures that open the breaker
     std::chrono::milliseconds breaker_open{30'000};  // how long it stays open before one trial call
 };
@@ -120,6 +121,7 @@ private:
     struct server_state;
     asio::awaitable<void> supervise(server_state& s);
     asio::awaitable<void> refresh(server_state& s, std::shared_ptr<client_session> session);
+    asio::awaitable<void> keep_alive(server_state& s, std::shared_ptr<client_session> session);
     asio::awaitable<tool_outcome> call_on_mcp_thread(std::string exposed_name, json::object arguments,
                                                      std::shared_ptr<cancel_token> cancel,
                                                      std::function<void(json::value const&)> on_progress);

@@ -127,6 +127,9 @@ asio::awaitable<call_result> client_session::request(std::string const& method, 
         if (p.reply->type == message::kind::response) {
             out.state = call_result::status::ok;
             out.result = std::move(p.reply->result);
+        } else if (p.reply->error_code == errc::transport_failure) {
+            out.state = call_result::status::closed;  // never reached the server, or its answer never came
+            out.message = p.reply->error_message;
         } else {
             out.state = call_result::status::error;
             out.code = p.reply->error_code;
@@ -227,6 +230,13 @@ asio::awaitable<void> client_session::wait_closed() {
         closed_signal_.expires_at(asio::steady_timer::time_point::max());
         co_await closed_signal_.async_wait(nothrow_awaitable);
     }
+}
+
+asio::awaitable<bool> client_session::wait_closed_for(std::chrono::milliseconds d) {
+    if (closed_) co_return true;
+    closed_signal_.expires_after(d);
+    co_await closed_signal_.async_wait(nothrow_awaitable);
+    co_return closed_;
 }
 
 asio::awaitable<void> client_session::close() {

@@ -71,6 +71,8 @@ public:
     bool closed() const { return closed_; }
     // Completes when the connection to the server is gone.
     asio::awaitable<void> wait_closed();
+    // Waits at most `d`; true when the connection is gone. (One waiter at a time, as wait_closed.)
+    asio::awaitable<bool> wait_closed_for(std::chrono::milliseconds d);
     asio::awaitable<void> close();
     server_info const& info() const { return info_; }
 

@@ -151,7 +151,7 @@ private:
 
     // A failed request must still get an answer, or its caller waits for the timeout.
     void fail_request(message const& m, std::string const& why) {
-        if (m.type == message::kind::request) queue_.push(make_error(m.id, errc::internal_error, why));
+        if (m.type == message::kind::request) queue_.push(make_error(m.id, errc::transport_failure, why));
     }
 
     asio::awaitable<void> post_streamable_detached(std::string body, message m) {

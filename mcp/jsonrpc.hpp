@@ -21,6 +21,9 @@ inline constexpr int invalid_request = -32600;
 inline constexpr int method_not_found = -32601;
 inline constexpr int invalid_params = -32602;
 inline constexpr int internal_error = -32603;
+// Ours (implementation range): the transport could not deliver the request or its answer. The
+// session reports it like a timeout, not like an answer from the server.
+inline constexpr int transport_failure = -32099;
 }  // namespace errc
 
 struct message {

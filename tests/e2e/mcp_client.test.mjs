@@ -281,7 +281,7 @@ mcp_servers:
 
 // A Streamable HTTP MCP server in this process that can be told to stop answering tools/call.
 function startStallableHttpServer() {
-  const state = { stall: false, forget: false, initializes: 0, deletes: 0, session: 'sess-1', gets: 0, lastEventIds: [] };
+  const state = { stall: false, forget: false, initializes: 0, deletes: 0, session: 'sess-1', gets: 0, lastEventIds: [], pings: 0 };
   const server = http.createServer((req, res) => {
     if (req.method === 'DELETE') { state.deletes++; res.statusCode = 200; return res.end(); }
     if (req.method === 'GET') {
@@ -310,6 +310,7 @@ function startStallableHttpServer() {
         return reply({ protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'stallable', version: '1' } });
       }
       if (msg.method === 'tools/list') return reply({ tools: [{ name: 'ping', inputSchema: { type: 'object' } }] });
+      if (msg.method === 'ping') { state.pings++; if (state.stall) return; return reply({}); }
       if (msg.method === 'tools/call') {
         if (state.stall) return; // never answers
         return reply({ content: [{ type: 'text', text: 'pong' }] });
@@ -330,6 +331,7 @@ mcp_servers:
   - name: remote
     url: http://127.0.0.1:${stall.port}/mcp
     timeout: 500ms
+    ping_interval: 400ms
     circuit_breaker: { failures: 2, open_for: 1s }
   - { name: missing, command: /nonexistent/mcp-server, required: true }
 `);
@@ -354,6 +356,16 @@ mcp_servers:
     assert.equal((await call(gw, 'remote__ping')).body.error.code, 'circuit_open');
     stall.state.stall = false;
     await sleep(1100);
+    assert.equal((await call(gw, 'remote__ping')).status, 200);
+  });
+
+  test('the gateway pings the server, and reconnects when pings go unanswered', async () => {
+    await waitFor(async () => stall.state.pings >= 2, 5000, 'pings');
+    const inits = stall.state.initializes;
+    stall.state.stall = true;
+    await waitFor(async () => stall.state.initializes > inits, 10000, 'a reconnect after unanswered pings');
+    stall.state.stall = false;
+    await waitFor(async () => (await servers(gw)).remote.status === 'up', 10000, 'up again');
     assert.equal((await call(gw, 'remote__ping')).status, 200);
   });
 
