@@ -296,16 +296,25 @@ private:
         co_return std::move(v.get_object());
     }
 
-    asio::awaitable<void> chat(worker_services& services, inbound_request& req, response_channel& out,
-                               cancel_token& cancel, request_record& rec, header_list const& headers) {
+    // A JSON body with a non-empty string "model" (recorded in rec); answers 400 itself otherwise.
+    asio::awaitable<std::optional<json::object>> parse_model_body(inbound_request const& req, response_channel& out,
+                                                                  request_record& rec, header_list const& headers) {
         auto body = co_await parse_body(req, out, rec, headers);
-        if (!body) co_return;
+        if (!body) co_return std::nullopt;
         auto* model = body->if_contains("model");
         if (model == nullptr || !model->is_string() || model->get_string().empty()) {
-            co_await reply_error(out, rec, headers, api_error::bad_request("'model' is required and must be a non-empty string", "missing_model"));
-            co_return;
+            auto err = api_error::bad_request("'model' is required and must be a non-empty string", "missing_model");
+            co_await reply_error(out, rec, headers, err);
+            co_return std::nullopt;
         }
         rec.model = std::string(model->get_string());
+        co_return body;
+    }
+
+    asio::awaitable<void> chat(worker_services& services, inbound_request& req, response_channel& out,
+                               cancel_token& cancel, request_record& rec, header_list const& headers) {
+        auto body = co_await parse_model_body(req, out, rec, headers);
+        if (!body) co_return;
         auto* messages = body->if_contains("messages");
         if (messages == nullptr || !messages->is_array() || messages->get_array().empty()) {
             co_await reply_error(out, rec, headers, api_error::bad_request("'messages' is required and must be a non-empty array", "invalid_messages"));
@@ -375,14 +384,8 @@ private:
 
     asio::awaitable<void> embeddings(worker_services& services, inbound_request& req, response_channel& out,
                                      cancel_token& cancel, request_record& rec, header_list const& headers) {
-        auto body = co_await parse_body(req, out, rec, headers);
+        auto body = co_await parse_model_body(req, out, rec, headers);
         if (!body) co_return;
-        auto* model = body->if_contains("model");
-        if (model == nullptr || !model->is_string() || model->get_string().empty()) {
-            co_await reply_error(out, rec, headers, api_error::bad_request("'model' is required and must be a non-empty string", "missing_model"));
-            co_return;
-        }
-        rec.model = std::string(model->get_string());
         if (!body->contains("input")) {
             co_await reply_error(out, rec, headers, api_error::bad_request("'input' is required", "invalid_input"));
             co_return;

@@ -250,6 +250,14 @@ struct server::impl {
         }
     }
 
+    // 413, then the rest of the upload is read and dropped so the client sees the answer.
+    asio::awaitable<void> reject_too_large(beast::tcp_stream& stream) {
+        auto err = api_error::payload_too_large("request body is larger than the limit of " +
+                                                std::to_string(opts.max_body_bytes) + " bytes");
+        co_await respond_error(stream, err);
+        co_await drain(stream);
+    }
+
     asio::awaitable<void> session(worker& w, tcp::socket sock) {
         live_sessions.fetch_add(1);
         error_code ec;
@@ -282,10 +290,7 @@ struct server::impl {
             first = false;
             auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow_awaitable);
             if (hec == bhttp::error::body_limit) {  // Content-Length above the limit, seen in the head
-                co_await respond_error(stream, api_error::payload_too_large(
-                                                   "request body is larger than the limit of " +
-                                                   std::to_string(opts.max_body_bytes) + " bytes"));
-                co_await drain(stream);
+                co_await reject_too_large(stream);
                 break;
             }
             if (hec) {
@@ -310,11 +315,8 @@ struct server::impl {
             if (!parser.is_done()) {
                 stream.expires_after(opts.body_timeout);
                 auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, nothrow_awaitable);
-                if (bec == bhttp::error::body_limit) {
-                    co_await respond_error(stream, api_error::payload_too_large(
-                                                       "request body is larger than the limit of " +
-                                                       std::to_string(opts.max_body_bytes) + " bytes"));
-                    co_await drain(stream);
+                if (bec == bhttp::error::body_limit) {  // a chunked body that grew past the limit
+                    co_await reject_too_large(stream);
                     break;
                 }
                 if (bec) {
