@@ -14,6 +14,8 @@
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
+#include <unistd.h>
 #include <optional>
 
 #include "mcp/jsonrpc.hpp"
@@ -49,6 +51,13 @@ public:
         if (exe.empty()) {
             log_(log_level::error, "command not found on PATH: " + opts_.command);
             co_return error_code(ENOENT, boost::system::system_category());
+        }
+        // Check before forking: when exec fails, the forked copy of the gateway runs its exit
+        // handlers instead of vanishing quietly.
+        if (::access(exe.c_str(), X_OK) != 0) {
+            auto err = errno;
+            log_(log_level::error, "cannot run " + exe.string() + ": " + std::strerror(err));
+            co_return error_code(err, boost::system::system_category());
         }
         // A clean environment: only what a tool server needs, plus what the config gives it.
         std::vector<std::string> env;
