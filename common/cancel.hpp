@@ -9,7 +9,7 @@
 
 namespace toolgate {
 
-enum class cancel_reason { none, client_gone, timeout, shutdown };
+enum class cancel_reason { none, client_gone, timeout };
 
 class cancel_token {
 public:

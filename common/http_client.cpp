@@ -1,4 +1,5 @@
 #include "common/http_client.hpp"
+#include "common/text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -45,13 +46,6 @@ struct client_category final : boost::system::error_category {
         return "unknown http client error";
     }
 };
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 struct connection {
     using plain = beast::tcp_stream;
@@ -104,7 +98,7 @@ boost::system::result<endpoint> endpoint::parse(std::string_view url) {
     auto u = boost::urls::parse_uri(url);
     if (!u) return u.error();
     endpoint ep;
-    auto scheme = to_lower(u->scheme());
+    auto scheme = ascii_lower(u->scheme());
     if (scheme == "https") ep.tls = true;
     else if (scheme != "http") return error_code(client_errc::bad_url);
     if (u->host_type() == boost::urls::host_type::ipv6) ep.host = u->host_ipv6_address().to_string();
@@ -245,7 +239,7 @@ struct client::impl {
 
         response res;
         res.status = static_cast<int>(p.get().result_int());
-        for (auto const& f : p.get()) res.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
+        for (auto const& f : p.get()) res.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
         bool deliver = reader != nullptr && res.status / 100 == 2;
         if (deliver) reader->on_head(res);
 
@@ -314,12 +308,6 @@ asio::awaitable<boost::system::result<response>> client::send(endpoint const& ep
 asio::awaitable<boost::system::result<response>> client::stream(endpoint const& ep, request const& req, timeouts t,
                                                                  cancel_token* cancel, body_reader& reader) {
     return impl_->run(ep, req, t, cancel, &reader);
-}
-
-std::size_t client::idle_connections() const {
-    std::size_t n = 0;
-    for (auto const& [k, v] : impl_->idle) n += v.size();
-    return n;
 }
 
 }  // namespace toolgate::http

@@ -99,7 +99,6 @@ public:
                                                              timeouts t, cancel_token* cancel,
                                                              body_reader& reader);
 
-    std::size_t idle_connections() const;
 
 private:
     struct impl;

@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "common/api_error.hpp"
+#include "common/text.hpp"
 
 namespace toolgate::gateway {
 
@@ -48,12 +49,6 @@ std::string_view inbound_request::header(std::string_view lower_name) const {
 }
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 struct session_state {
     beast::tcp_stream* stream = nullptr;
@@ -335,7 +330,7 @@ struct server::impl {
             auto q = req.target.find('?');
             req.path = q == std::string::npos ? req.target : req.target.substr(0, q);
             req.headers.reserve(16);
-            for (auto const& f : msg) req.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+            for (auto const& f : msg) req.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
             req.body = std::move(msg.body());
             bool keep_alive = msg.keep_alive() && !stopping.load(std::memory_order_relaxed);
 

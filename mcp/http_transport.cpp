@@ -88,10 +88,8 @@ public:
         auto ep = http::endpoint::parse(opts_.url);
         if (!ep) co_return ep.error();
         ep_ = *ep;
-        auto q = opts_.url.find('?');
         target_ = opts_.url.substr(opts_.url.find('/', opts_.url.find("//") + 2));
         if (target_.empty() || target_[0] != '/') target_ = "/";
-        (void)q;
         if (mode_ == http_options::mode::sse) co_return co_await start_legacy();
         co_return error_code{};
     }
@@ -107,7 +105,7 @@ public:
         }
         if (!is_request) co_return co_await post_streamable(std::move(message), std::move(m), false);
         // Requests may take long (their answer streams back): run them beside the session.
-        asio::co_spawn(ex_, post_streamable_detached(std::move(message), std::move(m)), asio::detached);
+        asio::co_spawn(ex_, post_streamable(std::move(message), std::move(m), false), asio::detached);
         co_return error_code{};
     }
 
@@ -152,12 +150,6 @@ private:
     // A failed request must still get an answer, or its caller waits for the timeout.
     void fail_request(message const& m, std::string const& why) {
         if (m.type == message::kind::request) queue_.push(make_error(m.id, errc::transport_failure, why));
-    }
-
-    asio::awaitable<void> post_streamable_detached(std::string body, message m) {
-        auto alive = alive_;
-        co_await post_streamable(std::move(body), std::move(m), false);
-        (void)alive;
     }
 
     asio::awaitable<error_code> post_streamable(std::string body, message m, bool deciding) {

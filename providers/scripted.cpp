@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "common/duration.hpp"
+#include "common/text.hpp"
 
 namespace toolgate::providers {
 
@@ -26,12 +27,6 @@ struct rule {
     std::string tool_name;
     std::string tool_arguments;  // JSON text
 };
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 // The text of a message's content, whether a string or an array of text parts.
 std::string content_text(json::value const* content) {
@@ -357,7 +352,7 @@ private:
         for (auto const& [k, val] : v.get_object()) {
             if (k == "when") {
                 if (!val.is_string()) throw std::invalid_argument(where + ".when must be a string");
-                r.when = lower(val.get_string());
+                r.when = ascii_lower(val.get_string());
             } else if (k == "reply") {
                 if (!val.is_string()) throw std::invalid_argument(where + ".reply must be a string");
                 r.reply = std::string(val.get_string());
@@ -425,7 +420,7 @@ private:
             }
         }
         bool tools_allowed = !(tool_choice && tool_choice->is_string() && tool_choice->get_string() == "none");
-        auto lowered = lower(user_text);
+        auto lowered = ascii_lower(user_text);
         for (auto const& r : rules_) {
             if (!r.when.empty() && lowered.find(r.when) == std::string::npos) continue;
             if (!r.tool_name.empty()) {
