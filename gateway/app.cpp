@@ -20,7 +20,10 @@
 #include <future>
 #include <random>
 #include <thread>
+#include <unordered_set>
 
+#include "agentloop/loop.hpp"
+#include "common/duration.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
 #include "common/sse.hpp"
@@ -101,6 +104,12 @@ struct request_record {
     std::string error_code;
     std::string error_detail;
     clock_type::time_point start = clock_type::now();
+    // agent loop
+    bool loop = false;
+    unsigned iterations = 0;
+    std::size_t tool_calls = 0;
+    std::size_t tool_errors = 0;
+    std::string_view stopped;
 };
 
 class sse_sink final : public providers::chat_sink {
@@ -128,6 +137,13 @@ public:
         pending_.clear();
         if (!ok) co_return fail();
         co_return true;
+    }
+
+    asio::awaitable<bool> on_comment(std::string_view text) override {
+        pending_.append(": ");
+        pending_.append(text);
+        pending_.append("\n\n");
+        co_return !failed_;
     }
 
     // Ends the stream: what is still held, then `last`, in one write.
@@ -195,6 +211,65 @@ private:
     asio::executor_work_guard<asio::io_context::executor_type> guard_;
     std::unique_ptr<mcp::aggregator> aggregator_;
     std::thread thread_;
+};
+
+// The MCP tools as the model sees them (OpenAI function entries), rebuilt when the catalog changes.
+struct injected_catalog {
+    std::shared_ptr<mcp::catalog const> source;
+    json::array definitions;  // same order as source->tools
+};
+
+json::object openai_tool(mcp::tool_entry const& t) {
+    json::object fn;
+    fn["name"] = t.exposed;
+    if (auto const* d = t.definition.if_contains("description"); d && d->is_string()) fn["description"] = *d;
+    else if (auto const* ti = t.definition.if_contains("title"); ti && ti->is_string()) fn["description"] = *ti;
+    auto const* schema = t.definition.if_contains("inputSchema");
+    if (schema && schema->is_object()) fn["parameters"] = *schema;
+    else fn["parameters"] = json::object{{"type", "object"}, {"properties", json::object()}};
+    return json::object{{"type", "function"}, {"function", std::move(fn)}};
+}
+
+// The MCP tools one request may use.
+class mcp_toolbox final : public agentloop::toolbox {
+public:
+    explicit mcp_toolbox(mcp::aggregator& agg) : agg_(agg) {}
+    void add(std::string name, json::value const& definition) {
+        names_.insert(std::move(name));
+        defs_.push_back(definition);
+    }
+    bool empty() const { return names_.empty(); }
+    json::array const& definitions() const override { return defs_; }
+    bool has(std::string_view name) const override { return names_.count(std::string(name)) > 0; }
+    asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) override {
+        co_return co_await agg_.call_tool(std::move(name), std::move(arguments), &cancel);
+    }
+
+private:
+    mcp::aggregator& agg_;
+    json::array defs_;
+    std::unordered_set<std::string> names_;
+};
+
+std::vector<std::string> split_list(std::string_view text) {
+    std::vector<std::string> out;
+    while (!text.empty()) {
+        auto comma = text.find(',');
+        auto item = text.substr(0, comma);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (!item.empty()) out.emplace_back(item);
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+struct loop_plan {
+    bool run = false;
+    std::unique_ptr<mcp_toolbox> tools;
+    agentloop::limits limits;
+    std::unordered_set<std::string> client_tools;
 };
 
 class app final : public request_handler {
@@ -338,6 +413,18 @@ private:
         }
         rec.stream = stream;
 
+        loop_plan plan;
+        bool body_changed = false;
+        if (auto err = plan_loop(req, *body, plan, body_changed)) {
+            co_await reply_error(out, rec, headers, *err);
+            co_return;
+        }
+        if (body_changed) req.body.clear();
+        if (plan.run) {
+            co_await run_loop(services, out, cancel, rec, headers, std::move(*body), plan, stream);
+            co_return;
+        }
+
         turn_context ctx;
         ctx.request_id = rec.request_id;
         ctx.requested_model = rec.model;
@@ -354,6 +441,13 @@ private:
         auto result = co_await pipeline_->run(ctx);
         if (ctx.provider) rec.provider = ctx.provider->name();
         rec.tokens = result.tokens;
+        if (result.raw_response.empty() && !result.error && !stream) result.raw_response = json::serialize(result.response);
+        co_await answer(out, cancel, rec, headers, sink ? &*sink : nullptr, result);
+    }
+
+    // The end of a chat request, plain or looped: the answer, or the error (mid-stream as an event).
+    asio::awaitable<void> answer(response_channel& out, cancel_token& cancel, request_record& rec,
+                                 header_list const& headers, sse_sink* sink, providers::chat_outcome& result) {
         if (cancel.cancelled()) {
             if (cancel.reason() != cancel_reason::timeout) {
                 rec.status = status_client_closed;
@@ -374,12 +468,185 @@ private:
             co_return;
         }
         rec.status = 200;
-        if (stream) {
-            co_await sink->finish("data: [DONE]\n\n");
-        } else {
-            if (result.raw_response.empty()) result.raw_response = json::serialize(result.response);
-            co_await out.send(200, "application/json", result.raw_response, headers);
+        if (sink) co_await sink->finish("data: [DONE]\n\n");
+        else co_await out.send(200, "application/json", result.raw_response, headers);
+    }
+
+    // Decides whether this request runs the agent loop, and with which tools and limits. Plain
+    // function (no coroutine): it builds JSON with braced lists.
+    std::optional<api_error> plan_loop(inbound_request const& req, json::object& body, loop_plan& plan,
+                                       bool& body_changed) {
+        plan.limits = cfg_.agent_loop.limits;
+        if (auto err = apply_limit_headers(req, plan.limits)) return err;
+        auto& messages = body.at("messages").get_array();
+        // A follow-up after a hybrid turn: put back the tool turns the gateway ran on its own.
+        auto const& last = messages.back().get_object();
+        if (last.at("role") == "tool" && hybrid_.size() > 0 && hybrid_.expand(messages) > 0) body_changed = true;
+
+        if (!cfg_.agent_loop.inject_tools) return std::nullopt;
+        auto server_filter = split_list(req.header("x-toolgate-mcp-servers"));
+        auto tool_filter = split_list(req.header("x-toolgate-mcp-tools"));
+        for (auto const* f : {&server_filter, &tool_filter})
+            if (f->size() == 1 && (*f)[0] == "none") return std::nullopt;
+        for (auto const& s : server_filter) {
+            bool known = false;
+            for (auto const& sc : cfg_.mcp_servers) known = known || sc.name == s;
+            if (!known)
+                return api_error::bad_request("x-toolgate-mcp-servers names an MCP server that is not configured: '" + s + "'",
+                                              "unknown_mcp_server");
         }
+        if (auto const* tc = body.if_contains("tool_choice"); tc && tc->is_string() && tc->get_string() == "none")
+            return std::nullopt;  // the client wants no tool calls at all
+        json::array* client_tools = nullptr;
+        if (auto* t = body.if_contains("tools"); t && !t->is_null()) {
+            if (!t->is_array()) return api_error::bad_request("'tools' must be an array", "invalid_tools");
+            client_tools = &t->get_array();
+            for (auto const& entry : *client_tools) {
+                auto const* fn = entry.is_object() ? entry.get_object().if_contains("function") : nullptr;
+                auto const* name = fn && fn->is_object() ? fn->get_object().if_contains("name") : nullptr;
+                if (name && name->is_string()) plan.client_tools.emplace(name->get_string());
+            }
+        }
+        auto cat = injected();
+        auto box = std::make_unique<mcp_toolbox>(mcp_->aggregator());
+        std::unordered_set<std::string_view> servers(server_filter.begin(), server_filter.end());
+        std::unordered_set<std::string_view> tools(tool_filter.begin(), tool_filter.end());
+        for (std::size_t i = 0; i < cat->source->tools.size(); ++i) {
+            auto const& t = cat->source->tools[i];
+            if (!servers.empty() && !servers.count(t.server)) continue;
+            if (!tools.empty() && !tools.count(t.exposed)) continue;
+            if (plan.client_tools.count(t.exposed)) continue;  // the client's own tool of that name wins
+            box->add(t.exposed, cat->definitions[i]);
+        }
+        if (box->empty()) return std::nullopt;
+        if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
+            return api_error::bad_request("'n' greater than 1 cannot be combined with the gateway's MCP tools; send n: 1, "
+                                          "or switch the tools off with the header x-toolgate-mcp-servers: none",
+                                          "unsupported_n");
+        json::array merged;
+        if (client_tools) merged = *client_tools;
+        for (auto const& d : box->definitions()) merged.push_back(d);
+        if (auto* t = body.if_contains("tools")) *t = std::move(merged);
+        else body.emplace("tools", std::move(merged));
+        body_changed = true;
+        plan.tools = std::move(box);
+        plan.run = true;
+        return std::nullopt;
+    }
+
+    // Per-request limits: a request may tighten the configured limits, never loosen them.
+    static std::optional<api_error> apply_limit_headers(inbound_request const& req, agentloop::limits& l) {
+        auto bad = [](std::string_view header, std::string_view what) {
+            return api_error::bad_request("header " + std::string(header) + " must be " + std::string(what),
+                                          "invalid_limit_header");
+        };
+        auto whole = [](std::string_view v) -> std::optional<std::uint64_t> {
+            if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+            return std::stoull(std::string(v));
+        };
+        auto tighten = [](auto& limit, auto value) {
+            if (limit == 0 || value < limit) limit = value;
+        };
+        for (auto [name, field] : {std::pair{"x-toolgate-max-iterations", 0}, std::pair{"x-toolgate-max-tool-calls", 1},
+                                   std::pair{"x-toolgate-max-tool-result-bytes", 2},
+                                   std::pair{"x-toolgate-max-total-tokens", 3}}) {
+            auto v = req.header(name);
+            if (v.empty()) continue;
+            auto n = whole(v);
+            if (!n || *n == 0) return bad(name, "a whole number of at least 1");
+            if (field == 0) tighten(l.max_iterations, static_cast<unsigned>(std::min<std::uint64_t>(*n, 1000)));
+            if (field == 1) tighten(l.max_tool_calls_per_turn, static_cast<unsigned>(std::min<std::uint64_t>(*n, 1000)));
+            if (field == 2) tighten(l.max_tool_result_bytes, static_cast<std::size_t>(std::max<std::uint64_t>(*n, 256)));
+            if (field == 3) tighten(l.max_total_tokens, static_cast<std::int64_t>(*n));
+        }
+        for (auto [name, field] : {std::pair{"x-toolgate-tool-timeout", 0}, std::pair{"x-toolgate-loop-timeout", 1}}) {
+            auto v = req.header(name);
+            if (v.empty()) continue;
+            auto d = parse_duration(v);
+            if (!d || d->count() <= 0) return bad(name, "a duration such as 30s or 1500ms");
+            if (field == 0) l.tool_timeout = std::min(l.tool_timeout, *d);
+            if (field == 1) l.loop_timeout = std::min(l.loop_timeout, *d);
+        }
+        if (auto v = req.header("x-toolgate-max-cost"); !v.empty()) {
+            std::string s(v);
+            char* end = nullptr;
+            double x = std::strtod(s.c_str(), &end);
+            if (end != s.c_str() + s.size() || !(x > 0 && x < 1e6)) return bad("x-toolgate-max-cost", "a positive number of USD");
+            tighten(l.max_cost_usd, x);
+        }
+        return std::nullopt;
+    }
+
+    std::shared_ptr<injected_catalog const> injected() {
+        auto snap = mcp_->aggregator().snapshot();
+        std::lock_guard lock(injected_mu_);
+        if (!injected_ || injected_->source != snap) {
+            auto fresh = std::make_shared<injected_catalog>();
+            fresh->source = snap;
+            for (auto const& t : snap->tools) fresh->definitions.push_back(openai_tool(t));
+            injected_ = std::move(fresh);
+        }
+        return injected_;
+    }
+
+    asio::awaitable<providers::chat_outcome> run_turn(worker_services& services, request_record& rec,
+                                                      providers::chat_request& request, providers::chat_sink* sink,
+                                                      cancel_token& cancel, providers::provider*& last) {
+        turn_context ctx;
+        ctx.request_id = rec.request_id;
+        ctx.requested_model = rec.model;
+        ctx.request = std::move(request);
+        providers::call_context call{services.http, cancel, rec.request_id};
+        ctx.call = &call;
+        ctx.sink = sink;
+        auto result = co_await pipeline_->run(ctx);
+        request = std::move(ctx.request);
+        if (ctx.provider) {
+            rec.provider = ctx.provider->name();
+            last = ctx.provider;
+        }
+        co_return result;
+    }
+
+    asio::awaitable<void> run_loop(worker_services& services, response_channel& out, cancel_token& cancel,
+                                   request_record& rec, header_list const& headers, json::object body, loop_plan& plan,
+                                   bool stream) {
+        rec.loop = true;
+        agentloop::loop_input in;
+        in.body = std::move(body);
+        in.client_tools = std::move(plan.client_tools);
+        in.stream = stream;
+        if (auto* so = in.body.if_contains("stream_options"); so && so->is_object()) {
+            auto* iu = so->get_object().if_contains("include_usage");
+            in.include_usage = iu && iu->is_bool() && iu->get_bool();
+        }
+        std::optional<sse_sink> sink;
+        if (stream) {
+            sink.emplace(out, headers, cancel);
+            in.sink = &*sink;
+        }
+        in.cancel = &cancel;
+        in.lim = plan.limits;
+        in.tools = plan.tools.get();
+        in.fallback_model = rec.model;
+        providers::provider* last = nullptr;
+        in.cost = [&last](std::string_view model, providers::usage const& u) {
+            return last ? last->config().cost(model, u) : 0.0;
+        };
+        agentloop::turn_fn turn = [this, &services, &rec, &last](providers::chat_request& r, providers::chat_sink* s,
+                                                                cancel_token& c) {
+            return run_turn(services, rec, r, s, c, last);
+        };
+        auto res = co_await agentloop::run(in, turn);
+        rec.tokens = res.outcome.tokens;
+        rec.iterations = res.iterations;
+        rec.tool_calls = res.calls.size();
+        for (auto const& c : res.calls) rec.tool_errors += c.ok ? 0 : 1;
+        if (res.stopped != agentloop::stop_reason::none) rec.stopped = agentloop::to_string(res.stopped);
+        if (!res.outcome.error && !cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1)
+            hybrid_.remember(res.client_call_ids, std::move(res.transcript));
+        if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
+        co_await answer(out, cancel, rec, headers, sink ? &*sink : nullptr, res.outcome);
     }
 
     asio::awaitable<void> embeddings(worker_services& services, inbound_request& req, response_channel& out,
@@ -690,6 +957,10 @@ private:
         if (rec.tokens.present)
             fmt::format_to(out, R"(,"prompt_tokens":{},"completion_tokens":{})", rec.tokens.prompt_tokens,
                            rec.tokens.completion_tokens);
+        if (rec.loop)
+            fmt::format_to(out, R"(,"iterations":{},"tool_calls":{},"tool_errors":{})", rec.iterations, rec.tool_calls,
+                           rec.tool_errors);
+        if (!rec.stopped.empty()) fmt::format_to(out, R"(,"loop_stopped":"{}")", rec.stopped);
         if (!rec.error_code.empty()) fmt::format_to(out, R"(,"error":"{}")", rec.error_code);
         fmt::format_to(out, R"(,"latency_ms":{:.3f}}})", seconds * 1000.0);
         access_log_->info(std::string_view(line.data(), line.size()));
@@ -700,6 +971,9 @@ private:
     std::vector<std::unique_ptr<providers::provider>> providers_;
     std::unique_ptr<model_router> router_;
     std::unique_ptr<turn_pipeline> pipeline_;
+    agentloop::hybrid_store hybrid_;
+    std::mutex injected_mu_;
+    std::shared_ptr<injected_catalog const> injected_;
     metrics metrics_;
     std::string models_json_;
     std::unordered_map<std::string, std::string> models_by_id_;

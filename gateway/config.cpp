@@ -139,6 +139,15 @@ public:
         return v;
     }
 
+    double number(YAML::Node const& n, std::string const& path, double min, double max) const {
+        auto s = str(n, path);
+        char* end = nullptr;
+        double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || !(v >= min && v <= max))
+            fail(n, path, "must be a number between " + std::to_string(min) + " and " + std::to_string(max));
+        return v;
+    }
+
     std::chrono::milliseconds duration(YAML::Node const& n, std::string const& path) const {
         auto d = parse_duration(str(n, path));
         if (!d) fail(n, path, "must be a duration such as 30s, 1500ms or 5m");
@@ -204,7 +213,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     gateway_config cfg;
     reader r(source, env);
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-    r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names"});
+    r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names", "agent_loop"});
 
     if (auto s = root["server"]) {
         r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads"});
@@ -239,7 +248,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             if (!p.IsMap()) r.fail(p, path, "must be a mapping");
             providers::provider_config pc;
             static std::set<std::string> const common{"name", "type", "base_url", "api_key", "models",
-                                                      "headers", "timeout", "connect_timeout"};
+                                                      "headers", "timeout", "connect_timeout", "prices"};
             json::object options;
             for (auto const& kv : p) {
                 auto key = kv.first.as<std::string>();
@@ -276,6 +285,18 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             }
             if (auto n = p["timeout"]) pc.timeout = r.duration(n, path + ".timeout");
             if (auto n = p["connect_timeout"]) pc.connect_timeout = r.duration(n, path + ".connect_timeout");
+            if (auto n = p["prices"]) {
+                if (!n.IsMap()) r.fail(n, path + ".prices", "must map model names to {input, output} USD per million tokens");
+                for (auto const& kv : n) {
+                    auto model = kv.first.as<std::string>();
+                    auto mp = path + ".prices." + model;
+                    r.check_keys(kv.second, mp, {"input", "output"});
+                    providers::model_price price;
+                    if (auto x = kv.second["input"]) price.input = r.number(x, mp + ".input", 0, 1e6);
+                    if (auto x = kv.second["output"]) price.output = r.number(x, mp + ".output", 0, 1e6);
+                    pc.prices[model] = price;
+                }
+            }
             pc.options = std::move(options);
             if (pc.type == "scripted" && pc.models.empty()) pc.models.push_back("toolgate-demo");
             try {
@@ -297,6 +318,36 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             else r.fail(n, "tool_names.prefix_mode", "must be always, conditional or never");
         }
     }
+
+    if (auto al = root["agent_loop"]) {
+        r.check_keys(al, "agent_loop", {"inject_tools", "max_iterations", "tool_timeout", "loop_timeout",
+                                        "max_tool_calls_per_turn", "max_parallel_tools", "max_tool_result_bytes",
+                                        "max_total_tokens", "max_cost_usd", "keepalive_interval"});
+        auto& l = cfg.agent_loop.limits;
+        if (auto n = al["inject_tools"]) cfg.agent_loop.inject_tools = r.boolean(n, "agent_loop.inject_tools");
+        if (auto n = al["max_iterations"]) l.max_iterations = static_cast<unsigned>(r.integer(n, "agent_loop.max_iterations", 1, 1000));
+        if (auto n = al["tool_timeout"]) l.tool_timeout = r.duration(n, "agent_loop.tool_timeout");
+        if (auto n = al["loop_timeout"]) {
+            l.loop_timeout = r.duration(n, "agent_loop.loop_timeout");
+            cfg.agent_loop.loop_timeout_set = true;
+        }
+        if (auto n = al["max_tool_calls_per_turn"])
+            l.max_tool_calls_per_turn = static_cast<unsigned>(r.integer(n, "agent_loop.max_tool_calls_per_turn", 1, 1000));
+        if (auto n = al["max_parallel_tools"])
+            l.max_parallel_tools = static_cast<unsigned>(r.integer(n, "agent_loop.max_parallel_tools", 1, 256));
+        if (auto n = al["max_tool_result_bytes"])
+            l.max_tool_result_bytes = r.integer(n, "agent_loop.max_tool_result_bytes", 256, 64u << 20);
+        if (auto n = al["max_total_tokens"])
+            l.max_total_tokens = static_cast<std::int64_t>(r.integer(n, "agent_loop.max_total_tokens", 0, 1ull << 40));
+        if (auto n = al["max_cost_usd"]) l.max_cost_usd = r.number(n, "agent_loop.max_cost_usd", 0, 1e6);
+        if (auto n = al["keepalive_interval"]) l.keepalive_interval = r.duration(n, "agent_loop.keepalive_interval");
+        if (l.keepalive_interval.count() < 100) r.fail(al, "agent_loop.keepalive_interval", "must be at least 100ms");
+        if (cfg.agent_loop.loop_timeout_set && l.loop_timeout >= cfg.server.request_timeout)
+            r.fail(al["loop_timeout"], "agent_loop.loop_timeout",
+                   "must be shorter than server.request_timeout, so that a stopped loop can still answer");
+    }
+    // By default the loop gets four fifths of the request's time, so it ends with an answer of its own.
+    if (!cfg.agent_loop.loop_timeout_set) cfg.agent_loop.limits.loop_timeout = cfg.server.request_timeout * 4 / 5;
 
     if (auto ms = root["mcp_servers"]) {
         if (!ms.IsSequence()) r.fail(ms, "mcp_servers", "must be a list");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agentloop/loop.hpp"
 #include "mcp/aggregator.hpp"
 #include "providers/provider.hpp"
 
@@ -40,8 +41,15 @@ struct log_config {
     bool requests = true;  // one JSON line per request
 };
 
+struct agent_loop_config {
+    bool inject_tools = true;  // offer the MCP tools to every chat request and run them server-side
+    agentloop::limits limits;
+    bool loop_timeout_set = false;
+};
+
 struct gateway_config {
     server_config server;
+    agent_loop_config agent_loop;
     std::vector<mcp::server_config> mcp_servers;
     mcp::prefix_mode tool_prefix_mode = mcp::prefix_mode::always;
     log_config log;

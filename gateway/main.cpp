@@ -10,8 +10,13 @@
 #include <mutex>
 #include <thread>
 
+#include <climits>
+#include <cstdlib>
+#include <unistd.h>
+
 #include "gateway/app.hpp"
 #include "gateway/config.hpp"
+#include "gateway/demo_mcp_server.hpp"
 #include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
 
@@ -84,6 +89,7 @@ int main(int argc, char** argv) {
         "  toolgate serve --config examples/gateway.yaml\n"
         "  toolgate serve --config gateway.yaml --listen 0.0.0.0:8080\n"
         "  toolgate check-config --config gateway.yaml\n"
+        "  toolgate demo-mcp-server        (an MCP server on stdio, used by the default config)\n"
         "Environment: OPENAI_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ... enable those providers without config.");
 
     std::string config_path;
@@ -95,7 +101,19 @@ int main(int argc, char** argv) {
     auto* check = cli.add_subcommand("check-config", "Validate a config file and exit (1 on error)");
     check->add_option("-c,--config", config_path, "YAML config file")->required();
 
+    auto* demo = cli.add_subcommand("demo-mcp-server",
+                                    "Serve the demo tools (get_current_time, add, echo) as an MCP server on stdio");
+
     CLI11_PARSE(cli, argc, argv);
+    if (demo->parsed()) return run_demo_mcp_server();
+
+    // Configs can start the demo MCP server (or anything else shipped with toolgate) as
+    // "${TOOLGATE_BIN}": this very binary unless the environment says otherwise.
+    char self[PATH_MAX];
+    if (auto n = ::readlink("/proc/self/exe", self, sizeof self - 1); n > 0) {
+        self[n] = '\0';
+        ::setenv("TOOLGATE_BIN", self, 0);
+    }
 
     setup_logging("info");
     gateway_config cfg;

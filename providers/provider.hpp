@@ -72,6 +72,9 @@ public:
     // provider then stops reading the upstream.
     virtual asio::awaitable<bool> on_chunk(boost::json::object& chunk, std::string_view raw) = 0;
     virtual asio::awaitable<bool> flush() = 0;
+    // A comment line for the client (SSE ": text"), e.g. tool progress during the agent loop; held
+    // until the next flush() like chunks. Sinks that cannot carry comments drop them.
+    virtual asio::awaitable<bool> on_comment(std::string_view text);
 };
 
 // Per-request services a provider may use, all bound to the calling worker thread.
@@ -79,6 +82,12 @@ struct call_context {
     http::client& http;
     cancel_token& cancel;
     std::string_view request_id;
+};
+
+// USD per million tokens.
+struct model_price {
+    double input = 0;
+    double output = 0;
 };
 
 struct provider_config {
@@ -91,6 +100,10 @@ struct provider_config {
     std::chrono::milliseconds timeout{300'000};
     std::chrono::milliseconds connect_timeout{10'000};
     boost::json::object options;  // type-specific settings (e.g. the scripted provider's rules)
+    std::map<std::string, model_price, std::less<>> prices;  // by model name
+
+    // What `tokens` of `model` cost in USD; 0 when no price is known.
+    double cost(std::string_view model, usage const& tokens) const;
 };
 
 // Live availability figures for /health; written by any worker thread.

@@ -26,6 +26,14 @@ usage usage_from_json(boost::json::value const* v) {
     return u;
 }
 
+double provider_config::cost(std::string_view model, usage const& tokens) const {
+    auto it = prices.find(model);
+    if (it == prices.end()) return 0;
+    return (double(tokens.prompt_tokens) * it->second.input + double(tokens.completion_tokens) * it->second.output) / 1e6;
+}
+
+asio::awaitable<bool> chat_sink::on_comment(std::string_view) { co_return true; }
+
 void provider_stats::record(bool ok, std::chrono::microseconds latency) {
     auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())

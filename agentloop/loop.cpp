@@ -1,0 +1,863 @@
+#include "agentloop/loop.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+// GCC 12 miscompiles std::initializer_list (braced JSON) inside coroutine bodies: every JSON value
+// with a braced list is built in a plain function below, never inside a coroutine.
+
+namespace toolgate::agentloop {
+
+using clock_type = std::chrono::steady_clock;
+
+std::string_view to_string(stop_reason r) {
+    switch (r) {
+        case stop_reason::none: return "none";
+        case stop_reason::max_iterations: return "max_iterations";
+        case stop_reason::loop_timeout: return "loop_timeout";
+        case stop_reason::max_total_tokens: return "max_total_tokens";
+        case stop_reason::max_cost: return "max_cost";
+    }
+    return "none";
+}
+
+// ---- tool results as text --------------------------------------------------------------------
+
+namespace {
+
+std::string_view str_field(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+// Cuts at most max bytes, never inside a UTF-8 sequence.
+std::size_t utf8_cut(std::string_view s, std::size_t max) {
+    if (s.size() <= max) return s.size();
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return n;
+}
+
+std::string describe_part(json::object const& part) {
+    auto type = str_field(part, "type");
+    if (type == "text") return std::string(str_field(part, "text"));
+    if (type == "image" || type == "audio") {
+        auto data = str_field(part, "data");
+        return fmt::format("[{} {}, {} bytes base64, not shown]", type, str_field(part, "mimeType"), data.size());
+    }
+    if (type == "resource_link")
+        return fmt::format("[resource link {} {}]", str_field(part, "uri"), str_field(part, "name"));
+    if (type == "resource") {
+        if (auto const* r = part.if_contains("resource"); r && r->is_object()) {
+            auto const& res = r->get_object();
+            if (auto const* t = res.if_contains("text"); t && t->is_string()) return std::string(t->get_string());
+            return fmt::format("[binary resource {} {}, not shown]", str_field(res, "uri"), str_field(res, "mimeType"));
+        }
+    }
+    return json::serialize(part);
+}
+
+}  // namespace
+
+std::string tool_message_text(std::string_view tool, mcp::tool_outcome const& outcome, std::size_t max_bytes) {
+    std::string text;
+    if (!outcome.ok) {
+        text = fmt::format("Error: the tool '{}' could not be run ({}): {}", tool, outcome.error_code, outcome.error);
+    } else {
+        auto const& r = outcome.result;
+        if (auto const* content = r.if_contains("content"); content && content->is_array()) {
+            for (auto const& part : content->get_array()) {
+                if (!part.is_object()) continue;
+                if (!text.empty()) text.push_back('\n');
+                text += describe_part(part.get_object());
+            }
+        }
+        if (text.empty())
+            if (auto const* sc = r.if_contains("structuredContent"); sc && !sc->is_null()) text = json::serialize(*sc);
+        auto const* is_error = r.if_contains("isError");
+        if (is_error && is_error->is_bool() && is_error->get_bool())
+            text = fmt::format("Error reported by the tool '{}': {}", tool, text);
+        if (outcome.truncated) text += "\n[toolgate: the MCP server's answer was larger than allowed and was cut]";
+    }
+    if (text.size() > max_bytes) {
+        auto total = text.size();
+        text.resize(utf8_cut(text, max_bytes));
+        text += fmt::format("\n[toolgate: tool result cut at {} of {} bytes]", text.size(), total);
+    }
+    return text;
+}
+
+// ---- fragments -------------------------------------------------------------------------------
+
+std::size_t call_assembler::add(json::object const& fragment) {
+    std::int64_t index;
+    if (auto const* i = fragment.if_contains("index"); i && i->is_int64()) {
+        index = i->get_int64();
+    } else if (i && i->is_uint64()) {
+        index = static_cast<std::int64_t>(i->get_uint64());
+    } else {
+        // No index: a new call when it brings an id of its own, else more of the last one.
+        auto const* id = fragment.if_contains("id");
+        bool fresh = calls_.empty() ||
+                     (id && id->is_string() && !id->get_string().empty() && id->get_string() != calls_.back().id);
+        index = fresh ? -1 - static_cast<std::int64_t>(calls_.size()) : last_index_;
+    }
+    last_index_ = index;
+    auto [it, inserted] = by_index_.try_emplace(index, calls_.size());
+    if (inserted) calls_.emplace_back();
+    auto& c = calls_[it->second];
+    if (auto const* id = fragment.if_contains("id"); id && id->is_string() && c.id.empty()) c.id = id->get_string();
+    if (auto const* fn = fragment.if_contains("function"); fn && fn->is_object()) {
+        auto const& f = fn->get_object();
+        if (auto const* n = f.if_contains("name"); n && n->is_string() && !n->get_string().empty()) {
+            // Most providers send the whole name once; some repeat it, a few split it.
+            std::string_view name = n->get_string();
+            if (c.name.empty()) c.name = name;
+            else if (name != c.name) c.name += name;
+        }
+        if (auto const* a = f.if_contains("arguments"); a && a->is_string()) c.arguments += a->get_string();
+    }
+    return it->second;
+}
+
+// ---- hybrid turns ----------------------------------------------------------------------------
+
+namespace {
+
+std::string key_of(std::vector<std::string> ids) {
+    std::sort(ids.begin(), ids.end());
+    std::string key;
+    for (auto const& id : ids) {
+        key += id;
+        key.push_back('\x1f');
+    }
+    return key;
+}
+
+std::vector<std::string> tool_call_ids(json::object const& message) {
+    std::vector<std::string> ids;
+    auto const* tc = message.if_contains("tool_calls");
+    if (!tc || !tc->is_array()) return ids;
+    for (auto const& c : tc->get_array())
+        if (auto const* o = c.if_object()) ids.emplace_back(str_field(*o, "id"));
+    return ids;
+}
+
+}  // namespace
+
+void hybrid_store::remember(std::vector<std::string> const& client_call_ids, json::array transcript) {
+    if (client_call_ids.empty() || transcript.empty()) return;
+    auto key = key_of(client_call_ids);
+    auto now = clock_type::now();
+    std::lock_guard lock(mu_);
+    evict_locked(now);
+    if (auto it = entries_.find(key); it != entries_.end()) {
+        order_.erase(it->second.order);
+        entries_.erase(it);
+    }
+    while (entries_.size() >= max_entries_ && !order_.empty()) {
+        entries_.erase(order_.front());
+        order_.pop_front();
+    }
+    auto pos = order_.insert(order_.end(), key);
+    entries_.emplace(std::move(key), entry{std::move(transcript), now, pos});
+}
+
+std::size_t hybrid_store::expand(json::array& messages) {
+    std::lock_guard lock(mu_);
+    if (entries_.empty()) return 0;
+    evict_locked(clock_type::now());
+    std::size_t expanded = 0;
+    json::array out;
+    for (auto& m : messages) {
+        auto const* o = m.if_object();
+        if (o && str_field(*o, "role") == "assistant") {
+            auto ids = tool_call_ids(*o);
+            if (!ids.empty()) {
+                if (auto it = entries_.find(key_of(ids)); it != entries_.end()) {
+                    for (auto const& t : it->second.transcript) out.push_back(t);
+                    ++expanded;
+                    continue;
+                }
+            }
+        }
+        out.push_back(std::move(m));
+    }
+    if (expanded) messages = std::move(out);
+    return expanded;
+}
+
+std::size_t hybrid_store::size() const {
+    std::lock_guard lock(mu_);
+    return entries_.size();
+}
+
+void hybrid_store::evict_locked(clock_type::time_point now) {
+    while (!order_.empty()) {
+        auto it = entries_.find(order_.front());
+        if (it != entries_.end() && now - it->second.stored < ttl_) break;
+        if (it != entries_.end()) entries_.erase(it);
+        order_.pop_front();
+    }
+}
+
+// ---- the loop --------------------------------------------------------------------------------
+
+namespace {
+
+enum class call_kind { undecided, client, gateway };
+
+struct call_route {
+    call_kind kind = call_kind::undecided;
+    std::size_t client_index = 0;
+    bool header_sent = false;
+    std::size_t args_sent = 0;
+};
+
+std::string new_completion_id() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return fmt::format("chatcmpl-tg{:016x}", rng());
+}
+
+json::object usage_json(providers::usage const& u) {
+    return json::object{{"prompt_tokens", u.prompt_tokens},
+                        {"completion_tokens", u.completion_tokens},
+                        {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+}
+
+json::object tool_call_json(std::string const& id, std::string const& name, std::string const& arguments) {
+    return json::object{{"id", id},
+                        {"type", "function"},
+                        {"function", json::object{{"name", name}, {"arguments", arguments}}}};
+}
+
+json::object tool_message(std::string const& id, std::string text) {
+    return json::object{{"role", "tool"}, {"tool_call_id", id}, {"content", std::move(text)}};
+}
+
+// Everything the loop keeps between turns, and the relay of streamed chunks to the client.
+class loop_state final : public providers::chat_sink {
+public:
+    explicit loop_state(loop_input& in) : in_(in) {}
+
+    // -- per turn
+    void begin_turn() {
+        turn_content_.clear();
+        turn_finish_.clear();
+        calls_.clear();
+        routes_.clear();
+    }
+
+    // A non-streamed turn's answer.
+    void absorb(json::object const& response) {
+        adopt_identity(response);
+        auto const* choices = response.if_contains("choices");
+        if (!choices || !choices->is_array() || choices->get_array().empty()) return;
+        auto const* choice = choices->get_array()[0].if_object();
+        if (!choice) return;
+        turn_finish_ = std::string(str_field(*choice, "finish_reason"));
+        auto const* msg = choice->if_contains("message");
+        if (!msg || !msg->is_object()) return;
+        auto const& m = msg->get_object();
+        if (auto const* c = m.if_contains("content"); c && c->is_string()) turn_content_ = c->get_string();
+        if (auto const* tc = m.if_contains("tool_calls"); tc && tc->is_array())
+            for (auto const& f : tc->get_array())
+                if (auto const* fo = f.if_object()) {
+                    json::object frag = *fo;
+                    frag["index"] = calls_.calls().size();  // whole calls: the position is the index
+                    calls_.add(frag);
+                }
+    }
+
+    // Adds the turn's text to the whole answer; returns the calls with their kind.
+    std::vector<std::pair<assembled_call, call_kind>> end_turn() {
+        if (!turn_content_.empty()) {
+            if (!all_content_.empty()) all_content_ += "\n\n";
+            all_content_ += turn_content_;
+        }
+        std::vector<std::pair<assembled_call, call_kind>> out;
+        std::size_t n = 0;
+        for (auto const& c : calls_.calls()) {
+            auto copy = c;
+            if (copy.id.empty()) copy.id = fmt::format("call_tg_{}_{}", turn_number_, n);
+            ++n;
+            out.emplace_back(std::move(copy), in_.client_tools.count(c.name) ? call_kind::client : call_kind::gateway);
+        }
+        ++turn_number_;
+        return out;
+    }
+
+    std::string const& turn_content() const { return turn_content_; }
+    std::string const& turn_finish() const { return turn_finish_; }
+    std::string const& all_content() const { return all_content_; }
+    bool sent_anything() const { return sent_; }
+
+    // -- streaming relay (chat_sink)
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        bool changed = false;
+        if (!rewrite(chunk, changed)) co_return !in_.cancel->cancelled();
+        sent_ = true;
+        co_return co_await in_.sink->on_chunk(chunk, changed ? std::string_view() : raw);
+    }
+    asio::awaitable<bool> flush() override { co_return co_await in_.sink->flush(); }
+
+    // -- the end of the loop
+    json::object make_chunk(json::object delta, json::value finish) const {
+        json::object c{{"id", id_},
+                       {"object", "chat.completion.chunk"},
+                       {"created", created_},
+                       {"model", model_},
+                       {"choices", json::array{json::object{{"index", 0},
+                                                            {"delta", std::move(delta)},
+                                                            {"logprobs", nullptr},
+                                                            {"finish_reason", std::move(finish)}}}}};
+        return c;
+    }
+
+    json::object notice_delta(std::string const& notice) {
+        json::object d;
+        if (!role_sent_) {
+            d["role"] = "assistant";
+            role_sent_ = true;
+        }
+        d["content"] = (all_content_.empty() ? "" : "\n\n") + notice;
+        return d;
+    }
+
+    json::object client_calls_delta(std::vector<assembled_call> const& calls) const {
+        json::array tc;
+        for (std::size_t i = 0; i < calls.size(); ++i) {
+            auto c = tool_call_json(calls[i].id, calls[i].name, calls[i].arguments);
+            c["index"] = i;
+            tc.push_back(std::move(c));
+        }
+        json::object d;
+        d["tool_calls"] = std::move(tc);
+        return d;
+    }
+
+    json::object usage_chunk(providers::usage const& u) const {
+        json::object c{{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_}, {"model", model_}};
+        c["choices"] = json::array();
+        c["usage"] = usage_json(u);
+        return c;
+    }
+
+    void ensure_identity() {
+        if (identity_set_) return;
+        identity_set_ = true;
+        id_ = new_completion_id();
+        created_ = static_cast<std::int64_t>(std::time(nullptr));
+        model_ = in_.fallback_model;
+    }
+
+    json::object final_response(json::object last, std::string const& content, std::vector<assembled_call> const& client_calls,
+                                std::string const& finish, loop_result const& res) {
+        ensure_identity();
+        json::object msg;
+        msg["role"] = "assistant";
+        msg["content"] = content.empty() && !client_calls.empty() ? json::value(nullptr) : json::value(content);
+        if (!client_calls.empty()) {
+            json::array tc;
+            for (auto const& c : client_calls) tc.push_back(tool_call_json(c.id, c.name, c.arguments));
+            msg["tool_calls"] = std::move(tc);
+        }
+        last["id"] = id_;
+        last["object"] = "chat.completion";
+        last["created"] = created_;
+        last["model"] = model_;
+        json::object choice{{"index", 0}, {"message", std::move(msg)}, {"logprobs", nullptr}, {"finish_reason", finish}};
+        last["choices"] = json::array{std::move(choice)};
+        last["usage"] = usage_json(res.outcome.tokens);
+        json::array calls;
+        for (auto const& c : res.calls) {
+            json::object o{{"id", c.id}, {"name", c.name}, {"duration_ms", double(c.duration.count()) / 1000.0}, {"ok", c.ok}};
+            if (!c.error.empty()) o["error"] = c.error;
+            calls.push_back(std::move(o));
+        }
+        json::object ext{{"iterations", res.iterations}, {"tool_calls", std::move(calls)}};
+        if (res.stopped != stop_reason::none) ext["stopped"] = to_string(res.stopped);
+        if (res.cost_usd > 0) ext["cost_usd"] = res.cost_usd;
+        last["toolgate"] = std::move(ext);
+        return last;
+    }
+
+private:
+    void adopt_identity(json::object const& o) {
+        if (identity_set_) return;
+        identity_set_ = true;
+        auto const* id = o.if_contains("id");
+        id_ = id && id->is_string() ? std::string(id->get_string()) : new_completion_id();
+        auto const* cr = o.if_contains("created");
+        created_ = cr && cr->is_number() ? *cr : json::value(static_cast<std::int64_t>(std::time(nullptr)));
+        auto const* m = o.if_contains("model");
+        model_ = m && m->is_string() ? std::string(m->get_string()) : in_.fallback_model;
+    }
+
+    // Turns one upstream chunk into what the client sees of it; false: nothing to send.
+    bool rewrite(json::object& chunk, bool& changed) {
+        auto* choices = chunk.if_contains("choices");
+        if (!choices || !choices->is_array() || choices->get_array().empty()) return false;  // usage-only
+        auto* choice = choices->get_array()[0].if_object();
+        if (!choice) return false;
+        if (!identity_set_) {
+            adopt_identity(chunk);
+        } else {
+            changed |= set_if_different(chunk, "id", json::value(id_));
+            changed |= set_if_different(chunk, "created", created_);
+            changed |= set_if_different(chunk, "model", json::value(model_));
+        }
+        bool payload = false;
+        if (auto* fr = choice->if_contains("finish_reason"); fr && !fr->is_null()) {
+            if (fr->is_string()) turn_finish_ = fr->get_string();
+            *fr = nullptr;  // the loop decides how the message ends
+            changed = true;
+        }
+        if (auto* lp = choice->if_contains("logprobs"); lp && !lp->is_null()) payload = true;
+        if (auto* dv = choice->if_contains("delta"); dv && dv->is_object()) {
+            auto& delta = dv->get_object();
+            if (delta.contains("role")) {
+                if (role_sent_) {
+                    delta.erase("role");
+                    changed = true;
+                } else {
+                    role_sent_ = true;
+                    payload = true;
+                }
+            }
+            if (auto* c = delta.if_contains("content"); c && c->is_string() && !c->get_string().empty()) {
+                if (turn_content_.empty() && content_sent_) {
+                    *c = "\n\n" + std::string(c->get_string());
+                    changed = true;
+                    turn_content_ = c->get_string().subview(2);
+                } else {
+                    turn_content_ += c->get_string();
+                }
+                content_sent_ = true;
+                payload = true;
+            }
+            if (auto* tc = delta.if_contains("tool_calls")) {
+                json::array fwd;
+                if (tc->is_array()) fwd = route_fragments(tc->get_array());
+                changed = true;
+                if (fwd.empty()) {
+                    delta.erase("tool_calls");
+                } else {
+                    *tc = std::move(fwd);
+                    payload = true;
+                }
+            }
+            for (auto const& [k, v] : delta)
+                if (k != "role" && k != "content" && k != "tool_calls" && !v.is_null()) payload = true;
+        }
+        if (auto const* u = chunk.if_contains("usage"); u && !u->is_null()) {
+            chunk.erase("usage");  // the loop sends one usage chunk for all turns
+            changed = true;
+        }
+        return payload;
+    }
+
+    static bool set_if_different(json::object& o, std::string_view key, json::value const& want) {
+        auto* v = o.if_contains(key);
+        if (v && *v == want) return false;
+        if (v) *v = want;
+        else o.emplace(key, want);
+        return true;
+    }
+
+    // Client tool-call fragments go on to the client (renumbered among the client's calls); gateway
+    // ones are kept back and only assembled.
+    json::array route_fragments(json::array const& fragments) {
+        json::array fwd;
+        for (auto const& f : fragments) {
+            auto const* fo = f.if_object();
+            if (!fo) continue;
+            auto pos = calls_.add(*fo);
+            if (routes_.size() <= pos) routes_.resize(pos + 1);
+            auto& r = routes_[pos];
+            auto const& c = calls_.calls()[pos];
+            if (r.kind == call_kind::undecided && !c.name.empty()) {
+                r.kind = in_.client_tools.count(c.name) ? call_kind::client : call_kind::gateway;
+                if (r.kind == call_kind::client) r.client_index = client_calls_sent_++;
+            }
+            if (r.kind != call_kind::client) continue;
+            json::object out;
+            out["index"] = r.client_index;
+            json::object fn;
+            if (!r.header_sent) {
+                out["id"] = c.id.empty() ? fmt::format("call_tg_{}_{}", turn_number_, pos) : c.id;
+                out["type"] = "function";
+                fn["name"] = c.name;
+                r.header_sent = true;
+            }
+            fn["arguments"] = c.arguments.substr(r.args_sent);
+            r.args_sent = c.arguments.size();
+            out["function"] = std::move(fn);
+            fwd.push_back(std::move(out));
+        }
+        return fwd;
+    }
+
+    loop_input& in_;
+    bool identity_set_ = false;
+    std::string id_;
+    json::value created_;
+    std::string model_;
+    bool role_sent_ = false;
+    bool content_sent_ = false;
+    bool sent_ = false;
+    std::size_t client_calls_sent_ = 0;
+    unsigned turn_number_ = 0;
+    std::string all_content_;
+    // this turn
+    std::string turn_content_;
+    std::string turn_finish_;
+    call_assembler calls_;
+    std::vector<call_route> routes_;
+};
+
+std::string stop_notice(stop_reason why, loop_result const& res, limits const& lim) {
+    switch (why) {
+        case stop_reason::max_iterations:
+            return fmt::format("[toolgate] The agent loop stopped after {} model turns (max_iterations) before the "
+                               "model gave a final answer.",
+                               res.iterations);
+        case stop_reason::loop_timeout:
+            return fmt::format("[toolgate] The agent loop stopped: it ran out of time ({} ms, loop_timeout) before "
+                               "the model gave a final answer.",
+                               lim.loop_timeout.count());
+        case stop_reason::max_total_tokens:
+            return fmt::format("[toolgate] The agent loop stopped: it used {} tokens, over its limit of {} "
+                               "(max_total_tokens), before the model gave a final answer.",
+                               res.outcome.tokens.prompt_tokens + res.outcome.tokens.completion_tokens,
+                               lim.max_total_tokens);
+        case stop_reason::max_cost:
+            return fmt::format("[toolgate] The agent loop stopped: it cost ${:.6f}, over its limit of ${:.6f} "
+                               "(max_cost_usd), before the model gave a final answer.",
+                               res.cost_usd, lim.max_cost_usd);
+        case stop_reason::none: break;
+    }
+    return {};
+}
+
+json::object assistant_message(std::string const& content, std::vector<std::pair<assembled_call, call_kind>> const& calls) {
+    json::array tc;
+    for (auto const& [c, kind] : calls) tc.push_back(tool_call_json(c.id, c.name, c.arguments));
+    json::object m{{"role", "assistant"}};
+    m["content"] = content.empty() ? json::value(nullptr) : json::value(content);
+    m["tool_calls"] = std::move(tc);
+    return m;
+}
+
+void append_message(json::object& body, json::object message) {
+    auto* msgs = body.if_contains("messages");
+    if (msgs && msgs->is_array()) msgs->get_array().push_back(std::move(message));
+}
+
+// After the first turn a forced tool_choice ("required" or a named function) would make the model
+// call tools forever: later turns get "auto".
+void relax_tool_choice(json::object& body) {
+    auto* tc = body.if_contains("tool_choice");
+    if (!tc) return;
+    if (tc->is_object() || (tc->is_string() && tc->get_string() == "required")) *tc = "auto";
+}
+
+std::string model_in(json::object const& body) { return std::string(str_field(body, "model")); }
+
+// ---- running the gateway calls of one turn ----
+
+struct tool_job {
+    std::string id;
+    std::string name;
+    std::string arguments;
+    std::string text;  // the tool message
+    tool_call_record record;
+};
+
+struct execution {
+    explicit execution(asio::any_io_executor ex) : signal(ex, asio::steady_timer::time_point::max()) {}
+    std::vector<tool_job> jobs;
+    std::size_t next = 0;
+    std::size_t done = 0;
+    std::deque<std::string> comments;
+    asio::steady_timer signal;
+    clock_type::time_point deadline;
+};
+
+std::optional<json::object> parse_arguments(std::string const& text, std::string& why) {
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+    boost::system::error_code ec;
+    json::parse_options po;
+    po.max_depth = 64;
+    auto v = json::parse(text, ec, {}, po);
+    if (ec) {
+        why = ec.message();
+        return std::nullopt;
+    }
+    if (!v.is_object()) {
+        why = "not a JSON object";
+        return std::nullopt;
+    }
+    return std::move(v.get_object());
+}
+
+asio::awaitable<void> run_job(loop_input& in, execution& x, tool_job& job) {
+    auto start = clock_type::now();
+    job.record.id = job.id;
+    job.record.name = job.name;
+    std::string why;
+    auto args = parse_arguments(job.arguments, why);
+    if (!in.tools->has(job.name)) {
+        job.record.error = "unknown_tool";
+        job.text = fmt::format("Error: there is no tool named '{}'.", job.name);
+        co_return;
+    }
+    if (!args) {
+        job.record.error = "invalid_arguments";
+        job.text = fmt::format("Error: the arguments for the tool '{}' are not valid JSON ({}). Call it again with "
+                               "a JSON object.",
+                               job.name, why);
+        co_return;
+    }
+    auto budget = std::min<clock_type::duration>(in.lim.tool_timeout, x.deadline - start);
+    if (budget <= clock_type::duration::zero()) {
+        job.record.error = "loop_timeout";
+        job.text = fmt::format("Error: the tool '{}' was not run: the agent loop is out of time.", job.name);
+        co_return;
+    }
+    cancel_token cancel;
+    auto parent_sub = in.cancel->subscribe([&cancel, &in] { cancel.cancel(in.cancel->reason()); });
+    asio::steady_timer timer(x.signal.get_executor());
+    timer.expires_after(budget);
+    timer.async_wait([&cancel](boost::system::error_code ec) {
+        if (!ec) cancel.cancel(cancel_reason::timeout);  // (never touched once the timer is gone: ec is set then)
+    });
+    auto outcome = co_await in.tools->call(job.name, std::move(*args), cancel);
+    timer.cancel();
+    job.record.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
+    bool timed_out = cancel.cancelled() && cancel.reason() == cancel_reason::timeout && !in.cancel->cancelled();
+    if (timed_out) {
+        outcome.ok = false;
+        outcome.error_code = "timeout";
+        outcome.error = fmt::format("no answer within {} ms",
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(budget).count());
+    }
+    if (!outcome.ok) {
+        job.record.error = outcome.error_code.empty() ? "failed" : outcome.error_code;
+    } else {
+        auto const* is_error = outcome.result.if_contains("isError");
+        job.record.ok = !(is_error && is_error->is_bool() && is_error->get_bool());
+        if (!job.record.ok) job.record.error = "tool_error";
+    }
+    job.text = tool_message_text(job.name, outcome, in.lim.max_tool_result_bytes);
+}
+
+asio::awaitable<void> worker(loop_input& in, execution& x) {
+    while (x.next < x.jobs.size()) {
+        auto& job = x.jobs[x.next++];
+        x.comments.push_back("tool " + job.name + " started");
+        x.signal.cancel();
+        try {
+            co_await run_job(in, x, job);
+        } catch (std::exception const&) {
+            job.record.error = "internal";
+            job.text = fmt::format("Error: the tool '{}' could not be run (internal error).", job.name);
+        }
+        auto ms = double(job.record.duration.count()) / 1000.0;
+        x.comments.push_back(job.record.ok ? fmt::format("tool {} done in {:.0f} ms", job.name, ms)
+                                           : fmt::format("tool {} failed in {:.0f} ms ({})", job.name, ms, job.record.error));
+        ++x.done;
+        x.signal.cancel();
+    }
+}
+
+// Runs the jobs (at most max_parallel at once); while they run, streams their start/end as SSE
+// comments and a keep-alive comment when nothing else happened for a while.
+asio::awaitable<void> execute(loop_input& in, execution& x) {
+    auto ex = co_await asio::this_coro::executor;
+    auto workers = std::min<std::size_t>(std::max(1u, in.lim.max_parallel_tools), x.jobs.size());
+    for (std::size_t i = 0; i < workers; ++i) asio::co_spawn(ex, worker(in, x), asio::detached);
+    bool sink_ok = in.stream && in.sink != nullptr;
+    for (;;) {
+        if (sink_ok && !x.comments.empty()) {
+            while (!x.comments.empty()) {
+                auto text = std::move(x.comments.front());
+                x.comments.pop_front();
+                sink_ok = co_await in.sink->on_comment(text);
+                if (!sink_ok) break;
+            }
+            if (sink_ok) sink_ok = co_await in.sink->flush();
+            continue;  // more may have happened meanwhile
+        }
+        x.comments.clear();
+        if (x.done == x.jobs.size()) break;
+        x.signal.expires_after(in.lim.keepalive_interval);
+        auto [ec] = co_await x.signal.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (!ec && sink_ok) x.comments.push_back("keep-alive");
+    }
+}
+
+}  // namespace
+
+asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
+    loop_result res;
+    loop_state st(in);
+    auto ex = co_await asio::this_coro::executor;
+    auto deadline = clock_type::now() + in.lim.loop_timeout;
+    bool streaming = in.stream && in.sink != nullptr;
+    json::array transcript;  // what the loop added to the conversation on its own
+    std::vector<assembled_call> client_calls;
+    json::object last_response;
+
+    for (;;) {
+        if (in.cancel->cancelled()) co_return res;
+        if (clock_type::now() >= deadline) {
+            res.stopped = stop_reason::loop_timeout;
+            break;
+        }
+        ++res.iterations;
+        st.begin_turn();
+        providers::chat_request req;
+        req.body = std::move(in.body);
+        req.stream = streaming;
+        cancel_token turn_cancel;
+        auto parent_sub = in.cancel->subscribe([&turn_cancel, &in] { turn_cancel.cancel(in.cancel->reason()); });
+        asio::steady_timer loop_deadline(ex);
+        loop_deadline.expires_at(deadline);
+        loop_deadline.async_wait([&turn_cancel](boost::system::error_code ec) {
+            if (!ec) turn_cancel.cancel(cancel_reason::timeout);
+        });
+        auto out = co_await turn(req, streaming ? &st : nullptr, turn_cancel);
+        loop_deadline.cancel();
+        in.body = std::move(req.body);
+        res.outcome.tokens.add(out.tokens);
+        if (in.cost) res.cost_usd += in.cost(model_in(in.body), out.tokens);
+        if (in.cancel->cancelled()) co_return res;
+        if (turn_cancel.cancelled()) {
+            res.stopped = stop_reason::loop_timeout;
+            break;
+        }
+        if (out.error) {
+            res.outcome.error = std::move(out.error);
+            res.outcome.error_detail = std::move(out.error_detail);
+            res.outcome.chunks_sent = st.sent_anything();
+            co_return res;
+        }
+        if (!streaming) {
+            st.absorb(out.response);
+            last_response = std::move(out.response);
+        }
+        auto calls = st.end_turn();
+        if (calls.empty()) {
+            res.finish_reason = st.turn_finish().empty() || st.turn_finish() == "tool_calls" ? "stop" : st.turn_finish();
+            break;
+        }
+        std::size_t gateway_calls = 0;
+        for (auto const& [c, kind] : calls) gateway_calls += kind == call_kind::gateway;
+        if (gateway_calls > 0) {
+            auto total = res.outcome.tokens.prompt_tokens + res.outcome.tokens.completion_tokens;
+            if (res.iterations >= in.lim.max_iterations) res.stopped = stop_reason::max_iterations;
+            else if (in.lim.max_total_tokens > 0 && total > in.lim.max_total_tokens) res.stopped = stop_reason::max_total_tokens;
+            else if (in.lim.max_cost_usd > 0 && res.cost_usd > in.lim.max_cost_usd) res.stopped = stop_reason::max_cost;
+            else if (clock_type::now() >= deadline) res.stopped = stop_reason::loop_timeout;
+            if (res.stopped != stop_reason::none) break;
+        }
+
+        auto assistant = assistant_message(st.turn_content(), calls);
+        transcript.push_back(assistant);
+        append_message(in.body, std::move(assistant));
+
+        if (gateway_calls > 0) {
+            execution x(ex);
+            x.deadline = deadline;
+            std::size_t accepted = 0;
+            std::vector<std::size_t> refused;
+            for (std::size_t i = 0; i < calls.size(); ++i) {
+                if (calls[i].second != call_kind::gateway) continue;
+                if (accepted >= std::max(1u, in.lim.max_tool_calls_per_turn)) {
+                    refused.push_back(i);
+                    continue;
+                }
+                ++accepted;
+                tool_job job;
+                job.id = calls[i].first.id;
+                job.name = calls[i].first.name;
+                job.arguments = calls[i].first.arguments;
+                x.jobs.push_back(std::move(job));
+            }
+            co_await execute(in, x);
+            if (in.cancel->cancelled()) co_return res;
+            for (auto& job : x.jobs) {
+                auto msg = tool_message(job.id, std::move(job.text));
+                transcript.push_back(msg);
+                append_message(in.body, std::move(msg));
+                res.calls.push_back(std::move(job.record));
+            }
+            for (auto i : refused) {
+                auto text = fmt::format("Not run: the model asked for {} tool calls in one turn and the gateway runs at "
+                                        "most {} per turn. Call it again in the next turn if it is still needed.",
+                                        gateway_calls, in.lim.max_tool_calls_per_turn);
+                auto msg = tool_message(calls[i].first.id, std::move(text));
+                transcript.push_back(msg);
+                append_message(in.body, std::move(msg));
+                tool_call_record rec;
+                rec.id = calls[i].first.id;
+                rec.name = calls[i].first.name;
+                rec.error = "not_run";
+                res.calls.push_back(std::move(rec));
+            }
+        }
+        bool has_client = false;
+        for (auto const& [c, kind] : calls)
+            if (kind == call_kind::client) {
+                has_client = true;
+                client_calls.push_back(c);
+                res.client_call_ids.push_back(c.id);
+            }
+        if (has_client) {
+            res.finish_reason = "tool_calls";
+            res.transcript = std::move(transcript);
+            break;
+        }
+        relax_tool_choice(in.body);
+    }
+
+    std::string notice;
+    if (res.stopped != stop_reason::none) {
+        res.finish_reason = "length";
+        notice = stop_notice(res.stopped, res, in.lim);
+    }
+    if (streaming) {
+        st.ensure_identity();
+        if (!notice.empty()) {
+            auto c = st.make_chunk(st.notice_delta(notice), nullptr);
+            co_await in.sink->on_chunk(c, {});
+        }
+        auto fin = st.make_chunk(json::object(), json::value(res.finish_reason));
+        co_await in.sink->on_chunk(fin, {});
+        if (in.include_usage) {
+            auto u = st.usage_chunk(res.outcome.tokens);
+            co_await in.sink->on_chunk(u, {});
+        }
+        co_await in.sink->flush();
+    } else {
+        std::string content = st.all_content();
+        if (!notice.empty()) content += (content.empty() ? "" : "\n\n") + notice;
+        res.outcome.response = st.final_response(std::move(last_response), content, client_calls, res.finish_reason, res);
+    }
+    co_return res;
+}
+
+}  // namespace toolgate::agentloop

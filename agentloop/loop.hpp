@@ -1,0 +1,167 @@
+#pragma once
+// The agent loop: one client request in, one final assistant message out, with the gateway running
+// the MCP tools the model calls in between. A turn goes to the model (through the same turn pipeline
+// as any chat request); if the model calls gateway tools they run in parallel (bounded), their results
+// are appended as tool messages and the next turn starts; client tools (the ones the client declared
+// itself) are handed back to the client in the standard shape. Streaming relays every turn's tokens as
+// they arrive, as ONE well-formed assistant message: no intermediate finish_reason, one role, tool
+// activity as SSE comment lines. Every limit ends the loop with an honest message, never a hang.
+//
+// Everything here runs on the request's worker thread; tools may be served from any thread behind
+// the toolbox interface.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/cancel.hpp"
+#include "mcp/aggregator.hpp"
+#include "providers/provider.hpp"
+
+namespace toolgate::agentloop {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+struct limits {
+    unsigned max_iterations = 10;                     // model turns in one loop
+    std::chrono::milliseconds tool_timeout{60'000};   // one tool call
+    std::chrono::milliseconds loop_timeout{300'000};  // the whole loop, model turns and tools
+    unsigned max_tool_calls_per_turn = 16;            // more in one turn are answered "not run"
+    unsigned max_parallel_tools = 8;                  // calls of one turn running at once
+    std::size_t max_tool_result_bytes = 64 * 1024;    // a longer result is cut, with a notice
+    std::int64_t max_total_tokens = 0;                // prompt + completion over all turns; 0: none
+    double max_cost_usd = 0;                          // over all turns; 0: none
+    std::chrono::milliseconds keepalive_interval{10'000};  // SSE comment while tools run
+};
+
+// The gateway tools one request may use (the MCP aggregator in production, fakes in tests).
+class toolbox {
+public:
+    virtual ~toolbox() = default;
+    // OpenAI "tools" entries ({"type":"function","function":{...}}) offered to the model.
+    virtual json::array const& definitions() const = 0;
+    virtual bool has(std::string_view name) const = 0;
+    // Awaited on the request's executor; `cancel` fires on timeout or when the client leaves.
+    virtual asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) = 0;
+};
+
+// One model turn, run by the gateway through its turn pipeline. `cancel` is the turn's own token: it
+// fires when the request is cancelled or the loop's deadline passes.
+using turn_fn = std::function<asio::awaitable<providers::chat_outcome>(providers::chat_request& request,
+                                                                       providers::chat_sink* sink,
+                                                                       cancel_token& cancel)>;
+
+// What a turn's model name and usage cost, in USD; optional.
+using cost_fn = std::function<double(std::string_view model, providers::usage const& tokens)>;
+
+struct tool_call_record {
+    std::string id;
+    std::string name;
+    std::chrono::microseconds duration{0};
+    bool ok = false;    // ran and the tool did not report an error
+    std::string error;  // why not: timeout, cancelled, tool_error, invalid_arguments, unknown_tool, not_run, ...
+};
+
+enum class stop_reason { none, max_iterations, loop_timeout, max_total_tokens, max_cost };
+std::string_view to_string(stop_reason r);
+
+struct loop_input {
+    json::object body;                             // the client's request with the gateway tools merged in
+    std::unordered_set<std::string> client_tools;  // names of the tools the client declared itself
+    bool stream = false;
+    bool include_usage = false;              // the client asked for a usage chunk
+    providers::chat_sink* sink = nullptr;    // streaming: the client's side
+    cancel_token* cancel = nullptr;          // the request's token
+    limits lim;
+    toolbox* tools = nullptr;
+    cost_fn cost;
+    std::string fallback_model;  // names the model in the answer if the upstream did not
+};
+
+struct loop_result {
+    // error set: the request failed (a model turn failed); else `response` holds the final answer
+    // (non-streaming) and `tokens` the usage summed over all turns.
+    providers::chat_outcome outcome;
+    std::vector<tool_call_record> calls;
+    unsigned iterations = 0;
+    stop_reason stopped = stop_reason::none;
+    std::string finish_reason;
+    double cost_usd = 0;
+    // The loop ended with client tool calls: their ids, and the messages the loop added on its own
+    // (for hybrid_store, so the follow-up request continues with the full conversation).
+    std::vector<std::string> client_call_ids;
+    json::array transcript;
+};
+
+// Runs the loop. Streaming: every chunk goes to in.sink, the final chunk (and the usage chunk) too;
+// the caller ends the stream ("[DONE]") unless outcome.error is set.
+asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn);
+
+// A tool's answer as the text of a tool message: text parts joined, other parts described, cut at
+// max_bytes (on a UTF-8 boundary) with a notice.
+std::string tool_message_text(std::string_view tool, mcp::tool_outcome const& outcome, std::size_t max_bytes);
+
+// Reassembles streamed tool-call fragments (OpenAI delta.tool_calls) by index.
+struct assembled_call {
+    std::string id;
+    std::string name;
+    std::string arguments;
+};
+class call_assembler {
+public:
+    // Merges one fragment; returns the position of the call it belongs to.
+    std::size_t add(json::object const& fragment);
+    std::vector<assembled_call> const& calls() const { return calls_; }
+    void clear() {
+        calls_.clear();
+        by_index_.clear();
+        last_index_ = 0;
+    }
+
+private:
+    std::vector<assembled_call> calls_;
+    std::unordered_map<std::int64_t, std::size_t> by_index_;
+    std::int64_t last_index_ = 0;
+};
+
+// Hybrid turns: when the loop hands client tool calls back, the messages it added on its own (its
+// MCP calls and their results) are remembered here, keyed by the client calls' ids; when the client
+// posts the follow-up, its assistant message is replaced by the full transcript again. Bounded in
+// entries and age; thread-safe. (One process only: with several replicas the follow-up still works,
+// it just lacks the gateway's own tool turns.)
+class hybrid_store {
+public:
+    explicit hybrid_store(std::size_t max_entries = 10'000, std::chrono::seconds ttl = std::chrono::hours(1))
+        : max_entries_(max_entries), ttl_(ttl) {}
+    void remember(std::vector<std::string> const& client_call_ids, json::array transcript);
+    // Returns how many assistant messages were expanded.
+    std::size_t expand(json::array& messages);
+    std::size_t size() const;
+
+private:
+    struct entry {
+        json::array transcript;
+        std::chrono::steady_clock::time_point stored;
+        std::list<std::string>::iterator order;
+    };
+    void evict_locked(std::chrono::steady_clock::time_point now);
+    std::size_t max_entries_;
+    std::chrono::seconds ttl_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, entry> entries_;
+    std::list<std::string> order_;  // oldest first
+};
+
+}  // namespace toolgate::agentloop
