@@ -1,0 +1,669 @@
+// The agent loop against a fake model (scripted turns, streamed in fragments like real providers)
+// and fake tools (delays, failures, hangs). Coroutine bodies here avoid braced lists and gtest
+// macros with string literals (GCC 12); the assertions run after the loop, outside coroutines.
+#include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <deque>
+#include <map>
+
+#include "agentloop/loop.hpp"
+
+using namespace toolgate;
+namespace asio = boost::asio;
+namespace json = boost::json;
+using agentloop::stop_reason;
+
+namespace {
+
+struct scripted_turn {
+    std::string content;
+    std::vector<std::pair<std::string, std::string>> calls;  // name, arguments (JSON text)
+    std::int64_t prompt = 10;
+    std::int64_t completion = 5;
+    bool hang = false;  // waits until the turn is cancelled
+    std::optional<api_error> error;
+};
+
+scripted_turn say(std::string text) {
+    scripted_turn t;
+    t.content = std::move(text);
+    return t;
+}
+
+scripted_turn call(std::string name, std::string args, std::string content = {}) {
+    scripted_turn t;
+    t.content = std::move(content);
+    t.calls.emplace_back(std::move(name), std::move(args));
+    return t;
+}
+
+json::object base_chunk(std::string const& id, json::object delta, json::value finish) {
+    return json::object{{"id", id},
+                        {"object", "chat.completion.chunk"},
+                        {"created", 1},
+                        {"model", "fake-model"},
+                        {"choices", json::array{json::object{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}}}};
+}
+
+// A turn as a real provider streams it: role, content in two pieces, each tool call's name first and
+// its arguments in three fragments, then the finish chunk and a usage-only chunk.
+std::vector<json::object> chunks_of(scripted_turn const& t, int turn_no) {
+    std::string id = "chatcmpl-fake-" + std::to_string(turn_no);
+    std::vector<json::object> out;
+    out.push_back(base_chunk(id, json::object{{"role", "assistant"}, {"content", ""}}, nullptr));
+    if (!t.content.empty()) {
+        auto half = t.content.size() / 2;
+        out.push_back(base_chunk(id, json::object{{"content", t.content.substr(0, half)}}, nullptr));
+        out.push_back(base_chunk(id, json::object{{"content", t.content.substr(half)}}, nullptr));
+    }
+    for (std::size_t i = 0; i < t.calls.size(); ++i) {
+        auto const& [name, args] = t.calls[i];
+        json::object first{{"index", i},
+                           {"id", "call_" + std::to_string(turn_no) + "_" + std::to_string(i)},
+                           {"type", "function"},
+                           {"function", json::object{{"name", name}, {"arguments", ""}}}};
+        out.push_back(base_chunk(id, json::object{{"tool_calls", json::array{first}}}, nullptr));
+        std::size_t step = std::max<std::size_t>(1, (args.size() + 2) / 3);
+        for (std::size_t p = 0; p < args.size(); p += step) {
+            json::object frag{{"index", i}, {"function", json::object{{"arguments", args.substr(p, step)}}}};
+            out.push_back(base_chunk(id, json::object{{"tool_calls", json::array{frag}}}, nullptr));
+        }
+    }
+    out.push_back(base_chunk(id, json::object(), json::value(t.calls.empty() ? "stop" : "tool_calls")));
+    json::object usage_only{{"id", id}, {"object", "chat.completion.chunk"}, {"created", 1}, {"model", "fake-model"},
+                            {"choices", json::array()},
+                            {"usage", json::object{{"prompt_tokens", t.prompt}, {"completion_tokens", t.completion}}}};
+    out.push_back(std::move(usage_only));
+    return out;
+}
+
+json::object response_of(scripted_turn const& t, int turn_no) {
+    json::object msg{{"role", "assistant"}};
+    msg["content"] = t.content.empty() ? json::value(nullptr) : json::value(t.content);
+    if (!t.calls.empty()) {
+        json::array tc;
+        for (std::size_t i = 0; i < t.calls.size(); ++i)
+            tc.push_back(json::object{{"id", "call_" + std::to_string(turn_no) + "_" + std::to_string(i)},
+                                      {"type", "function"},
+                                      {"function", json::object{{"name", t.calls[i].first}, {"arguments", t.calls[i].second}}}});
+        msg["tool_calls"] = std::move(tc);
+    }
+    return json::object{{"id", "chatcmpl-fake-" + std::to_string(turn_no)},
+                        {"object", "chat.completion"},
+                        {"created", 1},
+                        {"model", "fake-model"},
+                        {"choices", json::array{json::object{{"index", 0},
+                                                             {"message", std::move(msg)},
+                                                             {"finish_reason", t.calls.empty() ? "stop" : "tool_calls"}}}},
+                        {"usage", json::object{{"prompt_tokens", t.prompt}, {"completion_tokens", t.completion}}}};
+}
+
+class fake_model {
+public:
+    std::deque<scripted_turn> turns;
+    std::optional<scripted_turn> forever;  // when the script runs out
+    std::vector<json::object> requests;
+
+    agentloop::turn_fn fn() {
+        return [this](providers::chat_request& r, providers::chat_sink* s, cancel_token& c) { return turn(r, s, c); };
+    }
+
+    asio::awaitable<providers::chat_outcome> turn(providers::chat_request& req, providers::chat_sink* sink,
+                                                  cancel_token& cancel) {
+        requests.push_back(req.body);
+        int turn_no = static_cast<int>(requests.size());
+        scripted_turn t;
+        if (!turns.empty()) {
+            t = turns.front();
+            turns.pop_front();
+        } else if (forever) {
+            t = *forever;
+        } else {
+            t = say("(script ran out)");
+        }
+        providers::chat_outcome out;
+        if (t.hang) {
+            asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+            auto sub = cancel.subscribe([&timer] { timer.cancel(); });
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            co_return out;
+        }
+        if (t.error) {
+            out.error = t.error;
+            co_return out;
+        }
+        out.tokens.prompt_tokens = t.prompt;
+        out.tokens.completion_tokens = t.completion;
+        out.tokens.present = true;
+        if (sink == nullptr) {
+            out.response = response_of(t, turn_no);
+            co_return out;
+        }
+        auto chunks = chunks_of(t, turn_no);
+        for (auto& c : chunks) {
+            out.chunks_sent = true;
+            co_await sink->on_chunk(c, {});
+        }
+        co_await sink->flush();
+        co_return out;
+    }
+};
+
+struct fake_tool {
+    std::string text = "ok";
+    int delay_ms = 0;
+    bool fail = false;      // the call does not reach a server
+    bool is_error = false;  // the tool answers with isError
+    bool hang = false;
+};
+
+json::object text_result(std::string const& text, bool is_error) {
+    return json::object{{"content", json::array{json::object{{"type", "text"}, {"text", text}}}}, {"isError", is_error}};
+}
+
+class fake_tools final : public agentloop::toolbox {
+public:
+    std::map<std::string, fake_tool> tools;
+    int current = 0, max_seen = 0, calls = 0, cancelled = 0;
+    std::vector<std::string> arguments_seen;
+
+    json::array const& definitions() const override { return defs_; }
+    bool has(std::string_view name) const override { return tools.count(std::string(name)) > 0; }
+
+    asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) override {
+        ++calls;
+        max_seen = std::max(max_seen, ++current);
+        arguments_seen.push_back(json::serialize(arguments));
+        auto t = tools.at(name);
+        mcp::tool_outcome out;
+        if (t.delay_ms > 0 || t.hang) {
+            asio::steady_timer timer(co_await asio::this_coro::executor);
+            timer.expires_after(t.hang ? std::chrono::milliseconds(3'600'000) : std::chrono::milliseconds(t.delay_ms));
+            auto sub = cancel.subscribe([&timer] { timer.cancel(); });
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        --current;
+        if (cancel.cancelled()) {
+            ++cancelled;
+            out.error_code = "cancelled";
+            out.error = "cancelled";
+            co_return out;
+        }
+        if (t.fail) {
+            out.error_code = "unavailable";
+            out.error = "server 'fake' is not connected";
+            co_return out;
+        }
+        out.ok = true;
+        out.result = text_result(t.text, t.is_error);
+        co_return out;
+    }
+
+private:
+    json::array defs_;
+};
+
+class capture_sink final : public providers::chat_sink {
+public:
+    std::vector<json::object> chunks;
+    std::vector<std::string> comments;
+    std::vector<std::string> events;  // "chunk" / "comment", in order
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        chunks.push_back(raw.empty() ? chunk : json::parse(raw).as_object());
+        events.push_back("chunk");
+        co_return true;
+    }
+    asio::awaitable<bool> flush() override { co_return true; }
+    asio::awaitable<bool> on_comment(std::string_view text) override {
+        comments.emplace_back(text);
+        events.push_back("comment");
+        co_return true;
+    }
+
+    // Every content delta, joined.
+    std::string content() const {
+        std::string s;
+        for (auto const& c : chunks) {
+            auto const& choices = c.at("choices").as_array();
+            if (choices.empty()) continue;
+            auto const* d = choices[0].as_object().if_contains("delta");
+            if (!d) continue;
+            if (auto const* t = d->as_object().if_contains("content"); t && t->is_string()) s += t->as_string();
+        }
+        return std::string(s);
+    }
+    std::vector<std::string> finish_reasons() const {
+        std::vector<std::string> out;
+        for (auto const& c : chunks) {
+            auto const& choices = c.at("choices").as_array();
+            if (choices.empty()) continue;
+            auto const& f = choices[0].as_object().at("finish_reason");
+            if (f.is_string()) out.emplace_back(f.as_string());
+        }
+        return out;
+    }
+};
+
+json::object request_body() {
+    return json::object{{"model", "fake-model"},
+                        {"messages", json::array{json::object{{"role", "user"}, {"content", "hi"}}}}};
+}
+
+struct harness {
+    fake_model model;
+    fake_tools tools;
+    capture_sink sink;
+    cancel_token cancel;
+    agentloop::loop_input in;
+    int cancel_after_ms = 0;  // cancel the request (the client leaves) after this long
+
+    explicit harness(bool stream) {
+        in.body = request_body();
+        in.stream = stream;
+        in.sink = stream ? &sink : nullptr;
+        in.cancel = &cancel;
+        in.tools = &tools;
+        in.fallback_model = "fake-model";
+    }
+
+    agentloop::loop_result run() {
+        asio::io_context ioc;
+        agentloop::loop_result res;
+        auto fn = model.fn();
+        asio::co_spawn(ioc, go(res, fn), asio::detached);
+        if (cancel_after_ms > 0) asio::co_spawn(ioc, canceller(), asio::detached);
+        ioc.run();
+        return res;
+    }
+
+    asio::awaitable<void> go(agentloop::loop_result& res, agentloop::turn_fn const& fn) {
+        res = co_await agentloop::run(in, fn);
+    }
+    asio::awaitable<void> canceller() {
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(cancel_after_ms));
+        co_await t.async_wait(asio::use_awaitable);
+        cancel.cancel();
+    }
+};
+
+std::string message_content(json::object const& response) {
+    auto const& c = response.at("choices").as_array()[0].as_object().at("message").as_object().at("content");
+    return c.is_string() ? std::string(c.as_string()) : std::string();
+}
+
+std::vector<json::object> tool_messages(json::object const& body) {
+    std::vector<json::object> out;
+    for (auto const& m : body.at("messages").as_array())
+        if (m.as_object().at("role") == "tool") out.push_back(m.as_object());
+    return out;
+}
+
+}  // namespace
+
+TEST(agent_loop, runs_a_tool_and_answers_with_usage_summed_and_a_record) {
+    harness h(false);
+    h.tools.tools["lookup"].text = "42";
+    h.model.turns = {call("lookup", R"({"q":"answer"})"), say("The answer is 42.")};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(res.iterations, 2u);
+    EXPECT_EQ(res.finish_reason, "stop");
+    auto const& r = res.outcome.response;
+    EXPECT_EQ(message_content(r), "The answer is 42.");
+    EXPECT_EQ(r.at("id"), "chatcmpl-fake-1");  // one message: the first turn's id
+    EXPECT_EQ(r.at("usage").at("prompt_tokens"), 20);
+    EXPECT_EQ(r.at("usage").at("completion_tokens"), 10);
+    EXPECT_EQ(r.at("usage").at("total_tokens"), 30);
+    auto const& calls = r.at("toolgate").at("tool_calls").as_array();
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0].at("name"), "lookup");
+    EXPECT_EQ(calls[0].at("ok"), true);
+    // The second turn saw the assistant's call and the tool's answer.
+    ASSERT_EQ(h.model.requests.size(), 2u);
+    auto const& msgs = h.model.requests[1].at("messages").as_array();
+    ASSERT_EQ(msgs.size(), 3u);
+    EXPECT_EQ(msgs[1].at("role"), "assistant");
+    EXPECT_EQ(msgs[1].at("tool_calls").as_array()[0].at("function").at("arguments"), R"({"q":"answer"})");
+    EXPECT_EQ(msgs[2].at("role"), "tool");
+    EXPECT_EQ(msgs[2].at("tool_call_id"), "call_1_0");
+    EXPECT_EQ(msgs[2].at("content"), "42");
+    EXPECT_EQ(h.tools.arguments_seen[0], R"({"q":"answer"})");
+}
+
+TEST(agent_loop, calls_of_one_turn_run_in_parallel_up_to_the_bound) {
+    for (unsigned bound : {8u, 2u, 1u}) {
+        harness h(false);
+        h.in.lim.max_parallel_tools = bound;
+        for (auto name : {"a", "b", "c", "d"}) h.tools.tools[name].delay_ms = 30;
+        scripted_turn t;
+        for (auto name : {"a", "b", "c", "d"}) t.calls.emplace_back(name, "{}");
+        h.model.turns = {t, say("done")};
+        auto res = h.run();
+        ASSERT_FALSE(res.outcome.error);
+        EXPECT_EQ(h.tools.calls, 4);
+        EXPECT_EQ(h.tools.max_seen, static_cast<int>(std::min(bound, 4u))) << "bound " << bound;
+        // Tool messages follow the order of the calls, whatever order they finished in.
+        auto tm = tool_messages(h.model.requests[1]);
+        ASSERT_EQ(tm.size(), 4u);
+        EXPECT_EQ(tm[0].at("tool_call_id"), "call_1_0");
+        EXPECT_EQ(tm[3].at("tool_call_id"), "call_1_3");
+    }
+}
+
+TEST(agent_loop, failing_erroring_unknown_and_malformed_calls_become_tool_messages) {
+    harness h(false);
+    h.tools.tools["down"].fail = true;
+    h.tools.tools["grumpy"] = fake_tool{"no such city", 0, false, true, false};
+    scripted_turn t;
+    t.calls = {{"down", "{}"}, {"grumpy", R"({"city":"x"})"}, {"ghost", "{}"}, {"grumpy", "{not json"}};
+    h.model.turns = {t, say("recovered")};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(message_content(res.outcome.response), "recovered");
+    auto tm = tool_messages(h.model.requests[1]);
+    ASSERT_EQ(tm.size(), 4u);
+    EXPECT_NE(std::string(tm[0].at("content").as_string()).find("could not be run (unavailable)"), std::string::npos);
+    EXPECT_EQ(tm[1].at("content"), "Error reported by the tool 'grumpy': no such city");
+    EXPECT_EQ(tm[2].at("content"), "Error: there is no tool named 'ghost'.");
+    EXPECT_NE(std::string(tm[3].at("content").as_string()).find("not valid JSON"), std::string::npos);
+    ASSERT_EQ(res.calls.size(), 4u);
+    EXPECT_EQ(res.calls[0].error, "unavailable");
+    EXPECT_EQ(res.calls[1].error, "tool_error");
+    EXPECT_EQ(res.calls[2].error, "unknown_tool");
+    EXPECT_EQ(res.calls[3].error, "invalid_arguments");
+    EXPECT_EQ(h.tools.calls, 2);  // the unknown and the malformed never reached a tool
+}
+
+TEST(agent_loop, a_hanging_tool_times_out_and_is_cancelled) {
+    harness h(false);
+    h.in.lim.tool_timeout = std::chrono::milliseconds(50);
+    h.tools.tools["slow"].hang = true;
+    h.model.turns = {call("slow", "{}"), say("gave up on it")};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(h.tools.cancelled, 1);
+    ASSERT_EQ(res.calls.size(), 1u);
+    EXPECT_EQ(res.calls[0].error, "timeout");
+    auto tm = tool_messages(h.model.requests[1]);
+    EXPECT_NE(std::string(tm[0].at("content").as_string()).find("no answer within 50 ms"), std::string::npos);
+}
+
+TEST(agent_loop, max_iterations_ends_with_an_honest_message_and_length) {
+    harness h(false);
+    h.in.lim.max_iterations = 3;
+    h.tools.tools["again"].text = "more";
+    h.model.forever = call("again", "{}");
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(res.stopped, stop_reason::max_iterations);
+    EXPECT_EQ(res.finish_reason, "length");
+    EXPECT_EQ(h.model.requests.size(), 3u);
+    EXPECT_EQ(h.tools.calls, 2);  // the third turn's call is not run
+    auto const& r = res.outcome.response;
+    EXPECT_EQ(r.at("choices").as_array()[0].at("finish_reason"), "length");
+    EXPECT_NE(message_content(r).find("stopped after 3 model turns (max_iterations)"), std::string::npos);
+    EXPECT_EQ(r.at("toolgate").at("stopped"), "max_iterations");
+}
+
+TEST(agent_loop, max_tool_calls_per_turn_answers_the_rest_not_run) {
+    harness h(false);
+    h.in.lim.max_tool_calls_per_turn = 2;
+    h.tools.tools["t"].text = "x";
+    scripted_turn t;
+    t.calls = {{"t", "{}"}, {"t", "{}"}, {"t", "{}"}};
+    h.model.turns = {t, say("ok")};
+    auto res = h.run();
+    EXPECT_EQ(h.tools.calls, 2);
+    auto tm = tool_messages(h.model.requests[1]);
+    ASSERT_EQ(tm.size(), 3u);
+    EXPECT_NE(std::string(tm[2].at("content").as_string()).find("Not run"), std::string::npos);
+    EXPECT_EQ(res.calls[2].error, "not_run");
+}
+
+TEST(agent_loop, large_results_are_cut_with_a_notice) {
+    harness h(false);
+    h.in.lim.max_tool_result_bytes = 1000;
+    h.tools.tools["big"].text = std::string(5000, 'x');
+    h.model.turns = {call("big", "{}"), say("ok")};
+    h.run();
+    auto tm = tool_messages(h.model.requests[1]);
+    auto text = std::string(tm[0].at("content").as_string());
+    EXPECT_LT(text.size(), 1100u);
+    EXPECT_NE(text.find("[toolgate: tool result cut at 1000 of 5000 bytes]"), std::string::npos);
+}
+
+TEST(agent_loop, token_and_cost_limits_stop_the_loop) {
+    {
+        harness h(false);
+        h.in.lim.max_total_tokens = 40;  // 15 per turn
+        h.tools.tools["t"].text = "x";
+        h.model.forever = call("t", "{}");
+        auto res = h.run();
+        EXPECT_EQ(res.stopped, stop_reason::max_total_tokens);
+        EXPECT_EQ(h.model.requests.size(), 3u);  // 45 > 40 after the third turn
+        EXPECT_NE(message_content(res.outcome.response).find("used 45 tokens, over its limit of 40"), std::string::npos);
+    }
+    {
+        harness h(false);
+        h.in.lim.max_cost_usd = 0.25;
+        h.in.cost = [](std::string_view, providers::usage const&) { return 0.1; };
+        h.tools.tools["t"].text = "x";
+        h.model.forever = call("t", "{}");
+        auto res = h.run();
+        EXPECT_EQ(res.stopped, stop_reason::max_cost);
+        EXPECT_EQ(h.model.requests.size(), 3u);
+        EXPECT_NEAR(res.outcome.response.at("toolgate").at("cost_usd").as_double(), 0.3, 1e-9);
+    }
+}
+
+TEST(agent_loop, loop_timeout_cancels_a_slow_model_turn) {
+    harness h(true);
+    h.in.lim.loop_timeout = std::chrono::milliseconds(80);
+    h.tools.tools["t"].text = "x";
+    scripted_turn hang;
+    hang.hang = true;
+    h.model.turns = {call("t", "{}", "Checking."), hang};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(res.stopped, stop_reason::loop_timeout);
+    EXPECT_EQ(h.sink.finish_reasons(), std::vector<std::string>{"length"});
+    EXPECT_NE(h.sink.content().find("Checking.\n\n[toolgate] The agent loop stopped: it ran out of time (80 ms"),
+              std::string::npos);
+}
+
+TEST(agent_loop, stream_is_one_message_with_comments_and_summed_usage) {
+    harness h(true);
+    h.in.include_usage = true;
+    h.tools.tools["weather"].text = "sunny";
+    h.model.turns = {call("weather", R"({"city":"Paris","days":3})", "Let me check."), say("It is sunny in Paris.")};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(h.tools.arguments_seen.at(0), R"({"city":"Paris","days":3})");  // fragments reassembled
+    EXPECT_EQ(h.sink.content(), "Let me check.\n\nIt is sunny in Paris.");
+    EXPECT_EQ(h.sink.finish_reasons(), std::vector<std::string>{"stop"});  // no intermediate finish_reason
+    int roles = 0, usage_chunks = 0, gateway_fragments = 0;
+    for (auto const& c : h.sink.chunks) {
+        EXPECT_EQ(c.at("id"), "chatcmpl-fake-1");
+        auto const& choices = c.at("choices").as_array();
+        if (choices.empty()) {
+            ++usage_chunks;
+            EXPECT_EQ(c.at("usage").at("total_tokens"), 30);
+            continue;
+        }
+        auto const& d = choices[0].at("delta").as_object();
+        roles += d.contains("role");
+        gateway_fragments += d.contains("tool_calls");
+    }
+    EXPECT_EQ(roles, 1);
+    EXPECT_EQ(usage_chunks, 1);
+    EXPECT_EQ(gateway_fragments, 0);  // the gateway's own calls never reach the client
+    EXPECT_EQ(h.sink.chunks.back().at("choices").as_array().size(), 0u);  // usage comes last
+    ASSERT_EQ(h.sink.comments.size(), 2u);
+    EXPECT_EQ(h.sink.comments[0], "tool weather started");
+    EXPECT_EQ(h.sink.comments[1].rfind("tool weather done in ", 0), 0u);
+}
+
+TEST(agent_loop, keepalive_comments_while_tools_run_long) {
+    harness h(true);
+    h.in.lim.keepalive_interval = std::chrono::milliseconds(20);
+    h.tools.tools["slow"].delay_ms = 110;
+    h.model.turns = {call("slow", "{}"), say("done")};
+    h.run();
+    int keepalives = 0;
+    for (auto const& c : h.sink.comments) keepalives += c == "keep-alive";
+    EXPECT_GE(keepalives, 3);
+    EXPECT_LE(keepalives, 6);
+}
+
+TEST(agent_loop, hybrid_turn_runs_gateway_calls_and_returns_client_calls) {
+    for (bool stream : {false, true}) {
+        harness h(stream);
+        h.in.client_tools = {"client_fn"};
+        h.tools.tools["srv"].text = "from server";
+        scripted_turn t;
+        t.calls = {{"srv", R"({"a":1})"}, {"client_fn", R"({"b":2})"}};
+        h.model.turns = {call("srv", "{}", "First."), t};
+        auto res = h.run();
+        ASSERT_FALSE(res.outcome.error);
+        EXPECT_EQ(res.finish_reason, "tool_calls");
+        EXPECT_EQ(h.tools.calls, 2);  // both gateway calls ran
+        EXPECT_EQ(res.client_call_ids, std::vector<std::string>{"call_2_1"});
+        // transcript: assistant(srv), tool, assistant(srv + client_fn), tool(srv)
+        ASSERT_EQ(res.transcript.size(), 4u);
+        EXPECT_EQ(res.transcript[2].at("tool_calls").as_array().size(), 2u);
+        if (!stream) {
+            auto const& msg = res.outcome.response.at("choices").as_array()[0].at("message");
+            auto const& tc = msg.at("tool_calls").as_array();
+            ASSERT_EQ(tc.size(), 1u);
+            EXPECT_EQ(tc[0].at("function").at("name"), "client_fn");
+            EXPECT_EQ(tc[0].at("function").at("arguments"), R"({"b":2})");
+        } else {
+            EXPECT_EQ(h.sink.finish_reasons(), std::vector<std::string>{"tool_calls"});
+            std::string args;
+            int headers = 0;
+            for (auto const& c : h.sink.chunks) {
+                auto const& choices = c.at("choices").as_array();
+                if (choices.empty()) continue;
+                auto const* tc = choices[0].at("delta").as_object().if_contains("tool_calls");
+                if (!tc) continue;
+                for (auto const& f : tc->as_array()) {
+                    EXPECT_EQ(f.at("index"), 0);  // renumbered among the client's calls
+                    if (f.as_object().contains("id")) {
+                        ++headers;
+                        EXPECT_EQ(f.at("function").at("name"), "client_fn");
+                    }
+                    args += f.at("function").at("arguments").as_string();
+                }
+            }
+            EXPECT_EQ(headers, 1);
+            EXPECT_EQ(args, R"({"b":2})");
+        }
+    }
+}
+
+TEST(agent_loop, first_turn_tool_choice_is_relaxed_afterwards) {
+    harness h(false);
+    h.in.body["tool_choice"] = "required";
+    h.tools.tools["t"].text = "x";
+    h.model.turns = {call("t", "{}"), say("ok")};
+    h.run();
+    EXPECT_EQ(h.model.requests[0].at("tool_choice"), "required");
+    EXPECT_EQ(h.model.requests[1].at("tool_choice"), "auto");
+}
+
+TEST(agent_loop, a_model_error_fails_the_request_and_a_client_leaving_cancels_tools) {
+    {
+        harness h(false);
+        scripted_turn bad;
+        bad.error = api_error::upstream(502, "upstream failed");
+        h.tools.tools["t"].text = "x";
+        h.model.turns = {call("t", "{}"), bad};
+        auto res = h.run();
+        ASSERT_TRUE(res.outcome.error);
+        EXPECT_EQ(res.outcome.error->status, 502);
+    }
+    {
+        harness h(true);
+        h.cancel_after_ms = 30;
+        h.tools.tools["slow"].hang = true;
+        h.model.turns = {call("slow", "{}"), say("never")};
+        auto res = h.run();
+        EXPECT_TRUE(h.cancel.cancelled());
+        EXPECT_EQ(h.tools.cancelled, 1);
+        EXPECT_EQ(h.model.requests.size(), 1u);
+    }
+}
+
+TEST(agent_loop, call_assembler_merges_fragments_by_index_and_without) {
+    agentloop::call_assembler a;
+    a.add(json::parse(R"({"index":0,"id":"c1","type":"function","function":{"name":"get_","arguments":""}})").as_object());
+    a.add(json::parse(R"({"index":1,"id":"c2","function":{"name":"other","arguments":"{}"}})").as_object());
+    a.add(json::parse(R"({"index":0,"function":{"name":"weather","arguments":"{\"ci"}})").as_object());
+    a.add(json::parse(R"({"index":0,"function":{"arguments":"ty\":1}"}})").as_object());
+    ASSERT_EQ(a.calls().size(), 2u);
+    EXPECT_EQ(a.calls()[0].name, "get_weather");
+    EXPECT_EQ(a.calls()[0].arguments, R"({"city":1})");
+    EXPECT_EQ(a.calls()[1].id, "c2");
+    agentloop::call_assembler b;  // no index at all: a new id starts a new call
+    b.add(json::parse(R"({"id":"x","function":{"name":"f","arguments":"{\"a\""}})").as_object());
+    b.add(json::parse(R"({"function":{"arguments":":1}"}})").as_object());
+    b.add(json::parse(R"({"id":"y","function":{"name":"g","arguments":"{}"}})").as_object());
+    ASSERT_EQ(b.calls().size(), 2u);
+    EXPECT_EQ(b.calls()[0].arguments, R"({"a":1})");
+    EXPECT_EQ(b.calls()[1].name, "g");
+}
+
+TEST(agent_loop, tool_message_text_describes_every_part_and_cuts_on_utf8_boundaries) {
+    mcp::tool_outcome o;
+    o.ok = true;
+    o.result = json::parse(R"({"content":[{"type":"text","text":"hello"},
+        {"type":"image","mimeType":"image/png","data":"AAAA"},
+        {"type":"resource","resource":{"uri":"file:///a","text":"inside"}},
+        {"type":"resource_link","uri":"file:///b","name":"b"}]})").as_object();
+    EXPECT_EQ(agentloop::tool_message_text("t", o, 10000),
+              "hello\n[image image/png, 4 bytes base64, not shown]\ninside\n[resource link file:///b b]");
+    o.result = json::parse(R"({"content":[],"structuredContent":{"x":1}})").as_object();
+    EXPECT_EQ(agentloop::tool_message_text("t", o, 10000), R"({"x":1})");
+    o.result = json::parse(R"({"content":[{"type":"text","text":"ééééé"}]})").as_object();  // 2 bytes each
+    auto cut = agentloop::tool_message_text("t", o, 5);
+    EXPECT_EQ(cut.substr(0, cut.find('\n')), "éé");
+    o = {};
+    o.error_code = "timeout";
+    o.error = "no answer";
+    EXPECT_EQ(agentloop::tool_message_text("t", o, 1000), "Error: the tool 't' could not be run (timeout): no answer");
+}
+
+TEST(hybrid_store, expands_the_clients_assistant_message_into_the_full_transcript) {
+    agentloop::hybrid_store store(2, std::chrono::seconds(60));
+    auto transcript = json::parse(R"([
+        {"role":"assistant","content":null,"tool_calls":[{"id":"g1","type":"function","function":{"name":"srv","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"g1","content":"server says"},
+        {"role":"assistant","content":"x","tool_calls":[{"id":"g2","type":"function","function":{"name":"srv","arguments":"{}"}},
+                                                         {"id":"c1","type":"function","function":{"name":"cli","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"g2","content":"again"}])").as_array();
+    store.remember({"c1"}, transcript);
+    auto messages = json::parse(R"([{"role":"user","content":"hi"},
+        {"role":"assistant","content":"x","tool_calls":[{"id":"c1","type":"function","function":{"name":"cli","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"c1","content":"client says"}])").as_array();
+    EXPECT_EQ(store.expand(messages), 1u);
+    ASSERT_EQ(messages.size(), 6u);
+    EXPECT_EQ(messages[1].at("tool_calls").as_array()[0].at("id"), "g1");
+    EXPECT_EQ(messages[4].at("tool_call_id"), "g2");
+    EXPECT_EQ(messages[5].at("tool_call_id"), "c1");
+    // Bounded: the oldest entries go first.
+    store.remember({"c2"}, transcript);
+    store.remember({"c3"}, transcript);
+    EXPECT_EQ(store.size(), 2u);
+    auto again = json::parse(R"([{"role":"assistant","tool_calls":[{"id":"c1"}]}])").as_array();
+    EXPECT_EQ(store.expand(again), 0u);
+}
