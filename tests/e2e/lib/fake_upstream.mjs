@@ -44,6 +44,7 @@ export async function startFakeUpstream() {
       }));
     }
     const model = json?.model ?? '';
+    if (model.startsWith('mock-agent')) return agent(json, res);
     const send = (status, obj) => { res.statusCode = status; res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(obj)); };
     switch (model) {
       case 'mock-500': return send(500, { error: { message: 'upstream exploded with secret detail' } });
@@ -90,6 +91,56 @@ export async function startFakeUpstream() {
     };
     first();
     delay ? setTimeout(step, delay) : step();
+  }
+
+  // A model that calls tools: a user line "call NAME {json}" becomes a tool call (several lines,
+  // several calls in one turn); after tool messages it answers with every tool result since the
+  // last user message. Streamed like real providers: tool-call arguments in three fragments.
+  function agent(json, res) {
+    const msgs = json.messages ?? [];
+    const last = msgs[msgs.length - 1] ?? {};
+    let content = null;
+    const calls = [];
+    if (last.role === 'tool') {
+      const results = [];
+      for (let i = msgs.length - 1; i >= 0 && msgs[i].role !== 'user'; i--) if (msgs[i].role === 'tool') results.unshift(msgs[i].content);
+      content = 'Tool results: ' + results.join(' | ');
+    } else {
+      const text = typeof last.content === 'string' ? last.content : '';
+      for (const line of text.split('\n')) {
+        const m = line.match(/^call (\S+) (.*)$/);
+        if (m) calls.push({ name: m[1], arguments: m[2] });
+      }
+      if (!calls.length) content = `no tools needed: ${text}`;
+    }
+    const n = state.requests.length;
+    const toolCalls = calls.map((c, i) => ({ id: `call_${n}_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+    const finish = calls.length ? 'tool_calls' : 'stop';
+    const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
+    const id = `chatcmpl-agent-${n}`;
+    if (!json.stream) {
+      const message = { role: 'assistant', content };
+      if (toolCalls.length) message.tool_calls = toolCalls;
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ id, object: 'chat.completion', created: 1, model: json.model,
+        choices: [{ index: 0, message, finish_reason: finish, logprobs: null }], usage }));
+    }
+    res.setHeader('content-type', 'text/event-stream');
+    const ev = (delta, fin = null) => `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1, model: json.model,
+      choices: [{ index: 0, delta, finish_reason: fin, logprobs: null }] })}\n\n`;
+    const out = [ev({ role: 'assistant', content: '' })];
+    if (content) for (const w of content.split(/(?= )/)) out.push(ev({ content: w }));
+    toolCalls.forEach((c, i) => {
+      out.push(ev({ tool_calls: [{ index: i, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }));
+      const a = c.function.arguments, step = Math.max(1, Math.ceil(a.length / 3));
+      for (let p = 0; p < a.length; p += step) out.push(ev({ tool_calls: [{ index: i, function: { arguments: a.slice(p, p + step) } }] }));
+    });
+    out.push(ev({}, finish));
+    if (json.stream_options?.include_usage) out.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1, model: json.model, choices: [], usage })}\n\n`);
+    out.push('data: [DONE]\n\n');
+    let i = 0;
+    const step = () => { if (res.destroyed) return; if (i < out.length) { res.write(out[i++]); setTimeout(step, 2); } else res.end(); };
+    step();
   }
 
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
