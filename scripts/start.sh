@@ -14,9 +14,10 @@ cat <<'MSG'
 toolgate is starting. Try it from another terminal:
   curl -s http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \
     -d '{"model":"toolgate-demo","messages":[{"role":"user","content":"hello"}]}'
+  # the agent loop: the demo model calls the built-in demo MCP server's get_current_time tool,
+  # toolgate runs it and streams the final answer
   curl -sN http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \
-    -d '{"model":"toolgate-demo","stream":true,"messages":[{"role":"user","content":"what time is it?"}],
-         "tools":[{"type":"function","function":{"name":"get_current_time","parameters":{"type":"object"}}}]}'
+    -d '{"model":"toolgate-demo","stream":true,"messages":[{"role":"user","content":"what time is it?"}]}'
 Stop it with Ctrl-C.
 
 MSG

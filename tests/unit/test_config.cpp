@@ -128,3 +128,48 @@ TEST(duration, units) {
     EXPECT_FALSE(parse_duration(""));
     EXPECT_FALSE(parse_duration("999999h"));
 }
+
+TEST(config, agent_loop_limits_and_prices) {
+    auto cfg = parse_config(R"(
+server: { request_timeout: 100s }
+providers:
+  - name: local
+    type: openai
+    base_url: http://127.0.0.1:9000/v1
+    prices: { gpt-x: { input: 2.5, output: 10 } }
+agent_loop:
+  max_iterations: 4
+  tool_timeout: 5s
+  max_tool_calls_per_turn: 3
+  max_parallel_tools: 2
+  max_tool_result_bytes: 4096
+  max_total_tokens: 100000
+  max_cost_usd: 0.5
+  keepalive_interval: 2s
+)",
+                            "t.yaml", fake_env({}));
+    auto const& l = cfg.agent_loop.limits;
+    EXPECT_TRUE(cfg.agent_loop.inject_tools);
+    EXPECT_EQ(l.max_iterations, 4u);
+    EXPECT_EQ(l.tool_timeout, std::chrono::seconds(5));
+    EXPECT_EQ(l.loop_timeout, std::chrono::seconds(80));  // 4/5 of request_timeout by default
+    EXPECT_EQ(l.max_tool_calls_per_turn, 3u);
+    EXPECT_EQ(l.max_parallel_tools, 2u);
+    EXPECT_EQ(l.max_tool_result_bytes, 4096u);
+    EXPECT_EQ(l.max_total_tokens, 100000);
+    EXPECT_DOUBLE_EQ(l.max_cost_usd, 0.5);
+    EXPECT_EQ(l.keepalive_interval, std::chrono::seconds(2));
+    providers::usage u{1'000'000, 100'000, true};
+    EXPECT_DOUBLE_EQ(cfg.providers[0].cost("gpt-x", u), 2.5 + 1.0);
+    EXPECT_DOUBLE_EQ(cfg.providers[0].cost("other", u), 0.0);
+
+    EXPECT_NE(error_of("agent_loop: { loop_timeout: 400s }").find("agent_loop.loop_timeout: must be shorter than server.request_timeout"),
+              std::string::npos);
+    EXPECT_NE(error_of("agent_loop: { max_iterations: 0 }").find("test.yaml:1: agent_loop.max_iterations: must be between 1"),
+              std::string::npos)
+        << error_of("agent_loop: { max_iterations: 0 }");
+    EXPECT_NE(error_of("agent_loop: { max_cost_usd: cheap }").find("must be a number"), std::string::npos);
+    EXPECT_NE(error_of("agent_loop: { max_turns: 3 }").find("unknown key"), std::string::npos);
+    EXPECT_NE(error_of("providers: [{ name: a, type: openai, base_url: 'http://x', prices: { m: { in: 1 } } }]").find("prices.m.in: unknown key"),
+              std::string::npos);
+}

@@ -8,7 +8,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <regex>
 #include <set>
 
 #include "mcp/client_session.hpp"
@@ -77,19 +76,26 @@ TEST(names, valid_names_pass_untouched) {
     EXPECT_FALSE(valid_model_tool_name(std::string(65, 'a')));
 }
 
+// ^[a-zA-Z0-9_-]{1,64}$, written out (std::regex draws a false GCC 12 warning under ASan).
+bool model_name_ok(std::string const& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    return true;
+}
+
 TEST(names, invalid_and_long_names_are_shortened_deterministically) {
-    std::regex re("^[a-zA-Z0-9_-]{1,64}$");
     auto a = model_safe_name("srv__weird.name/x", "srv", "weird.name/x");
-    EXPECT_TRUE(std::regex_match(a, re)) << a;
+    EXPECT_TRUE(model_name_ok(a)) << a;
     EXPECT_EQ(a, model_safe_name("srv__weird.name/x", "srv", "weird.name/x"));
     auto b = model_safe_name("srv__weird_name_x", "srv", "weird_name_x");
     EXPECT_NE(a, b) << "a sanitised name never equals an original that was valid";
     auto long_name = model_safe_name("srv__" + std::string(100, 'z'), "srv", std::string(100, 'z'));
     EXPECT_EQ(long_name.size(), 64u);
-    EXPECT_TRUE(std::regex_match(long_name, re));
+    EXPECT_TRUE(model_name_ok(long_name));
     auto long2 = model_safe_name("srv__" + std::string(100, 'z') + "q", "srv", std::string(100, 'z') + "q");
     EXPECT_NE(long_name, long2) << "same 55-char prefix, different originals";
-    EXPECT_TRUE(std::regex_match(model_safe_name("", "s", ""), re));
+    EXPECT_TRUE(model_name_ok(model_safe_name("", "s", "")));
 }
 
 TEST(names, prefix_modes_and_collisions) {

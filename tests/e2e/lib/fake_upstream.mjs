@@ -138,6 +138,7 @@ export async function startFakeUpstream() {
     out.push(ev({}, finish));
     if (json.stream_options?.include_usage) out.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 1, model: json.model, choices: [], usage })}\n\n`);
     out.push('data: [DONE]\n\n');
+    if (json.model.includes('fast')) return res.end(out.join(''));  // benchmarks: no pacing
     let i = 0;
     const step = () => { if (res.destroyed) return; if (i < out.length) { res.write(out[i++]); setTimeout(step, 2); } else res.end(); };
     step();
