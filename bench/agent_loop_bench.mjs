@@ -3,8 +3,8 @@
 //
 // Latency: one loop iteration (model turn with a tool call -> MCP tool -> model turn with the answer),
 // done two ways in the same run against the same fake model and the same MCP server:
-//   direct : this program plays the loop itself (streams turn 1, calls the tool over MCP with the
-//            official SDK client, streams turn 2);
+//   direct : this program plays the loop itself (streams turn 1, calls the tool over MCP on the
+//            server's stdio, streams turn 2), with the leanest client Node has;
 //   gateway: one streaming request to toolgate, which runs the loop.
 // Prints p50/p99 of the whole exchange and of the time to the first token of the final turn, and
 // the difference (the gateway's overhead per loop iteration), at concurrency 1 and 16.
@@ -15,6 +15,7 @@
 // Needs: build/toolgate (cmake --build build --target toolgate) and tests/e2e/node_modules (npm ci).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,8 +24,6 @@ const root = join(here, '..');
 const e2e = join(root, 'tests', 'e2e');
 const { startGateway, sleep } = await import(join(e2e, 'lib', 'harness.mjs'));
 const { startFakeUpstream } = await import(join(e2e, 'lib', 'fake_upstream.mjs'));
-const { Client } = await import(join(e2e, 'node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js'));
-const { StdioClientTransport } = await import(join(e2e, 'node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.js'));
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,37 +41,79 @@ const pct = (xs, p) => {
 const rss = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024;
 const hwm = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]) / 1024;
 
+// Both paths use the same lean client: node:http with keep-alive, SSE parsed as it arrives.
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
 // Streams one chat request; returns the assembled content and tool calls, and when the first
 // content token arrived.
-async function streamChat(url, body, headers = {}) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`);
-  const decoder = new TextDecoder();
-  let buf = '', content = '', firstToken = null;
-  const calls = [];
-  for await (const chunk of res.body) {
-    buf += decoder.decode(chunk, { stream: true });
+function streamChat(url, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (res) => {
+      if (res.statusCode !== 200) { res.resume(); return reject(new Error(`status ${res.statusCode}`)); }
+      res.setEncoding('utf8');
+      let buf = '', content = '', firstToken = null;
+      const calls = [];
+      res.on('data', (d) => {
+        buf += d;
+        let idx;
+        while ((idx = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, idx);
+          buf = buf.slice(idx + 2);
+          if (!block.startsWith('data: ') || block === 'data: [DONE]') continue;
+          const delta = JSON.parse(block.slice(6)).choices?.[0]?.delta;
+          if (!delta) continue;
+          if (delta.content) {
+            if (firstToken === null) firstToken = performance.now();
+            content += delta.content;
+          }
+          for (const f of delta.tool_calls ?? []) {
+            const t = (calls[f.index] ??= { id: '', name: '', arguments: '' });
+            if (f.id) t.id = f.id;
+            if (f.function?.name) t.name = f.function.name;
+            if (f.function?.arguments) t.arguments += f.function.arguments;
+          }
+        }
+      });
+      res.on('end', () => resolve({ content, calls, firstToken }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+// A minimal MCP client over stdio (JSON-RPC lines), so the direct path costs as little as it can.
+function startMcp(command, args) {
+  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const pending = new Map();
+  let nextId = 1, buf = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => {
+    buf += d;
     let idx;
-    while ((idx = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, idx);
-      buf = buf.slice(idx + 2);
-      if (!block.startsWith('data: ') || block === 'data: [DONE]') continue;
-      const c = JSON.parse(block.slice(6));
-      const d = c.choices?.[0]?.delta;
-      if (!d) continue;
-      if (d.content) {
-        if (firstToken === null) firstToken = performance.now();
-        content += d.content;
-      }
-      for (const f of d.tool_calls ?? []) {
-        const t = (calls[f.index] ??= { id: '', name: '', arguments: '' });
-        if (f.id) t.id = f.id;
-        if (f.function?.name) t.name = f.function.name;
-        if (f.function?.arguments) t.arguments += f.function.arguments;
-      }
+    while ((idx = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, idx);
+      buf = buf.slice(idx + 1);
+      const msg = JSON.parse(line);
+      pending.get(msg.id)?.(msg);
+      pending.delete(msg.id);
     }
-  }
-  return { content, calls, firstToken };
+  });
+  const request = (method, params) => new Promise((resolve) => {
+    const id = nextId++;
+    pending.set(id, resolve);
+    proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
+  });
+  return {
+    async init() {
+      await request('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } });
+      proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) + '\n');
+    },
+    listTools: async () => (await request('tools/list', {})).result,
+    callTool: async (p) => (await request('tools/call', p)).result,
+    close: () => proc.kill(),
+  };
 }
 
 const upstream = await startFakeUpstream();
@@ -85,8 +126,8 @@ mcp_servers:
   - { name: demo, command: "${bin}", args: [demo-mcp-server] }
   - { name: fixture, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" }, timeout: 60s, max_concurrency: ${LOOPS + 24}, max_queue: ${LOOPS + 24} }
 `, { env: { TOOLGATE_BIN: bin } });
-const mcp = new Client({ name: 'bench', version: '1' });
-await mcp.connect(new StdioClientTransport({ command: bin, args: ['demo-mcp-server'] }));
+const mcp = startMcp(bin, ['demo-mcp-server']);
+await mcp.init();
 
 try {
   for (let i = 0; i < 50; i++) {
@@ -152,9 +193,12 @@ try {
       const r = res[name];
       console.log(`| ${conc} | ${name} | ${(r.length / (time[name] / 1000)).toFixed(0)} | ${pct(r.map((x) => x.total), 50).toFixed(2)} | ${pct(r.map((x) => x.total), 99).toFixed(2)} | ${pct(r.map((x) => x.ttft), 50).toFixed(2)} | ${pct(r.map((x) => x.ttft), 99).toFixed(2)} |`);
     }
-    const d = (k, p) => pct(res.gateway.map((x) => x[k]), p) - pct(res.direct.map((x) => x[k]), p);
-    summary.push(`concurrency ${conc}: gateway adds ${d('total', 50).toFixed(2)} ms at p50 (${d('total', 99).toFixed(2)} ms at p99) per loop iteration; ` +
-      `time to first token of the final turn +${d('ttft', 50).toFixed(2)} ms at p50; throughput ${(100 * (res.gateway.length / time.gateway) / (res.direct.length / time.direct)).toFixed(1)}% of direct`);
+    const d = (k, p) => {
+      const v = pct(res.gateway.map((x) => x[k]), p) - pct(res.direct.map((x) => x[k]), p);
+      return `${v >= 0 ? '+' : ''}${v.toFixed(2)}`;
+    };
+    summary.push(`concurrency ${conc}: through the gateway ${d('total', 50)} ms at p50 (${d('total', 99)} ms at p99) per loop iteration; ` +
+      `time to the final turn's first token ${d('ttft', 50)} ms at p50; throughput ${(100 * (res.gateway.length / time.gateway) / (res.direct.length / time.direct)).toFixed(1)}% of direct`);
   }
   console.log('\n' + summary.join('\n'));
 
@@ -187,7 +231,8 @@ try {
     `${((peak - idle) * 1024 / LOOPS).toFixed(1)} KiB per loop; peak RSS (VmHWM) ${hwm(gw.proc.pid).toFixed(1)} MiB; ` +
     `completed ${done}, failed ${failed}, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 } finally {
-  await mcp.close().catch(() => {});
+  mcp.close();
+  agent.destroy();
   await gw.stop();
   await upstream.close();
 }
