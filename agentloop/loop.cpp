@@ -179,24 +179,28 @@ std::size_t hybrid_store::expand(json::array& messages) {
     std::lock_guard lock(mu_);
     if (entries_.empty()) return 0;
     evict_locked(clock_type::now());
-    std::size_t expanded = 0;
-    json::array out;
-    for (auto& m : messages) {
-        auto const* o = m.if_object();
-        if (o && str_field(*o, "role") == "assistant") {
-            auto ids = tool_call_ids(*o);
-            if (!ids.empty()) {
-                if (auto it = entries_.find(key_of(ids)); it != entries_.end()) {
-                    for (auto const& t : it->second.transcript) out.push_back(t);
-                    ++expanded;
-                    continue;
-                }
-            }
-        }
-        out.push_back(std::move(m));
+    // First find the assistant messages to expand; the array is rebuilt only when there are any.
+    std::vector<std::pair<std::size_t, json::array const*>> hits;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        auto const* o = messages[i].if_object();
+        if (!o || str_field(*o, "role") != "assistant") continue;
+        auto ids = tool_call_ids(*o);
+        if (ids.empty()) continue;
+        if (auto it = entries_.find(key_of(ids)); it != entries_.end()) hits.emplace_back(i, &it->second.transcript);
     }
-    if (expanded) messages = std::move(out);
-    return expanded;
+    if (hits.empty()) return 0;
+    json::array out;
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        if (next < hits.size() && hits[next].first == i) {
+            for (auto const& t : *hits[next].second) out.push_back(t);
+            ++next;
+            continue;
+        }
+        out.push_back(std::move(messages[i]));
+    }
+    messages = std::move(out);
+    return hits.size();
 }
 
 std::size_t hybrid_store::size() const {

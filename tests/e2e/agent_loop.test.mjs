@@ -168,6 +168,18 @@ agent_loop:
     assert.equal(sent[1].tool_calls.length, 2, 'the model sees its full earlier turn again');
   });
 
+  test('a follow-up the gateway has no record of reaches the model exactly as sent', async () => {
+    const messages = [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_unknown', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_unknown', content: 'rainy' },
+    ];
+    const before = upstream.state.requests.length;
+    const r = await client.chat.completions.create({ model: 'mock-agent', messages });
+    assert.equal(r.choices[0].message.content, 'Tool results: rainy');
+    assert.deepEqual(upstream.state.requests[before].body.messages, messages);
+  });
+
   test('hybrid while streaming: client tool-call fragments reach the SDK, renumbered, finish_reason tool_calls', async () => {
     const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }];
     const runner = client.chat.completions.stream({

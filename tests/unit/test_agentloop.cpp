@@ -664,6 +664,9 @@ TEST(hybrid_store, expands_the_clients_assistant_message_into_the_full_transcrip
     store.remember({"c2"}, transcript);
     store.remember({"c3"}, transcript);
     EXPECT_EQ(store.size(), 2u);
-    auto again = json::parse(R"([{"role":"assistant","tool_calls":[{"id":"c1"}]}])").as_array();
+    auto again = json::parse(R"([{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"c1"}]},
+                                  {"role":"tool","tool_call_id":"c1","content":"r"}])").as_array();
+    auto copy = again;
     EXPECT_EQ(store.expand(again), 0u);
+    EXPECT_EQ(again, copy);  // nothing to expand: the conversation is left exactly as it was
 }
