@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, readSse, sleep, repoRoot } from './lib/harness.mjs';
+import { startGateway, repoRoot, waitFor } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { readFileSync } from 'node:fs';
 
@@ -14,11 +14,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const everything = join(here, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 const fixture = join(here, 'fixtures', 'fixture_server.mjs');
 
-async function waitFor(pred, ms = 20000, what = 'condition') {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (await pred()) return; await sleep(100); }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const user = (content) => [{ role: 'user', content }];
 

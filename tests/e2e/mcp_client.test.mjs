@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, sleep, cleanEnv } from './lib/harness.mjs';
+import { startGateway, sleep, cleanEnv, waitFor } from './lib/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = (p) => join(here, 'node_modules', '@modelcontextprotocol', p, 'dist', 'index.js');
@@ -42,11 +42,6 @@ const call = async (gw, name, args = {}) => {
 };
 const servers = async (gw) => Object.fromEntries((await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.map((s) => [s.name, s]));
 const tools = async (gw) => (await (await fetch(gw.url + '/v1/mcp/tools')).json());
-async function waitFor(pred, ms = 15000, what = 'condition') {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (await pred()) return; await sleep(100); }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('MCP aggregator with real servers', () => {
   let gw, evHttp, evSse, dir;

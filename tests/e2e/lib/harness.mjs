@@ -81,6 +81,13 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Polls `pred` every 100 ms until it holds; throws after `ms`.
+export async function waitFor(pred, ms = 15000, what = 'condition') {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (await pred()) return; await sleep(100); }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 // Reads an SSE response body into its data payloads, as they arrive.
 export async function readSse(res, onEvent = () => {}) {
   const decoder = new TextDecoder();
