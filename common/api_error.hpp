@@ -6,10 +6,15 @@
 namespace toolgate {
 
 struct api_error {
+    api_error() = default;
+    api_error(int status_, std::string type_, std::string code_, std::string message_)
+        : status(status_), type(std::move(type_)), code(std::move(code_)), message(std::move(message_)) {}
+
     int status = 500;
     std::string type;     // OpenAI's error type, e.g. "invalid_request_error"
     std::string code;     // machine-readable, e.g. "model_not_found"
     std::string message;  // human-readable, safe to show
+    std::string retry_after;  // passed on as the Retry-After header (an upstream's 429/503)
 
     std::string to_json() const;
 

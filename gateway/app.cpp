@@ -23,6 +23,7 @@
 #include <unordered_set>
 
 #include "agentloop/loop.hpp"
+#include "providers/catalog.hpp"
 #include "common/duration.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
@@ -345,6 +346,12 @@ private:
                                       api_error const& err) {
         rec.status = err.status;
         rec.error_code = err.code;
+        if (!err.retry_after.empty()) {
+            header_list with_retry = headers;
+            with_retry.emplace_back("retry-after", err.retry_after);
+            co_await out.send(err.status, "application/json", err.to_json(), with_retry);
+            co_return;
+        }
         co_await out.send(err.status, "application/json", err.to_json(), headers);
     }
 
@@ -869,10 +876,16 @@ private:
     void build_models_cache() {
         json::array data;
         for (auto const& p : providers_) {
-            for (auto const& m : p->models()) {
+            for (auto const& m : p->listed_models()) {
                 json::object o{{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", p->owned_by()}};
                 if (auto d = p->description(); !d.empty()) o["description"] = d;
                 o["provider"] = p->name();
+                if (auto const* e = providers::catalog_find(p->config(), m)) {
+                    o["context_window"] = e->context_window;
+                    o["pricing"] = json::object{{"input_per_million", e->price.input}, {"output_per_million", e->price.output}};
+                }
+                if (auto it = p->config().prices.find(m); it != p->config().prices.end())
+                    o["pricing"] = json::object{{"input_per_million", it->second.input}, {"output_per_million", it->second.output}};
                 models_by_id_.emplace(m, json::serialize(o));
                 models_by_id_.emplace(p->name() + "/" + m, json::serialize(o));
                 data.push_back(std::move(o));

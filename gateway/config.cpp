@@ -247,8 +247,9 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             std::string path = "providers[" + std::to_string(i++) + "]";
             if (!p.IsMap()) r.fail(p, path, "must be a mapping");
             providers::provider_config pc;
-            static std::set<std::string> const common{"name", "type", "base_url", "api_key", "models",
-                                                      "headers", "timeout", "connect_timeout", "prices"};
+            static std::set<std::string> const common{"name",    "type",       "base_url",      "api_key",
+                                                      "models",  "headers",    "timeout",       "connect_timeout",
+                                                      "prices",  "max_tokens", "default_model"};
             json::object options;
             for (auto const& kv : p) {
                 auto key = kv.first.as<std::string>();
@@ -261,7 +262,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             pc.name = r.str(p["name"], path + ".name");
             if (!valid_name(pc.name)) r.fail(p["name"], path + ".name", "must match [a-z0-9_-]{1,64}");
             if (!names.insert(pc.name).second) r.fail(p["name"], path + ".name", "duplicate provider name '" + pc.name + "'");
-            if (!p["type"]) r.fail(p, path, "'type' is required (openai or scripted)");
+            if (!p["type"]) r.fail(p, path, "'type' is required (openai, azure-openai, anthropic, google or scripted)");
             pc.type = r.str(p["type"], path + ".type");
             if (auto n = p["base_url"]) pc.base_url = r.str(n, path + ".base_url");
             if (auto n = p["api_key"]) pc.api_key = r.str(n, path + ".api_key");
@@ -285,6 +286,8 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             }
             if (auto n = p["timeout"]) pc.timeout = r.duration(n, path + ".timeout");
             if (auto n = p["connect_timeout"]) pc.connect_timeout = r.duration(n, path + ".connect_timeout");
+            if (auto n = p["max_tokens"]) pc.max_tokens = static_cast<std::int64_t>(r.integer(n, path + ".max_tokens", 1, 10'000'000));
+            if (auto n = p["default_model"]) pc.default_model = r.str(n, path + ".default_model");
             if (auto n = p["prices"]) {
                 if (!n.IsMap()) r.fail(n, path + ".prices", "must map model names to {input, output} USD per million tokens");
                 for (auto const& kv : n) {
@@ -432,13 +435,32 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
 
     if (cfg.providers_from_env) {
         for (auto const& ep : providers::env_providers()) {
-            auto key = env(std::string(ep.key_env));
-            if (!key || key->empty() || names.count(std::string(ep.name))) continue;
+            if (names.count(std::string(ep.name))) continue;
+            std::optional<std::string> key;
+            if (!ep.key_env.empty()) {
+                key = env(std::string(ep.key_env));
+                if (!key || key->empty()) continue;
+            }
+            std::string base_url(ep.base_url);
+            if (!ep.base_url_env.empty()) {
+                auto url = env(std::string(ep.base_url_env));
+                if (url && !url->empty()) base_url = *url;
+                else if (ep.key_env.empty() || ep.base_url.empty()) continue;  // that variable is what enables it
+            }
+            if (ep.key_env.empty() && ep.base_url_env.empty()) continue;
             providers::provider_config pc;
             pc.name = std::string(ep.name);
-            pc.type = "openai";
-            pc.base_url = std::string(ep.base_url);
-            pc.api_key = *key;
+            pc.type = std::string(ep.type);
+            pc.base_url = base_url;
+            if (key) pc.api_key = *key;
+            if (ep.name == "vllm") {
+                if (auto k = env("VLLM_API_KEY")) pc.api_key = *k;
+            }
+            try {
+                (void)providers::make_provider(pc);
+            } catch (std::invalid_argument const& e) {
+                throw config_error("provider '" + pc.name + "' from the environment: " + e.what());
+            }
             names.insert(pc.name);
             cfg.env_provider_names.push_back(pc.name);
             cfg.providers.push_back(std::move(pc));

@@ -30,7 +30,12 @@ std::optional<model_router::route> model_router::resolve(std::string_view model)
         }
     }
     for (auto* p : providers_)
+        if (p->name() == model && !p->config().default_model.empty()) return route{p, p->config().default_model};
+    for (auto* p : providers_)
         if (p->lists_model(model)) return route{p, std::string(model)};
+    // The model catalog knows which provider a well-known model belongs to.
+    for (auto* p : providers_)
+        if (p->catch_all() && p->catalog_lists(model)) return route{p, std::string(model)};
     for (auto* p : providers_)
         if (p->catch_all()) return route{p, std::string(model)};
     return std::nullopt;

@@ -61,8 +61,10 @@ public:
 
     explicit model_router(std::vector<providers::provider*> providers) : providers_(std::move(providers)) {}
 
-    // "provider/model" picks that provider; a bare name goes to the first provider that lists it,
-    // else to the first provider without a models list. nullopt: nobody serves it.
+    // "provider/model" picks that provider; "provider" alone its default_model; a bare name goes to
+    // the first provider that lists it, else to the first provider without a models list that the
+    // model catalog says serves it, else to the first provider without a models list. nullopt:
+    // nobody serves it.
     std::optional<route> resolve(std::string_view model) const;
 
 private:

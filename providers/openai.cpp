@@ -9,49 +9,12 @@
 
 #include "common/http_client.hpp"
 #include "common/sse.hpp"
+#include "providers/wire.hpp"
 
 namespace toolgate::providers {
 
 namespace json = boost::json;
 using clock_type = std::chrono::steady_clock;
-
-api_error map_upstream_status(std::string const& provider_name, int status, std::string_view body) {
-    std::string upstream_message;
-    boost::system::error_code ec;
-    auto v = json::parse(body, ec);
-    if (!ec && v.is_object()) {
-        if (auto const* e = v.get_object().if_contains("error")) {
-            if (e->is_object()) {
-                if (auto const* m = e->get_object().if_contains("message"); m && m->is_string())
-                    upstream_message = std::string(m->get_string());
-            } else if (e->is_string()) {
-                upstream_message = std::string(e->get_string());
-            }
-        }
-    }
-    if (upstream_message.size() > 1000) upstream_message.resize(1000);
-    std::string prefix = "upstream provider '" + provider_name + "'";
-    switch (status) {
-        case 400:
-        case 404:
-        case 413:
-        case 422:
-            return {status == 422 ? 400 : status, "invalid_request_error", "upstream_rejected",
-                    prefix + " rejected the request" + (upstream_message.empty() ? "" : ": " + upstream_message)};
-        case 401:
-        case 403:
-            return api_error::upstream(502, prefix + " refused the gateway's credentials (status " +
-                                                std::to_string(status) + ")",
-                                       "upstream_auth_failed");
-        case 429:
-            return {429, "rate_limit_error", "upstream_rate_limited",
-                    prefix + " is rate limiting" + (upstream_message.empty() ? "" : ": " + upstream_message)};
-        default:
-            return api_error::upstream(502, prefix + " failed with status " + std::to_string(status));
-    }
-}
-
-namespace {
 
 api_error map_transport_error(std::string const& name, boost::system::error_code const& ec) {
     if (ec == boost::beast::error::timeout) return api_error::upstream_timeout("upstream provider '" + name + "' timed out");
@@ -59,6 +22,8 @@ api_error map_transport_error(std::string const& name, boost::system::error_code
         return api_error::upstream(502, "upstream provider '" + name + "' sent a response that is too large");
     return api_error::upstream(502, "could not reach upstream provider '" + name + "'", "upstream_unreachable");
 }
+
+namespace {
 
 // GCC 12 mishandles std::initializer_list inside coroutines, so JSON with braced lists is built in
 // plain functions like this one, never in a coroutine body.
@@ -138,12 +103,26 @@ private:
 class openai_provider final : public provider {
 public:
     explicit openai_provider(provider_config cfg) : provider(std::move(cfg)) {
-        if (cfg_.base_url.empty()) throw std::invalid_argument("base_url is required for type openai");
+        if (cfg_.base_url.empty()) throw std::invalid_argument("base_url is required for type " + cfg_.type);
         auto ep = http::endpoint::parse(cfg_.base_url);
         if (!ep) throw std::invalid_argument("base_url '" + cfg_.base_url + "' is not an http(s) URL");
         ep_ = *ep;
-        for (auto const& [k, v] : cfg_.options)
-            throw std::invalid_argument("unknown key '" + std::string(k) + "' for provider type openai");
+        azure_ = cfg_.type == "azure-openai";
+        for (auto const& [k, v] : cfg_.options) {
+            if (azure_ && k == "api_version" && v.is_string()) {
+                api_version_ = std::string(v.get_string());
+            } else if (azure_ && k == "deployments" && v.is_object()) {
+                for (auto const& [model, dep] : v.get_object()) {
+                    if (!dep.is_string() || dep.get_string().empty())
+                        throw std::invalid_argument("deployments." + std::string(model) + " must be a deployment name");
+                    deployments_[std::string(model)] = std::string(dep.get_string());
+                }
+            } else {
+                throw std::invalid_argument("unknown key '" + std::string(k) + "' for provider type " + cfg_.type +
+                                            (azure_ ? " (known: api_version, deployments)" : ""));
+            }
+        }
+        if (azure_ && api_version_.empty()) api_version_ = "2024-10-21";
     }
 
     asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
@@ -162,6 +141,10 @@ public:
             }
         }
         auto hr = make_request("/chat/completions", req.body, req.stream, ctx.request_id, req.raw_body);
+        if (hr.target.empty()) {
+            out.error = api_error::bad_request("model name not usable as an Azure deployment", "invalid_model");
+            co_return out;
+        }
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         auto start = clock_type::now();
 
@@ -178,7 +161,7 @@ public:
                 out.error = map_transport_error(cfg_.name, r.error());
                 out.error_detail = r.error().message();
             } else if (r->status / 100 != 2) {
-                out.error = map_upstream_status(cfg_.name, r->status, r->body);
+                out.error = map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after"));
                 out.error_detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
             } else if (relay.error_) {
                 out.error = relay.error_;
@@ -195,6 +178,10 @@ public:
     asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, json::object& body) override {
         embeddings_outcome out;
         auto hr = make_request("/embeddings", body, false, ctx.request_id, {});
+        if (hr.target.empty()) {
+            out.error = api_error::bad_request("model name not usable as an Azure deployment", "invalid_model");
+            co_return out;
+        }
         auto start = clock_type::now();
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
         finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
@@ -208,11 +195,27 @@ private:
                                std::string_view request_id, std::string_view raw_body) const {
         http::request hr;
         hr.target = ep_.base_path;
-        hr.target.append(path);
+        if (azure_) {
+            // {endpoint}/openai/deployments/{deployment}{path}?api-version=...
+            auto const* m = body.if_contains("model");
+            std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
+            auto it = deployments_.find(model);
+            std::string deployment = it != deployments_.end() ? it->second : model;
+            if (deployment.empty() || deployment.find_first_of("/?#% \\") != std::string::npos) return {};
+            if (!hr.target.empty() && hr.target.back() == '/') hr.target.pop_back();
+            hr.target += "/openai/deployments/" + deployment;
+            hr.target.append(path);
+            hr.target += "?api-version=" + api_version_;
+        } else {
+            hr.target.append(path);
+        }
         hr.headers.reserve(4 + cfg_.headers.size());
         hr.headers.emplace_back("Content-Type", "application/json");
         hr.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
-        if (!cfg_.api_key.empty()) hr.headers.emplace_back("Authorization", "Bearer " + cfg_.api_key);
+        if (!cfg_.api_key.empty()) {
+            if (azure_) hr.headers.emplace_back("api-key", cfg_.api_key);
+            else hr.headers.emplace_back("Authorization", "Bearer " + cfg_.api_key);
+        }
         if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
         for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);
         hr.body = raw_body.empty() ? json::serialize(body) : std::string(raw_body);
@@ -227,7 +230,7 @@ private:
             return;
         }
         if (r->status / 100 != 2) {
-            error = map_upstream_status(cfg_.name, r->status, r->body);
+            error = map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after"));
             detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
             return;
         }
@@ -243,6 +246,9 @@ private:
     }
 
     http::endpoint ep_;
+    bool azure_ = false;
+    std::string api_version_;
+    std::map<std::string, std::string> deployments_;
 };
 
 }  // namespace

@@ -99,6 +99,8 @@ struct provider_config {
     std::map<std::string, std::string> headers;
     std::chrono::milliseconds timeout{300'000};
     std::chrono::milliseconds connect_timeout{10'000};
+    std::int64_t max_tokens = 0;  // sent when the client names none (Anthropic requires one); 0: 4096 there
+    std::string default_model;    // a request for just "<provider name>" gets this model
     boost::json::object options;  // type-specific settings (e.g. the scripted provider's rules)
     std::map<std::string, model_price, std::less<>> prices;  // by model name
 
@@ -119,7 +121,7 @@ struct provider_stats {
 
 class provider {
 public:
-    explicit provider(provider_config cfg) : cfg_(std::move(cfg)) {}
+    explicit provider(provider_config cfg);
     virtual ~provider() = default;
     provider(provider const&) = delete;
     provider& operator=(provider const&) = delete;
@@ -131,6 +133,9 @@ public:
     bool lists_model(std::string_view model) const;
     // A provider without a models list serves any model name routed to it.
     bool catch_all() const { return cfg_.models.empty(); }
+    // The models /v1/models shows: the configured list, else the model catalog's for this provider.
+    std::vector<std::string> const& listed_models() const { return cfg_.models.empty() ? catalog_models_ : cfg_.models; }
+    bool catalog_lists(std::string_view model) const;
     // What /v1/models says the owner of this provider's models is.
     virtual std::string owned_by() const { return cfg_.name; }
     virtual std::string description() const { return {}; }
@@ -150,6 +155,7 @@ public:
 protected:
     provider_config cfg_;
     mutable provider_stats stats_;
+    std::vector<std::string> catalog_models_;
 };
 
 // Builds a provider from config; throws std::invalid_argument naming the offending key.
@@ -158,11 +164,15 @@ std::unique_ptr<provider> make_provider(provider_config cfg);
 // Provider types make_provider knows.
 std::vector<std::string_view> known_provider_types();
 
-// OpenAI-compatible services that are enabled by an environment variable alone.
+// Services enabled by environment variables alone: the key in `key_env` (unless empty: no key),
+// the base URL from `base_url_env` when set, else `base_url` (when that is empty too, the
+// provider needs `base_url_env`).
 struct env_provider {
     std::string_view name;
     std::string_view key_env;
     std::string_view base_url;
+    std::string_view type = "openai";
+    std::string_view base_url_env = {};
 };
 std::vector<env_provider> const& env_providers();
 

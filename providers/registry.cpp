@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "providers/catalog.hpp"
+#include "providers/native.hpp"
 #include "providers/openai.hpp"
 #include "providers/provider.hpp"
 #include "providers/scripted.hpp"
@@ -27,9 +29,21 @@ usage usage_from_json(boost::json::value const* v) {
 }
 
 double provider_config::cost(std::string_view model, usage const& tokens) const {
-    auto it = prices.find(model);
-    if (it == prices.end()) return 0;
-    return (double(tokens.prompt_tokens) * it->second.input + double(tokens.completion_tokens) * it->second.output) / 1e6;
+    model_price const* p = nullptr;
+    if (auto it = prices.find(model); it != prices.end()) p = &it->second;
+    else if (auto const* e = catalog_find(*this, model)) p = &e->price;
+    if (p == nullptr) return 0;
+    return (double(tokens.prompt_tokens) * p->input + double(tokens.completion_tokens) * p->output) / 1e6;
+}
+
+provider::provider(provider_config cfg) : cfg_(std::move(cfg)) {
+    for (auto const* e : catalog_for(cfg_)) catalog_models_.push_back(e->model);
+}
+
+bool provider::catalog_lists(std::string_view model) const {
+    for (auto const& m : catalog_models_)
+        if (m == model) return true;
+    return false;
 }
 
 asio::awaitable<bool> chat_sink::on_comment(std::string_view) { co_return true; }
@@ -54,17 +68,25 @@ bool provider::lists_model(std::string_view model) const {
     return false;
 }
 
-std::vector<std::string_view> known_provider_types() { return {"openai", "scripted"}; }
+std::vector<std::string_view> known_provider_types() {
+    return {"openai", "azure-openai", "anthropic", "google", "scripted"};
+}
 
 std::unique_ptr<provider> make_provider(provider_config cfg) {
-    if (cfg.type == "openai") return make_openai_provider(std::move(cfg));
+    if (cfg.type == "gemini") cfg.type = "google";
+    if (cfg.type == "openai" || cfg.type == "azure-openai") return make_openai_provider(std::move(cfg));
+    if (cfg.type == "anthropic" || cfg.type == "google") return make_native_provider(std::move(cfg));
     if (cfg.type == "scripted") return make_scripted_provider(std::move(cfg));
-    throw std::invalid_argument("unknown provider type '" + cfg.type + "' (known: openai, scripted)");
+    throw std::invalid_argument("unknown provider type '" + cfg.type +
+                                "' (known: openai, azure-openai, anthropic, google, scripted)");
 }
 
 std::vector<env_provider> const& env_providers() {
     static std::vector<env_provider> const list{
         {"openai", "OPENAI_API_KEY", "https://api.openai.com/v1"},
+        {"anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1", "anthropic"},
+        {"gemini", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta", "google"},
+        {"azure", "AZURE_OPENAI_API_KEY", "", "azure-openai", "AZURE_OPENAI_ENDPOINT"},
         {"mistral", "MISTRAL_API_KEY", "https://api.mistral.ai/v1"},
         {"groq", "GROQ_API_KEY", "https://api.groq.com/openai/v1"},
         {"together", "TOGETHER_API_KEY", "https://api.together.xyz/v1"},
@@ -75,6 +97,9 @@ std::vector<env_provider> const& env_providers() {
         {"perplexity", "PERPLEXITY_API_KEY", "https://api.perplexity.ai"},
         {"cerebras", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1"},
         {"deepinfra", "DEEPINFRA_API_KEY", "https://api.deepinfra.com/v1/openai"},
+        // No key: enabled by the base URL variable alone.
+        {"ollama", "", "http://127.0.0.1:11434/v1", "openai", "OLLAMA_BASE_URL"},
+        {"vllm", "", "", "openai", "VLLM_BASE_URL"},
     };
     return list;
 }

@@ -5,6 +5,7 @@
 #include "common/api_error.hpp"
 #include "gateway/pipeline.hpp"
 #include "providers/openai.hpp"
+#include "providers/wire.hpp"
 
 using namespace toolgate;
 namespace json = boost::json;
@@ -29,8 +30,13 @@ TEST(api_error, upstream_status_mapping) {
     auto e500 = map_upstream_status("p", 500, R"({"error":{"message":"internal secret detail"}})");
     EXPECT_EQ(e500.status, 502);
     EXPECT_EQ(e500.message.find("secret"), std::string::npos);  // 5xx bodies stay in the log
-    EXPECT_EQ(map_upstream_status("p", 503, "garbage{").status, 502);
+    EXPECT_EQ(map_upstream_status("p", 502, "garbage{").status, 502);
+    EXPECT_EQ(map_upstream_status("p", 503, "garbage{").status, 503);  // overloaded: the client may retry
+    EXPECT_EQ(map_upstream_status("p", 529, "").code, "upstream_unavailable");  // Anthropic's overloaded
     EXPECT_EQ(map_upstream_status("p", 422, "{}").status, 400);
+    EXPECT_EQ(map_upstream_status("p", 429, "", "7").retry_after, "7");
+    EXPECT_EQ(map_upstream_status("p", 500, "", "7").retry_after, "");
+    EXPECT_EQ(map_upstream_status("p", 429, "", "7\r\nx-evil: 1").retry_after, "");
 }
 
 namespace {

@@ -1,0 +1,393 @@
+// Anthropic's Messages API (POST /v1/messages) behind the OpenAI wire format.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "providers/wire.hpp"
+
+namespace toolgate::providers {
+
+namespace {
+
+std::string_view str(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+std::int64_t num(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    if (!v) return 0;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+    return 0;
+}
+
+std::string finish_reason(std::string_view stop_reason) {
+    if (stop_reason == "max_tokens") return "length";
+    if (stop_reason == "tool_use") return "tool_calls";
+    if (stop_reason == "refusal") return "content_filter";
+    return "stop";  // end_turn, stop_sequence, pause_turn
+}
+
+usage usage_of(json::object const& u) {
+    usage out;
+    out.prompt_tokens = num(u, "input_tokens") + num(u, "cache_creation_input_tokens") + num(u, "cache_read_input_tokens");
+    out.completion_tokens = num(u, "output_tokens");
+    out.present = true;
+    return out;
+}
+
+// "data:image/png;base64,AAAA" -> (media type, data)
+std::optional<std::pair<std::string, std::string>> data_url(std::string_view url) {
+    if (!url.starts_with("data:")) return std::nullopt;
+    auto comma = url.find(',');
+    auto semi = url.find(";base64");
+    if (comma == std::string_view::npos || semi == std::string_view::npos || semi > comma) return std::nullopt;
+    return std::pair{std::string(url.substr(5, semi - 5)), std::string(url.substr(comma + 1))};
+}
+
+class anthropic_wire final : public wire_format {
+public:
+    explicit anthropic_wire(wire_settings s) : wire_format(s.name), s_(std::move(s)) {
+        if (s_.api_version.empty()) s_.api_version = "2023-06-01";
+    }
+
+    std::optional<api_error> encode_chat(json::object const& body, bool stream, native_request& out) const override {
+        auto fail = [&](std::string what) {
+            return api_error::bad_request(what + " (provider '" + name_ + "' speaks Anthropic's Messages API)",
+                                          "unsupported_for_provider");
+        };
+        if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
+            return fail("'n' greater than 1 is not supported");
+        json::object req;
+        req["model"] = body.at("model");
+        std::string system;
+        json::array messages;
+        auto push = [&](std::string_view role, json::array blocks) {
+            if (blocks.empty()) return;
+            if (!messages.empty() && str(messages.back().as_object(), "role") == role) {
+                auto& content = messages.back().as_object().at("content").as_array();
+                for (auto& b : blocks) content.push_back(std::move(b));
+                return;
+            }
+            messages.push_back(json::object{{"role", role}, {"content", std::move(blocks)}});
+        };
+        auto const* msgs = body.if_contains("messages");
+        if (!msgs || !msgs->is_array()) return fail("'messages' must be an array");
+        for (auto const& mv : msgs->get_array()) {
+            auto const* m = mv.if_object();
+            if (!m) return fail("every message must be an object");
+            auto role = str(*m, "role");
+            auto const* content = m->if_contains("content");
+            if (role == "system" || role == "developer") {
+                auto text = wire::text_of(content);
+                if (!text.empty()) system += (system.empty() ? "" : "\n\n") + text;
+            } else if (role == "user") {
+                json::array blocks;
+                if (auto err = user_blocks(content, blocks)) return fail(*err);
+                push("user", std::move(blocks));
+            } else if (role == "assistant") {
+                json::array blocks;
+                auto text = wire::text_of(content);
+                if (!text.empty()) blocks.push_back(json::object{{"type", "text"}, {"text", text}});
+                if (auto const* tc = m->if_contains("tool_calls"); tc && tc->is_array()) {
+                    for (auto const& c : tc->get_array()) {
+                        auto const* co = c.if_object();
+                        auto const* fn = co ? co->if_contains("function") : nullptr;
+                        if (!fn || !fn->is_object()) return fail("tool_calls entries need a function");
+                        auto args_text = str(fn->get_object(), "arguments");
+                        boost::system::error_code ec;
+                        auto args = json::parse(args_text.empty() ? std::string_view("{}") : args_text, ec);
+                        if (ec || !args.is_object()) args = json::object();
+                        blocks.push_back(json::object{{"type", "tool_use"},
+                                                      {"id", str(*co, "id")},
+                                                      {"name", str(fn->get_object(), "name")},
+                                                      {"input", std::move(args)}});
+                    }
+                }
+                push("assistant", std::move(blocks));
+            } else if (role == "tool") {
+                json::array blocks;
+                blocks.push_back(json::object{{"type", "tool_result"},
+                                              {"tool_use_id", str(*m, "tool_call_id")},
+                                              {"content", wire::text_of(content)}});
+                push("user", std::move(blocks));
+            } else {
+                return fail("message role '" + std::string(role) + "' is not supported");
+            }
+        }
+        if (messages.empty()) return fail("at least one user or assistant message is needed");
+        req["messages"] = std::move(messages);
+        if (!system.empty()) req["system"] = system;
+
+        std::int64_t max_tokens = s_.default_max_tokens;
+        for (char const* k : {"max_completion_tokens", "max_tokens"})
+            if (auto const* v = body.if_contains(k); v && v->is_int64() && v->get_int64() > 0) {
+                max_tokens = v->get_int64();
+                break;
+            }
+        req["max_tokens"] = max_tokens;
+        if (auto const* t = body.if_contains("temperature"); t && t->is_number())
+            req["temperature"] = std::min(1.0, t->to_number<double>());  // Anthropic's range is 0..1
+        if (auto const* t = body.if_contains("top_p"); t && t->is_number()) req["top_p"] = *t;
+        if (auto const* s = body.if_contains("stop"); s && !s->is_null()) {
+            json::array seqs;
+            if (s->is_string()) seqs.push_back(*s);
+            else if (s->is_array()) seqs = s->get_array();
+            if (!seqs.empty()) req["stop_sequences"] = std::move(seqs);
+        }
+        if (auto const* u = body.if_contains("user"); u && u->is_string()) req["metadata"] = json::object{{"user_id", *u}};
+
+        bool has_tools = false;
+        if (auto const* tools = body.if_contains("tools"); tools && tools->is_array() && !tools->get_array().empty()) {
+            json::array out_tools;
+            for (auto const& t : tools->get_array()) {
+                auto const* fn = t.is_object() ? t.get_object().if_contains("function") : nullptr;
+                if (!fn || !fn->is_object()) return fail("only function tools are supported");
+                auto const& f = fn->get_object();
+                json::object tool{{"name", str(f, "name")}};
+                if (auto d = str(f, "description"); !d.empty()) tool["description"] = d;
+                auto const* params = f.if_contains("parameters");
+                tool["input_schema"] = params && params->is_object() ? *params : json::value(json::object{{"type", "object"}});
+                out_tools.push_back(std::move(tool));
+            }
+            req["tools"] = std::move(out_tools);
+            has_tools = true;
+        }
+        json::object choice;
+        if (auto const* tc = body.if_contains("tool_choice"); tc && !tc->is_null()) {
+            if (tc->is_string()) {
+                auto c = tc->get_string();
+                choice["type"] = c == "required" ? "any" : c == "none" ? "none" : "auto";
+            } else if (tc->is_object()) {
+                auto const* fn = tc->get_object().if_contains("function");
+                choice["type"] = "tool";
+                choice["name"] = fn && fn->is_object() ? str(fn->get_object(), "name") : std::string_view();
+            }
+        }
+        if (auto const* p = body.if_contains("parallel_tool_calls"); p && p->is_bool() && !p->get_bool() && has_tools) {
+            if (choice.empty()) choice["type"] = "auto";
+            choice["disable_parallel_tool_use"] = true;
+        }
+        if (!choice.empty() && has_tools) req["tool_choice"] = std::move(choice);
+        if (stream) req["stream"] = true;
+
+        out.path = "/messages";
+        out.headers.emplace_back("x-api-key", s_.api_key);
+        out.headers.emplace_back("anthropic-version", s_.api_version);
+        out.body = json::serialize(req);
+        return std::nullopt;
+    }
+
+    decoded_chat decode_chat(std::string_view body, std::string const& model) const override {
+        decoded_chat d;
+        boost::system::error_code ec;
+        auto v = json::parse(body, ec);
+        if (ec || !v.is_object()) {
+            d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
+            d.detail = "unparseable body: " + std::string(body.substr(0, 200));
+            return d;
+        }
+        auto const& r = v.get_object();
+        std::string text;
+        json::array calls;
+        if (auto const* content = r.if_contains("content"); content && content->is_array()) {
+            for (auto const& b : content->get_array()) {
+                auto const* bo = b.if_object();
+                if (!bo) continue;
+                auto type = str(*bo, "type");
+                if (type == "text") {
+                    text += str(*bo, "text");
+                } else if (type == "tool_use") {
+                    auto const* input = bo->if_contains("input");
+                    calls.push_back(json::object{
+                        {"id", str(*bo, "id")},
+                        {"type", "function"},
+                        {"function", json::object{{"name", str(*bo, "name")},
+                                                  {"arguments", input ? json::serialize(*input) : std::string("{}")}}}});
+                }
+            }
+        }
+        json::object msg{{"role", "assistant"}};
+        msg["content"] = text.empty() && !calls.empty() ? json::value(nullptr) : json::value(text);
+        if (!calls.empty()) msg["tool_calls"] = std::move(calls);
+        if (auto const* u = r.if_contains("usage"); u && u->is_object()) d.tokens = usage_of(u->get_object());
+        auto m = str(r, "model");
+        d.response = json::object{
+            {"id", str(r, "id")},
+            {"object", "chat.completion"},
+            {"created", wire::now_seconds()},
+            {"model", m.empty() ? std::string_view(model) : m},
+            {"choices", json::array{json::object{{"index", 0},
+                                                 {"message", std::move(msg)},
+                                                 {"logprobs", nullptr},
+                                                 {"finish_reason", finish_reason(str(r, "stop_reason"))}}}},
+            {"usage", wire::usage_json(d.tokens)},
+        };
+        return d;
+    }
+
+    std::unique_ptr<stream_decoder> stream(std::string const& model, bool include_usage) const override;
+
+private:
+    // The content of a user message as Anthropic blocks; an error text when a part cannot be sent.
+    static std::optional<std::string> user_blocks(json::value const* content, json::array& out) {
+        if (!content || content->is_null()) return std::nullopt;
+        if (content->is_string()) {
+            out.push_back(json::object{{"type", "text"}, {"text", content->get_string()}});
+            return std::nullopt;
+        }
+        if (!content->is_array()) return "message content must be a string or an array of parts";
+        for (auto const& p : content->get_array()) {
+            auto const* po = p.if_object();
+            if (!po) return "content parts must be objects";
+            auto type = str(*po, "type");
+            if (type == "text") {
+                out.push_back(json::object{{"type", "text"}, {"text", str(*po, "text")}});
+            } else if (type == "image_url") {
+                auto const* iu = po->if_contains("image_url");
+                auto url = iu && iu->is_object() ? str(iu->get_object(), "url") : std::string_view();
+                if (auto du = data_url(url)) {
+                    out.push_back(json::object{
+                        {"type", "image"},
+                        {"source", json::object{{"type", "base64"}, {"media_type", du->first}, {"data", du->second}}}});
+                } else if (url.starts_with("https://") || url.starts_with("http://")) {
+                    out.push_back(json::object{{"type", "image"}, {"source", json::object{{"type", "url"}, {"url", url}}}});
+                } else {
+                    return "image_url must be a data: URL or an http(s) URL";
+                }
+            } else {
+                return "content part type '" + std::string(type) + "' is not supported";
+            }
+        }
+        return std::nullopt;
+    }
+
+    wire_settings s_;
+};
+
+// message_start, content_block_start/delta/stop, message_delta, message_stop, ping, error.
+class anthropic_stream final : public stream_decoder {
+public:
+    anthropic_stream(std::string provider, std::string model, bool include_usage)
+        : provider_(std::move(provider)), model_(std::move(model)), include_usage_(include_usage),
+          created_(wire::now_seconds()) {}
+
+    bool on_event(std::string_view, std::string_view data, std::vector<json::object>& out) override {
+        boost::system::error_code ec;
+        auto v = json::parse(data, ec);
+        if (ec || !v.is_object()) return malformed("unparseable event");
+        auto const& e = v.get_object();
+        auto type = str(e, "type");
+        if (type == "message_start") {
+            auto const* m = e.if_contains("message");
+            if (m && m->is_object()) {
+                auto const& mo = m->get_object();
+                id_ = std::string(str(mo, "id"));
+                if (auto mm = str(mo, "model"); !mm.empty()) model_ = std::string(mm);
+                if (auto const* u = mo.if_contains("usage"); u && u->is_object()) tokens = usage_of(u->get_object());
+            }
+            out.push_back(chunk(json::object{{"role", "assistant"}, {"content", ""}}));
+        } else if (type == "content_block_start") {
+            auto const* b = e.if_contains("content_block");
+            if (!b || !b->is_object()) return malformed("content_block_start without a block");
+            auto const& bo = b->get_object();
+            auto btype = str(bo, "type");
+            if (btype == "text") {
+                if (auto t = str(bo, "text"); !t.empty()) out.push_back(chunk(json::object{{"content", t}}));
+            } else if (btype == "tool_use") {
+                auto tool_index = next_tool_++;
+                tool_of_block_[num(e, "index")] = tool_index;
+                std::string args;
+                if (auto const* in = bo.if_contains("input"); in && in->is_object() && !in->get_object().empty())
+                    args = json::serialize(*in);
+                json::object call{{"index", tool_index},
+                                  {"id", str(bo, "id")},
+                                  {"type", "function"},
+                                  {"function", json::object{{"name", str(bo, "name")}, {"arguments", args}}}};
+                out.push_back(chunk(json::object{{"tool_calls", json::array{std::move(call)}}}));
+            }
+        } else if (type == "content_block_delta") {
+            auto const* d = e.if_contains("delta");
+            if (!d || !d->is_object()) return malformed("content_block_delta without a delta");
+            auto const& dd = d->get_object();
+            auto dtype = str(dd, "type");
+            if (dtype == "text_delta") {
+                if (auto t = str(dd, "text"); !t.empty()) out.push_back(chunk(json::object{{"content", t}}));
+            } else if (dtype == "input_json_delta") {
+                auto it = tool_of_block_.find(num(e, "index"));
+                auto part = str(dd, "partial_json");
+                if (it != tool_of_block_.end() && !part.empty()) {
+                    json::object call{{"index", it->second}, {"function", json::object{{"arguments", part}}}};
+                    out.push_back(chunk(json::object{{"tool_calls", json::array{std::move(call)}}}));
+                }
+            }
+        } else if (type == "message_delta") {
+            if (auto const* d = e.if_contains("delta"); d && d->is_object())
+                if (auto sr = str(d->get_object(), "stop_reason"); !sr.empty()) finish_ = finish_reason(sr);
+            if (auto const* u = e.if_contains("usage"); u && u->is_object()) {
+                auto const& uo = u->get_object();
+                if (uo.contains("output_tokens")) tokens.completion_tokens = num(uo, "output_tokens");
+                if (uo.contains("input_tokens")) tokens.prompt_tokens = usage_of(uo).prompt_tokens;
+                tokens.present = true;
+            }
+        } else if (type == "message_stop") {
+            done_ = true;
+            out.push_back(chunk(json::object(), json::value(finish_.empty() ? std::string("stop") : finish_)));
+            if (include_usage_) out.push_back(wire::usage_chunk(id_, created_, model_, tokens));
+        } else if (type == "error") {
+            auto const* err = e.if_contains("error");
+            auto etype = err && err->is_object() ? str(err->get_object(), "type") : std::string_view();
+            detail = json::serialize(e);
+            if (etype == "overloaded_error")
+                error = api_error::upstream(503, "upstream provider '" + provider_ + "' is overloaded", "upstream_unavailable");
+            else if (etype == "rate_limit_error")
+                error = api_error{429, "rate_limit_error", "upstream_rate_limited",
+                                  "upstream provider '" + provider_ + "' is rate limiting"};
+            else
+                error = api_error::upstream(502, "upstream provider '" + provider_ + "' reported an error mid-stream");
+            return false;
+        }
+        return true;  // ping, content_block_stop and unknown events carry nothing for the client
+    }
+
+    bool on_end(std::vector<json::object>&) override {
+        if (done_) return true;
+        error = api_error::upstream(502, "upstream provider '" + provider_ + "' ended the stream before message_stop");
+        return false;
+    }
+
+private:
+    json::object chunk(json::object delta, json::value finish = nullptr) const {
+        return wire::chunk(id_, created_, model_, std::move(delta), std::move(finish));
+    }
+    bool malformed(std::string what) {
+        error = api_error::upstream(502, "upstream provider '" + provider_ + "' sent a malformed stream");
+        detail = std::move(what);
+        return false;
+    }
+
+    std::string provider_;
+    std::string model_;
+    bool include_usage_;
+    std::int64_t created_;
+    std::string id_;
+    std::string finish_;
+    bool done_ = false;
+    std::int64_t next_tool_ = 0;
+    std::unordered_map<std::int64_t, std::int64_t> tool_of_block_;
+};
+
+std::unique_ptr<stream_decoder> anthropic_wire::stream(std::string const& model, bool include_usage) const {
+    return std::make_unique<anthropic_stream>(name_, model, include_usage);
+}
+
+}  // namespace
+
+std::unique_ptr<wire_format> make_anthropic_wire(wire_settings s) { return std::make_unique<anthropic_wire>(std::move(s)); }
+
+}  // namespace toolgate::providers

@@ -1,0 +1,487 @@
+// Google's Gemini API (models/{model}:generateContent, :streamGenerateContent?alt=sse,
+// :batchEmbedContents) behind the OpenAI wire format.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <set>
+#include <unordered_map>
+
+#include "providers/wire.hpp"
+
+namespace toolgate::providers {
+
+namespace {
+
+std::string_view str(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+std::int64_t num(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    if (!v) return 0;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+    return 0;
+}
+
+bool blocked_reason(std::string_view r) {
+    return r == "SAFETY" || r == "RECITATION" || r == "BLOCKLIST" || r == "PROHIBITED_CONTENT" || r == "SPII" ||
+           r == "IMAGE_SAFETY";
+}
+
+std::string finish_reason(std::string_view r, bool has_calls) {
+    if (r == "MAX_TOKENS") return "length";
+    if (blocked_reason(r)) return "content_filter";
+    return has_calls ? "tool_calls" : "stop";
+}
+
+usage usage_of(json::object const& response) {
+    usage u;
+    auto const* m = response.if_contains("usageMetadata");
+    if (!m || !m->is_object()) return u;
+    auto const& mo = m->get_object();
+    u.prompt_tokens = num(mo, "promptTokenCount");
+    u.completion_tokens = num(mo, "candidatesTokenCount") + num(mo, "thoughtsTokenCount");
+    u.present = true;
+    return u;
+}
+
+// JSON Schema as Gemini's Schema subset: unknown keywords ($schema, additionalProperties, ...) are
+// dropped, ["T","null"] types become T + nullable.
+json::value gemini_schema(json::value const& in) {
+    static std::set<std::string_view> const keep{"type",     "format",   "title",     "description", "nullable",
+                                                 "enum",     "maxItems", "minItems",  "properties",  "required",
+                                                 "minimum",  "maximum",  "items",     "anyOf",       "minLength",
+                                                 "maxLength", "pattern", "propertyOrdering", "minProperties",
+                                                 "maxProperties"};
+    if (!in.is_object()) return in;
+    json::object out;
+    for (auto const& [k, v] : in.get_object()) {
+        if (!keep.count(k)) continue;
+        if (k == "properties" && v.is_object()) {
+            json::object props;
+            for (auto const& [pk, pv] : v.get_object()) props[pk] = gemini_schema(pv);
+            out[k] = std::move(props);
+        } else if (k == "items") {
+            out[k] = gemini_schema(v);
+        } else if (k == "anyOf" && v.is_array()) {
+            json::array alts;
+            for (auto const& a : v.get_array()) alts.push_back(gemini_schema(a));
+            out[k] = std::move(alts);
+        } else if (k == "type" && v.is_array()) {
+            for (auto const& t : v.get_array()) {
+                if (t == "null") out["nullable"] = true;
+                else if (!out.contains("type")) out["type"] = t;
+            }
+        } else {
+            out[k] = v;
+        }
+    }
+    return out;
+}
+
+bool empty_object_schema(json::value const& schema) {
+    auto const* o = schema.if_object();
+    if (!o) return true;
+    auto const* props = o->if_contains("properties");
+    return !props || !props->is_object() || props->get_object().empty();
+}
+
+std::optional<std::pair<std::string, std::string>> data_url(std::string_view url) {
+    if (!url.starts_with("data:")) return std::nullopt;
+    auto comma = url.find(',');
+    auto semi = url.find(";base64");
+    if (comma == std::string_view::npos || semi == std::string_view::npos || semi > comma) return std::nullopt;
+    return std::pair{std::string(url.substr(5, semi - 5)), std::string(url.substr(comma + 1))};
+}
+
+class google_wire final : public wire_format {
+public:
+    explicit google_wire(wire_settings s) : wire_format(s.name), s_(std::move(s)) {}
+
+    std::optional<api_error> encode_chat(json::object const& body, bool stream, native_request& out) const override {
+        auto fail = [&](std::string what) {
+            return api_error::bad_request(what + " (provider '" + name_ + "' speaks the Gemini API)", "unsupported_for_provider");
+        };
+        if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
+            return fail("'n' greater than 1 is not supported");
+        auto model = str(body, "model");
+        if (model.empty() || model.find_first_of("/?#% ") != std::string_view::npos) return fail("invalid model name");
+        std::string system;
+        json::array contents;
+        std::unordered_map<std::string, std::string> call_names;  // tool_call id -> function name
+        auto push = [&](std::string_view role, json::array parts) {
+            if (parts.empty()) return;
+            if (!contents.empty() && str(contents.back().as_object(), "role") == role) {
+                auto& p = contents.back().as_object().at("parts").as_array();
+                for (auto& x : parts) p.push_back(std::move(x));
+                return;
+            }
+            contents.push_back(json::object{{"role", role}, {"parts", std::move(parts)}});
+        };
+        auto const* msgs = body.if_contains("messages");
+        if (!msgs || !msgs->is_array()) return fail("'messages' must be an array");
+        for (auto const& mv : msgs->get_array()) {
+            auto const* m = mv.if_object();
+            if (!m) return fail("every message must be an object");
+            auto role = str(*m, "role");
+            auto const* content = m->if_contains("content");
+            if (role == "system" || role == "developer") {
+                auto text = wire::text_of(content);
+                if (!text.empty()) system += (system.empty() ? "" : "\n\n") + text;
+            } else if (role == "user") {
+                json::array parts;
+                if (auto err = user_parts(content, parts)) return fail(*err);
+                push("user", std::move(parts));
+            } else if (role == "assistant") {
+                json::array parts;
+                auto text = wire::text_of(content);
+                if (!text.empty()) parts.push_back(json::object{{"text", text}});
+                if (auto const* tc = m->if_contains("tool_calls"); tc && tc->is_array()) {
+                    for (auto const& c : tc->get_array()) {
+                        auto const* co = c.if_object();
+                        auto const* fn = co ? co->if_contains("function") : nullptr;
+                        if (!fn || !fn->is_object()) return fail("tool_calls entries need a function");
+                        auto name = str(fn->get_object(), "name");
+                        call_names[std::string(str(*co, "id"))] = std::string(name);
+                        auto args_text = str(fn->get_object(), "arguments");
+                        boost::system::error_code ec;
+                        auto args = json::parse(args_text.empty() ? std::string_view("{}") : args_text, ec);
+                        if (ec || !args.is_object()) args = json::object();
+                        parts.push_back(json::object{{"functionCall", json::object{{"name", name}, {"args", std::move(args)}}}});
+                    }
+                }
+                push("model", std::move(parts));
+            } else if (role == "tool") {
+                auto id = std::string(str(*m, "tool_call_id"));
+                auto it = call_names.find(id);
+                if (it == call_names.end()) return fail("tool message '" + id + "' answers no earlier tool call");
+                auto text = wire::text_of(content);
+                boost::system::error_code ec;
+                auto parsed = json::parse(text, ec);
+                json::value response = !ec && parsed.is_object() ? parsed : json::value(json::object{{"result", text}});
+                json::array parts;
+                parts.push_back(json::object{{"functionResponse", json::object{{"name", it->second}, {"response", std::move(response)}}}});
+                push("user", std::move(parts));
+            } else {
+                return fail("message role '" + std::string(role) + "' is not supported");
+            }
+        }
+        if (contents.empty()) return fail("at least one user or assistant message is needed");
+        json::object req{{"contents", std::move(contents)}};
+        if (!system.empty()) req["systemInstruction"] = json::object{{"parts", json::array{json::object{{"text", system}}}}};
+
+        if (auto const* tools = body.if_contains("tools"); tools && tools->is_array() && !tools->get_array().empty()) {
+            json::array decls;
+            for (auto const& t : tools->get_array()) {
+                auto const* fn = t.is_object() ? t.get_object().if_contains("function") : nullptr;
+                if (!fn || !fn->is_object()) return fail("only function tools are supported");
+                auto const& f = fn->get_object();
+                json::object d{{"name", str(f, "name")}};
+                if (auto desc = str(f, "description"); !desc.empty()) d["description"] = desc;
+                if (auto const* p = f.if_contains("parameters"); p && !empty_object_schema(*p)) d["parameters"] = gemini_schema(*p);
+                decls.push_back(std::move(d));
+            }
+            req["tools"] = json::array{json::object{{"functionDeclarations", std::move(decls)}}};
+            if (auto const* tc = body.if_contains("tool_choice"); tc && !tc->is_null()) {
+                json::object cfg;
+                if (tc->is_string()) {
+                    auto c = tc->get_string();
+                    cfg["mode"] = c == "required" ? "ANY" : c == "none" ? "NONE" : "AUTO";
+                } else if (tc->is_object()) {
+                    auto const* fn = tc->get_object().if_contains("function");
+                    cfg["mode"] = "ANY";
+                    cfg["allowedFunctionNames"] =
+                        json::array{fn && fn->is_object() ? json::value(str(fn->get_object(), "name")) : json::value("")};
+                }
+                req["toolConfig"] = json::object{{"functionCallingConfig", std::move(cfg)}};
+            }
+        }
+        json::object gen;
+        if (auto const* t = body.if_contains("temperature"); t && t->is_number()) gen["temperature"] = *t;
+        if (auto const* t = body.if_contains("top_p"); t && t->is_number()) gen["topP"] = *t;
+        for (char const* k : {"max_completion_tokens", "max_tokens"})
+            if (auto const* v = body.if_contains(k); v && v->is_int64() && v->get_int64() > 0) {
+                gen["maxOutputTokens"] = *v;
+                break;
+            }
+        if (auto const* s = body.if_contains("stop"); s && !s->is_null()) {
+            json::array seqs;
+            if (s->is_string()) seqs.push_back(*s);
+            else if (s->is_array()) seqs = s->get_array();
+            if (!seqs.empty()) gen["stopSequences"] = std::move(seqs);
+        }
+        if (auto const* s = body.if_contains("seed"); s && s->is_int64()) gen["seed"] = *s;
+        if (auto const* rf = body.if_contains("response_format"); rf && rf->is_object()) {
+            auto type = str(rf->get_object(), "type");
+            if (type == "json_object" || type == "json_schema") gen["responseMimeType"] = "application/json";
+        }
+        if (!gen.empty()) req["generationConfig"] = std::move(gen);
+
+        out.path = "/models/" + std::string(model) + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+        out.headers.emplace_back("x-goog-api-key", s_.api_key);
+        out.body = json::serialize(req);
+        return std::nullopt;
+    }
+
+    decoded_chat decode_chat(std::string_view body, std::string const& model) const override {
+        decoded_chat d;
+        boost::system::error_code ec;
+        auto v = json::parse(body, ec);
+        if (ec || !v.is_object()) {
+            d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
+            d.detail = "unparseable body: " + std::string(body.substr(0, 200));
+            return d;
+        }
+        auto const& r = v.get_object();
+        d.tokens = usage_of(r);
+        if (auto err = blocked(r, false)) {
+            d.error = err;
+            return d;
+        }
+        std::string text;
+        json::array calls;
+        std::string_view reason;
+        collect(r, text, calls, reason, 0);
+        if (blocked_reason(reason) && text.empty() && calls.empty()) {
+            d.error = content_blocked(reason);
+            return d;
+        }
+        json::object msg{{"role", "assistant"}};
+        msg["content"] = text.empty() && !calls.empty() ? json::value(nullptr) : json::value(text);
+        bool has_calls = !calls.empty();
+        if (has_calls) msg["tool_calls"] = std::move(calls);
+        auto id = str(r, "responseId");
+        auto mv = str(r, "modelVersion");
+        d.response = json::object{
+            {"id", id.empty() ? std::string("chatcmpl-gemini") : "chatcmpl-" + std::string(id)},
+            {"object", "chat.completion"},
+            {"created", wire::now_seconds()},
+            {"model", mv.empty() ? std::string_view(model) : mv},
+            {"choices", json::array{json::object{{"index", 0},
+                                                 {"message", std::move(msg)},
+                                                 {"logprobs", nullptr},
+                                                 {"finish_reason", finish_reason(reason, has_calls)}}}},
+            {"usage", wire::usage_json(d.tokens)},
+        };
+        return d;
+    }
+
+    std::unique_ptr<stream_decoder> stream(std::string const& model, bool include_usage) const override;
+
+    bool has_embeddings() const override { return true; }
+
+    std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const override {
+        auto model = str(body, "model");
+        if (model.empty() || model.find_first_of("/?#% ") != std::string_view::npos)
+            return api_error::bad_request("invalid model name", "invalid_model");
+        std::vector<std::string> inputs;
+        auto const* in = body.if_contains("input");
+        if (in && in->is_string()) inputs.emplace_back(in->get_string());
+        else if (in && in->is_array() && !in->get_array().empty()) {
+            for (auto const& x : in->get_array()) {
+                if (!x.is_string())
+                    return api_error::bad_request("provider '" + name_ + "' embeds text only: 'input' must be strings",
+                                                  "unsupported_for_provider");
+                inputs.emplace_back(x.get_string());
+            }
+        } else {
+            return api_error::bad_request("'input' must be a string or a non-empty array of strings", "invalid_input");
+        }
+        json::array requests;
+        for (auto& text : inputs) {
+            json::object r{{"model", "models/" + std::string(model)},
+                           {"content", json::object{{"parts", json::array{json::object{{"text", text}}}}}}};
+            if (auto const* dim = body.if_contains("dimensions"); dim && dim->is_int64()) r["outputDimensionality"] = *dim;
+            requests.push_back(std::move(r));
+        }
+        out.path = "/models/" + std::string(model) + ":batchEmbedContents";
+        out.headers.emplace_back("x-goog-api-key", s_.api_key);
+        out.body = json::serialize(json::object{{"requests", std::move(requests)}});
+        return std::nullopt;
+    }
+
+    decoded_embeddings decode_embeddings(std::string_view body, std::string const& model) const override {
+        decoded_embeddings d;
+        boost::system::error_code ec;
+        auto v = json::parse(body, ec);
+        auto const* embs = !ec && v.is_object() ? v.get_object().if_contains("embeddings") : nullptr;
+        if (!embs || !embs->is_array()) {
+            d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
+            d.detail = "unparseable body: " + std::string(body.substr(0, 200));
+            return d;
+        }
+        json::array data;
+        std::size_t i = 0;
+        for (auto const& e : embs->get_array()) {
+            auto const* values = e.is_object() ? e.get_object().if_contains("values") : nullptr;
+            data.push_back(json::object{{"object", "embedding"},
+                                        {"index", i++},
+                                        {"embedding", values ? *values : json::value(json::array())}});
+        }
+        d.response = json::object{{"object", "list"},
+                                  {"data", std::move(data)},
+                                  {"model", model},
+                                  {"usage", json::object{{"prompt_tokens", 0}, {"total_tokens", 0}}}};
+        return d;
+    }
+
+    // Gemini's answer parts: text joined, function calls as OpenAI tool calls numbered from `first`.
+    static void collect(json::object const& r, std::string& text, json::array& calls, std::string_view& reason,
+                        std::size_t first) {
+        auto const* cands = r.if_contains("candidates");
+        if (!cands || !cands->is_array() || cands->get_array().empty()) return;
+        auto const* c = cands->get_array()[0].if_object();
+        if (!c) return;
+        if (auto fr = str(*c, "finishReason"); !fr.empty()) reason = fr;
+        auto const* content = c->if_contains("content");
+        auto const* parts = content && content->is_object() ? content->get_object().if_contains("parts") : nullptr;
+        if (!parts || !parts->is_array()) return;
+        for (auto const& p : parts->get_array()) {
+            auto const* po = p.if_object();
+            if (!po) continue;
+            if (auto const* thought = po->if_contains("thought"); thought && thought->is_bool() && thought->get_bool()) continue;
+            if (auto const* t = po->if_contains("text"); t && t->is_string()) text += t->get_string();
+            if (auto const* fc = po->if_contains("functionCall"); fc && fc->is_object()) {
+                auto const& f = fc->get_object();
+                auto const* args = f.if_contains("args");
+                auto id = str(f, "id");
+                calls.push_back(json::object{
+                    {"id", id.empty() ? "call_" + std::to_string(first + calls.size()) : std::string(id)},
+                    {"type", "function"},
+                    {"function", json::object{{"name", str(f, "name")},
+                                              {"arguments", args ? json::serialize(*args) : std::string("{}")}}}});
+            }
+        }
+    }
+
+    api_error content_blocked(std::string_view reason) const {
+        return api_error::bad_request("upstream provider '" + name_ + "' blocked the answer (" + std::string(reason) + ")",
+                                      "content_blocked");
+    }
+
+    // A prompt Gemini refused to answer at all.
+    std::optional<api_error> blocked(json::object const& r, bool) const {
+        auto const* pf = r.if_contains("promptFeedback");
+        if (!pf || !pf->is_object()) return std::nullopt;
+        auto reason = str(pf->get_object(), "blockReason");
+        if (reason.empty()) return std::nullopt;
+        return api_error::bad_request("upstream provider '" + name_ + "' blocked the prompt (" + std::string(reason) + ")",
+                                      "content_blocked");
+    }
+
+private:
+    static std::optional<std::string> user_parts(json::value const* content, json::array& out) {
+        if (!content || content->is_null()) return std::nullopt;
+        if (content->is_string()) {
+            out.push_back(json::object{{"text", content->get_string()}});
+            return std::nullopt;
+        }
+        if (!content->is_array()) return "message content must be a string or an array of parts";
+        for (auto const& p : content->get_array()) {
+            auto const* po = p.if_object();
+            if (!po) return "content parts must be objects";
+            auto type = str(*po, "type");
+            if (type == "text") {
+                out.push_back(json::object{{"text", str(*po, "text")}});
+            } else if (type == "image_url") {
+                auto const* iu = po->if_contains("image_url");
+                auto url = iu && iu->is_object() ? str(iu->get_object(), "url") : std::string_view();
+                auto du = data_url(url);
+                if (!du) return "image_url must be a data: URL (base64) for this provider";
+                out.push_back(json::object{{"inlineData", json::object{{"mimeType", du->first}, {"data", du->second}}}});
+            } else {
+                return "content part type '" + std::string(type) + "' is not supported";
+            }
+        }
+        return std::nullopt;
+    }
+
+    wire_settings s_;
+};
+
+// Each event is a whole GenerateContentResponse holding the next piece; the stream ends at EOF.
+class google_stream final : public stream_decoder {
+public:
+    google_stream(google_wire const& w, std::string model, bool include_usage)
+        : w_(w), model_(std::move(model)), include_usage_(include_usage), created_(wire::now_seconds()) {}
+
+    bool on_event(std::string_view, std::string_view data, std::vector<json::object>& out) override {
+        boost::system::error_code ec;
+        auto v = json::parse(data, ec);
+        if (ec || !v.is_object()) {
+            error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' sent a malformed stream");
+            detail = "unparseable event";
+            return false;
+        }
+        auto const& r = v.get_object();
+        if (auto const* e = r.if_contains("error"); e && !e->is_null()) {
+            error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' reported an error mid-stream");
+            detail = json::serialize(*e);
+            return false;
+        }
+        if (auto err = w_.blocked(r, true)) {
+            error = err;
+            return false;
+        }
+        if (auto u = usage_of(r); u.present) tokens = u;
+        if (!started_) {
+            started_ = true;
+            if (auto id = str(r, "responseId"); !id.empty()) id_ = "chatcmpl-" + std::string(id);
+            if (auto mv = str(r, "modelVersion"); !mv.empty()) model_ = std::string(mv);
+            out.push_back(wire::chunk(id_, created_, model_, json::object{{"role", "assistant"}, {"content", ""}}, nullptr));
+        }
+        std::string text;
+        json::array calls;
+        std::string_view reason;
+        google_wire::collect(r, text, calls, reason, calls_);
+        if (!reason.empty()) reason_ = std::string(reason);
+        if (!text.empty()) {
+            any_content_ = true;
+            out.push_back(wire::chunk(id_, created_, model_, json::object{{"content", text}}, nullptr));
+        }
+        for (auto& c : calls) {
+            c.as_object()["index"] = calls_++;
+            out.push_back(wire::chunk(id_, created_, model_, json::object{{"tool_calls", json::array{std::move(c)}}}, nullptr));
+        }
+        return true;
+    }
+
+    bool on_end(std::vector<json::object>& out) override {
+        if (!started_) {
+            error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' sent an empty stream");
+            return false;
+        }
+        if (blocked_reason(reason_) && !any_content_ && calls_ == 0) {
+            error = w_.content_blocked(reason_);
+            return false;
+        }
+        out.push_back(wire::chunk(id_, created_, model_, json::object(), json::value(finish_reason(reason_, calls_ > 0))));
+        if (include_usage_) out.push_back(wire::usage_chunk(id_, created_, model_, tokens));
+        return true;
+    }
+
+private:
+    google_wire const& w_;
+    std::string model_;
+    bool include_usage_;
+    std::int64_t created_;
+    std::string id_ = "chatcmpl-gemini";
+    bool started_ = false;
+    bool any_content_ = false;
+    std::string reason_;
+    std::size_t calls_ = 0;
+};
+
+std::unique_ptr<stream_decoder> google_wire::stream(std::string const& model, bool include_usage) const {
+    return std::make_unique<google_stream>(*this, model, include_usage);
+}
+
+}  // namespace
+
+std::unique_ptr<wire_format> make_google_wire(wire_settings s) { return std::make_unique<google_wire>(std::move(s)); }
+
+}  // namespace toolgate::providers

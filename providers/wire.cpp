@@ -1,0 +1,125 @@
+#include "providers/wire.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <ctime>
+
+namespace toolgate::providers {
+
+api_error map_upstream_status(std::string const& provider_name, int status, std::string_view body,
+                              std::string_view retry_after) {
+    std::string upstream_message;
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    if (!ec && v.is_object()) {
+        if (auto const* e = v.get_object().if_contains("error")) {
+            if (e->is_object()) {
+                if (auto const* m = e->get_object().if_contains("message"); m && m->is_string())
+                    upstream_message = std::string(m->get_string());
+            } else if (e->is_string()) {
+                upstream_message = std::string(e->get_string());
+            }
+        } else if (v.is_array() && !v.get_array().empty()) {
+            // (Gemini sometimes wraps its error object in an array.)
+        }
+    }
+    if (upstream_message.size() > 1000) upstream_message.resize(1000);
+    std::string prefix = "upstream provider '" + provider_name + "'";
+    api_error out;
+    switch (status) {
+        case 400:
+        case 404:
+        case 413:
+        case 422:
+            out = {status == 422 ? 400 : status, "invalid_request_error", "upstream_rejected",
+                   prefix + " rejected the request" + (upstream_message.empty() ? "" : ": " + upstream_message)};
+            break;
+        case 401:
+        case 403:
+            out = api_error::upstream(502, prefix + " refused the gateway's credentials (status " + std::to_string(status) + ")",
+                                      "upstream_auth_failed");
+            break;
+        case 429:
+            out = {429, "rate_limit_error", "upstream_rate_limited",
+                   prefix + " is rate limiting" + (upstream_message.empty() ? "" : ": " + upstream_message)};
+            break;
+        case 503:
+        case 529:  // Anthropic: overloaded
+            out = api_error::upstream(503, prefix + " is overloaded or unavailable (status " + std::to_string(status) + ")",
+                                      "upstream_unavailable");
+            break;
+        default:
+            out = api_error::upstream(502, prefix + " failed with status " + std::to_string(status));
+    }
+    // Retry-After is passed on for rate limits and overload only, and only when it is plainly a
+    // number of seconds or an HTTP date (no header injection through it).
+    if ((out.status == 429 || out.status == 503) && !retry_after.empty() && retry_after.size() <= 64 &&
+        retry_after.find_first_of("\r\n") == std::string_view::npos)
+        out.retry_after = std::string(retry_after);
+    return out;
+}
+
+api_error wire_format::decode_error(int status, std::string_view body, std::string_view retry_after) const {
+    return map_upstream_status(name_, status, body, retry_after);
+}
+
+std::optional<api_error> wire_format::encode_embeddings(json::object const&, native_request&) const {
+    return api_error::bad_request("provider '" + name_ + "' has no embeddings", "embeddings_unsupported");
+}
+
+decoded_embeddings wire_format::decode_embeddings(std::string_view, std::string const&) const {
+    decoded_embeddings d;
+    d.error = api_error::bad_request("provider '" + name_ + "' has no embeddings", "embeddings_unsupported");
+    return d;
+}
+
+namespace wire {
+
+std::string text_of(json::value const* content) {
+    if (content == nullptr || content->is_null()) return {};
+    if (content->is_string()) return std::string(content->get_string());
+    std::string out;
+    if (content->is_array()) {
+        for (auto const& part : content->get_array()) {
+            auto const* o = part.if_object();
+            if (!o) continue;
+            auto const* t = o->if_contains("text");
+            if (t && t->is_string()) {
+                if (!out.empty()) out.push_back('\n');
+                out.append(t->get_string());
+            }
+        }
+    }
+    return out;
+}
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+json::object chunk(std::string const& id, std::int64_t created, std::string const& model, json::object delta,
+                   json::value finish_reason) {
+    return json::object{{"id", id},
+                        {"object", "chat.completion.chunk"},
+                        {"created", created},
+                        {"model", model},
+                        {"choices", json::array{json::object{{"index", 0},
+                                                             {"delta", std::move(delta)},
+                                                             {"logprobs", nullptr},
+                                                             {"finish_reason", std::move(finish_reason)}}}}};
+}
+
+json::object usage_json(usage const& u) {
+    return json::object{{"prompt_tokens", u.prompt_tokens},
+                        {"completion_tokens", u.completion_tokens},
+                        {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+}
+
+json::object usage_chunk(std::string const& id, std::int64_t created, std::string const& model, usage const& u) {
+    return json::object{{"id", id},          {"object", "chat.completion.chunk"}, {"created", created},
+                        {"model", model},    {"choices", json::array()},          {"usage", usage_json(u)}};
+}
+
+}  // namespace wire
+
+}  // namespace toolgate::providers

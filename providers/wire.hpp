@@ -1,0 +1,105 @@
+#pragma once
+// Wire formats of the native provider APIs, sans-io: an OpenAI chat request becomes the provider's
+// HTTP request, the provider's answer (whole, or its stream events) becomes OpenAI's response or
+// chunks, and the provider's errors become OpenAI-shaped errors. No sockets here: the golden wire
+// tests drive these directly, and one I/O class (native_provider) serves every format.
+#include <boost/json/object.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/api_error.hpp"
+#include "providers/provider.hpp"
+
+namespace toolgate::providers {
+
+namespace json = boost::json;
+
+struct native_request {
+    std::string path;  // appended to the base URL's path; may carry a query string
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+};
+
+// Turns a provider's stream events into OpenAI chat.completion.chunk objects.
+class stream_decoder {
+public:
+    virtual ~stream_decoder() = default;
+    // One SSE event (its "event:" type and data). Appends the chunks it yields; false when the event
+    // is an error or malformed (then `error` is set) and the stream must stop.
+    virtual bool on_event(std::string_view type, std::string_view data, std::vector<json::object>& out) = 0;
+    // The stream ended (EOF): appends what is still owed (finish, usage); false if it ended early.
+    virtual bool on_end(std::vector<json::object>& out) = 0;
+
+    usage tokens;
+    std::optional<api_error> error;
+    std::string detail;  // for the log only
+};
+
+struct decoded_chat {
+    json::object response;  // OpenAI chat.completion
+    usage tokens;
+    std::optional<api_error> error;
+    std::string detail;
+};
+
+struct decoded_embeddings {
+    json::object response;  // OpenAI embeddings list
+    usage tokens;
+    std::optional<api_error> error;
+    std::string detail;
+};
+
+class wire_format {
+public:
+    virtual ~wire_format() = default;
+    // An OpenAI request as the provider's HTTP request; an error (400) when it cannot be expressed.
+    virtual std::optional<api_error> encode_chat(json::object const& body, bool stream, native_request& out) const = 0;
+    virtual decoded_chat decode_chat(std::string_view body, std::string const& model) const = 0;
+    // `include_usage`: the client asked for a usage chunk at the end of the stream.
+    virtual std::unique_ptr<stream_decoder> stream(std::string const& model, bool include_usage) const = 0;
+    // A non-2xx answer as the client's error.
+    virtual api_error decode_error(int status, std::string_view body, std::string_view retry_after) const;
+
+    virtual bool has_embeddings() const { return false; }
+    virtual std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const;
+    virtual decoded_embeddings decode_embeddings(std::string_view body, std::string const& model) const;
+
+    std::string const& provider_name() const { return name_; }
+
+protected:
+    explicit wire_format(std::string provider_name) : name_(std::move(provider_name)) {}
+    std::string name_;
+};
+
+// Settings every native format reads from the provider's config.
+struct wire_settings {
+    std::string name;
+    std::string api_key;
+    std::int64_t default_max_tokens = 4096;  // Anthropic requires max_tokens
+    std::string api_version;                 // Anthropic: anthropic-version header; Azure: api-version
+};
+
+std::unique_ptr<wire_format> make_anthropic_wire(wire_settings s);
+std::unique_ptr<wire_format> make_google_wire(wire_settings s);
+
+// OpenAI's error for an upstream status: 400/404/413/422 rejected, 401/403 credentials (502), 429
+// rate limit (Retry-After passed on), anything else 502. `body` may carry {"error":{"message"}}.
+api_error map_upstream_status(std::string const& provider_name, int status, std::string_view body,
+                              std::string_view retry_after = {});
+
+// Helpers shared by the formats.
+namespace wire {
+std::string text_of(json::value const* content);  // a message's content as text (string or text parts)
+std::int64_t now_seconds();
+json::object chunk(std::string const& id, std::int64_t created, std::string const& model, json::object delta,
+                   json::value finish_reason);
+json::object usage_chunk(std::string const& id, std::int64_t created, std::string const& model, usage const& u);
+json::object usage_json(usage const& u);
+}  // namespace wire
+
+}  // namespace toolgate::providers
