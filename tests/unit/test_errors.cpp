@@ -68,3 +68,23 @@ TEST(model_router, resolution_order) {
     gateway::model_router strict({demo.get(), local.get()});
     EXPECT_FALSE(strict.resolve("gpt-4o"));
 }
+
+TEST(model_router, catalog_and_default_model) {
+    auto claude_cfg = pc("anthropic", "anthropic", {});
+    claude_cfg.default_model = "claude-haiku-4-5";
+    auto claude = providers::make_provider(claude_cfg);
+    auto gem = providers::make_provider(pc("mygemini", "google", {}));
+    auto openai = providers::make_provider(pc("openai", "openai", {}));
+    gateway::model_router r({claude.get(), gem.get(), openai.get()});
+    // Every one is a catch-all; the catalog says who serves a well-known model.
+    EXPECT_EQ(r.resolve("gemini-2.5-flash")->provider, gem.get());  // by type, whatever it is called
+    EXPECT_EQ(r.resolve("gpt-4o-mini")->provider, openai.get());     // by name
+    EXPECT_EQ(r.resolve("claude-sonnet-4-5")->provider, claude.get());
+    EXPECT_EQ(r.resolve("some-new-model")->provider, claude.get());  // unknown: the first catch-all
+    auto d = r.resolve("anthropic");
+    EXPECT_EQ(d->provider, claude.get());
+    EXPECT_EQ(d->upstream_model, "claude-haiku-4-5");
+    EXPECT_EQ(openai->listed_models().size(), 12u);  // /v1/models shows the catalog's
+    providers::usage u{1'000'000, 1'000'000, true};
+    EXPECT_DOUBLE_EQ(openai->config().cost("gpt-4o-mini", u), 0.15 + 0.6);
+}
