@@ -54,7 +54,8 @@ stream_result run_stream(wire_format const& w, json::array const& events, bool i
     for (auto const& e : events) {
         auto const& o = e.as_object();
         if (auto const* t = o.if_contains("event")) text += "event: " + std::string(t->as_string()) + "\n";
-        text += "data: " + json::serialize(o.at("data")) + "\n\n";
+        auto const& data = o.at("data");  // a string: raw bytes, for malformed events
+        text += "data: " + (data.is_string() ? std::string(data.as_string()) : json::serialize(data)) + "\n\n";
     }
     auto dec = w.stream("requested-model", include_usage);
     sse::parser parser;
