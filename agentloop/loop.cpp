@@ -15,6 +15,8 @@
 #include <deque>
 #include <random>
 
+#include "providers/wire.hpp"
+
 // GCC 12 miscompiles std::initializer_list (braced JSON) inside coroutine bodies: every JSON value
 // with a braced list is built in a plain function below, never inside a coroutine.
 
@@ -221,6 +223,8 @@ void hybrid_store::evict_locked(clock_type::time_point now) {
 
 namespace {
 
+using providers::wire::usage_json;
+
 enum class call_kind { undecided, client, gateway };
 
 struct call_route {
@@ -233,12 +237,6 @@ struct call_route {
 std::string new_completion_id() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     return fmt::format("chatcmpl-tg{:016x}", rng());
-}
-
-json::object usage_json(providers::usage const& u) {
-    return json::object{{"prompt_tokens", u.prompt_tokens},
-                        {"completion_tokens", u.completion_tokens},
-                        {"total_tokens", u.prompt_tokens + u.completion_tokens}};
 }
 
 json::object tool_call_json(std::string const& id, std::string const& name, std::string const& arguments) {

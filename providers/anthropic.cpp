@@ -12,19 +12,9 @@ namespace toolgate::providers {
 
 namespace {
 
-std::string_view str(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
-
-std::int64_t num(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    if (!v) return 0;
-    if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-    return 0;
-}
+using wire::data_url;
+using wire::num;
+using wire::str;
 
 std::string finish_reason(std::string_view stop_reason) {
     if (stop_reason == "max_tokens") return "length";
@@ -39,15 +29,6 @@ usage usage_of(json::object const& u) {
     out.completion_tokens = num(u, "output_tokens");
     out.present = true;
     return out;
-}
-
-// "data:image/png;base64,AAAA" -> (media type, data)
-std::optional<std::pair<std::string, std::string>> data_url(std::string_view url) {
-    if (!url.starts_with("data:")) return std::nullopt;
-    auto comma = url.find(',');
-    auto semi = url.find(";base64");
-    if (comma == std::string_view::npos || semi == std::string_view::npos || semi > comma) return std::nullopt;
-    return std::pair{std::string(url.substr(5, semi - 5)), std::string(url.substr(comma + 1))};
 }
 
 class anthropic_wire final : public wire_format {
@@ -68,13 +49,7 @@ public:
         std::string system;
         json::array messages;
         auto push = [&](std::string_view role, json::array blocks) {
-            if (blocks.empty()) return;
-            if (!messages.empty() && str(messages.back().as_object(), "role") == role) {
-                auto& content = messages.back().as_object().at("content").as_array();
-                for (auto& b : blocks) content.push_back(std::move(b));
-                return;
-            }
-            messages.push_back(json::object{{"role", role}, {"content", std::move(blocks)}});
+            wire::append_turn(messages, role, "content", std::move(blocks));
         };
         auto const* msgs = body.if_contains("messages");
         if (!msgs || !msgs->is_array()) return fail("'messages' must be an array");
@@ -100,9 +75,7 @@ public:
                         auto const* fn = co ? co->if_contains("function") : nullptr;
                         if (!fn || !fn->is_object()) return fail("tool_calls entries need a function");
                         auto args_text = str(fn->get_object(), "arguments");
-                        boost::system::error_code ec;
-                        auto args = json::parse(args_text.empty() ? std::string_view("{}") : args_text, ec);
-                        if (ec || !args.is_object()) args = json::object();
+                        auto args = wire::arguments_object(args_text);
                         blocks.push_back(json::object{{"type", "tool_use"},
                                                       {"id", str(*co, "id")},
                                                       {"name", str(fn->get_object(), "name")},
@@ -124,22 +97,11 @@ public:
         req["messages"] = std::move(messages);
         if (!system.empty()) req["system"] = system;
 
-        std::int64_t max_tokens = s_.default_max_tokens;
-        for (char const* k : {"max_completion_tokens", "max_tokens"})
-            if (auto const* v = body.if_contains(k); v && v->is_int64() && v->get_int64() > 0) {
-                max_tokens = v->get_int64();
-                break;
-            }
-        req["max_tokens"] = max_tokens;
+        req["max_tokens"] = wire::max_tokens(body).value_or(s_.default_max_tokens);
         if (auto const* t = body.if_contains("temperature"); t && t->is_number())
             req["temperature"] = std::min(1.0, t->to_number<double>());  // Anthropic's range is 0..1
         if (auto const* t = body.if_contains("top_p"); t && t->is_number()) req["top_p"] = *t;
-        if (auto const* s = body.if_contains("stop"); s && !s->is_null()) {
-            json::array seqs;
-            if (s->is_string()) seqs.push_back(*s);
-            else if (s->is_array()) seqs = s->get_array();
-            if (!seqs.empty()) req["stop_sequences"] = std::move(seqs);
-        }
+        if (auto seqs = wire::stop_sequences(body); !seqs.empty()) req["stop_sequences"] = std::move(seqs);
         if (auto const* u = body.if_contains("user"); u && u->is_string()) req["metadata"] = json::object{{"user_id", *u}};
 
         bool has_tools = false;

@@ -13,19 +13,9 @@ namespace toolgate::providers {
 
 namespace {
 
-std::string_view str(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
-
-std::int64_t num(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    if (!v) return 0;
-    if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-    return 0;
-}
+using wire::data_url;
+using wire::num;
+using wire::str;
 
 bool blocked_reason(std::string_view r) {
     return r == "SAFETY" || r == "RECITATION" || r == "BLOCKLIST" || r == "PROHIBITED_CONTENT" || r == "SPII" ||
@@ -90,14 +80,6 @@ bool empty_object_schema(json::value const& schema) {
     return !props || !props->is_object() || props->get_object().empty();
 }
 
-std::optional<std::pair<std::string, std::string>> data_url(std::string_view url) {
-    if (!url.starts_with("data:")) return std::nullopt;
-    auto comma = url.find(',');
-    auto semi = url.find(";base64");
-    if (comma == std::string_view::npos || semi == std::string_view::npos || semi > comma) return std::nullopt;
-    return std::pair{std::string(url.substr(5, semi - 5)), std::string(url.substr(comma + 1))};
-}
-
 class google_wire final : public wire_format {
 public:
     explicit google_wire(wire_settings s) : wire_format(s.name), s_(std::move(s)) {}
@@ -114,13 +96,7 @@ public:
         json::array contents;
         std::unordered_map<std::string, std::string> call_names;  // tool_call id -> function name
         auto push = [&](std::string_view role, json::array parts) {
-            if (parts.empty()) return;
-            if (!contents.empty() && str(contents.back().as_object(), "role") == role) {
-                auto& p = contents.back().as_object().at("parts").as_array();
-                for (auto& x : parts) p.push_back(std::move(x));
-                return;
-            }
-            contents.push_back(json::object{{"role", role}, {"parts", std::move(parts)}});
+            wire::append_turn(contents, role, "parts", std::move(parts));
         };
         auto const* msgs = body.if_contains("messages");
         if (!msgs || !msgs->is_array()) return fail("'messages' must be an array");
@@ -148,9 +124,7 @@ public:
                         auto name = str(fn->get_object(), "name");
                         call_names[std::string(str(*co, "id"))] = std::string(name);
                         auto args_text = str(fn->get_object(), "arguments");
-                        boost::system::error_code ec;
-                        auto args = json::parse(args_text.empty() ? std::string_view("{}") : args_text, ec);
-                        if (ec || !args.is_object()) args = json::object();
+                        auto args = wire::arguments_object(args_text);
                         parts.push_back(json::object{{"functionCall", json::object{{"name", name}, {"args", std::move(args)}}}});
                     }
                 }
@@ -203,17 +177,8 @@ public:
         json::object gen;
         if (auto const* t = body.if_contains("temperature"); t && t->is_number()) gen["temperature"] = *t;
         if (auto const* t = body.if_contains("top_p"); t && t->is_number()) gen["topP"] = *t;
-        for (char const* k : {"max_completion_tokens", "max_tokens"})
-            if (auto const* v = body.if_contains(k); v && v->is_int64() && v->get_int64() > 0) {
-                gen["maxOutputTokens"] = *v;
-                break;
-            }
-        if (auto const* s = body.if_contains("stop"); s && !s->is_null()) {
-            json::array seqs;
-            if (s->is_string()) seqs.push_back(*s);
-            else if (s->is_array()) seqs = s->get_array();
-            if (!seqs.empty()) gen["stopSequences"] = std::move(seqs);
-        }
+        if (auto mt = wire::max_tokens(body)) gen["maxOutputTokens"] = *mt;
+        if (auto seqs = wire::stop_sequences(body); !seqs.empty()) gen["stopSequences"] = std::move(seqs);
         if (auto const* s = body.if_contains("seed"); s && s->is_int64()) gen["seed"] = *s;
         if (auto const* rf = body.if_contains("response_format"); rf && rf->is_object()) {
             auto type = str(rf->get_object(), "type");

@@ -97,13 +97,7 @@ public:
         auto start = clock_type::now();
         if (!stream) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
-            if (!r) {
-                out.error = map_transport_error(cfg_.name, r.error());
-                out.error_detail = r.error().message();
-            } else if (r->status / 100 != 2) {
-                out.error = wire_->decode_error(r->status, r->body, r->header("retry-after"));
-                out.error_detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
-            } else {
+            if (!failed(r, out.error, out.error_detail)) {
                 auto d = wire_->decode_chat(r->body, model);
                 out.response = std::move(d.response);
                 out.tokens = d.tokens;
@@ -114,13 +108,7 @@ public:
             auto decoder = wire_->stream(model, include_usage);
             native_relay relay(*decoder, *sink);
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
-            if (!r) {
-                out.error = map_transport_error(cfg_.name, r.error());
-                out.error_detail = r.error().message();
-            } else if (r->status / 100 != 2) {
-                out.error = wire_->decode_error(r->status, r->body, r->header("retry-after"));
-                out.error_detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
-            } else if (!decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
+            if (!failed(r, out.error, out.error_detail) && !decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
                 if (relay.parser_.has_partial()) {
                     decoder->error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
                 } else {
@@ -151,13 +139,7 @@ public:
         std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
         auto hr = to_http(nr, false, ctx.request_id);
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
-        if (!r) {
-            out.error = map_transport_error(cfg_.name, r.error());
-            out.error_detail = r.error().message();
-        } else if (r->status / 100 != 2) {
-            out.error = wire_->decode_error(r->status, r->body, r->header("retry-after"));
-            out.error_detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
-        } else {
+        if (!failed(r, out.error, out.error_detail)) {
             auto d = wire_->decode_embeddings(r->body, model);
             out.response = std::move(d.response);
             out.tokens = d.tokens;
@@ -168,6 +150,19 @@ public:
     }
 
 private:
+    // A transport failure or a non-2xx answer, as the client's error.
+    bool failed(boost::system::result<http::response> const& r, std::optional<api_error>& error, std::string& detail) const {
+        if (!r) {
+            error = map_transport_error(cfg_.name, r.error());
+            detail = r.error().message();
+            return true;
+        }
+        if (r->status / 100 == 2) return false;
+        error = wire_->decode_error(r->status, r->body, r->header("retry-after"));
+        detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
+        return true;
+    }
+
     http::request to_http(native_request& nr, bool stream, std::string_view request_id) const {
         http::request hr;
         hr.target = ep_.base_path + nr.path;

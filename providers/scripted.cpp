@@ -14,6 +14,7 @@
 
 #include "common/duration.hpp"
 #include "common/text.hpp"
+#include "providers/wire.hpp"
 
 namespace toolgate::providers {
 
@@ -187,7 +188,7 @@ public:
                 {"model", model},
                 {"choices", json::array{json::object{{"index", 0}, {"message", std::move(msg)}, {"logprobs", nullptr},
                                                      {"finish_reason", finish}}}},
-                {"usage", usage_object(out.tokens)},
+                {"usage", wire::usage_json(out.tokens)},
             };
             return out;
         }
@@ -230,7 +231,7 @@ public:
         chunks.push_back(chunk(json::object{}, json::value(finish)));
         if (include_usage) {
             json::object u{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-                           {"choices", json::array{}}, {"usage", usage_object(out.tokens)}};
+                           {"choices", json::array{}}, {"usage", wire::usage_json(out.tokens)}};
             chunks.push_back(std::move(u));
         }
 
@@ -337,12 +338,6 @@ private:
         for (char const* key : {"max_completion_tokens", "max_tokens"})
             if (auto const* v = body.if_contains(key); v && v->is_int64() && v->get_int64() > 0) return v->get_int64();
         return std::nullopt;
-    }
-
-    static json::object usage_object(usage const& u) {
-        return {{"prompt_tokens", u.prompt_tokens},
-                {"completion_tokens", u.completion_tokens},
-                {"total_tokens", u.prompt_tokens + u.completion_tokens}};
     }
 
     void parse_rule(json::value const& v, std::size_t index) {

@@ -120,6 +120,63 @@ json::object usage_chunk(std::string const& id, std::int64_t created, std::strin
                         {"model", model},    {"choices", json::array()},          {"usage", usage_json(u)}};
 }
 
+std::string_view str(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+std::int64_t num(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    if (!v) return 0;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+    return 0;
+}
+
+std::optional<std::pair<std::string, std::string>> data_url(std::string_view url) {
+    if (!url.starts_with("data:")) return std::nullopt;
+    auto comma = url.find(',');
+    auto semi = url.find(";base64");
+    if (comma == std::string_view::npos || semi == std::string_view::npos || semi > comma) return std::nullopt;
+    return std::pair{std::string(url.substr(5, semi - 5)), std::string(url.substr(comma + 1))};
+}
+
+json::object arguments_object(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = json::parse(text.empty() ? std::string_view("{}") : text, ec);
+    if (ec || !v.is_object()) return json::object();
+    return std::move(v.get_object());
+}
+
+json::array stop_sequences(json::object const& body) {
+    json::array seqs;
+    if (auto const* s = body.if_contains("stop"); s && !s->is_null()) {
+        if (s->is_string()) seqs.push_back(*s);
+        else if (s->is_array()) seqs = s->get_array();
+    }
+    return seqs;
+}
+
+std::optional<std::int64_t> max_tokens(json::object const& body) {
+    for (char const* k : {"max_completion_tokens", "max_tokens"})
+        if (auto const* v = body.if_contains(k); v && v->is_int64() && v->get_int64() > 0) return v->get_int64();
+    return std::nullopt;
+}
+
+void append_turn(json::array& turns, std::string_view role, std::string_view items_key, json::array items) {
+    if (items.empty()) return;
+    if (!turns.empty() && str(turns.back().as_object(), "role") == role) {
+        auto& existing = turns.back().as_object().at(items_key).as_array();
+        for (auto& x : items) existing.push_back(std::move(x));
+        return;
+    }
+    json::object turn;
+    turn["role"] = role;
+    turn[items_key] = std::move(items);
+    turns.push_back(std::move(turn));
+}
+
 }  // namespace wire
 
 }  // namespace toolgate::providers

@@ -100,6 +100,17 @@ json::object chunk(std::string const& id, std::int64_t created, std::string cons
                    json::value finish_reason);
 json::object usage_chunk(std::string const& id, std::int64_t created, std::string const& model, usage const& u);
 json::object usage_json(usage const& u);
+std::string_view str(json::object const& o, std::string_view key);  // "" unless a string
+std::int64_t num(json::object const& o, std::string_view key);       // 0 unless a number
+// "data:image/png;base64,AAAA" -> (media type, data)
+std::optional<std::pair<std::string, std::string>> data_url(std::string_view url);
+// A tool call's arguments text as an object ({} when empty or not an object).
+json::object arguments_object(std::string_view text);
+json::array stop_sequences(json::object const& body);         // "stop" as a list
+std::optional<std::int64_t> max_tokens(json::object const& body);  // max_completion_tokens, else max_tokens
+// Appends a turn {role, <items_key>: items}, or merges the items into the last turn of that role
+// (the native APIs want alternating roles).
+void append_turn(json::array& turns, std::string_view role, std::string_view items_key, json::array items);
 }  // namespace wire
 
 }  // namespace toolgate::providers
