@@ -25,6 +25,8 @@
 #include "agentloop/loop.hpp"
 #include "providers/catalog.hpp"
 #include "common/duration.hpp"
+#include "gateway/mcp_front.hpp"
+#include "gateway/mcp_runtime.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
 #include "common/sse.hpp"
@@ -172,48 +174,6 @@ private:
     bool failed_ = false;
 };
 
-// The MCP side of the gateway: its own io_context thread (MCP traffic is light next to chat
-// traffic) running the aggregator. Destroying it stops every MCP server, bounded in time.
-class mcp_runtime {
-public:
-    explicit mcp_runtime(gateway_config const& cfg) : guard_(ioc_.get_executor()) {
-        mcp::aggregator_options opts;
-        opts.names = cfg.tool_prefix_mode;
-        opts.session.client_version = TOOLGATE_VERSION;
-        auto base = spdlog::default_logger();
-        aggregator_ = std::make_unique<mcp::aggregator>(
-            ioc_.get_executor(), cfg.mcp_servers, opts, [base](std::string const& server) -> mcp::log_sink {
-                return [base, server](mcp::log_level lvl, std::string const& text) {
-                    auto level = lvl == mcp::log_level::error  ? spdlog::level::err
-                                 : lvl == mcp::log_level::warn ? spdlog::level::warn
-                                 : lvl == mcp::log_level::info ? spdlog::level::info
-                                                                : spdlog::level::debug;
-                    base->log(level, "[mcp:{}] {}", server, text);
-                };
-            });
-        thread_ = std::thread([this] { ioc_.run(); });
-        aggregator_->start();
-    }
-
-    ~mcp_runtime() {
-        auto done = std::make_shared<std::promise<void>>();
-        auto fut = done->get_future();
-        asio::co_spawn(ioc_, aggregator_->stop(), [done](std::exception_ptr) { done->set_value(); });
-        fut.wait_for(std::chrono::seconds(10));
-        guard_.reset();
-        ioc_.stop();
-        thread_.join();
-    }
-
-    mcp::aggregator& aggregator() { return *aggregator_; }
-
-private:
-    asio::io_context ioc_{1};
-    asio::executor_work_guard<asio::io_context::executor_type> guard_;
-    std::unique_ptr<mcp::aggregator> aggregator_;
-    std::thread thread_;
-};
-
 // The MCP tools as the model sees them (OpenAI function entries), rebuilt when the catalog changes.
 struct injected_catalog {
     std::shared_ptr<mcp::catalog const> source;
@@ -276,6 +236,7 @@ struct loop_plan {
 class app final : public request_handler {
 public:
     explicit app(gateway_config const& cfg) : cfg_(cfg), mcp_(std::make_unique<mcp_runtime>(cfg)) {
+        if (cfg_.mcp_front.enabled) front_ = std::make_unique<mcp_front>(cfg_, mcp_->aggregator());
         for (auto const& pc : cfg_.providers) providers_.push_back(providers::make_provider(pc));
         std::vector<providers::provider*> raw;
         for (auto& p : providers_) raw.push_back(p.get());
@@ -318,6 +279,10 @@ public:
             else if (path == "/mcp/servers") co_await mcp_servers(out, rec, headers);
             else if (path == "/mcp/tools") co_await mcp_tools(out, rec, headers);
             else co_await mcp_call(req, out, cancel, rec, headers);
+        } else if (front_ && req.path == cfg_.mcp_front.path) {
+            rec.route = "/mcp";
+            rec.method = req.method;
+            rec.status = co_await front_->handle(req, out, cancel);
         } else if (req.path == "/health" || req.path == "/healthz") {
             rec.route = "/health";
             if (req.method != "GET") co_await reply_error(out, rec, headers, api_error::method_not_allowed("use GET"));
@@ -981,6 +946,7 @@ private:
 
     gateway_config cfg_;
     std::unique_ptr<mcp_runtime> mcp_;
+    std::unique_ptr<mcp_front> front_;  // destroyed before the MCP runtime
     std::vector<std::unique_ptr<providers::provider>> providers_;
     std::unique_ptr<model_router> router_;
     std::unique_ptr<turn_pipeline> pipeline_;

@@ -47,8 +47,27 @@ struct agent_loop_config {
     bool loop_timeout_set = false;
 };
 
+struct mcp_front_key {
+    std::string name;
+    std::string key;
+    std::optional<std::vector<std::string>> tools;  // exposed names or "prefix*"; nullopt: all
+};
+
+// The gateway as one MCP server: /mcp (Streamable HTTP) and `toolgate mcp-stdio`.
+struct mcp_front_config {
+    bool enabled = true;
+    std::string path = "/mcp";
+    std::vector<std::string> allowed_origins;  // besides http(s)://localhost|127.0.0.1|[::1] on any port
+    std::vector<std::string> allowed_hosts;    // Host header names besides localhost, 127.0.0.1, ::1 and the listen host
+    std::chrono::milliseconds session_idle_timeout{30 * 60 * 1000};
+    std::size_t max_sessions = 1000;
+    std::size_t page_size = 100;
+    std::vector<mcp_front_key> keys;  // empty: no authentication
+};
+
 struct gateway_config {
     server_config server;
+    mcp_front_config mcp_front;
     agent_loop_config agent_loop;
     std::vector<mcp::server_config> mcp_servers;
     mcp::prefix_mode tool_prefix_mode = mcp::prefix_mode::always;

@@ -17,6 +17,7 @@
 #include "gateway/app.hpp"
 #include "gateway/config.hpp"
 #include "gateway/demo_mcp_server.hpp"
+#include "gateway/mcp_front.hpp"
 #include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
 
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
         "  toolgate serve --config examples/gateway.yaml\n"
         "  toolgate serve --config gateway.yaml --listen 0.0.0.0:8080\n"
         "  toolgate check-config --config gateway.yaml\n"
+        "  toolgate mcp-stdio --config gateway.yaml   (all MCP servers as one, on stdin/stdout)\n"
         "  toolgate demo-mcp-server        (an MCP server on stdio, used by the default config)\n"
         "Environment: OPENAI_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ... enable those providers without config.");
 
@@ -103,6 +105,11 @@ int main(int argc, char** argv) {
 
     auto* demo = cli.add_subcommand("demo-mcp-server",
                                     "Serve the demo tools (get_current_time, add, echo) as an MCP server on stdio");
+
+    auto* stdio = cli.add_subcommand("mcp-stdio",
+                                     "Serve every configured MCP server's tools, resources and prompts as one MCP server "
+                                     "on stdin/stdout (for IDEs that spawn a command); logs go to stderr");
+    stdio->add_option("-c,--config", config_path, "YAML config file")->required()->check(CLI::ExistingFile);
 
     CLI11_PARSE(cli, argc, argv);
     if (demo->parsed()) return run_demo_mcp_server();
@@ -127,6 +134,11 @@ int main(int argc, char** argv) {
     } catch (config_error const& e) {
         std::cerr << "toolgate: config error: " << e.what() << "\n";
         return 1;
+    }
+
+    if (stdio->parsed()) {
+        setup_logging(cfg.log.level == "info" ? "warn" : cfg.log.level);  // stderr only; stdout is the protocol's
+        return run_mcp_stdio(cfg);
     }
 
     if (check->parsed()) {

@@ -312,8 +312,43 @@ void aggregator::rebuild_catalog() {
         c->by_exposed.emplace(names[i].exposed, c->tools.size());
         c->tools.push_back({names[i].exposed, refs[i].server, refs[i].tool, *origin[i].second});
     }
+    std::function<void()> changed;
+    {
+        std::lock_guard lock(mu_);
+        catalog_ = std::move(c);
+        changed = on_change_;
+    }
+    if (changed) changed();
+}
+
+void aggregator::on_catalog_change(std::function<void()> cb) {
     std::lock_guard lock(mu_);
-    catalog_ = std::move(c);
+    on_change_ = std::move(cb);
+}
+
+asio::awaitable<call_result> aggregator::forward(std::string server, std::string method, json::object params,
+                                                 cancel_token* cancel) {
+    auto mcp_cancel = std::make_shared<cancel_token>();
+    cancel_token::subscription sub;
+    if (cancel)
+        sub = cancel->subscribe([ex = ex_, mcp_cancel] { asio::post(ex, [mcp_cancel] { mcp_cancel->cancel(); }); });
+    co_return co_await asio::co_spawn(ex_, forward_on_mcp_thread(std::move(server), std::move(method), std::move(params), mcp_cancel),
+                                      asio::use_awaitable);
+}
+
+asio::awaitable<call_result> aggregator::forward_on_mcp_thread(std::string server, std::string method, json::object params,
+                                                               std::shared_ptr<cancel_token> cancel) {
+    server_state* s = nullptr;
+    for (auto& st : servers_)
+        if (st->cfg.name == server) s = st.get();
+    auto session = s ? s->session : nullptr;
+    if (!session || session->closed()) {
+        call_result r;
+        r.state = call_result::status::closed;
+        r.message = "MCP server '" + server + "' is unavailable";
+        co_return r;
+    }
+    co_return co_await session->request(method, json::value(std::move(params)), s->cfg.timeout, cancel.get());
 }
 
 asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, json::object arguments,

@@ -111,6 +111,13 @@ public:
     asio::awaitable<tool_outcome> call_tool(std::string exposed_name, json::object arguments, cancel_token* cancel,
                                             std::function<void(json::value const&)> on_progress = {});
 
+    // Thread-safe, like call_tool: one request to one server (resources/read, prompts/get, ...).
+    asio::awaitable<call_result> forward(std::string server, std::string method, json::object params, cancel_token* cancel);
+    // Runs on the MCP executor after every catalog change (tools, resources or prompts).
+    void on_catalog_change(std::function<void()> cb);
+    prefix_mode names() const { return opts_.names; }
+    asio::any_io_executor executor() const { return ex_; }
+
     // Thread-safe views for /health, /v1/mcp/servers and /metrics.
     json::array servers_status() const;
     bool required_servers_up() const;
@@ -125,6 +132,8 @@ private:
     asio::awaitable<tool_outcome> call_on_mcp_thread(std::string exposed_name, json::object arguments,
                                                      std::shared_ptr<cancel_token> cancel,
                                                      std::function<void(json::value const&)> on_progress);
+    asio::awaitable<call_result> forward_on_mcp_thread(std::string server, std::string method, json::object params,
+                                                       std::shared_ptr<cancel_token> cancel);
     void rebuild_catalog();
 
     asio::any_io_executor ex_;
@@ -133,6 +142,7 @@ private:
     std::vector<std::unique_ptr<server_state>> servers_;
     mutable std::mutex mu_;  // guards catalog_ and the status fields read by other threads
     std::shared_ptr<catalog const> catalog_;
+    std::function<void()> on_change_;
     std::atomic<bool> stopping_{false};
 };
 

@@ -1,0 +1,258 @@
+#include "mcp/server_session.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include "mcp/client_session.hpp"
+
+// GCC 12 mishandles braced lists inside coroutines: JSON is built in the plain functions below.
+
+namespace toolgate::mcp {
+
+namespace {
+
+std::string_view str_of(json::value const& params, std::string_view key) {
+    auto const* o = params.if_object();
+    auto const* v = o ? o->if_contains(key) : nullptr;
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+json::object params_object(json::value const& params) {
+    auto const* o = params.if_object();
+    return o ? *o : json::object();
+}
+
+std::string initialize_result(json::value const& id, std::string const& version, std::string const& server_version,
+                              std::string const& instructions) {
+    json::object caps{{"tools", json::object{{"listChanged", true}}},
+                      {"resources", json::object{{"subscribe", true}, {"listChanged", true}}},
+                      {"prompts", json::object{{"listChanged", true}}},
+                      {"logging", json::object()},
+                      {"completions", json::object()}};
+    json::object r{{"protocolVersion", version},
+                   {"capabilities", std::move(caps)},
+                   {"serverInfo", json::object{{"name", "toolgate"}, {"title", "toolgate MCP gateway"}, {"version", server_version}}}};
+    if (!instructions.empty()) r["instructions"] = instructions;
+    return make_result(id, r);
+}
+
+std::string progress_notification(json::value const& upstream_params, json::value const& token) {
+    json::object p = params_object(upstream_params);
+    p["progressToken"] = token;
+    return make_notification("notifications/progress", p);
+}
+
+std::string tool_failure_result(json::value const& id, std::string const& text) {
+    json::object r{{"content", json::array{json::object{{"type", "text"}, {"text", text}}}}, {"isError", true}};
+    return make_result(id, r);
+}
+
+// "12" -> 12; anything else is not one of our cursors.
+std::optional<std::size_t> parse_cursor(json::value const& params) {
+    auto const* o = params.if_object();
+    auto const* c = o ? o->if_contains("cursor") : nullptr;
+    if (!c || c->is_null()) return 0;
+    if (!c->is_string()) return std::nullopt;
+    std::string_view s = c->get_string();
+    if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    return std::stoul(std::string(s));
+}
+
+}  // namespace
+
+void server_session::cancel_all() {
+    auto inflight = inflight_;
+    for (auto& [id, token] : inflight) token->cancel();
+}
+
+asio::awaitable<std::optional<std::string>> server_session::handle(message msg, emit_fn emit) {
+    switch (msg.type) {
+        case message::kind::invalid:
+            co_return make_error(msg.id, errc::invalid_request, "invalid JSON-RPC message: " + msg.problem);
+        case message::kind::response:
+        case message::kind::error:
+            co_return std::nullopt;  // (the gateway sends no requests of its own to clients yet)
+        case message::kind::notification:
+            if (msg.method == "notifications/cancelled") {
+                auto const* o = msg.params.if_object();
+                auto const* rid = o ? o->if_contains("requestId") : nullptr;
+                if (rid)
+                    if (auto it = inflight_.find(id_key(*rid)); it != inflight_.end()) it->second->cancel();
+            }
+            co_return std::nullopt;
+        case message::kind::request: break;
+    }
+    if (!initialized() && msg.method != "initialize" && msg.method != "ping")
+        co_return make_error(msg.id, errc::invalid_request, "the session is not initialized: send initialize first");
+    auto key = id_key(msg.id);
+    auto token = std::make_shared<cancel_token>();
+    inflight_[key] = token;
+    auto out = co_await dispatch(msg, emit, *token);
+    if (auto it = inflight_.find(key); it != inflight_.end() && it->second == token) inflight_.erase(it);
+    co_return out;
+}
+
+std::string server_session::initialize(message const& msg) {
+    auto asked = std::string(str_of(msg.params, "protocolVersion"));
+    std::string version = supported_protocol_versions().front();
+    for (auto const& v : supported_protocol_versions())
+        if (v == asked) version = v;
+    protocol_ = version;
+    return initialize_result(msg.id, version, opts_.version, opts_.instructions);
+}
+
+bool server_session::tool_allowed(std::string const& exposed) const {
+    if (!opts_.allowed_tools) return true;
+    for (auto const& pattern : *opts_.allowed_tools) {
+        if (pattern == exposed) return true;
+        if (!pattern.empty() && pattern.back() == '*' && exposed.starts_with(std::string_view(pattern).substr(0, pattern.size() - 1)))
+            return true;
+    }
+    return false;
+}
+
+std::string server_session::exposed_prompt_name(std::string const& server, std::string_view name) const {
+    switch (agg_.names()) {
+        case prefix_mode::never: return std::string(name);
+        case prefix_mode::always: return server + "__" + std::string(name);
+        case prefix_mode::conditional: {
+            auto cat = agg_.snapshot();
+            for (auto const& [srv, p] : cat->prompts)
+                if (srv != server && str_of(p, "name") == name) return server + "__" + std::string(name);
+            return std::string(name);
+        }
+    }
+    return std::string(name);
+}
+
+std::optional<std::string> server_session::list(message const& msg, std::string_view what) const {
+    auto offset = parse_cursor(msg.params);
+    if (!offset) return make_error(msg.id, errc::invalid_params, "invalid cursor");
+    auto cat = agg_.snapshot();
+    json::array items;
+    std::string key;
+    if (what == "tools/list") {
+        key = "tools";
+        for (auto const& t : cat->tools) {
+            if (!tool_allowed(t.exposed)) continue;
+            json::object d = t.definition;
+            d["name"] = t.exposed;
+            items.push_back(std::move(d));
+        }
+    } else if (what == "resources/list") {
+        key = "resources";
+        for (auto const& [srv, r] : cat->resources) items.push_back(r);
+    } else if (what == "resources/templates/list") {
+        key = "resourceTemplates";
+        for (auto const& [srv, r] : cat->resource_templates) items.push_back(r);
+    } else {
+        key = "prompts";
+        for (auto const& [srv, p] : cat->prompts) {
+            json::object d = p;
+            d["name"] = exposed_prompt_name(srv, str_of(p, "name"));
+            items.push_back(std::move(d));
+        }
+    }
+    if (*offset > items.size()) return make_error(msg.id, errc::invalid_params, "invalid cursor");
+    json::array page;
+    auto end = std::min(items.size(), *offset + opts_.page_size);
+    for (auto i = *offset; i < end; ++i) page.push_back(std::move(items[i]));
+    json::object r;
+    r[key] = std::move(page);
+    if (end < items.size()) r["nextCursor"] = std::to_string(end);
+    return make_result(msg.id, r);
+}
+
+asio::awaitable<std::optional<std::string>> server_session::dispatch(message& msg, emit_fn& emit, cancel_token& cancel) {
+    auto const& m = msg.method;
+    if (m == "initialize") co_return initialize(msg);
+    if (m == "ping") co_return make_result(msg.id, json::object());
+    if (m == "tools/list" || m == "resources/list" || m == "resources/templates/list" || m == "prompts/list")
+        co_return list(msg, m);
+    if (m == "tools/call") co_return co_await call_tool(msg, emit, cancel);
+    if (m == "logging/setLevel") {
+        auto level = str_of(msg.params, "level");
+        if (level.empty()) co_return make_error(msg.id, errc::invalid_params, "logging/setLevel needs a level");
+        log_level_ = std::string(level);
+        co_return make_result(msg.id, json::object());
+    }
+    auto cat = agg_.snapshot();
+    auto params = params_object(msg.params);
+    if (m == "resources/read" || m == "resources/subscribe" || m == "resources/unsubscribe") {
+        auto uri = str_of(msg.params, "uri");
+        std::string server;
+        for (auto const& [srv, r] : cat->resources)
+            if (server.empty() && str_of(r, "uri") == uri) server = srv;
+        for (auto const& [srv, t] : cat->resource_templates) {
+            auto tmpl = str_of(t, "uriTemplate");
+            auto literal = tmpl.substr(0, tmpl.find('{'));
+            if (server.empty() && !literal.empty() && uri.starts_with(literal)) server = srv;
+        }
+        if (server.empty()) co_return make_error(msg.id, errc::invalid_params, "unknown resource: " + std::string(uri));
+        co_return co_await forward(msg, server, std::move(params), cancel);
+    }
+    if (m == "prompts/get") {
+        auto name = str_of(msg.params, "name");
+        for (auto const& [srv, p] : cat->prompts) {
+            if (exposed_prompt_name(srv, str_of(p, "name")) != name) continue;
+            params["name"] = str_of(p, "name");
+            co_return co_await forward(msg, srv, std::move(params), cancel);
+        }
+        co_return make_error(msg.id, errc::invalid_params, "unknown prompt: " + std::string(name));
+    }
+    if (m == "completion/complete") {
+        auto const* ref = params.if_contains("ref");
+        auto type = ref ? str_of(*ref, "type") : std::string_view();
+        if (type == "ref/prompt") {
+            auto name = str_of(*ref, "name");
+            for (auto const& [srv, p] : cat->prompts) {
+                if (exposed_prompt_name(srv, str_of(p, "name")) != name) continue;
+                if (auto* r2 = params.if_contains("ref"); r2 && r2->is_object()) r2->get_object()["name"] = str_of(p, "name");
+                co_return co_await forward(msg, srv, std::move(params), cancel);
+            }
+        } else if (type == "ref/resource") {
+            auto uri = str_of(*ref, "uri");
+            for (auto const& [srv, t] : cat->resource_templates)
+                if (str_of(t, "uriTemplate") == uri) co_return co_await forward(msg, srv, std::move(params), cancel);
+            for (auto const& [srv, r] : cat->resources)
+                if (str_of(r, "uri") == uri) co_return co_await forward(msg, srv, std::move(params), cancel);
+        }
+        co_return make_error(msg.id, errc::invalid_params, "completion/complete: unknown reference");
+    }
+    co_return make_error(msg.id, errc::method_not_found, "method not found: " + m);
+}
+
+asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_fn& emit, cancel_token& cancel) {
+    auto name = std::string(str_of(msg.params, "name"));
+    auto cat = agg_.snapshot();
+    if (name.empty() || !tool_allowed(name) || !cat->find(name))
+        co_return make_error(msg.id, errc::invalid_params, "Unknown tool: " + name);
+    json::object args;
+    auto const* po = msg.params.if_object();
+    if (auto const* a = po ? po->if_contains("arguments") : nullptr; a && !a->is_null()) {
+        if (!a->is_object()) co_return make_error(msg.id, errc::invalid_params, "arguments must be an object");
+        args = a->get_object();
+    }
+    std::function<void(json::value const&)> on_progress;
+    json::value const* meta = po ? po->if_contains("_meta") : nullptr;
+    json::value const* token = meta && meta->is_object() ? meta->get_object().if_contains("progressToken") : nullptr;
+    if (token && emit) {
+        on_progress = [emit, token = *token](json::value const& p) { emit(progress_notification(p, token)); };
+    }
+    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress));
+    if (r.ok) co_return make_result(msg.id, r.result);
+    if (r.error_code == "unknown_tool" || r.error_code == "invalid_arguments")
+        co_return make_error(msg.id, errc::invalid_params, r.error);
+    co_return tool_failure_result(msg.id, "the tool could not be run (" + r.error_code + "): " + r.error);
+}
+
+asio::awaitable<std::string> server_session::forward(message const& msg, std::string server, json::object params,
+                                                     cancel_token& cancel) {
+    auto r = co_await agg_.forward(std::move(server), msg.method, std::move(params), &cancel);
+    switch (r.state) {
+        case call_result::status::ok: co_return make_result(msg.id, r.result);
+        case call_result::status::error: co_return make_error(msg.id, r.code, r.message);
+        default: co_return make_error(msg.id, errc::internal_error, r.message.empty() ? "the upstream server did not answer" : r.message);
+    }
+}
+
+}  // namespace toolgate::mcp

@@ -1,0 +1,62 @@
+#pragma once
+// The gateway as one MCP server, sans transport: one downstream client's session, answering its
+// JSON-RPC messages from the aggregated catalog and forwarding calls to the right upstream server.
+// Used by the /mcp front (Streamable HTTP) and by `toolgate mcp-stdio`. Runs on the aggregator's
+// executor: every function of a session is called there.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/cancel.hpp"
+#include "mcp/aggregator.hpp"
+#include "mcp/jsonrpc.hpp"
+
+namespace toolgate::mcp {
+
+struct server_session_options {
+    std::string version = "0.1.0";
+    std::size_t page_size = 100;  // tools/list, resources/list, ... entries per page
+    std::string instructions;
+    // Tools this session may see and call: exposed names, or prefixes ending in '*'; nullopt: all.
+    std::optional<std::vector<std::string>> allowed_tools;
+};
+
+class server_session {
+public:
+    // Messages the session sends on its own while handling a request (progress, log messages).
+    using emit_fn = std::function<void(std::string message)>;
+
+    server_session(aggregator& agg, server_session_options opts) : agg_(agg), opts_(std::move(opts)) {}
+
+    // One message from the client. Returns the response text for a request (a result or an error);
+    // nothing for notifications and for responses.
+    asio::awaitable<std::optional<std::string>> handle(message msg, emit_fn emit);
+
+    bool initialized() const { return !protocol_.empty(); }
+    std::string const& protocol_version() const { return protocol_; }
+    // Cancels every request in flight (the session ends).
+    void cancel_all();
+
+private:
+    asio::awaitable<std::optional<std::string>> dispatch(message& msg, emit_fn& emit, cancel_token& cancel);
+    std::optional<std::string> list(message const& msg, std::string_view what) const;
+    asio::awaitable<std::string> call_tool(message const& msg, emit_fn& emit, cancel_token& cancel);
+    asio::awaitable<std::string> forward(message const& msg, std::string server, json::object params, cancel_token& cancel);
+    std::string initialize(message const& msg);
+    bool tool_allowed(std::string const& exposed) const;
+    std::string exposed_prompt_name(std::string const& server, std::string_view name) const;
+
+    aggregator& agg_;
+    server_session_options opts_;
+    std::string protocol_;
+    std::string log_level_ = "info";
+    std::unordered_map<std::string, std::shared_ptr<cancel_token>> inflight_;  // by request id
+};
+
+}  // namespace toolgate::mcp
