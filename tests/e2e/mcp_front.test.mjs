@@ -1,0 +1,226 @@
+// The gateway as one MCP server: the official SDK client against toolgate's /mcp (Streamable HTTP)
+// and `toolgate mcp-stdio`, in front of server-everything and our fixture server.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { startGateway, waitFor, writeConfig, toolgateBin, cleanEnv } from './lib/harness.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const everything = join(here, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+const fixture = join(here, 'fixtures', 'fixture_server.mjs');
+const serversYaml = `
+mcp_servers:
+  - { name: everything, command: node, args: ["${everything}", stdio] }
+  - { name: fixture, command: node, args: ["${fixture}"], timeout: 20s }
+`;
+const upAll = (gw) => waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((s) => s.status === 'up'),
+  20000, 'MCP servers up');
+
+async function connect(url, headers = {}) {
+  const client = new Client({ name: 'e2e', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+  return client;
+}
+
+async function allTools(client) {
+  const names = [];
+  let cursor, pages = 0;
+  do {
+    const r = await client.listTools(cursor ? { cursor } : {});
+    names.push(...r.tools.map((t) => t.name));
+    cursor = r.nextCursor;
+    pages++;
+  } while (cursor);
+  return { names, pages };
+}
+
+const post = (gw, body, headers = {}) => fetch(gw.url + '/mcp', {
+  method: 'POST',
+  headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+  body: JSON.stringify(body),
+});
+const init = (id = 1) => ({ jsonrpc: '2.0', id, method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+
+describe('/mcp with the official SDK client', () => {
+  let gw, client;
+  before(async () => {
+    gw = await startGateway(`providers_from_env: false\n${serversYaml}`);
+    await upAll(gw);
+    client = await connect(gw.url + '/mcp');
+  });
+  after(async () => {
+    await client?.close();
+    await gw?.stop();
+  });
+
+  test('initialize negotiates, and tools/list pages through the whole catalog', async () => {
+    assert.equal(client.getServerVersion().name, 'toolgate');
+    const { names, pages } = await allTools(client);
+    assert.ok(pages >= 3, `pages: ${pages}`);
+    assert.ok(names.includes('everything__echo') && names.includes('fixture__pid') && names.includes('fixture__bulk_249'));
+    assert.equal(new Set(names).size, names.length, 'no tool twice across pages');
+  });
+
+  test('tools of two different upstream servers', async () => {
+    const echo = await client.callTool({ name: 'everything__echo', arguments: { message: 'via the gateway' } });
+    assert.equal(echo.content[0].text, 'Echo: via the gateway');
+    const pid = await client.callTool({ name: 'fixture__pid', arguments: {} });
+    assert.match(pid.content[0].text, /^\d+$/);
+    await assert.rejects(client.callTool({ name: 'nope__nothing', arguments: {} }), /Unknown tool/);
+  });
+
+  test('progress notifications reach the caller with its own token', async () => {
+    const seen = [];
+    const r = await client.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 3 } },
+      undefined, { onprogress: (p) => seen.push(p) });
+    assert.match(r.content[0].text, /completed/i);
+    assert.ok(seen.length >= 2, JSON.stringify(seen));
+    assert.equal(seen[seen.length - 1].total, 3);
+  });
+
+  test('cancelling a slow call sends notifications/cancelled to the upstream server', async () => {
+    const count = async () => Number((await client.callTool({ name: 'fixture__cancellations', arguments: {} })).content[0].text);
+    const before = await count();
+    const ac = new AbortController();
+    const call = client.callTool({ name: 'fixture__hang', arguments: {} }, undefined, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 300);
+    await assert.rejects(call);
+    await waitFor(async () => (await count()) === before + 1, 5000, 'the cancellation upstream');
+  });
+
+  test('resources and prompts of the upstream servers', async () => {
+    const res = await client.listResources();
+    assert.ok(res.resources.length > 0);
+    const first = res.resources[0];
+    const read = await client.readResource({ uri: first.uri });
+    assert.equal(read.contents[0].uri, first.uri);
+    const prompts = await client.listPrompts();
+    const simple = prompts.prompts.find((p) => p.name === 'everything__simple-prompt');
+    assert.ok(simple, prompts.prompts.map((p) => p.name).join(','));
+    const got = await client.getPrompt({ name: 'everything__simple-prompt' });
+    assert.ok(got.messages.length > 0);
+    await client.setLoggingLevel('debug');
+    await client.ping();
+  });
+
+  test('a dropped SSE answer resumes with Last-Event-ID', async () => {
+    const r0 = await post(gw, init());
+    const sid = r0.headers.get('mcp-session-id');
+    await post(gw, { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': sid });
+    const ac = new AbortController();
+    const res = await fetch(gw.url + '/mcp', {
+      method: 'POST', signal: ac.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call',
+        params: { name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 4 }, _meta: { progressToken: 'tok' } } }),
+    });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const reader = res.body.getReader();
+    let text = '';
+    while (!/\nid: [^\n]+\n/.test('\n' + text) || !text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    const lastId = text.match(/id: (\S+)/)[1];
+    ac.abort();  // the connection drops after the first event
+    const resumed = await fetch(gw.url + '/mcp', { headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'last-event-id': lastId } });
+    assert.equal(resumed.status, 200);
+    const rest = await resumed.text();
+    assert.ok(!rest.includes(`id: ${lastId}\n`), 'nothing replayed twice');
+    assert.match(rest, /"id":7,"result"/);
+    assert.match(rest, /"progressToken":"tok"/);
+  });
+});
+
+describe('/mcp protocol and security checks', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway(`providers_from_env: false
+mcp_front:
+  keys:
+    - { name: full, key: "full-key-0123456789" }
+    - { name: narrow, key: "narrow-key-0123456789", tools: ["everything__echo", "fixture__p*"] }
+${serversYaml}`);
+    await upAll(gw);
+  });
+  after(async () => { await gw?.stop(); });
+
+  const auth = { authorization: 'Bearer full-key-0123456789' };
+
+  test('no or a wrong bearer token: 401', async () => {
+    assert.equal((await post(gw, init())).status, 401);
+    const r = await post(gw, init(), { authorization: 'Bearer nope-nope-nope-nope' });
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer');
+  });
+
+  test('Origin and Host are checked (DNS rebinding)', async () => {
+    assert.equal((await post(gw, init(), { ...auth, origin: 'http://evil.example' })).status, 403);
+    assert.equal((await post(gw, init(), { ...auth, origin: 'http://localhost:5173' })).status, 200);
+    // A rebinding page reaches us under its own host name.
+    const { request } = await import('node:http');
+    const status = await new Promise((resolve) => {
+      const req = request({ host: '127.0.0.1', port: gw.port, path: '/mcp', method: 'POST',
+        headers: { host: 'evil.example:80', 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...auth } },
+      (res) => { res.resume(); resolve(res.statusCode); });
+      req.end(JSON.stringify(init()));
+    });
+    assert.equal(status, 403);
+  });
+
+  test('session rules: 400 without a session, 404 unknown or ended, 400 bad protocol version, 406 bad Accept', async () => {
+    const r0 = await post(gw, init(), auth);
+    const sid = r0.headers.get('mcp-session-id');
+    assert.match(sid, /^[0-9a-f]{32}$/);
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    assert.equal((await post(gw, list, auth)).status, 400);
+    assert.equal((await post(gw, list, { ...auth, 'mcp-session-id': 'f'.repeat(32) })).status, 404);
+    assert.equal((await post(gw, list, { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': '1999-01-01' })).status, 400);
+    assert.equal((await post(gw, list, { ...auth, 'mcp-session-id': sid, accept: 'application/json' })).status, 406);
+    assert.equal((await post(gw, list, { ...auth, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' })).status, 200);
+    assert.equal((await post(gw, { jsonrpc: '2.0', method: 'notifications/initialized' }, { ...auth, 'mcp-session-id': sid })).status, 202);
+    const bad = await fetch(gw.url + '/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...auth, 'mcp-session-id': sid }, body: '{not json' });
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).error.code, -32700);
+    const del = await fetch(gw.url + '/mcp', { method: 'DELETE', headers: { ...auth, 'mcp-session-id': sid } });
+    assert.equal(del.status, 200);
+    assert.equal((await post(gw, list, { ...auth, 'mcp-session-id': sid })).status, 404);
+    // Another key cannot use this key's session.
+    const r1 = await post(gw, init(), auth);
+    const other = await post(gw, list, { authorization: 'Bearer narrow-key-0123456789', 'mcp-session-id': r1.headers.get('mcp-session-id') });
+    assert.equal(other.status, 404);
+  });
+
+  test('a key without permission for a tool neither sees nor can call it', async () => {
+    const narrow = await connect(gw.url + '/mcp', { authorization: 'Bearer narrow-key-0123456789' });
+    const { names } = await allTools(narrow);
+    assert.deepEqual(names.sort(), ['everything__echo', 'fixture__pid']);
+    await assert.rejects(narrow.callTool({ name: 'fixture__hang', arguments: {} }), /Unknown tool/);
+    assert.equal((await narrow.callTool({ name: 'everything__echo', arguments: { message: 'ok' } })).content[0].text, 'Echo: ok');
+    await narrow.close();
+    const full = await connect(gw.url + '/mcp', auth);
+    assert.ok((await allTools(full)).names.length > 250);
+    await full.close();
+  });
+});
+
+describe('toolgate mcp-stdio', () => {
+  let cfg;
+  before(() => { cfg = writeConfig(`providers_from_env: false\n${serversYaml}`); });
+  after(() => cfg?.cleanup());
+
+  test('the official SDK client lists and calls tools over stdio; stdout carries nothing else', async () => {
+    const client = new Client({ name: 'e2e-stdio', version: '1.0.0' });
+    const transport = new StdioClientTransport({ command: toolgateBin, args: ['mcp-stdio', '--config', cfg.file], env: cleanEnv(), stderr: 'pipe' });
+    await client.connect(transport);
+    try {
+      await waitFor(async () => (await allTools(client)).names.includes('fixture__pid'), 20000, 'tools over stdio');
+      const r = await client.callTool({ name: 'everything__echo', arguments: { message: 'stdio' } });
+      assert.equal(r.content[0].text, 'Echo: stdio');
+    } finally {
+      await client.close();
+    }
+  });
+});
