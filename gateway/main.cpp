@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
     auto* stdio = cli.add_subcommand("mcp-stdio",
                                      "Serve every configured MCP server's tools, resources and prompts as one MCP server "
                                      "on stdin/stdout (for IDEs that spawn a command); logs go to stderr");
-    stdio->add_option("-c,--config", config_path, "YAML config file")->required()->check(CLI::ExistingFile);
+    stdio->add_option("config,-c,--config", config_path, "YAML config file (also positional: toolgate mcp-stdio FILE)")
+        ->required()
+        ->check(CLI::ExistingFile);
 
     CLI11_PARSE(cli, argc, argv);
     if (demo->parsed()) return run_demo_mcp_server();

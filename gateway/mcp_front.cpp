@@ -277,7 +277,7 @@ struct http_reply {
 // Writes a stream's events from `next` on as SSE (ids "<stream>-<index>") until it ends or the
 // client goes; keep-alive comments while nothing happens.
 asio::awaitable<int> pump(std::shared_ptr<event_stream> stream, std::size_t next, response_channel& out,
-                          cancel_token& cancel, header_list const& headers) {
+                          cancel_token& cancel, header_list const& headers, bool priming) {
     auto ex = co_await asio::this_coro::executor;
     auto timer = std::make_shared<asio::steady_timer>(ex);
     std::weak_ptr<asio::steady_timer> weak = timer;
@@ -288,6 +288,9 @@ asio::awaitable<int> pump(std::shared_ptr<event_stream> stream, std::size_t next
     });
     auto sub = cancel.subscribe([timer] { timer->cancel(); });
     bool ok = co_await out.begin_stream(200, "text/event-stream", headers);
+    // A priming event (an id, no data) and a retry hint first, so that a client can resume the
+    // stream even if it drops before the first message (SEP-1699).
+    if (ok && priming) ok = co_await out.write("id: " + std::to_string(stream->id()) + "-start\nretry: 1000\ndata: \n\n");
     std::vector<std::pair<std::size_t, std::string>> batch;
     while (ok && !cancel.cancelled()) {
         batch.clear();
@@ -312,12 +315,9 @@ asio::awaitable<int> pump(std::shared_ptr<event_stream> stream, std::size_t next
     co_return 200;
 }
 
-bool wants_progress(mcp::message const& msg) {
-    if (msg.method != "tools/call") return false;
-    auto const* o = msg.params.if_object();
-    auto const* meta = o ? o->if_contains("_meta") : nullptr;
-    return meta && meta->is_object() && meta->get_object().contains("progressToken");
-}
+// Tool calls answer through an SSE stream: progress, the server's log messages and its requests to
+// the client (sampling, elicitation) come first.
+bool streamed(mcp::message const& msg) { return msg.method == "tools/call"; }
 
 }  // namespace
 
@@ -439,7 +439,8 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
             if (dash != std::string_view::npos) {
                 try {
                     stream = session->find_stream(std::stoull(std::string(last.substr(0, dash))));
-                    next = std::stoull(std::string(last.substr(dash + 1))) + 1;
+                    auto index = last.substr(dash + 1);
+                    next = index == "start" ? 0 : std::stoull(std::string(index)) + 1;
                 } catch (std::exception const&) {
                     stream = nullptr;
                 }
@@ -449,7 +450,7 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
                 co_await out.send(404, "application/json", body, headers);
                 co_return 404;
             }
-            co_return co_await pump(stream, next, out, cancel, headers);
+            co_return co_await pump(stream, next, out, cancel, headers, false);
         }
         auto stream = session->new_stream();
         std::shared_ptr<event_stream> previous;
@@ -458,7 +459,7 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
             previous = std::exchange(session->general, stream);
         }
         if (previous) previous->finish();
-        co_return co_await pump(stream, 0, out, cancel, headers);
+        co_return co_await pump(stream, 0, out, cancel, headers, true);
     }
     // POST of a notification or response: accepted.
     if (msg.type != mcp::message::kind::request) {
@@ -466,12 +467,12 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
         co_await out.send(202, "application/json", "", headers);
         co_return 202;
     }
-    if (wants_progress(msg)) {
+    if (streamed(msg)) {
         // The answer comes as an SSE stream (progress first); the call goes on if the client drops
         // the connection, and the rest of the stream can be fetched again with Last-Event-ID.
         auto stream = session->new_stream();
         asio::co_spawn(self->agg.executor(), run_streamed(session, msg, stream), asio::detached);
-        co_return co_await pump(stream, 0, out, cancel, headers);
+        co_return co_await pump(stream, 0, out, cancel, headers, true);
     }
     auto answer = co_await asio::co_spawn(self->agg.executor(), on_mcp_thread(session, msg, {}), asio::use_awaitable);
     co_await out.send(200, "application/json", answer.value_or(""), headers);
@@ -517,6 +518,20 @@ int run_mcp_stdio(gateway_config const& cfg) {
     so.page_size = cfg.mcp_front.page_size;
     auto session = std::make_shared<mcp::server_session>(agg, so);
     auto out = std::make_shared<stdout_writer>();
+    // An IDE's first tools/list comes at once: let the servers come up first (bounded), and say
+    // list_changed whenever the catalog changes later.
+    for (int i = 0; i < 150; ++i) {
+        bool starting = false;
+        for (auto const& st : agg.servers_status()) starting = starting || st.at("status") == "starting";
+        if (!starting) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    agg.on_catalog_change([out, session] {
+        if (!session->initialized()) return;
+        for (char const* m : {"notifications/tools/list_changed", "notifications/resources/list_changed",
+                              "notifications/prompts/list_changed"})
+            out->write(mcp::make_notification(m, json::object()));
+    });
     auto inflight = std::make_shared<std::atomic<int>>(0);
     std::string line;
     while (std::getline(std::cin, line)) {
@@ -532,6 +547,7 @@ int run_mcp_stdio(gateway_config const& cfg) {
     // stdin closed: the client is gone. Cancel what runs, give it a moment, stop the servers.
     asio::co_spawn(agg.executor(), cancel_session(session), asio::detached);
     for (int i = 0; i < 50 && inflight->load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    agg.on_catalog_change({});
     return 0;
 }
 

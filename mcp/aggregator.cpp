@@ -30,6 +30,7 @@ struct aggregator::server_state {
     std::vector<json::object> tools, resources, templates, prompts;
     unsigned in_flight = 0;
     std::deque<asio::steady_timer*> waiters;
+    std::vector<upstream_observer*> observers;  // callers whose calls run now and listen
     circuit_breaker breaker;
     bool refresh_running = false;
     bool refresh_again = false;
@@ -161,13 +162,19 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
         if (r && !stopping_) {
             s.session = session;
             std::weak_ptr<client_session> weak = session;
-            session->on_notification([this, &s, weak](std::string const& method, json::value const&) {
+            session->on_notification([this, &s, weak](std::string const& method, json::value const& params) {
                 if (method == "notifications/tools/list_changed" || method == "notifications/resources/list_changed" ||
                     method == "notifications/prompts/list_changed") {
                     if (auto live = weak.lock())
                         asio::co_spawn(ex_, refresh(s, live), asio::detached);
+                } else if (method == "notifications/message") {
+                    // To the callers whose calls run on this server now (stdio has no request ids).
+                    auto observers = s.observers;
+                    for (auto* o : observers)
+                        if (o->on_log) o->on_log(params);
                 }
             });
+            session->on_request([&s](std::string method, json::value params) { return ask_caller(s, std::move(method), std::move(params)); });
             co_await refresh(s, session);
             // "up" once its catalog is in: a caller who sees "up" finds the server's tools.
             {
@@ -289,6 +296,17 @@ asio::awaitable<void> aggregator::refresh(server_state& s, std::shared_ptr<clien
     s.refresh_running = false;
 }
 
+// A request from an upstream server to its client goes to the caller whose call runs there.
+asio::awaitable<call_result> aggregator::ask_caller(server_state& s, std::string method, json::value params) {
+    for (auto* o : s.observers)
+        if (o->on_request) co_return co_await o->on_request(method, std::move(params));
+    call_result r;
+    r.state = call_result::status::error;
+    r.code = errc::method_not_found;
+    r.message = "no client to ask for " + method + " (only calls through toolgate's MCP front can forward it)";
+    co_return r;
+}
+
 void aggregator::rebuild_catalog() {
     auto c = std::make_shared<catalog>();
     std::vector<tool_ref> refs;
@@ -353,7 +371,8 @@ asio::awaitable<call_result> aggregator::forward_on_mcp_thread(std::string serve
 
 asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, json::object arguments,
                                                     cancel_token* cancel,
-                                                    std::function<void(json::value const&)> on_progress) {
+                                                    std::function<void(json::value const&)> on_progress,
+                                                    upstream_observer* observer) {
     // The caller's token lives on the caller's thread; the call runs on the MCP thread with its own.
     auto mcp_cancel = std::make_shared<cancel_token>();
     cancel_token::subscription sub;
@@ -366,13 +385,14 @@ asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, js
         on_progress = [caller, target](json::value const& v) { asio::post(caller, [target, v] { (*target)(v); }); };
     }
     co_return co_await asio::co_spawn(
-        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress)),
+        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress), observer),
         asio::use_awaitable);
 }
 
 asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed_name, json::object arguments,
                                                              std::shared_ptr<cancel_token> cancel,
-                                                             std::function<void(json::value const&)> on_progress) {
+                                                             std::function<void(json::value const&)> on_progress,
+                                                             upstream_observer* observer) {
     tool_outcome out;
     auto start = clock_type::now();
     auto cat = snapshot();
@@ -436,7 +456,9 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
     }
     ++s->in_flight;
     auto params = call_params(tool_name, std::move(arguments));
+    if (observer) s->observers.push_back(observer);
     auto r = co_await session->request("tools/call", std::move(params), s->cfg.timeout, cancel.get(), std::move(on_progress));
+    if (observer) std::erase(s->observers, observer);
     --s->in_flight;
     if (!s->waiters.empty()) {
         s->waiters.front()->cancel();

@@ -86,6 +86,13 @@ struct call_stats {
     double seconds_sum = 0;
 };
 
+// What a caller offers the upstream server while its call runs (the /mcp front's session): the
+// server's log messages, and its requests to the client (sampling, elicitation, roots). MCP thread.
+struct upstream_observer {
+    std::function<void(json::value const& params)> on_log;
+    std::function<asio::awaitable<call_result>(std::string const& method, json::value params)> on_request;
+};
+
 class aggregator {
 public:
     static constexpr std::array<double, 12> latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -108,8 +115,10 @@ public:
     // Thread-safe: may be awaited from any executor. `cancel` belongs to the caller's thread.
     // `on_progress` runs on the caller's executor, possibly after the call has returned: whatever
     // it touches must be owned by it (a shared_ptr).
+    // `observer` (optional) is only for callers on the MCP executor; it must outlive the call.
     asio::awaitable<tool_outcome> call_tool(std::string exposed_name, json::object arguments, cancel_token* cancel,
-                                            std::function<void(json::value const&)> on_progress = {});
+                                            std::function<void(json::value const&)> on_progress = {},
+                                            upstream_observer* observer = nullptr);
 
     // Thread-safe, like call_tool: one request to one server (resources/read, prompts/get, ...).
     asio::awaitable<call_result> forward(std::string server, std::string method, json::object params, cancel_token* cancel);
@@ -131,10 +140,12 @@ private:
     asio::awaitable<void> keep_alive(server_state& s, std::shared_ptr<client_session> session);
     asio::awaitable<tool_outcome> call_on_mcp_thread(std::string exposed_name, json::object arguments,
                                                      std::shared_ptr<cancel_token> cancel,
-                                                     std::function<void(json::value const&)> on_progress);
+                                                     std::function<void(json::value const&)> on_progress,
+                                                     upstream_observer* observer);
     asio::awaitable<call_result> forward_on_mcp_thread(std::string server, std::string method, json::object params,
                                                        std::shared_ptr<cancel_token> cancel);
     void rebuild_catalog();
+    static asio::awaitable<call_result> ask_caller(server_state& s, std::string method, json::value params);
 
     asio::any_io_executor ex_;
     aggregator_options opts_;

@@ -182,6 +182,10 @@ void client_session::handle_message(std::string const& text) {
             return;
         }
         case message::kind::request: {
+            if (m.method != "ping" && on_request_) {
+                asio::co_spawn(ex_, answer_request(shared_from_this(), std::move(m)), asio::detached);
+                return;
+            }
             std::string reply;
             if (m.method == "ping") reply = make_result(m.id, json::object{});
             else reply = make_error(m.id, errc::method_not_found, "toolgate does not offer " + m.method + " to this server");
@@ -207,6 +211,7 @@ void client_session::handle_message(std::string const& text) {
                 auto const* po = m.params.if_object();
                 auto const* data = po ? po->if_contains("data") : nullptr;
                 log_(log_level::info, "server log: " + (data ? json::serialize(*data).substr(0, 1000) : std::string()));
+                if (on_notification_) on_notification_(m.method, m.params);
                 return;
             }
             if (on_notification_) on_notification_(m.method, m.params);
@@ -216,6 +221,15 @@ void client_session::handle_message(std::string const& text) {
             log_(log_level::warn, "ignored an invalid message (" + m.problem + "): " + text.substr(0, 200));
             return;
     }
+}
+
+asio::awaitable<void> client_session::answer_request(std::shared_ptr<client_session> self, message m) {
+    auto r = co_await self->on_request_(m.method, std::move(m.params));
+    std::string reply;
+    if (r.ok()) reply = make_result(m.id, r.result);
+    else reply = make_error(m.id, r.state == call_result::status::error ? r.code : errc::internal_error,
+                            r.message.empty() ? std::string("no answer") : r.message);
+    if (!self->closed_) co_await self->transport_->send(reply);
 }
 
 void client_session::mark_closed() {

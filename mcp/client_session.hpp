@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/cancel.hpp"
+#include "mcp/jsonrpc.hpp"
 #include "mcp/transport.hpp"
 
 namespace toolgate::mcp {
@@ -68,6 +69,9 @@ public:
     asio::awaitable<void> notify(std::string const& method, json::value params);
 
     void on_notification(notification_handler h) { on_notification_ = std::move(h); }
+    // Requests the server sends us (beyond ping): sampling/createMessage, elicitation/create, ...
+    using request_handler = std::function<asio::awaitable<call_result>(std::string method, json::value params)>;
+    void on_request(request_handler h) { on_request_ = std::move(h); }
     bool closed() const { return closed_; }
     // Completes when the connection to the server is gone.
     asio::awaitable<void> wait_closed();
@@ -80,6 +84,7 @@ private:
     struct pending;
     asio::awaitable<void> read_loop();
     void handle_message(std::string const& text);
+    static asio::awaitable<void> answer_request(std::shared_ptr<client_session> self, message m);
     void mark_closed();
 
     asio::any_io_executor ex_;
@@ -90,6 +95,7 @@ private:
     std::unordered_map<std::int64_t, pending*> pending_;
     std::unordered_map<std::string, std::int64_t> progress_tokens_;
     notification_handler on_notification_;
+    request_handler on_request_;
     server_info info_;
     bool closed_ = false;
     bool read_loop_running_ = false;

@@ -1,5 +1,8 @@
 #include "mcp/server_session.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "mcp/client_session.hpp"
@@ -59,7 +62,40 @@ std::optional<std::size_t> parse_cursor(json::value const& params) {
 
 }  // namespace
 
+struct server_session::outgoing {
+    explicit outgoing(asio::any_io_executor ex) : signal(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer signal;
+    std::optional<call_result> result;
+};
+
+namespace {
+
+int level_rank(std::string_view level) {
+    static constexpr std::string_view levels[] = {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+    for (int i = 0; i < 8; ++i)
+        if (levels[i] == level) return i;
+    return 1;
+}
+
+char const* capability_for(std::string_view method) {
+    if (method == "sampling/createMessage") return "sampling";
+    if (method == "elicitation/create") return "elicitation";
+    if (method == "roots/list") return "roots";
+    return nullptr;
+}
+
+call_result refused(std::string message) {
+    call_result r;
+    r.state = call_result::status::error;
+    r.code = errc::method_not_found;
+    r.message = std::move(message);
+    return r;
+}
+
+}  // namespace
+
 void server_session::cancel_all() {
+    for (auto& [id, o] : outgoing_) o->signal.cancel();
     auto inflight = inflight_;
     for (auto& [id, token] : inflight) token->cancel();
 }
@@ -69,8 +105,23 @@ asio::awaitable<std::optional<std::string>> server_session::handle(message msg, 
         case message::kind::invalid:
             co_return make_error(msg.id, errc::invalid_request, "invalid JSON-RPC message: " + msg.problem);
         case message::kind::response:
-        case message::kind::error:
-            co_return std::nullopt;  // (the gateway sends no requests of its own to clients yet)
+        case message::kind::error: {
+            // The client's answer to a request we forwarded (sampling, elicitation, roots).
+            if (auto it = outgoing_.find(id_key(msg.id)); it != outgoing_.end()) {
+                call_result r;
+                if (msg.type == message::kind::response) {
+                    r.state = call_result::status::ok;
+                    r.result = std::move(msg.result);
+                } else {
+                    r.state = call_result::status::error;
+                    r.code = msg.error_code;
+                    r.message = msg.error_message;
+                }
+                it->second->result = std::move(r);
+                it->second->signal.cancel();
+            }
+            co_return std::nullopt;
+        }
         case message::kind::notification:
             if (msg.method == "notifications/cancelled") {
                 auto const* o = msg.params.if_object();
@@ -97,6 +148,8 @@ std::string server_session::initialize(message const& msg) {
     for (auto const& v : supported_protocol_versions())
         if (v == asked) version = v;
     protocol_ = version;
+    if (auto const* o = msg.params.if_object())
+        if (auto const* caps = o->if_contains("capabilities"); caps && caps->is_object()) client_capabilities_ = caps->get_object();
     return initialize_result(msg.id, version, opts_.version, opts_.instructions);
 }
 
@@ -238,11 +291,42 @@ asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_
     if (token && emit) {
         on_progress = [emit, token = *token](json::value const& p) { emit(progress_notification(p, token)); };
     }
-    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress));
+    // The upstream server's log messages and requests to the client reach this session's client.
+    upstream_observer observer;
+    if (emit) {
+        observer.on_log = [this, emit](json::value const& params) {
+            if (level_rank(str_of(params, "level")) >= level_rank(log_level_))
+                emit(make_notification("notifications/message", params));
+        };
+        observer.on_request = [this, emit](std::string const& method, json::value params) {
+            return ask_client(method, std::move(params), emit);
+        };
+    }
+    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), emit ? &observer : nullptr);
     if (r.ok) co_return make_result(msg.id, r.result);
     if (r.error_code == "unknown_tool" || r.error_code == "invalid_arguments")
         co_return make_error(msg.id, errc::invalid_params, r.error);
     co_return tool_failure_result(msg.id, "the tool could not be run (" + r.error_code + "): " + r.error);
+}
+
+asio::awaitable<call_result> server_session::ask_client(std::string const& method, json::value params, emit_fn emit) {
+    auto const* cap = capability_for(method);
+    if (!cap) co_return refused("toolgate does not forward " + method + " to its clients");
+    if (!client_capabilities_.contains(cap))
+        co_return refused("the client behind toolgate did not declare the '" + std::string(cap) + "' capability");
+    auto id = json::value("toolgate-" + std::to_string(next_outgoing_++));
+    auto key = id_key(id);
+    auto o = std::make_shared<outgoing>(co_await asio::this_coro::executor);
+    outgoing_[key] = o;
+    emit(make_request(id, method, params));
+    o->signal.expires_after(std::chrono::minutes(5));
+    co_await o->signal.async_wait(asio::as_tuple(asio::use_awaitable));
+    outgoing_.erase(key);
+    if (o->result) co_return std::move(*o->result);
+    call_result r;
+    r.state = call_result::status::timeout;
+    r.message = "the client did not answer " + method;
+    co_return r;
 }
 
 asio::awaitable<std::string> server_session::forward(message const& msg, std::string server, json::object params,

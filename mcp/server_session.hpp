@@ -4,6 +4,7 @@
 // Used by the /mcp front (Streamable HTTP) and by `toolgate mcp-stdio`. Runs on the aggregator's
 // executor: every function of a session is called there.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
 #include <functional>
@@ -15,6 +16,7 @@
 
 #include "common/cancel.hpp"
 #include "mcp/aggregator.hpp"
+#include "mcp/client_session.hpp"
 #include "mcp/jsonrpc.hpp"
 
 namespace toolgate::mcp {
@@ -54,8 +56,14 @@ private:
 
     aggregator& agg_;
     server_session_options opts_;
+    asio::awaitable<call_result> ask_client(std::string const& method, json::value params, emit_fn emit);
+
     std::string protocol_;
     std::string log_level_ = "info";
+    json::object client_capabilities_;
+    std::int64_t next_outgoing_ = 1;
+    struct outgoing;
+    std::unordered_map<std::string, std::shared_ptr<outgoing>> outgoing_;  // our requests to the client, by id
     std::unordered_map<std::string, std::shared_ptr<cancel_token>> inflight_;  // by request id
 };
 
