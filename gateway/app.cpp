@@ -306,6 +306,10 @@ public:
         finish(rec);
     }
 
+    void on_shutdown() override {
+        if (front_) front_->shutdown();
+    }
+
 private:
     asio::awaitable<void> reply_error(response_channel& out, request_record& rec, header_list const& headers,
                                       api_error const& err) {

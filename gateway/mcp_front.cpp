@@ -262,6 +262,19 @@ mcp_front::~mcp_front() {
     for (auto& s : all) s->finish_all();
 }
 
+void mcp_front::shutdown() {
+    std::vector<std::shared_ptr<front_session>> all;
+    {
+        std::lock_guard lock(impl_->mu);
+        for (auto& [id, s] : impl_->sessions) all.push_back(s);
+    }
+    // Only the GET streams: tool calls in flight may still finish within the grace period.
+    for (auto& s : all) {
+        std::lock_guard lock(s->mu);
+        if (s->general) s->general->finish();
+    }
+}
+
 std::size_t mcp_front::session_count() const {
     std::lock_guard lock(impl_->mu);
     return impl_->sessions.size();

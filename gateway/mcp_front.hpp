@@ -24,6 +24,8 @@ public:
     // Answers one HTTP request to the MCP path; returns the status for the access log.
     asio::awaitable<int> handle(inbound_request& req, response_channel& out, cancel_token& cancel);
     std::size_t session_count() const;
+    // Ends the sessions' GET streams (the gateway is stopping); calls in flight may still finish.
+    void shutdown();
 
 private:
     struct impl;

@@ -409,6 +409,7 @@ struct server::impl {
         error_code ec;
         if (acceptor) acceptor->close(ec);
         if (signals) signals->cancel(ec);
+        handler.on_shutdown();
         for (auto& w : workers) {
             asio::post(w->ioc, [wp = w.get()] {
                 for (auto* s : wp->sessions)

@@ -58,6 +58,9 @@ public:
     // (reason client_gone) or the request outlives server_options::request_timeout (reason timeout).
     virtual asio::awaitable<void> handle(worker_services& services, inbound_request& req, response_channel& out,
                                          cancel_token& cancel) = 0;
+    // The graceful stop begins (any thread): end what would otherwise run until the grace period is
+    // over, such as long-lived event streams.
+    virtual void on_shutdown() {}
 };
 
 struct server_options {

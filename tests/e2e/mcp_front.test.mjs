@@ -108,6 +108,50 @@ describe('/mcp with the official SDK client', () => {
     await client.ping();
   });
 
+  test('the SDK client resumes a dropped tools/call stream with Last-Event-ID', async () => {
+    // A proxy between the SDK and toolgate cuts the first tools/call answer after its first progress event.
+    const { createServer, request } = await import('node:http');
+    const seen = { cut: 0, resumed: [] };
+    const proxy = createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'GET' && req.headers['last-event-id']) seen.resumed.push(req.headers['last-event-id']);
+        const cut = body.includes('trigger-long-running-operation') && seen.cut === 0;
+        const up = request({ host: '127.0.0.1', port: gw.port, path: req.url, method: req.method, headers: { ...req.headers, host: '127.0.0.1' } }, (ur) => {
+          res.writeHead(ur.statusCode, ur.headers);
+          ur.on('data', (d) => {
+            res.write(d);
+            if (cut && d.includes('notifications/progress')) {
+              seen.cut++;
+              ur.destroy();
+              res.end();
+            }
+          });
+          ur.on('end', () => res.end());
+        });
+        up.on('error', () => res.destroy());
+        up.end(body);
+      });
+    });
+    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const sdk = await connect(`http://127.0.0.1:${proxy.address().port}/mcp`);
+    try {
+      const progress = [];
+      const r = await sdk.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 4 } },
+        undefined, { onprogress: (p) => progress.push(p.progress), timeout: 15000 });
+      assert.match(r.content[0].text, /completed/i);
+      assert.equal(seen.cut, 1);
+      assert.equal(seen.resumed.length, 1, 'one GET with Last-Event-ID');
+      assert.ok(progress.length >= 3, JSON.stringify(progress));
+    } finally {
+      await sdk.close();
+      proxy.closeAllConnections();
+      proxy.close();
+    }
+  });
+
   test('a dropped SSE answer resumes with Last-Event-ID', async () => {
     const r0 = await post(gw, init());
     const sid = r0.headers.get('mcp-session-id');
@@ -203,6 +247,22 @@ ${serversYaml}`);
     const full = await connect(gw.url + '/mcp', auth);
     assert.ok((await allTools(full)).names.length > 250);
     await full.close();
+  });
+});
+
+describe('/mcp session expiry', () => {
+  let gw;
+  before(async () => { gw = await startGateway('providers_from_env: false\nmcp_front: { session_idle_timeout: 1s }\n'); });
+  after(async () => { await gw?.stop(); });
+
+  test('an idle session expires (404), a used one stays', async () => {
+    const sid = (await post(gw, init())).headers.get('mcp-session-id');
+    const ping = { jsonrpc: '2.0', id: 9, method: 'ping' };
+    assert.equal((await post(gw, ping, { 'mcp-session-id': sid })).status, 200);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal((await post(gw, ping, { 'mcp-session-id': sid })).status, 200);
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.equal((await post(gw, ping, { 'mcp-session-id': sid })).status, 404);
   });
 });
 
