@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// toolgate /mcp benchmark: tools/call through toolgate's MCP front (Streamable HTTP, one session per
+// client) against the same upstream MCP server called directly (toolgate's C++ demo server over
+// stdio, one connection, requests multiplexed), in one run, at 1 and 64 concurrent sessions.
+// Prints calls/s, p50/p99 and the ratio, and toolgate's peak RSS.
+//
+// usage: node bench/mcp_front_bench.mjs [--calls 4000] [--sessions 1,64]
+// Needs: build/toolgate (cmake --build build --target toolgate).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { startGateway } = await import(join(root, 'tests', 'e2e', 'lib', 'harness.mjs'));
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const CALLS = Number(arg('calls', 4000));
+const SESSIONS = arg('sessions', '1,64').split(',').map(Number);
+const bin = process.env.TOOLGATE_BIN || join(root, 'build', 'toolgate');
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+const hwm = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]) / 1024;
+
+// Direct: JSON-RPC lines on the server's stdio.
+function stdioClient() {
+  const proc = spawn(bin, ['demo-mcp-server'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const pending = new Map();
+  let next = 1, buf = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const m = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      pending.get(m.id)?.(m);
+      pending.delete(m.id);
+    }
+  });
+  const request = (method, params) => new Promise((r) => {
+    const id = next++;
+    pending.set(id, r);
+    proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
+  });
+  return { request, close: () => proc.kill() };
+}
+
+// Through toolgate: one MCP session per client over keep-alive HTTP.
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+function post(url, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      'content-length': Buffer.byteLength(payload), ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+async function httpSession(url) {
+  const init = await post(url, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
+  const sid = init.headers['mcp-session-id'];
+  await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': sid });
+  let id = 1;
+  return async (name, args) => {
+    const r = await post(url, { jsonrpc: '2.0', id: id++, method: 'tools/call', params: { name, arguments: args } }, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+    if (!r.text.includes('"result"')) throw new Error(r.text);
+    return r;
+  };
+}
+
+async function drive(callers, calls) {
+  const lat = [];
+  let n = 0;
+  const t0 = performance.now();
+  await Promise.all(callers.map(async (call) => {
+    while (n < calls) {
+      n++;
+      const s = performance.now();
+      await call();
+      lat.push(performance.now() - s);
+    }
+  }));
+  const secs = (performance.now() - t0) / 1000;
+  return { rate: lat.length / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+const gw = await startGateway(`
+providers_from_env: false
+log: { requests: false }
+mcp_servers:
+  - { name: demo, command: "${bin}", args: [demo-mcp-server], max_concurrency: 128, max_queue: 256 }
+mcp_front: { max_sessions: 1000 }
+`, { env: { TOOLGATE_BIN: bin } });
+const direct = stdioClient();
+try {
+  await direct.request('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } });
+  for (let i = 0; i < 50; i++) {
+    const s = (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data;
+    if (s.every((x) => x.status === 'up')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const args = { text: 'hello from the benchmark' };
+  console.log(`tools/call (demo echo) ${CALLS} calls per case, 3 interleaved rounds; direct = stdio to the server, toolgate = /mcp over HTTP\n`);
+  console.log('| sessions | direct calls/s | toolgate calls/s | ratio | p50 direct / toolgate ms | p99 direct / toolgate ms |');
+  console.log('|---|---|---|---|---|---|');
+  for (const n of SESSIONS) {
+    const directCallers = Array.from({ length: n }, () => () => direct.request('tools/call', { name: 'echo', arguments: args }));
+    const sessions = await Promise.all(Array.from({ length: n }, () => httpSession(gw.url + '/mcp')));
+    const gwCallers = sessions.map((call) => () => call('demo__echo', args));
+    await drive(directCallers, 200);
+    await drive(gwCallers, 200);
+    const d = [], g = [];
+    for (let round = 0; round < 3; round++) {
+      d.push(await drive(directCallers, CALLS / 3));
+      g.push(await drive(gwCallers, CALLS / 3));
+    }
+    const mid = (xs, k) => pct(xs.map((x) => x[k]), 50);
+    console.log(`| ${n} | ${mid(d, 'rate').toFixed(0)} | ${mid(g, 'rate').toFixed(0)} | ${(100 * mid(g, 'rate') / mid(d, 'rate')).toFixed(1)}% | ` +
+      `${mid(d, 'p50').toFixed(3)} / ${mid(g, 'p50').toFixed(3)} | ${mid(d, 'p99').toFixed(3)} / ${mid(g, 'p99').toFixed(3)} |`);
+  }
+  console.log(`\ntoolgate peak RSS (VmHWM): ${hwm(gw.proc.pid).toFixed(1)} MiB`);
+} finally {
+  direct.close();
+  agent.destroy();
+  await gw.stop();
+}
