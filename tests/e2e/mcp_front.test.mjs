@@ -108,6 +108,15 @@ describe('/mcp with the official SDK client', () => {
     await client.ping();
   });
 
+  test('an upstream list_changed reaches the client as list_changed, and the new tool is listed', async () => {
+    const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    let changed = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+    const added = (await client.callTool({ name: 'fixture__add_tool', arguments: {} })).content[0].text;
+    await waitFor(async () => changed > 0, 10000, 'notifications/tools/list_changed');
+    await waitFor(async () => (await allTools(client)).names.includes(`fixture__${added}`), 10000, 'the new tool');
+  });
+
   test('the SDK client resumes a dropped tools/call stream with Last-Event-ID', async () => {
     // A proxy between the SDK and toolgate cuts the first tools/call answer after its first progress event.
     const { createServer, request } = await import('node:http');
