@@ -108,6 +108,28 @@ describe('/mcp with the official SDK client', () => {
     await client.ping();
   });
 
+  test("server-everything's sampling request reaches the client that declared sampling, and its answer goes back", async () => {
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const sampler = new Client({ name: 'sampler', version: '1.0.0' }, { capabilities: { sampling: {} } });
+    const asked = [];
+    sampler.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+      asked.push(req.params.messages[0].content.text);
+      return { role: 'assistant', model: 'client-side-model', content: { type: 'text', text: 'sampled by the client' } };
+    });
+    await sampler.connect(new StreamableHTTPClientTransport(new URL(gw.url + '/mcp')));
+    try {
+      const r = await sampler.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'hello sampler', maxTokens: 10 } });
+      assert.match(JSON.stringify(r.content), /sampled by the client/);
+      assert.equal(asked.length, 1);
+      assert.match(asked[0], /hello sampler/);
+    } finally {
+      await sampler.close();
+    }
+    // A client that did not declare sampling gets the request refused, as a tool error.
+    const r = await client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 10 } });
+    assert.ok(r.isError || /did not declare|error/i.test(JSON.stringify(r.content)), JSON.stringify(r));
+  });
+
   test('an upstream list_changed reaches the client as list_changed, and the new tool is listed', async () => {
     const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
     let changed = 0;
