@@ -13,10 +13,16 @@ namespace toolgate::mcp {
 
 namespace {
 
+std::string_view str_of(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+// (A separate overload: converting an object to a value would copy it into a temporary, and the
+// view would point into that temporary.)
 std::string_view str_of(json::value const& params, std::string_view key) {
     auto const* o = params.if_object();
-    auto const* v = o ? o->if_contains(key) : nullptr;
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+    return o ? str_of(*o, key) : std::string_view();
 }
 
 json::object params_object(json::value const& params) {
