@@ -18,23 +18,12 @@ namespace toolgate::gateway {
 
 namespace json = boost::json;
 
-inline json::object forwarded_capabilities() {
-    json::object caps;
-    caps["sampling"] = json::object();
-    caps["elicitation"] = json::object();
-    return caps;
-}
-
 class mcp_runtime {
 public:
     explicit mcp_runtime(gateway_config const& cfg) : guard_(ioc_.get_executor()) {
         mcp::aggregator_options opts;
         opts.names = cfg.tool_prefix_mode;
         opts.session.client_version = TOOLGATE_VERSION;
-        // Upstream sessions are shared by every downstream client, so the front's forwarding of
-        // sampling and elicitation is declared once; a client that did not declare the feature
-        // itself gets its requests refused.
-        if (cfg.mcp_front.enabled) opts.session.client_capabilities = forwarded_capabilities();
         auto base = spdlog::default_logger();
         aggregator_ = std::make_unique<mcp::aggregator>(
             ioc_.get_executor(), cfg.mcp_servers, opts, [base](std::string const& server) -> mcp::log_sink {

@@ -156,7 +156,11 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
         std::unique_ptr<transport> t;
         if (s.cfg.stdio) t = make_stdio_transport(ex_, *s.cfg.stdio, s.log);
         else t = make_http_transport(ex_, *s.cfg.http, s.log);
-        auto session = std::make_shared<client_session>(ex_, std::move(t), opts_.session, s.log);
+        // Sampling, elicitation and roots are declared per server, as configured: requests for them
+        // go to the client whose call is running (toolgate's MCP front), or are refused.
+        auto so = opts_.session;
+        for (auto const& f : s.cfg.client_features) so.client_capabilities[f] = json::object();
+        auto session = std::make_shared<client_session>(ex_, std::move(t), so, s.log);
         auto started_at = clock_type::now();
         auto r = co_await session->start();
         if (r && !stopping_) {

@@ -38,6 +38,7 @@ struct server_config {
     bool required = false;
     std::size_t max_result_bytes = 1u << 20;
     std::chrono::milliseconds ping_interval{30'000};  // 0: never; two unanswered pings end the session
+    std::vector<std::string> client_features;  // declared to the server: sampling, elicitation, roots
     unsigned breaker_failures = 5;                   // consecutive failures that open the breaker
     std::chrono::milliseconds breaker_open{30'000};  // how long it stays open before one trial call
 };

@@ -16,7 +16,7 @@ const bin = (name) => join(here, 'node_modules', '.bin', name);
 const fixtureYaml = `providers_from_env: false
 tool_names: { prefix_mode: never }
 mcp_servers:
-  - { name: conformance, command: node, args: ["${join(here, 'fixtures', 'conformance_server.mjs')}"] }
+  - { name: conformance, command: node, args: ["${join(here, 'fixtures', 'conformance_server.mjs')}"], client_features: [sampling, elicitation] }
 `;
 
 function run(cmd, args, { cwd = here, timeoutMs = 240000 } = {}) {

@@ -14,7 +14,7 @@ const everything = join(here, 'node_modules', '@modelcontextprotocol', 'server-e
 const fixture = join(here, 'fixtures', 'fixture_server.mjs');
 const serversYaml = `
 mcp_servers:
-  - { name: everything, command: node, args: ["${everything}", stdio] }
+  - { name: everything, command: node, args: ["${everything}", stdio], client_features: [sampling, elicitation, roots] }
   - { name: fixture, command: node, args: ["${fixture}"], timeout: 20s }
 `;
 const upAll = (gw) => waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((s) => s.status === 'up'),
@@ -128,6 +128,19 @@ describe('/mcp with the official SDK client', () => {
     // A client that did not declare sampling gets the request refused, as a tool error.
     const r = await client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 10 } });
     assert.ok(r.isError || /did not declare|error/i.test(JSON.stringify(r.content)), JSON.stringify(r));
+  });
+
+  test("server-everything's roots/list during a call is answered by the calling client", async () => {
+    const { ListRootsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const withRoots = new Client({ name: 'roots', version: '1.0.0' }, { capabilities: { roots: {} } });
+    withRoots.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///srv/project', name: 'project' }] }));
+    await withRoots.connect(new StreamableHTTPClientTransport(new URL(gw.url + '/mcp')));
+    try {
+      const r = await withRoots.callTool({ name: 'everything__get-roots-list', arguments: {} });
+      assert.match(r.content[0].text, /file:\/\/\/srv\/project/);
+    } finally {
+      await withRoots.close();
+    }
   });
 
   test('an upstream list_changed reaches the client as list_changed, and the new tool is listed', async () => {

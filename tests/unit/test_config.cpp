@@ -173,3 +173,25 @@ agent_loop:
     EXPECT_NE(error_of("providers: [{ name: a, type: openai, base_url: 'http://x', prices: { m: { in: 1 } } }]").find("prices.m.in: unknown key"),
               std::string::npos);
 }
+
+TEST(config, mcp_front_and_client_features) {
+    auto cfg = parse_config(R"(
+mcp_front:
+  path: /tools-mcp
+  session_idle_timeout: 5m
+  keys:
+    - { name: ide, key: "0123456789abcdef", tools: ["fs__*"] }
+mcp_servers:
+  - { name: fs, command: /bin/true, client_features: [sampling, roots] }
+)",
+                            "test.yaml", fake_env({}));
+    EXPECT_EQ(cfg.mcp_front.path, "/tools-mcp");
+    EXPECT_EQ(cfg.mcp_front.session_idle_timeout, std::chrono::minutes(5));
+    ASSERT_EQ(cfg.mcp_front.keys.size(), 1u);
+    EXPECT_EQ(cfg.mcp_front.keys[0].tools->at(0), "fs__*");
+    EXPECT_EQ(cfg.mcp_servers[0].client_features, (std::vector<std::string>{"sampling", "roots"}));
+    EXPECT_NE(error_of("mcp_servers: [{ name: a, command: x, client_features: [telepathy] }]").find("not one of sampling"),
+              std::string::npos);
+    EXPECT_NE(error_of("mcp_front: { bearer_token: short }").find("at least 16"), std::string::npos);
+    EXPECT_NE(error_of("mcp_front: { path: /v1/mcp }").find("mcp_front.path"), std::string::npos);
+}
