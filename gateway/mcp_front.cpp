@@ -29,7 +29,10 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t max_streams_per_session = 32;
+// Streams are kept for resumption: at most this many per session, and finished ones only briefly
+// (a dropped connection comes back within seconds), so a session's memory stays bounded.
+constexpr std::size_t max_streams_per_session = 16;
+constexpr std::int64_t keep_finished_ms = 60'000;
 
 std::string random_id() {
     unsigned char raw[16];
@@ -89,10 +92,16 @@ public:
         std::function<void()> wake;
         {
             std::lock_guard lock(mu_);
+            if (!done_) finished_ms_ = now_ms();
             done_ = true;
             wake = wake_;
         }
         if (wake) wake();
+    }
+    // Finished for long enough that nobody will resume it.
+    bool stale(std::int64_t now) {
+        std::lock_guard lock(mu_);
+        return done_ && now - finished_ms_ > keep_finished_ms;
     }
     void attach(std::function<void()> wake) {
         std::lock_guard lock(mu_);
@@ -110,6 +119,7 @@ private:
     std::mutex mu_;
     std::vector<std::string> events_;
     bool done_ = false;
+    std::int64_t finished_ms_ = 0;
     std::function<void()> wake_;
 };
 
@@ -126,6 +136,8 @@ struct front_session {
     std::shared_ptr<event_stream> new_stream() {
         std::lock_guard lock(mu);
         auto s = std::make_shared<event_stream>(next_stream++);
+        auto now = now_ms();
+        std::erase_if(streams, [now](auto const& entry) { return entry.second->stale(now); });
         streams.emplace(s->id(), s);
         while (streams.size() > max_streams_per_session) streams.erase(streams.begin());
         return s;
