@@ -808,6 +808,11 @@ private:
         for (auto const& s : agg.servers_status())
             out += fmt::format("toolgate_mcp_server_up{{server=\"{}\"}} {}\n", std::string(s.at("name").get_string()),
                                s.at("status") == "up" ? 1 : 0);
+        if (front_) {
+            out += "# HELP toolgate_mcp_front_sessions Open sessions of the /mcp front.\n";
+            out += "# TYPE toolgate_mcp_front_sessions gauge\n";
+            out += fmt::format("toolgate_mcp_front_sessions {}\n", front_->session_count());
+        }
         auto stats = agg.stats();
         out += "# HELP toolgate_mcp_tool_calls_total Tool calls, by MCP server and tool.\n";
         out += "# TYPE toolgate_mcp_tool_calls_total counter\n";

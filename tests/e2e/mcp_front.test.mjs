@@ -277,6 +277,7 @@ ${serversYaml}`);
     assert.equal((await post(gw, list, { ...auth, 'mcp-session-id': sid })).status, 404);
     // Another key cannot use this key's session.
     const r1 = await post(gw, init(), auth);
+    assert.match(await (await fetch(gw.url + '/metrics')).text(), /^toolgate_mcp_front_sessions [1-9]\d*$/m);
     const other = await post(gw, list, { authorization: 'Bearer narrow-key-0123456789', 'mcp-session-id': r1.headers.get('mcp-session-id') });
     assert.equal(other.status, 404);
   });
