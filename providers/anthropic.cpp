@@ -42,60 +42,28 @@ public:
             return api_error::bad_request(what + " (provider '" + name_ + "' speaks Anthropic's Messages API)",
                                           "unsupported_for_provider");
         };
-        if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
-            return fail("'n' greater than 1 is not supported");
+        wire::chat_view v;
+        if (auto err = wire::read_chat(body, v)) return fail(*err);
         json::object req;
         req["model"] = body.at("model");
-        std::string system;
         json::array messages;
-        auto push = [&](std::string_view role, json::array blocks) {
-            wire::append_turn(messages, role, "content", std::move(blocks));
-        };
-        auto const* msgs = body.if_contains("messages");
-        if (!msgs || !msgs->is_array()) return fail("'messages' must be an array");
-        for (auto const& mv : msgs->get_array()) {
-            auto const* m = mv.if_object();
-            if (!m) return fail("every message must be an object");
-            auto role = str(*m, "role");
-            auto const* content = m->if_contains("content");
-            if (role == "system" || role == "developer") {
-                auto text = wire::text_of(content);
-                if (!text.empty()) system += (system.empty() ? "" : "\n\n") + text;
-            } else if (role == "user") {
-                json::array blocks;
-                if (auto err = user_blocks(content, blocks)) return fail(*err);
-                push("user", std::move(blocks));
-            } else if (role == "assistant") {
-                json::array blocks;
-                auto text = wire::text_of(content);
-                if (!text.empty()) blocks.push_back(json::object{{"type", "text"}, {"text", text}});
-                if (auto const* tc = m->if_contains("tool_calls"); tc && tc->is_array()) {
-                    for (auto const& c : tc->get_array()) {
-                        auto const* co = c.if_object();
-                        auto const* fn = co ? co->if_contains("function") : nullptr;
-                        if (!fn || !fn->is_object()) return fail("tool_calls entries need a function");
-                        auto args_text = str(fn->get_object(), "arguments");
-                        auto args = wire::arguments_object(args_text);
-                        blocks.push_back(json::object{{"type", "tool_use"},
-                                                      {"id", str(*co, "id")},
-                                                      {"name", str(fn->get_object(), "name")},
-                                                      {"input", std::move(args)}});
-                    }
-                }
-                push("assistant", std::move(blocks));
-            } else if (role == "tool") {
-                json::array blocks;
-                blocks.push_back(json::object{{"type", "tool_result"},
-                                              {"tool_use_id", str(*m, "tool_call_id")},
-                                              {"content", wire::text_of(content)}});
-                push("user", std::move(blocks));
+        for (auto const& m : v.messages) {
+            json::array blocks;
+            using role = wire::message_view::role;
+            if (m.who == role::user) {
+                if (auto err = user_blocks(m.content, blocks)) return fail(*err);
+            } else if (m.who == role::assistant) {
+                if (!m.text.empty()) blocks.push_back(json::object{{"type", "text"}, {"text", m.text}});
+                for (auto const& c : m.calls)
+                    blocks.push_back(json::object{{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}});
             } else {
-                return fail("message role '" + std::string(role) + "' is not supported");
+                blocks.push_back(json::object{{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.text}});
             }
+            // Tool results travel in user turns; consecutive turns of one role merge (roles alternate).
+            wire::append_turn(messages, m.who == role::assistant ? "assistant" : "user", "content", std::move(blocks));
         }
-        if (messages.empty()) return fail("at least one user or assistant message is needed");
         req["messages"] = std::move(messages);
-        if (!system.empty()) req["system"] = system;
+        if (!v.system.empty()) req["system"] = v.system;
 
         req["max_tokens"] = wire::max_tokens(body).value_or(s_.default_max_tokens);
         if (auto const* t = body.if_contains("temperature"); t && t->is_number())
@@ -104,38 +72,34 @@ public:
         if (auto seqs = wire::stop_sequences(body); !seqs.empty()) req["stop_sequences"] = std::move(seqs);
         if (auto const* u = body.if_contains("user"); u && u->is_string()) req["metadata"] = json::object{{"user_id", *u}};
 
-        bool has_tools = false;
-        if (auto const* tools = body.if_contains("tools"); tools && tools->is_array() && !tools->get_array().empty()) {
+        if (!v.tools.empty()) {
             json::array out_tools;
-            for (auto const& t : tools->get_array()) {
-                auto const* fn = t.is_object() ? t.get_object().if_contains("function") : nullptr;
-                if (!fn || !fn->is_object()) return fail("only function tools are supported");
-                auto const& f = fn->get_object();
-                json::object tool{{"name", str(f, "name")}};
-                if (auto d = str(f, "description"); !d.empty()) tool["description"] = d;
-                auto const* params = f.if_contains("parameters");
-                tool["input_schema"] = params && params->is_object() ? *params : json::value(json::object{{"type", "object"}});
+            for (auto const& t : v.tools) {
+                json::object tool{{"name", t.name}};
+                if (!t.description.empty()) tool["description"] = t.description;
+                tool["input_schema"] = t.parameters && t.parameters->is_object() ? *t.parameters
+                                                                                 : json::value(json::object{{"type", "object"}});
                 out_tools.push_back(std::move(tool));
             }
             req["tools"] = std::move(out_tools);
-            has_tools = true;
-        }
-        json::object choice;
-        if (auto const* tc = body.if_contains("tool_choice"); tc && !tc->is_null()) {
-            if (tc->is_string()) {
-                auto c = tc->get_string();
-                choice["type"] = c == "required" ? "any" : c == "none" ? "none" : "auto";
-            } else if (tc->is_object()) {
-                auto const* fn = tc->get_object().if_contains("function");
-                choice["type"] = "tool";
-                choice["name"] = fn && fn->is_object() ? str(fn->get_object(), "name") : std::string_view();
+            json::object choice;
+            using choice_t = wire::chat_view::choice;
+            switch (v.tool_choice) {
+                case choice_t::unset: break;
+                case choice_t::automatic: choice["type"] = "auto"; break;
+                case choice_t::required: choice["type"] = "any"; break;
+                case choice_t::none: choice["type"] = "none"; break;
+                case choice_t::named:
+                    choice["type"] = "tool";
+                    choice["name"] = v.choice_name;
+                    break;
             }
+            if (!v.parallel_tool_calls) {
+                if (choice.empty()) choice["type"] = "auto";
+                choice["disable_parallel_tool_use"] = true;
+            }
+            if (!choice.empty()) req["tool_choice"] = std::move(choice);
         }
-        if (auto const* p = body.if_contains("parallel_tool_calls"); p && p->is_bool() && !p->get_bool() && has_tools) {
-            if (choice.empty()) choice["type"] = "auto";
-            choice["disable_parallel_tool_use"] = true;
-        }
-        if (!choice.empty() && has_tools) req["tool_choice"] = std::move(choice);
         if (stream) req["stream"] = true;
 
         out.path = "/messages";

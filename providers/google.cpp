@@ -88,89 +88,47 @@ public:
         auto fail = [&](std::string what) {
             return api_error::bad_request(what + " (provider '" + name_ + "' speaks the Gemini API)", "unsupported_for_provider");
         };
-        if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
-            return fail("'n' greater than 1 is not supported");
+        wire::chat_view v;
+        if (auto err = wire::read_chat(body, v)) return fail(*err);
         auto model = str(body, "model");
         if (model.empty() || model.find_first_of("/?#% ") != std::string_view::npos) return fail("invalid model name");
-        std::string system;
         json::array contents;
-        std::unordered_map<std::string, std::string> call_names;  // tool_call id -> function name
-        auto push = [&](std::string_view role, json::array parts) {
-            wire::append_turn(contents, role, "parts", std::move(parts));
-        };
-        auto const* msgs = body.if_contains("messages");
-        if (!msgs || !msgs->is_array()) return fail("'messages' must be an array");
-        for (auto const& mv : msgs->get_array()) {
-            auto const* m = mv.if_object();
-            if (!m) return fail("every message must be an object");
-            auto role = str(*m, "role");
-            auto const* content = m->if_contains("content");
-            if (role == "system" || role == "developer") {
-                auto text = wire::text_of(content);
-                if (!text.empty()) system += (system.empty() ? "" : "\n\n") + text;
-            } else if (role == "user") {
-                json::array parts;
-                if (auto err = user_parts(content, parts)) return fail(*err);
-                push("user", std::move(parts));
-            } else if (role == "assistant") {
-                json::array parts;
-                auto text = wire::text_of(content);
-                if (!text.empty()) parts.push_back(json::object{{"text", text}});
-                if (auto const* tc = m->if_contains("tool_calls"); tc && tc->is_array()) {
-                    for (auto const& c : tc->get_array()) {
-                        auto const* co = c.if_object();
-                        auto const* fn = co ? co->if_contains("function") : nullptr;
-                        if (!fn || !fn->is_object()) return fail("tool_calls entries need a function");
-                        auto name = str(fn->get_object(), "name");
-                        call_names[std::string(str(*co, "id"))] = std::string(name);
-                        auto args_text = str(fn->get_object(), "arguments");
-                        auto args = wire::arguments_object(args_text);
-                        parts.push_back(json::object{{"functionCall", json::object{{"name", name}, {"args", std::move(args)}}}});
-                    }
-                }
-                push("model", std::move(parts));
-            } else if (role == "tool") {
-                auto id = std::string(str(*m, "tool_call_id"));
-                auto it = call_names.find(id);
-                if (it == call_names.end()) return fail("tool message '" + id + "' answers no earlier tool call");
-                auto text = wire::text_of(content);
-                boost::system::error_code ec;
-                auto parsed = json::parse(text, ec);
-                json::value response = !ec && parsed.is_object() ? parsed : json::value(json::object{{"result", text}});
-                json::array parts;
-                parts.push_back(json::object{{"functionResponse", json::object{{"name", it->second}, {"response", std::move(response)}}}});
-                push("user", std::move(parts));
+        for (auto const& m : v.messages) {
+            json::array parts;
+            using role = wire::message_view::role;
+            if (m.who == role::user) {
+                if (auto err = user_parts(m.content, parts)) return fail(*err);
+            } else if (m.who == role::assistant) {
+                if (!m.text.empty()) parts.push_back(json::object{{"text", m.text}});
+                for (auto const& c : m.calls)
+                    parts.push_back(json::object{{"functionCall", json::object{{"name", c.name}, {"args", c.arguments}}}});
             } else {
-                return fail("message role '" + std::string(role) + "' is not supported");
+                // Gemini names the function a response belongs to, not the call.
+                if (m.tool_name.empty()) return fail("tool message '" + m.tool_call_id + "' answers no earlier tool call");
+                boost::system::error_code ec;
+                auto parsed = json::parse(m.text, ec);
+                json::value response = !ec && parsed.is_object() ? parsed : json::value(json::object{{"result", m.text}});
+                parts.push_back(json::object{{"functionResponse", json::object{{"name", m.tool_name}, {"response", std::move(response)}}}});
             }
+            wire::append_turn(contents, m.who == role::assistant ? "model" : "user", "parts", std::move(parts));
         }
-        if (contents.empty()) return fail("at least one user or assistant message is needed");
         json::object req{{"contents", std::move(contents)}};
-        if (!system.empty()) req["systemInstruction"] = json::object{{"parts", json::array{json::object{{"text", system}}}}};
+        if (!v.system.empty()) req["systemInstruction"] = json::object{{"parts", json::array{json::object{{"text", v.system}}}}};
 
-        if (auto const* tools = body.if_contains("tools"); tools && tools->is_array() && !tools->get_array().empty()) {
+        if (!v.tools.empty()) {
             json::array decls;
-            for (auto const& t : tools->get_array()) {
-                auto const* fn = t.is_object() ? t.get_object().if_contains("function") : nullptr;
-                if (!fn || !fn->is_object()) return fail("only function tools are supported");
-                auto const& f = fn->get_object();
-                json::object d{{"name", str(f, "name")}};
-                if (auto desc = str(f, "description"); !desc.empty()) d["description"] = desc;
-                if (auto const* p = f.if_contains("parameters"); p && !empty_object_schema(*p)) d["parameters"] = gemini_schema(*p);
+            for (auto const& t : v.tools) {
+                json::object d{{"name", t.name}};
+                if (!t.description.empty()) d["description"] = t.description;
+                if (t.parameters && !empty_object_schema(*t.parameters)) d["parameters"] = gemini_schema(*t.parameters);
                 decls.push_back(std::move(d));
             }
             req["tools"] = json::array{json::object{{"functionDeclarations", std::move(decls)}}};
-            if (auto const* tc = body.if_contains("tool_choice"); tc && !tc->is_null()) {
+            using choice_t = wire::chat_view::choice;
+            if (v.tool_choice != choice_t::unset) {
                 json::object cfg;
-                if (tc->is_string()) {
-                    auto c = tc->get_string();
-                    cfg["mode"] = c == "required" ? "ANY" : c == "none" ? "NONE" : "AUTO";
-                } else if (tc->is_object()) {
-                    auto const* fn = tc->get_object().if_contains("function");
-                    cfg["mode"] = "ANY";
-                    cfg["allowedFunctionNames"] =
-                        json::array{fn && fn->is_object() ? json::value(str(fn->get_object(), "name")) : json::value("")};
-                }
+                cfg["mode"] = v.tool_choice == choice_t::automatic ? "AUTO" : v.tool_choice == choice_t::none ? "NONE" : "ANY";
+                if (v.tool_choice == choice_t::named) cfg["allowedFunctionNames"] = json::array{json::value(v.choice_name)};
                 req["toolConfig"] = json::object{{"functionCallingConfig", std::move(cfg)}};
             }
         }

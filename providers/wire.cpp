@@ -5,6 +5,7 @@
 #include <boost/json/value.hpp>
 
 #include <ctime>
+#include <unordered_map>
 
 namespace toolgate::providers {
 
@@ -161,6 +162,75 @@ json::array stop_sequences(json::object const& body) {
 std::optional<std::int64_t> max_tokens(json::object const& body) {
     for (char const* k : {"max_completion_tokens", "max_tokens"})
         if (auto const* v = body.if_contains(k); v && v->is_int64() && v->get_int64() > 0) return v->get_int64();
+    return std::nullopt;
+}
+
+std::optional<std::string> read_chat(json::object const& body, chat_view& out) {
+    if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
+        return "'n' greater than 1 is not supported";
+    auto const* msgs = body.if_contains("messages");
+    if (!msgs || !msgs->is_array()) return "'messages' must be an array";
+    std::unordered_map<std::string, std::string> call_names;  // tool_call id -> function name
+    for (auto const& mv : msgs->get_array()) {
+        auto const* m = mv.if_object();
+        if (!m) return "every message must be an object";
+        auto role = str(*m, "role");
+        auto const* content = m->if_contains("content");
+        message_view v;
+        v.content = content;
+        if (role == "system" || role == "developer") {
+            auto text = text_of(content);
+            if (!text.empty()) out.system += (out.system.empty() ? "" : "\n\n") + text;
+            continue;
+        } else if (role == "user") {
+            v.who = message_view::role::user;
+        } else if (role == "assistant") {
+            v.who = message_view::role::assistant;
+            v.text = text_of(content);
+            if (auto const* tc = m->if_contains("tool_calls"); tc && tc->is_array()) {
+                for (auto const& c : tc->get_array()) {
+                    auto const* co = c.if_object();
+                    auto const* fn = co ? co->if_contains("function") : nullptr;
+                    if (!fn || !fn->is_object()) return "tool_calls entries need a function";
+                    auto const& f = fn->get_object();
+                    tool_call_view call{std::string(str(*co, "id")), std::string(str(f, "name")),
+                                        arguments_object(str(f, "arguments"))};
+                    call_names[call.id] = call.name;
+                    v.calls.push_back(std::move(call));
+                }
+            }
+        } else if (role == "tool") {
+            v.who = message_view::role::tool;
+            v.text = text_of(content);
+            v.tool_call_id = std::string(str(*m, "tool_call_id"));
+            if (auto it = call_names.find(v.tool_call_id); it != call_names.end()) v.tool_name = it->second;
+        } else {
+            return "message role '" + std::string(role) + "' is not supported";
+        }
+        out.messages.push_back(std::move(v));
+    }
+    if (out.messages.empty()) return "at least one user or assistant message is needed";
+    if (auto const* tools = body.if_contains("tools"); tools && tools->is_array()) {
+        for (auto const& t : tools->get_array()) {
+            auto const* fn = t.is_object() ? t.get_object().if_contains("function") : nullptr;
+            if (!fn || !fn->is_object()) return "only function tools are supported";
+            auto const& f = fn->get_object();
+            out.tools.push_back({str(f, "name"), str(f, "description"), f.if_contains("parameters")});
+        }
+    }
+    if (auto const* tc = body.if_contains("tool_choice"); tc && !tc->is_null()) {
+        if (tc->is_string()) {
+            auto c = tc->get_string();
+            out.tool_choice = c == "required" ? chat_view::choice::required
+                              : c == "none"   ? chat_view::choice::none
+                                              : chat_view::choice::automatic;
+        } else if (tc->is_object()) {
+            auto const* fn = tc->get_object().if_contains("function");
+            out.tool_choice = chat_view::choice::named;
+            out.choice_name = fn && fn->is_object() ? str(fn->get_object(), "name") : std::string_view();
+        }
+    }
+    if (auto const* p = body.if_contains("parallel_tool_calls"); p && p->is_bool()) out.parallel_tool_calls = p->get_bool();
     return std::nullopt;
 }
 

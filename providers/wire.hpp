@@ -94,6 +94,40 @@ api_error map_upstream_status(std::string const& provider_name, int status, std:
 
 // Helpers shared by the formats.
 namespace wire {
+
+// An OpenAI chat request read once for the native formats: system text lifted out, messages with
+// their tool calls parsed, tools and tool_choice. Views point into the request body.
+struct tool_call_view {
+    std::string id;
+    std::string name;
+    json::object arguments;  // {} when absent or not an object
+};
+struct message_view {
+    enum class role { user, assistant, tool };
+    role who = role::user;
+    json::value const* content = nullptr;  // as sent (user parts)
+    std::string text;                      // the content as text (assistant, tool)
+    std::vector<tool_call_view> calls;     // assistant
+    std::string tool_call_id;              // tool
+    std::string tool_name;                 // tool: the function of the call it answers ("" if none)
+};
+struct tool_view {
+    std::string_view name;
+    std::string_view description;
+    json::value const* parameters = nullptr;
+};
+struct chat_view {
+    enum class choice { unset, automatic, required, none, named };
+    std::string system;
+    std::vector<message_view> messages;  // never empty on success
+    std::vector<tool_view> tools;
+    choice tool_choice = choice::unset;
+    std::string_view choice_name;  // named
+    bool parallel_tool_calls = true;
+};
+// Fills `out`; returns what cannot be expressed natively (n > 1, unknown roles, ...) as an error text.
+std::optional<std::string> read_chat(json::object const& body, chat_view& out);
+
 std::string text_of(json::value const* content);  // a message's content as text (string or text parts)
 std::int64_t now_seconds();
 json::object chunk(std::string const& id, std::int64_t created, std::string const& model, json::object delta,
