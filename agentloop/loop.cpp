@@ -317,15 +317,7 @@ public:
 
     // -- the end of the loop
     json::object make_chunk(json::object delta, json::value finish) const {
-        json::object c{{"id", id_},
-                       {"object", "chat.completion.chunk"},
-                       {"created", created_},
-                       {"model", model_},
-                       {"choices", json::array{json::object{{"index", 0},
-                                                            {"delta", std::move(delta)},
-                                                            {"logprobs", nullptr},
-                                                            {"finish_reason", std::move(finish)}}}}};
-        return c;
+        return providers::wire::chunk(id_, created_, model_, std::move(delta), std::move(finish));
     }
 
     json::object notice_delta(std::string const& notice) {
@@ -351,10 +343,7 @@ public:
     }
 
     json::object usage_chunk(providers::usage const& u) const {
-        json::object c{{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_}, {"model", model_}};
-        c["choices"] = json::array();
-        c["usage"] = usage_json(u);
-        return c;
+        return providers::wire::usage_chunk(id_, created_, model_, u);
     }
 
     void ensure_identity() {

@@ -109,8 +109,8 @@ public:
         return std::nullopt;
     }
 
-    decoded_chat decode_chat(std::string_view body, std::string const& model) const override {
-        decoded_chat d;
+    decoded decode_chat(std::string_view body, std::string const& model) const override {
+        decoded d;
         boost::system::error_code ec;
         auto v = json::parse(body, ec);
         if (ec || !v.is_object()) {

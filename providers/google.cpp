@@ -150,8 +150,8 @@ public:
         return std::nullopt;
     }
 
-    decoded_chat decode_chat(std::string_view body, std::string const& model) const override {
-        decoded_chat d;
+    decoded decode_chat(std::string_view body, std::string const& model) const override {
+        decoded d;
         boost::system::error_code ec;
         auto v = json::parse(body, ec);
         if (ec || !v.is_object()) {
@@ -227,8 +227,8 @@ public:
         return std::nullopt;
     }
 
-    decoded_embeddings decode_embeddings(std::string_view body, std::string const& model) const override {
-        decoded_embeddings d;
+    decoded decode_embeddings(std::string_view body, std::string const& model) const override {
+        decoded d;
         boost::system::error_code ec;
         auto v = json::parse(body, ec);
         auto const* embs = !ec && v.is_object() ? v.get_object().if_contains("embeddings") : nullptr;

@@ -98,11 +98,7 @@ public:
         if (!stream) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
             if (!failed(r, out.error, out.error_detail)) {
-                auto d = wire_->decode_chat(r->body, model);
-                out.response = std::move(d.response);
-                out.tokens = d.tokens;
-                out.error = std::move(d.error);
-                out.error_detail = std::move(d.detail);
+                wire_->decode_chat(r->body, model).move_into(out);
             }
         } else {
             auto decoder = wire_->stream(model, include_usage);
@@ -140,11 +136,7 @@ public:
         auto hr = to_http(nr, false, ctx.request_id);
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
         if (!failed(r, out.error, out.error_detail)) {
-            auto d = wire_->decode_embeddings(r->body, model);
-            out.response = std::move(d.response);
-            out.tokens = d.tokens;
-            out.error = std::move(d.error);
-            out.error_detail = std::move(d.detail);
+            wire_->decode_embeddings(r->body, model).move_into(out);
         }
         co_return out;
     }

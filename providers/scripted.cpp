@@ -199,15 +199,8 @@ public:
             include_usage = iu && iu->is_bool() && iu->get_bool();
         }
         auto chunk = [&](json::object delta, json::value finish_reason) {
-            json::object c{{"id", id},
-                           {"object", "chat.completion.chunk"},
-                           {"created", created},
-                           {"model", model},
-                           {"choices", json::array{json::object{{"index", 0},
-                                                                {"delta", std::move(delta)},
-                                                                {"logprobs", nullptr},
-                                                                {"finish_reason", std::move(finish_reason)}}}}};
-            if (include_usage) c["usage"] = nullptr;
+            auto c = wire::chunk(id, created, model, std::move(delta), std::move(finish_reason));
+            if (include_usage) c["usage"] = nullptr;  // as OpenAI sends it then
             return c;
         };
         chunks.push_back(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
@@ -229,11 +222,7 @@ public:
                                        nullptr));
         }
         chunks.push_back(chunk(json::object{}, json::value(finish)));
-        if (include_usage) {
-            json::object u{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-                           {"choices", json::array{}}, {"usage", wire::usage_json(out.tokens)}};
-            chunks.push_back(std::move(u));
-        }
+        if (include_usage) chunks.push_back(wire::usage_chunk(id, created, model, out.tokens));
 
         return out;
     }

@@ -70,8 +70,8 @@ std::optional<api_error> wire_format::encode_embeddings(json::object const&, nat
     return api_error::bad_request("provider '" + name_ + "' has no embeddings", "embeddings_unsupported");
 }
 
-decoded_embeddings wire_format::decode_embeddings(std::string_view, std::string const&) const {
-    decoded_embeddings d;
+decoded wire_format::decode_embeddings(std::string_view, std::string const&) const {
+    decoded d;
     d.error = api_error::bad_request("provider '" + name_ + "' has no embeddings", "embeddings_unsupported");
     return d;
 }
@@ -98,7 +98,7 @@ std::string text_of(json::value const* content) {
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-json::object chunk(std::string const& id, std::int64_t created, std::string const& model, json::object delta,
+json::object chunk(std::string const& id, json::value const& created, std::string const& model, json::object delta,
                    json::value finish_reason) {
     return json::object{{"id", id},
                         {"object", "chat.completion.chunk"},
@@ -116,7 +116,7 @@ json::object usage_json(usage const& u) {
                         {"total_tokens", u.prompt_tokens + u.completion_tokens}};
 }
 
-json::object usage_chunk(std::string const& id, std::int64_t created, std::string const& model, usage const& u) {
+json::object usage_chunk(std::string const& id, json::value const& created, std::string const& model, usage const& u) {
     return json::object{{"id", id},          {"object", "chat.completion.chunk"}, {"created", created},
                         {"model", model},    {"choices", json::array()},          {"usage", usage_json(u)}};
 }

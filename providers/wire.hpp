@@ -40,18 +40,20 @@ public:
     std::string detail;  // for the log only
 };
 
-struct decoded_chat {
-    json::object response;  // OpenAI chat.completion
+// A decoded 2xx answer: OpenAI's chat.completion or embeddings list, or why it could not be read.
+struct decoded {
+    json::object response;
     usage tokens;
     std::optional<api_error> error;
-    std::string detail;
-};
+    std::string detail;  // for the log only
 
-struct decoded_embeddings {
-    json::object response;  // OpenAI embeddings list
-    usage tokens;
-    std::optional<api_error> error;
-    std::string detail;
+    template <class Outcome>  // chat_outcome, provider::embeddings_outcome
+    void move_into(Outcome& out) {
+        out.response = std::move(response);
+        out.tokens = tokens;
+        out.error = std::move(error);
+        out.error_detail = std::move(detail);
+    }
 };
 
 class wire_format {
@@ -59,7 +61,7 @@ public:
     virtual ~wire_format() = default;
     // An OpenAI request as the provider's HTTP request; an error (400) when it cannot be expressed.
     virtual std::optional<api_error> encode_chat(json::object const& body, bool stream, native_request& out) const = 0;
-    virtual decoded_chat decode_chat(std::string_view body, std::string const& model) const = 0;
+    virtual decoded decode_chat(std::string_view body, std::string const& model) const = 0;
     // `include_usage`: the client asked for a usage chunk at the end of the stream.
     virtual std::unique_ptr<stream_decoder> stream(std::string const& model, bool include_usage) const = 0;
     // A non-2xx answer as the client's error.
@@ -67,7 +69,7 @@ public:
 
     virtual bool has_embeddings() const { return false; }
     virtual std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const;
-    virtual decoded_embeddings decode_embeddings(std::string_view body, std::string const& model) const;
+    virtual decoded decode_embeddings(std::string_view body, std::string const& model) const;
 
     std::string const& provider_name() const { return name_; }
 
@@ -130,9 +132,9 @@ std::optional<std::string> read_chat(json::object const& body, chat_view& out);
 
 std::string text_of(json::value const* content);  // a message's content as text (string or text parts)
 std::int64_t now_seconds();
-json::object chunk(std::string const& id, std::int64_t created, std::string const& model, json::object delta,
+json::object chunk(std::string const& id, json::value const& created, std::string const& model, json::object delta,
                    json::value finish_reason);
-json::object usage_chunk(std::string const& id, std::int64_t created, std::string const& model, usage const& u);
+json::object usage_chunk(std::string const& id, json::value const& created, std::string const& model, usage const& u);
 json::object usage_json(usage const& u);
 std::string_view str(json::object const& o, std::string_view key);  // "" unless a string
 std::int64_t num(json::object const& o, std::string_view key);       // 0 unless a number
