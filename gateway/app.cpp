@@ -281,7 +281,6 @@ public:
             else co_await mcp_call(req, out, cancel, rec, headers);
         } else if (front_ && req.path == cfg_.mcp_front.path) {
             rec.route = "/mcp";
-            rec.method = req.method;
             rec.status = co_await front_->handle(req, out, cancel);
         } else if (req.path == "/health" || req.path == "/healthz") {
             rec.route = "/health";
@@ -452,14 +451,13 @@ private:
     // function (no coroutine): it builds JSON with braced lists.
     std::optional<api_error> plan_loop(inbound_request const& req, json::object& body, loop_plan& plan,
                                        bool& body_changed) {
-        plan.limits = cfg_.agent_loop.limits;
-        if (auto err = apply_limit_headers(req, plan.limits)) return err;
+        // Without MCP tools there is no loop (and nothing remembered from one): a plain pass-through.
+        if (cfg_.mcp_servers.empty() || !cfg_.agent_loop.inject_tools) return std::nullopt;
         auto& messages = body.at("messages").get_array();
         // A follow-up after a hybrid turn: put back the tool turns the gateway ran on its own.
         auto const& last = messages.back().get_object();
-        if (last.at("role") == "tool" && hybrid_.size() > 0 && hybrid_.expand(messages) > 0) body_changed = true;
+        if (last.at("role") == "tool" && hybrid_.expand(messages) > 0) body_changed = true;
 
-        if (!cfg_.agent_loop.inject_tools) return std::nullopt;
         auto server_filter = split_list(req.header("x-toolgate-mcp-servers"));
         auto tool_filter = split_list(req.header("x-toolgate-mcp-tools"));
         for (auto const* f : {&server_filter, &tool_filter})
@@ -495,6 +493,8 @@ private:
             box->add(t.exposed, cat->definitions[i]);
         }
         if (box->empty()) return std::nullopt;
+        plan.limits = cfg_.agent_loop.limits;
+        if (auto err = apply_limit_headers(req, plan.limits)) return err;
         if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
             return api_error::bad_request("'n' greater than 1 cannot be combined with the gateway's MCP tools; send n: 1, "
                                           "or switch the tools off with the header x-toolgate-mcp-servers: none",

@@ -433,8 +433,7 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
         if (key) so.allowed_tools = key->tools;
         session->protocol = std::make_unique<mcp::server_session>(self->agg, so);
         auto answer = co_await asio::co_spawn(self->agg.executor(), on_mcp_thread(session, msg, {}), asio::use_awaitable);
-        bool ok = answer && answer->find("\"result\"") != std::string::npos;
-        if (ok) {
+        if (session->protocol->initialized()) {  // (read after the MCP thread finished with it)
             std::lock_guard lock(self->mu);
             self->sessions.emplace(session->id, session);
             headers.emplace_back("mcp-session-id", session->id);
