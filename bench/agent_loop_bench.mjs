@@ -13,9 +13,8 @@
 //
 // usage: node bench/agent_loop_bench.mjs [--requests 400] [--loops 1000]
 // Needs: build/toolgate (cmake --build build --target toolgate) and tests/e2e/node_modules (npm ci).
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { pct, rss, hwm, stdioMcpClient } from './lib.mjs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,12 +33,6 @@ const LOOPS = arg('loops', 1000);
 const bin = process.env.TOOLGATE_BIN || join(root, 'build', 'toolgate');
 const fixture = join(e2e, 'fixtures', 'fixture_server.mjs');
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
-const rss = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024;
-const hwm = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]) / 1024;
 
 // Both paths use the same lean client: node:http with keep-alive, SSE parsed as it arrives.
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -83,39 +76,6 @@ function streamChat(url, body, headers = {}) {
   });
 }
 
-// A minimal MCP client over stdio (JSON-RPC lines), so the direct path costs as little as it can.
-function startMcp(command, args) {
-  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const pending = new Map();
-  let nextId = 1, buf = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (d) => {
-    buf += d;
-    let idx;
-    while ((idx = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, idx);
-      buf = buf.slice(idx + 1);
-      const msg = JSON.parse(line);
-      pending.get(msg.id)?.(msg);
-      pending.delete(msg.id);
-    }
-  });
-  const request = (method, params) => new Promise((resolve) => {
-    const id = nextId++;
-    pending.set(id, resolve);
-    proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
-  });
-  return {
-    async init() {
-      await request('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } });
-      proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) + '\n');
-    },
-    listTools: async () => (await request('tools/list', {})).result,
-    callTool: async (p) => (await request('tools/call', p)).result,
-    close: () => proc.kill(),
-  };
-}
-
 const upstream = await startFakeUpstream();
 const gw = await startGateway(`
 providers_from_env: false
@@ -126,7 +86,7 @@ mcp_servers:
   - { name: demo, command: "${bin}", args: [demo-mcp-server] }
   - { name: fixture, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" }, timeout: 60s, max_concurrency: ${LOOPS + 24}, max_queue: ${LOOPS + 24} }
 `, { env: { TOOLGATE_BIN: bin } });
-const mcp = startMcp(bin, ['demo-mcp-server']);
+const mcp = stdioMcpClient(bin, ['demo-mcp-server']);  // the leanest client, so the direct path costs little
 await mcp.init();
 
 try {

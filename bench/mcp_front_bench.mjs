@@ -6,9 +6,8 @@
 //
 // usage: node bench/mcp_front_bench.mjs [--calls 4000] [--sessions 1,64]
 // Needs: build/toolgate (cmake --build build --target toolgate).
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { pct, hwm, stdioMcpClient } from './lib.mjs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,32 +20,6 @@ const arg = (name, dflt) => {
 const CALLS = Number(arg('calls', 4000));
 const SESSIONS = arg('sessions', '1,64').split(',').map(Number);
 const bin = process.env.TOOLGATE_BIN || join(root, 'build', 'toolgate');
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-const hwm = (pid) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]) / 1024;
-
-// Direct: JSON-RPC lines on the server's stdio.
-function stdioClient() {
-  const proc = spawn(bin, ['demo-mcp-server'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const pending = new Map();
-  let next = 1, buf = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const m = JSON.parse(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-      pending.get(m.id)?.(m);
-      pending.delete(m.id);
-    }
-  });
-  const request = (method, params) => new Promise((r) => {
-    const id = next++;
-    pending.set(id, r);
-    proc.stdin.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n');
-  });
-  return { request, close: () => proc.kill() };
-}
 
 // Through toolgate: one MCP session per client over keep-alive HTTP.
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -99,7 +72,7 @@ mcp_servers:
   - { name: demo, command: "${bin}", args: [demo-mcp-server], max_concurrency: 128, max_queue: 256 }
 mcp_front: { max_sessions: 1000 }
 `, { env: { TOOLGATE_BIN: bin } });
-const direct = stdioClient();
+const direct = stdioMcpClient(bin, ['demo-mcp-server']);  // direct: JSON-RPC lines on its stdio
 try {
   await direct.request('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } });
   for (let i = 0; i < 50; i++) {

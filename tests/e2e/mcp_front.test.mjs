@@ -127,7 +127,8 @@ describe('/mcp with the official SDK client', () => {
     }
     // A client that did not declare sampling gets the request refused, as a tool error.
     const r = await client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 10 } });
-    assert.ok(r.isError || /did not declare|error/i.test(JSON.stringify(r.content)), JSON.stringify(r));
+    assert.equal(r.isError, true, JSON.stringify(r));
+    assert.match(JSON.stringify(r.content), /did not declare the 'sampling' capability/);
   });
 
   test("server-everything's roots/list during a call is answered by the calling client", async () => {
