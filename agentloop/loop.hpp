@@ -46,12 +46,11 @@ struct limits {
     std::chrono::milliseconds keepalive_interval{10'000};  // SSE comment while tools run
 };
 
-// The gateway tools one request may use (the MCP aggregator in production, fakes in tests).
+// The gateway tools one request may use (the MCP aggregator in production, fakes in tests); the
+// caller has already offered them to the model in the request's "tools".
 class toolbox {
 public:
     virtual ~toolbox() = default;
-    // OpenAI "tools" entries ({"type":"function","function":{...}}) offered to the model.
-    virtual json::array const& definitions() const = 0;
     virtual bool has(std::string_view name) const = 0;
     // Awaited on the request's executor; `cancel` fires on timeout or when the client leaves.
     virtual asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) = 0;

@@ -195,12 +195,8 @@ json::object openai_tool(mcp::tool_entry const& t) {
 class mcp_toolbox final : public agentloop::toolbox {
 public:
     explicit mcp_toolbox(mcp::aggregator& agg) : agg_(agg) {}
-    void add(std::string name, json::value const& definition) {
-        names_.insert(std::move(name));
-        defs_.push_back(definition);
-    }
+    void add(std::string name) { names_.insert(std::move(name)); }
     bool empty() const { return names_.empty(); }
-    json::array const& definitions() const override { return defs_; }
     bool has(std::string_view name) const override { return names_.count(std::string(name)) > 0; }
     asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) override {
         co_return co_await agg_.call_tool(std::move(name), std::move(arguments), &cancel);
@@ -208,7 +204,6 @@ public:
 
 private:
     mcp::aggregator& agg_;
-    json::array defs_;
     std::unordered_set<std::string> names_;
 };
 
@@ -485,12 +480,14 @@ private:
         auto box = std::make_unique<mcp_toolbox>(mcp_->aggregator());
         std::unordered_set<std::string_view> servers(server_filter.begin(), server_filter.end());
         std::unordered_set<std::string_view> tools(tool_filter.begin(), tool_filter.end());
+        std::vector<std::size_t> offered;
         for (std::size_t i = 0; i < cat->source->tools.size(); ++i) {
             auto const& t = cat->source->tools[i];
             if (!servers.empty() && !servers.count(t.server)) continue;
             if (!tools.empty() && !tools.count(t.exposed)) continue;
             if (plan.client_tools.count(t.exposed)) continue;  // the client's own tool of that name wins
-            box->add(t.exposed, cat->definitions[i]);
+            box->add(t.exposed);
+            offered.push_back(i);
         }
         if (box->empty()) return std::nullopt;
         plan.limits = cfg_.agent_loop.limits;
@@ -499,11 +496,10 @@ private:
             return api_error::bad_request("'n' greater than 1 cannot be combined with the gateway's MCP tools; send n: 1, "
                                           "or switch the tools off with the header x-toolgate-mcp-servers: none",
                                           "unsupported_n");
-        json::array merged;
-        if (client_tools) merged = *client_tools;
-        for (auto const& d : box->definitions()) merged.push_back(d);
-        if (auto* t = body.if_contains("tools")) *t = std::move(merged);
-        else body.emplace("tools", std::move(merged));
+        // The gateway's tools go after the client's own, in the request itself.
+        if (!client_tools) client_tools = &body.insert_or_assign("tools", json::array()).first->value().get_array();
+        client_tools->reserve(client_tools->size() + offered.size());
+        for (auto i : offered) client_tools->push_back(cat->definitions[i]);
         body_changed = true;
         plan.tools = std::move(box);
         plan.run = true;

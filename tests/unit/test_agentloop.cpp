@@ -177,7 +177,6 @@ public:
     int current = 0, max_seen = 0, calls = 0, cancelled = 0;
     std::vector<std::string> arguments_seen;
 
-    json::array const& definitions() const override { return defs_; }
     bool has(std::string_view name) const override { return tools.count(std::string(name)) > 0; }
 
     asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) override {
@@ -208,9 +207,6 @@ public:
         out.result = text_result(t.text, t.is_error);
         co_return out;
     }
-
-private:
-    json::array defs_;
 };
 
 class capture_sink final : public providers::chat_sink {
