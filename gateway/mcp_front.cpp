@@ -202,8 +202,14 @@ struct mcp_front::impl : std::enable_shared_from_this<impl> {
         }
     }
 
+    std::atomic<std::int64_t> last_sweep_ms{0};
+
+    // At most once a second (it walks every session under the lock).
     void expire_idle() {
-        auto limit = now_ms() - cfg.session_idle_timeout.count();
+        auto now = now_ms();
+        auto last = last_sweep_ms.load();
+        if (now - last < 1000 || !last_sweep_ms.compare_exchange_strong(last, now)) return;
+        auto limit = now - cfg.session_idle_timeout.count();
         std::vector<std::shared_ptr<front_session>> gone;
         {
             std::lock_guard lock(mu);

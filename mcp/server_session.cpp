@@ -187,37 +187,43 @@ std::optional<std::string> server_session::list(message const& msg, std::string_
     auto offset = parse_cursor(msg.params);
     if (!offset) return make_error(msg.id, errc::invalid_params, "invalid cursor");
     auto cat = agg_.snapshot();
-    json::array items;
-    std::string key;
+    // Only the entries of the page are copied; `seen` counts every visible entry.
+    json::array page;
+    std::size_t seen = 0;
+    auto take = [&](auto&& make) {
+        if (seen >= *offset && seen < *offset + opts_.page_size) page.push_back(make());
+        ++seen;
+    };
+    std::string_view key;
     if (what == "tools/list") {
         key = "tools";
-        for (auto const& t : cat->tools) {
-            if (!tool_allowed(t.exposed)) continue;
-            json::object d = t.definition;
-            d["name"] = t.exposed;
-            items.push_back(std::move(d));
-        }
+        for (auto const& t : cat->tools)
+            if (tool_allowed(t.exposed))
+                take([&] {
+                    json::object d = t.definition;
+                    d["name"] = t.exposed;
+                    return d;
+                });
     } else if (what == "resources/list") {
         key = "resources";
-        for (auto const& [srv, r] : cat->resources) items.push_back(r);
+        for (auto const& [srv, r] : cat->resources) take([&] { return r; });
     } else if (what == "resources/templates/list") {
         key = "resourceTemplates";
-        for (auto const& [srv, r] : cat->resource_templates) items.push_back(r);
+        for (auto const& [srv, r] : cat->resource_templates) take([&] { return r; });
     } else {
         key = "prompts";
-        for (auto const& [srv, p] : cat->prompts) {
-            json::object d = p;
-            d["name"] = exposed_prompt_name(srv, str_of(p, "name"));
-            items.push_back(std::move(d));
-        }
+        for (auto const& [srv, p] : cat->prompts)
+            take([&] {
+                json::object d = p;
+                d["name"] = exposed_prompt_name(srv, str_of(p, "name"));
+                return d;
+            });
     }
-    if (*offset > items.size()) return make_error(msg.id, errc::invalid_params, "invalid cursor");
-    json::array page;
-    auto end = std::min(items.size(), *offset + opts_.page_size);
-    for (auto i = *offset; i < end; ++i) page.push_back(std::move(items[i]));
+    if (*offset > seen) return make_error(msg.id, errc::invalid_params, "invalid cursor");
     json::object r;
+    auto end = *offset + page.size();
     r[key] = std::move(page);
-    if (end < items.size()) r["nextCursor"] = std::to_string(end);
+    if (end < seen) r["nextCursor"] = std::to_string(end);
     return make_result(msg.id, r);
 }
 
