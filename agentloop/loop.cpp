@@ -15,6 +15,7 @@
 #include <deque>
 #include <random>
 
+#include "common/text.hpp"
 #include "providers/wire.hpp"
 
 // GCC 12 miscompiles std::initializer_list (braced JSON) inside coroutine bodies: every JSON value
@@ -42,14 +43,6 @@ namespace {
 std::string_view str_field(json::object const& o, std::string_view key) {
     auto const* v = o.if_contains(key);
     return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
-
-// Cuts at most max bytes, never inside a UTF-8 sequence.
-std::size_t utf8_cut(std::string_view s, std::size_t max) {
-    if (s.size() <= max) return s.size();
-    std::size_t n = max;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    return n;
 }
 
 std::string describe_part(json::object const& part) {
@@ -95,7 +88,7 @@ std::string tool_message_text(std::string_view tool, mcp::tool_outcome const& ou
     }
     if (text.size() > max_bytes) {
         auto total = text.size();
-        text.resize(utf8_cut(text, max_bytes));
+        utf8_truncate(text, max_bytes);
         text += fmt::format("\n[toolgate: tool result cut at {} of {} bytes]", text.size(), total);
     }
     return text;

@@ -13,4 +13,11 @@ inline std::string ascii_lower(std::string_view s) {
     return out;
 }
 
+// Cuts `s` to at most `max` bytes without splitting a UTF-8 character.
+inline void utf8_truncate(std::string& s, std::size_t max) {
+    if (s.size() <= max) return;
+    while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) --max;
+    s.resize(max);
+}
+
 }  // namespace toolgate

@@ -1,6 +1,7 @@
 #include "mcp/aggregator.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/resilience.hpp"
+#include "common/text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -57,13 +58,6 @@ bool allowed(server_config const& cfg, std::string const& tool) {
     return std::find(cfg.denied_tools.begin(), cfg.denied_tools.end(), tool) == cfg.denied_tools.end();
 }
 
-// Cuts a UTF-8 string to at most n bytes without splitting a character.
-void utf8_cut(std::string& s, std::size_t n) {
-    if (s.size() <= n) return;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    s.resize(n);
-}
-
 // Keeps a tool result under `cap` bytes (serialized), cutting text and dropping large binary parts,
 // and says so in a text part the model will read.
 bool cap_result(json::object& result, std::size_t cap) {
@@ -76,7 +70,7 @@ bool cap_result(json::object& result, std::size_t cap) {
             auto* io = item.if_object();
             if (io && io->contains("text") && io->at("text").is_string()) {
                 std::string text(io->at("text").get_string());
-                if (text.size() > budget) utf8_cut(text, budget);
+                if (text.size() > budget) utf8_truncate(text, budget);
                 budget -= text.size();
                 (*io)["text"] = text;
                 if (!text.empty()) kept.push_back(std::move(item));
