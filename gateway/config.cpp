@@ -404,7 +404,8 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             std::string path = "mcp_servers[" + std::to_string(i++) + "]";
             r.check_keys(m, path, {"name", "command", "args", "env", "cwd", "url", "headers", "transport", "allowed_tools",
                                    "denied_tools", "timeout", "max_concurrency", "max_queue", "required",
-                                   "max_result_bytes", "circuit_breaker", "ping_interval", "client_features"});
+                                   "max_result_bytes", "circuit_breaker", "ping_interval", "client_features",
+                                   "max_client_sessions"});
             mcp::server_config sc;
             if (!m["name"]) r.fail(m, path, "'name' is required");
             sc.name = r.str(m["name"], path + ".name");
@@ -456,7 +457,9 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
                     if (m[k]) r.fail(m[k], path + "." + k, "only applies to stdio servers (command)");
                 sc.http = std::move(ho);
             }
-            sc.client_features = list("client_features");
+            if (m["client_features"]) sc.client_features = list("client_features");
+            if (auto n = m["max_client_sessions"])
+                sc.max_client_sessions = static_cast<unsigned>(r.integer(n, path + ".max_client_sessions", 0, 10000));
             for (auto const& f : sc.client_features)
                 if (f != "sampling" && f != "elicitation" && f != "roots")
                     r.fail(m["client_features"], path + ".client_features", "'" + f + "' is not one of sampling, elicitation, roots");

@@ -13,6 +13,8 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <deque>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -33,6 +35,8 @@ namespace {
 // (a dropped connection comes back within seconds), so a session's memory stays bounded.
 constexpr std::size_t max_streams_per_session = 16;
 constexpr std::int64_t keep_finished_ms = 60'000;
+// Events kept per stream for resumption; older ones are dropped (a GET stream nobody reads, say).
+constexpr std::size_t max_events_per_stream = 1024;
 
 std::string random_id() {
     unsigned char raw[16];
@@ -84,6 +88,10 @@ public:
             std::lock_guard lock(mu_);
             if (done_) return;
             events_.push_back(std::move(data));
+            if (events_.size() > max_events_per_stream) {
+                events_.pop_front();
+                ++first_;
+            }
             wake = wake_;
         }
         if (wake) wake();
@@ -110,14 +118,16 @@ public:
     // Events from index `next` on; true when the stream has ended and nothing is left.
     bool take(std::size_t& next, std::vector<std::pair<std::size_t, std::string>>& out) {
         std::lock_guard lock(mu_);
-        for (; next < events_.size(); ++next) out.emplace_back(next, events_[next]);
+        next = std::max(next, first_);
+        for (; next < first_ + events_.size(); ++next) out.emplace_back(next, events_[next - first_]);
         return done_;
     }
 
 private:
     std::uint64_t id_;
     std::mutex mu_;
-    std::vector<std::string> events_;
+    std::deque<std::string> events_;
+    std::size_t first_ = 0;  // index of events_.front()
     bool done_ = false;
     std::int64_t finished_ms_ = 0;
     std::function<void()> wake_;
@@ -126,12 +136,24 @@ private:
 struct front_session {
     std::string id;
     std::string key_name;
-    std::unique_ptr<mcp::server_session> protocol;  // used on the MCP thread only
+    std::shared_ptr<mcp::server_session> protocol;  // used on the MCP thread only
     std::atomic<std::int64_t> last_used_ms{now_ms()};
     std::mutex mu;  // guards the streams
     std::map<std::uint64_t, std::shared_ptr<event_stream>> streams;
     std::uint64_t next_stream = 1;
-    std::shared_ptr<event_stream> general;  // the GET stream: messages the server sends on its own
+    // The GET stream: messages the server sends on its own. It exists from the start, so that what
+    // comes before the client's first GET (an upstream server asking for roots) waits there.
+    std::shared_ptr<event_stream> general;
+    bool general_claimed = false;  // a GET has taken `general`; the next GET starts a new one
+
+    void to_general(std::string message) {
+        std::shared_ptr<event_stream> g;
+        {
+            std::lock_guard lock(mu);
+            g = general;
+        }
+        if (g) g->push(std::move(message));
+    }
 
     std::shared_ptr<event_stream> new_stream() {
         std::lock_guard lock(mu);
@@ -139,7 +161,9 @@ struct front_session {
         auto now = now_ms();
         std::erase_if(streams, [now](auto const& entry) { return entry.second->stale(now); });
         streams.emplace(s->id(), s);
-        while (streams.size() > max_streams_per_session) streams.erase(streams.begin());
+        // The oldest go first, but never the current GET stream.
+        for (auto it = streams.begin(); streams.size() > max_streams_per_session && it != streams.end();)
+            it = it->second == general ? std::next(it) : streams.erase(it);
         return s;
     }
     std::shared_ptr<event_stream> find_stream(std::uint64_t id) {
@@ -166,9 +190,10 @@ asio::awaitable<void> run_streamed(std::shared_ptr<front_session> s, mcp::messag
     stream->finish();
 }
 
-asio::awaitable<void> cancel_all_on_mcp_thread(std::shared_ptr<front_session> s) {
-    s->protocol->cancel_all();
-    co_return;
+asio::awaitable<void> close_on_mcp_thread(std::shared_ptr<front_session> s) { co_await s->protocol->close(); }
+
+asio::awaitable<void> close_all_on_mcp_thread(std::vector<std::shared_ptr<front_session>> all) {
+    for (auto& s : all) co_await s->protocol->close();
 }
 
 }  // namespace
@@ -227,7 +252,7 @@ struct mcp_front::impl : std::enable_shared_from_this<impl> {
 
     void end_session(std::shared_ptr<front_session> const& s) {
         s->finish_all();
-        asio::co_spawn(agg.executor(), cancel_all_on_mcp_thread(s), asio::detached);
+        asio::co_spawn(agg.executor(), close_on_mcp_thread(s), asio::detached);
     }
 
     std::shared_ptr<front_session> find(std::string const& id) {
@@ -278,6 +303,9 @@ mcp_front::~mcp_front() {
         impl_->sessions.clear();
     }
     for (auto& s : all) s->finish_all();
+    // The sessions' own upstream sessions close on the MCP thread (bounded: it may be stopping).
+    auto done = asio::co_spawn(impl_->agg.executor(), close_all_on_mcp_thread(std::move(all)), asio::use_future);
+    done.wait_for(std::chrono::seconds(5));
 }
 
 void mcp_front::shutdown() {
@@ -437,12 +465,19 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
         so.version = TOOLGATE_VERSION;
         so.page_size = cfg.page_size;
         if (key) so.allowed_tools = key->tools;
-        session->protocol = std::make_unique<mcp::server_session>(self->agg, so);
+        session->protocol = std::make_shared<mcp::server_session>(self->agg, so);
+        session->general = session->new_stream();
+        std::weak_ptr<front_session> weak_session = session;
+        session->protocol->set_channel([weak_session](std::string m) {
+            if (auto live = weak_session.lock()) live->to_general(std::move(m));
+        });
         auto answer = co_await asio::co_spawn(self->agg.executor(), on_mcp_thread(session, msg, {}), asio::use_awaitable);
         if (session->protocol->initialized()) {  // (read after the MCP thread finished with it)
             std::lock_guard lock(self->mu);
             self->sessions.emplace(session->id, session);
             headers.emplace_back("mcp-session-id", session->id);
+        } else {
+            self->end_session(session);
         }
         co_await out.send(200, "application/json", answer.value_or(""), headers);
         co_return 200;
@@ -482,9 +517,13 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
             }
             co_return co_await pump(stream, next, out, cancel, headers, false);
         }
-        auto stream = session->new_stream();
-        std::shared_ptr<event_stream> previous;
+        std::shared_ptr<event_stream> stream, previous;
         {
+            std::lock_guard lock(session->mu);
+            if (!std::exchange(session->general_claimed, true)) stream = session->general;
+        }
+        if (!stream) {
+            stream = session->new_stream();
             std::lock_guard lock(session->mu);
             previous = std::exchange(session->general, stream);
         }
@@ -532,30 +571,24 @@ asio::awaitable<void> serve_line(std::shared_ptr<mcp::server_session> session, s
     --*inflight;
 }
 
-asio::awaitable<void> cancel_session(std::shared_ptr<mcp::server_session> session) {
-    session->cancel_all();
-    co_return;
-}
+asio::awaitable<void> close_session(std::shared_ptr<mcp::server_session> session) { co_await session->close(); }
 
 }  // namespace
 
 int run_mcp_stdio(gateway_config const& cfg) {
     std::ios::sync_with_stdio(false);
-    mcp_runtime runtime(cfg);
+    // The servers start when the client has said who it is: its one client stands behind the
+    // shared sessions, which declare its sampling, elicitation and roots capabilities.
+    mcp_runtime runtime(cfg, false);
     auto& agg = runtime.aggregator();
     mcp::server_session_options so;
     so.version = TOOLGATE_VERSION;
     so.page_size = cfg.mcp_front.page_size;
+    so.serve_alone = [&agg](mcp::client_link link) { agg.start(std::move(link)); };
     auto session = std::make_shared<mcp::server_session>(agg, so);
     auto out = std::make_shared<stdout_writer>();
-    // An IDE's first tools/list comes at once: let the servers come up first (bounded), and say
-    // list_changed whenever the catalog changes later.
-    for (int i = 0; i < 150; ++i) {
-        bool starting = false;
-        for (auto const& st : agg.servers_status()) starting = starting || st.at("status") == "starting";
-        if (!starting) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    session->set_channel([out](std::string m) { out->write(m); });
+    // The first list waits (bounded) for the servers to come up; later changes say list_changed.
     agg.on_catalog_change([out, session] {
         if (!session->initialized()) return;
         for (char const* m : {"notifications/tools/list_changed", "notifications/resources/list_changed",
@@ -575,7 +608,7 @@ int run_mcp_stdio(gateway_config const& cfg) {
         asio::co_spawn(agg.executor(), serve_line(session, out, std::move(msg), inflight), asio::detached);
     }
     // stdin closed: the client is gone. Cancel what runs, give it a moment, stop the servers.
-    asio::co_spawn(agg.executor(), cancel_session(session), asio::detached);
+    asio::co_spawn(agg.executor(), close_session(session), asio::detached);
     for (int i = 0; i < 50 && inflight->load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     agg.on_catalog_change({});
     return 0;

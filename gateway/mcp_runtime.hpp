@@ -20,7 +20,8 @@ namespace json = boost::json;
 
 class mcp_runtime {
 public:
-    explicit mcp_runtime(gateway_config const& cfg) : guard_(ioc_.get_executor()) {
+    // `start`: start the servers now (else the owner calls aggregator().start(...) itself).
+    explicit mcp_runtime(gateway_config const& cfg, bool start = true) : guard_(ioc_.get_executor()) {
         mcp::aggregator_options opts;
         opts.names = cfg.tool_prefix_mode;
         opts.session.client_version = TOOLGATE_VERSION;
@@ -36,7 +37,7 @@ public:
                 };
             });
         thread_ = std::thread([this] { ioc_.run(); });
-        aggregator_->start();
+        if (start) aggregator_->start();
     }
 
     ~mcp_runtime() {

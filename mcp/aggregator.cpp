@@ -25,6 +25,12 @@ struct aggregator::server_state {
     server_config cfg;
     log_sink log;
     asio::steady_timer backoff_timer;
+    json::object declared;        // client capabilities declared to the server
+    bool own = false;             // one client's own session (see open_view), not the shared one
+    std::weak_ptr<view> owner;    // own: the client's view
+    server_state* shared = nullptr;  // own: the shared state of the same server (statistics, counts)
+    bool closing = false;         // own: the client has gone; do not restart
+    bool attempted = false;       // the first start has been tried (up or failed)
 
     // MCP thread only.
     std::shared_ptr<client_session> session;
@@ -43,10 +49,26 @@ struct aggregator::server_state {
     json::object server_info;
     unsigned restarts = 0;
     bool breaker_open = false;
+    unsigned client_sessions = 0;  // shared: clients' own sessions with this server open now
     std::map<std::string, call_stats> per_tool;
 
     server_state(asio::any_io_executor ex, server_config c, log_sink l)
         : cfg(std::move(c)), log(std::move(l)), backoff_timer(ex), breaker(cfg.breaker_failures, cfg.breaker_open) {}
+};
+
+struct aggregator::view {
+    explicit view(asio::any_io_executor e) : ex(e) {}
+    ~view() {
+        // A client that went without close_view(): its sessions still end.
+        if (!closed)
+            for (auto& st : own)
+                if (st) asio::co_spawn(ex, retire(st), asio::detached);
+    }
+    asio::any_io_executor ex;
+    client_link link;
+    std::vector<std::shared_ptr<server_state>> own;  // by server index; null: the shared session serves
+    std::shared_ptr<catalog const> cat;
+    bool closed = false;
 };
 
 namespace {
@@ -107,30 +129,137 @@ aggregator::aggregator(asio::any_io_executor ex, std::vector<server_config> serv
     : ex_(ex), opts_(std::move(opts)), logs_(std::move(logs)), catalog_(std::make_shared<catalog>()) {
     for (auto& c : servers) {
         auto log = logs_(c.name);
-        servers_.push_back(std::make_unique<server_state>(ex_, std::move(c), std::move(log)));
+        servers_.push_back(std::make_shared<server_state>(ex_, std::move(c), std::move(log)));
     }
 }
 
 aggregator::~aggregator() = default;
 
+namespace {
+
+// The capabilities of `client` that `cfg` lets through to the server, as the client declared them.
+json::object declared_to(server_config const& cfg, json::object const& client) {
+    json::object out;
+    for (auto const& f : cfg.client_features)
+        if (auto const* c = client.if_contains(f)) out[f] = c->is_object() ? *c : json::value(json::object());
+    return out;
+}
+
+}  // namespace
+
+void aggregator::spawn_supervisor(std::shared_ptr<server_state> s) {
+    asio::co_spawn(ex_, supervise(s), [log = s->log](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (std::exception const& ex) {
+            log(log_level::error, std::string("supervisor stopped by an exception: ") + ex.what());
+        }
+    });
+}
+
 void aggregator::start() {
-    for (auto& s : servers_)
-        asio::co_spawn(ex_, supervise(*s), [log = s->log](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (std::exception const& ex) {
-                log(log_level::error, std::string("supervisor stopped by an exception: ") + ex.what());
-            }
-        });
+    for (auto& s : servers_) spawn_supervisor(s);
+}
+
+void aggregator::start(client_link link) {
+    for (auto& s : servers_) s->declared = declared_to(s->cfg, link.capabilities);
+    sole_client_ = std::move(link);
+    start();
+}
+
+asio::awaitable<void> aggregator::retire(std::shared_ptr<server_state> s) {
+    s->closing = true;
+    s->backoff_timer.cancel();
+    if (auto session = s->session) co_await session->close();
 }
 
 asio::awaitable<void> aggregator::stop() {
     stopping_ = true;
+    for (auto& weak : views_)
+        if (auto v = weak.lock()) co_await close_view(v);
     for (auto& s : servers_) {
         s->backoff_timer.cancel();
         if (auto session = s->session) co_await session->close();
     }
+}
+
+std::shared_ptr<aggregator::view> aggregator::open_view(client_link link) {
+    std::erase_if(views_, [](auto const& w) { return w.expired(); });
+    auto v = std::make_shared<view>(ex_);
+    v->own.resize(servers_.size());
+    bool any = false;
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+        auto& shared = *servers_[i];
+        auto declared = declared_to(shared.cfg, link.capabilities);
+        if (declared.empty()) continue;
+        {
+            std::lock_guard lock(mu_);
+            if (shared.client_sessions >= shared.cfg.max_client_sessions) {
+                shared.log(log_level::warn, "max_client_sessions (" + std::to_string(shared.cfg.max_client_sessions) +
+                                                ") reached: a client that declared client features shares the common session");
+                continue;
+            }
+            ++shared.client_sessions;
+        }
+        auto log = [base = shared.log](log_level lvl, std::string const& text) { base(lvl, "(a client's own session) " + text); };
+        auto st = std::make_shared<server_state>(ex_, shared.cfg, std::move(log));
+        st->own = true;
+        st->owner = v;
+        st->shared = &shared;
+        st->declared = std::move(declared);
+        v->own[i] = std::move(st);
+        any = true;
+    }
+    if (!any) return nullptr;
+    v->link = std::move(link);
+    v->cat = build_catalog(v.get());
+    views_.push_back(v);
+    for (auto& st : v->own)
+        if (st) spawn_supervisor(st);
+    return v;
+}
+
+asio::awaitable<void> aggregator::close_view(std::shared_ptr<view> v) {
+    if (!v || v->closed) co_return;
+    v->closed = true;
+    v->link = {};
+    for (auto& st : v->own)
+        if (st) co_await retire(st);
+}
+
+std::shared_ptr<catalog const> aggregator::snapshot(view const* v) const {
+    if (v) return v->cat;
+    return snapshot();
+}
+
+asio::awaitable<void> aggregator::notify_view(std::shared_ptr<view> v, std::string method, std::string capability) {
+    if (!v) co_return;
+    for (auto& st : v->own) {
+        auto session = st ? st->session : nullptr;
+        if (session && !session->closed() && st->declared.contains(capability)) co_await session->notify(method, nullptr);
+    }
+}
+
+asio::awaitable<void> aggregator::settled(std::shared_ptr<view> v, std::chrono::milliseconds max) {
+    auto deadline = clock_type::now() + max;
+    asio::steady_timer pause(ex_);
+    while (!stopping_ && clock_type::now() < deadline) {
+        bool all = true;
+        for (std::size_t i = 0; i < servers_.size(); ++i) {
+            auto const& st = v && v->own[i] ? v->own[i] : servers_[i];
+            all = all && st->attempted;
+        }
+        if (all) break;
+        pause.expires_after(std::chrono::milliseconds(20));
+        co_await pause.async_wait(nothrow_awaitable);
+    }
+}
+
+std::shared_ptr<aggregator::server_state> aggregator::state_for(std::string const& server, view const* v) const {
+    for (std::size_t i = 0; i < servers_.size(); ++i)
+        if (servers_[i]->cfg.name == server) return v && v->own[i] ? v->own[i] : servers_[i];
+    return nullptr;
 }
 
 std::shared_ptr<catalog const> aggregator::snapshot() const {
@@ -140,9 +269,10 @@ std::shared_ptr<catalog const> aggregator::snapshot() const {
 
 std::size_t aggregator::server_count() const { return servers_.size(); }
 
-asio::awaitable<void> aggregator::supervise(server_state& s) {
+asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
+    auto& s = *sp;
     backoff delays(opts_.backoff_min, opts_.backoff_max);
-    while (!stopping_) {
+    while (!stopping_ && !s.closing) {
         {
             std::lock_guard lock(mu_);
             s.status = "starting";
@@ -150,30 +280,32 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
         std::unique_ptr<transport> t;
         if (s.cfg.stdio) t = make_stdio_transport(ex_, *s.cfg.stdio, s.log);
         else t = make_http_transport(ex_, *s.cfg.http, s.log);
-        // Sampling, elicitation and roots are declared per server, as configured: requests for them
-        // go to the client whose call is running (toolgate's MCP front), or are refused.
+        // The shared session declares no client features (no client stands behind it), unless
+        // mcp-stdio serves exactly one; a client's own session declares what that client declared.
         auto so = opts_.session;
-        for (auto const& f : s.cfg.client_features) so.client_capabilities[f] = json::object();
+        so.client_capabilities = s.declared;
         auto session = std::make_shared<client_session>(ex_, std::move(t), so, s.log);
+        // (Handlers first: a server may ask for roots right after the handshake.)
+        std::weak_ptr<client_session> weak = session;
+        std::weak_ptr<server_state> weak_state = sp;
+        session->on_notification([this, weak_state, weak](std::string const& method, json::value const& params) {
+            auto st = weak_state.lock();
+            if (!st) return;
+            if (method == "notifications/tools/list_changed" || method == "notifications/resources/list_changed" ||
+                method == "notifications/prompts/list_changed") {
+                if (auto live = weak.lock()) asio::co_spawn(ex_, refresh(st, live), asio::detached);
+            } else if (method == "notifications/message") {
+                to_callers(*st, params);
+            }
+        });
+        session->on_request([this, weak_state](std::string method, json::value params) {
+            return ask_caller(weak_state.lock(), std::move(method), std::move(params));
+        });
         auto started_at = clock_type::now();
         auto r = co_await session->start();
-        if (r && !stopping_) {
+        if (r && !stopping_ && !s.closing) {
             s.session = session;
-            std::weak_ptr<client_session> weak = session;
-            session->on_notification([this, &s, weak](std::string const& method, json::value const& params) {
-                if (method == "notifications/tools/list_changed" || method == "notifications/resources/list_changed" ||
-                    method == "notifications/prompts/list_changed") {
-                    if (auto live = weak.lock())
-                        asio::co_spawn(ex_, refresh(s, live), asio::detached);
-                } else if (method == "notifications/message") {
-                    // To the callers whose calls run on this server now (stdio has no request ids).
-                    auto observers = s.observers;
-                    for (auto* o : observers)
-                        if (o->on_log) o->on_log(params);
-                }
-            });
-            session->on_request([&s](std::string method, json::value params) { return ask_caller(s, std::move(method), std::move(params)); });
-            co_await refresh(s, session);
+            co_await refresh(sp, session);
             // "up" once its catalog is in: a caller who sees "up" finds the server's tools.
             {
                 std::lock_guard lock(mu_);
@@ -182,6 +314,7 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
                 s.protocol_version = r->protocol_version;
                 s.server_info = r->info;
             }
+            s.attempted = true;
             s.log(log_level::info, "connected (protocol " + r->protocol_version + ", " + std::to_string(s.tools.size()) +
                                        " tools)");
             co_await keep_alive(s, session);
@@ -190,19 +323,21 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
             s.resources.clear();
             s.templates.clear();
             s.prompts.clear();
-            rebuild_catalog();
+            if (!s.closing) rebuild_catalog(s);
             {
                 std::lock_guard lock(mu_);
-                s.status = stopping_ ? "stopped" : "down";
+                s.status = stopping_ || s.closing ? "stopped" : "down";
                 s.last_error = "connection to the server closed";
             }
             if (clock_type::now() - started_at > std::chrono::seconds(60)) delays.reset();  // it ran well for a while
         } else {
+            if (r) co_await session->close();  // started while the gateway (or the client) was leaving
             std::lock_guard lock(mu_);
-            s.status = stopping_ ? "stopped" : "down";
+            s.status = stopping_ || s.closing ? "stopped" : "down";
             s.last_error = r ? "stopped" : "could not start: " + r.error().message();
         }
-        if (stopping_) break;
+        s.attempted = true;
+        if (stopping_ || s.closing) break;
         {
             std::lock_guard lock(mu_);
             ++s.restarts;
@@ -211,6 +346,10 @@ asio::awaitable<void> aggregator::supervise(server_state& s) {
         s.log(log_level::warn, "unavailable; restarting in " + std::to_string(wait.count()) + " ms");
         s.backoff_timer.expires_after(wait);
         co_await s.backoff_timer.async_wait(nothrow_awaitable);
+    }
+    if (s.own) {
+        std::lock_guard lock(mu_);
+        --s.shared->client_sessions;
     }
 }
 
@@ -237,7 +376,8 @@ asio::awaitable<void> aggregator::keep_alive(server_state& s, std::shared_ptr<cl
     co_await session->wait_closed();
 }
 
-asio::awaitable<void> aggregator::refresh(server_state& s, std::shared_ptr<client_session> session) {
+asio::awaitable<void> aggregator::refresh(std::shared_ptr<server_state> sp, std::shared_ptr<client_session> session) {
+    auto& s = *sp;
     if (s.refresh_running) {
         s.refresh_again = true;
         co_return;
@@ -289,15 +429,23 @@ asio::awaitable<void> aggregator::refresh(server_state& s, std::shared_ptr<clien
         s.resources = std::move(resources);
         s.templates = std::move(templates);
         s.prompts = std::move(prompts);
-        rebuild_catalog();
+        rebuild_catalog(s);
     } while (s.refresh_again);
     s.refresh_running = false;
 }
 
-// A request from an upstream server to its client goes to the caller whose call runs there.
-asio::awaitable<call_result> aggregator::ask_caller(server_state& s, std::string method, json::value params) {
-    for (auto* o : s.observers)
-        if (o->on_request) co_return co_await o->on_request(method, std::move(params));
+// A request from an upstream server to its client goes to the caller whose call runs there; with
+// no call running, to the client that owns the session (its own session, or mcp-stdio's one client).
+asio::awaitable<call_result> aggregator::ask_caller(std::shared_ptr<server_state> s, std::string method, json::value params) {
+    std::function<asio::awaitable<call_result>(std::string const&, json::value)> ask;
+    if (s) {
+        for (auto* o : s->observers)
+            if (o->on_request && !ask) ask = o->on_request;
+        if (!ask && s->own)
+            if (auto v = s->owner.lock(); v && !v->closed) ask = v->link.outside_calls.on_request;
+        if (!ask && !s->own && sole_client_) ask = sole_client_->outside_calls.on_request;
+    }
+    if (ask) co_return co_await ask(method, std::move(params));
     call_result r;
     r.state = call_result::status::error;
     r.code = errc::method_not_found;
@@ -305,15 +453,33 @@ asio::awaitable<call_result> aggregator::ask_caller(server_state& s, std::string
     co_return r;
 }
 
-void aggregator::rebuild_catalog() {
+// Log messages likewise (stdio has no request ids to tell callers apart: every caller gets them).
+void aggregator::to_callers(server_state& s, json::value const& log_params) {
+    if (!s.observers.empty()) {
+        auto observers = s.observers;
+        for (auto* o : observers)
+            if (o->on_log) o->on_log(log_params);
+        return;
+    }
+    std::function<void(json::value const&)> log;
+    if (s.own) {
+        if (auto v = s.owner.lock(); v && !v->closed) log = v->link.outside_calls.on_log;
+    } else if (sole_client_) {
+        log = sole_client_->outside_calls.on_log;
+    }
+    if (log) log(log_params);
+}
+
+std::shared_ptr<catalog> aggregator::build_catalog(view const* v) const {
     auto c = std::make_shared<catalog>();
     std::vector<tool_ref> refs;
-    std::vector<std::pair<server_state*, json::object const*>> origin;
-    for (auto& s : servers_) {
+    std::vector<json::object const*> origin;
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+        auto const& s = v && v->own[i] ? v->own[i] : servers_[i];
         if (!s->session) continue;
         for (auto const& t : s->tools) {
             refs.push_back({s->cfg.name, std::string(t.at("name").get_string())});
-            origin.emplace_back(s.get(), &t);
+            origin.push_back(&t);
         }
         for (auto const& r : s->resources) c->resources.emplace_back(s->cfg.name, r);
         for (auto const& r : s->templates) c->resource_templates.emplace_back(s->cfg.name, r);
@@ -326,15 +492,30 @@ void aggregator::rebuild_catalog() {
             continue;
         }
         c->by_exposed.emplace(names[i].exposed, c->tools.size());
-        c->tools.push_back({names[i].exposed, refs[i].server, refs[i].tool, *origin[i].second});
+        c->tools.push_back({names[i].exposed, refs[i].server, refs[i].tool, *origin[i]});
     }
-    std::function<void()> changed;
+    return c;
+}
+
+void aggregator::rebuild_catalog(server_state& changed) {
+    if (changed.own) {
+        // Only that client's catalog changed; only it hears of it.
+        auto v = changed.owner.lock();
+        if (!v || v->closed) return;
+        v->cat = build_catalog(v.get());
+        if (auto cb = v->link.on_change) cb();
+        return;
+    }
+    auto c = build_catalog(nullptr);
+    for (auto const& weak : views_)
+        if (auto v = weak.lock(); v && !v->closed) v->cat = build_catalog(v.get());
+    std::function<void()> changed_cb;
     {
         std::lock_guard lock(mu_);
         catalog_ = std::move(c);
-        changed = on_change_;
+        changed_cb = on_change_;
     }
-    if (changed) changed();
+    if (changed_cb) changed_cb();
 }
 
 void aggregator::on_catalog_change(std::function<void()> cb) {
@@ -343,20 +524,18 @@ void aggregator::on_catalog_change(std::function<void()> cb) {
 }
 
 asio::awaitable<call_result> aggregator::forward(std::string server, std::string method, json::object params,
-                                                 cancel_token* cancel) {
+                                                 cancel_token* cancel, std::shared_ptr<view> v) {
     auto mcp_cancel = std::make_shared<cancel_token>();
     cancel_token::subscription sub;
     if (cancel)
         sub = cancel->subscribe([ex = ex_, mcp_cancel] { asio::post(ex, [mcp_cancel] { mcp_cancel->cancel(); }); });
-    co_return co_await asio::co_spawn(ex_, forward_on_mcp_thread(std::move(server), std::move(method), std::move(params), mcp_cancel),
+    co_return co_await asio::co_spawn(ex_, forward_on_mcp_thread(std::move(server), std::move(method), std::move(params), mcp_cancel, std::move(v)),
                                       asio::use_awaitable);
 }
 
 asio::awaitable<call_result> aggregator::forward_on_mcp_thread(std::string server, std::string method, json::object params,
-                                                               std::shared_ptr<cancel_token> cancel) {
-    server_state* s = nullptr;
-    for (auto& st : servers_)
-        if (st->cfg.name == server) s = st.get();
+                                                               std::shared_ptr<cancel_token> cancel, std::shared_ptr<view> v) {
+    auto s = state_for(server, v.get());
     auto session = s ? s->session : nullptr;
     if (!session || session->closed()) {
         call_result r;
@@ -370,7 +549,7 @@ asio::awaitable<call_result> aggregator::forward_on_mcp_thread(std::string serve
 asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, json::object arguments,
                                                     cancel_token* cancel,
                                                     std::function<void(json::value const&)> on_progress,
-                                                    upstream_observer* observer) {
+                                                    upstream_observer* observer, std::shared_ptr<view> v) {
     // The caller's token lives on the caller's thread; the call runs on the MCP thread with its own.
     auto mcp_cancel = std::make_shared<cancel_token>();
     cancel_token::subscription sub;
@@ -383,31 +562,30 @@ asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, js
         on_progress = [caller, target](json::value const& v) { asio::post(caller, [target, v] { (*target)(v); }); };
     }
     co_return co_await asio::co_spawn(
-        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress), observer),
+        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress), observer,
+                                std::move(v)),
         asio::use_awaitable);
 }
 
 asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed_name, json::object arguments,
                                                              std::shared_ptr<cancel_token> cancel,
                                                              std::function<void(json::value const&)> on_progress,
-                                                             upstream_observer* observer) {
+                                                             upstream_observer* observer, std::shared_ptr<view> v) {
     tool_outcome out;
     auto start = clock_type::now();
-    auto cat = snapshot();
+    auto cat = snapshot(v.get());
     auto const* entry = cat->find(exposed_name);
     if (entry == nullptr) {
         out.error = "unknown tool '" + exposed_name + "'";
         out.error_code = "unknown_tool";
         co_return out;
     }
-    server_state* s = nullptr;
-    for (auto& st : servers_)
-        if (st->cfg.name == entry->server) s = st.get();
+    auto s = state_for(entry->server, v.get());
     std::string tool_name = entry->name;
     auto finish = [&](tool_outcome& o) {
         o.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
         std::lock_guard lock(mu_);
-        auto& st = s->per_tool[tool_name];
+        auto& st = (s->shared ? s->shared : s.get())->per_tool[tool_name];
         ++st.calls;
         if (!o.ok || (o.result.contains("isError") && o.result.at("isError") == true)) ++st.errors;
         double secs = std::chrono::duration<double>(o.duration).count();
@@ -523,6 +701,7 @@ json::array aggregator::servers_status() const {
                        {"required", s->cfg.required},
                        {"tools", tools},
                        {"restarts", s->restarts},
+                       {"client_sessions", s->client_sessions},
                        {"circuit_breaker", s->breaker_open ? "open" : "closed"}};
         if (!s->protocol_version.empty()) o["protocol_version"] = s->protocol_version;
         if (!s->server_info.empty()) o["server_info"] = s->server_info;

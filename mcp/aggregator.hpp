@@ -38,7 +38,11 @@ struct server_config {
     bool required = false;
     std::size_t max_result_bytes = 1u << 20;
     std::chrono::milliseconds ping_interval{30'000};  // 0: never; two unanswered pings end the session
-    std::vector<std::string> client_features;  // declared to the server: sampling, elicitation, roots
+    // Client features a downstream MCP client may pass through to this server (sampling, elicitation,
+    // roots). A client that declares some of them gets its own session with the server, declaring
+    // exactly those; everybody else shares one session that declares none.
+    std::vector<std::string> client_features{"sampling", "elicitation", "roots"};
+    unsigned max_client_sessions = 32;  // such per-client sessions at once; beyond, clients share
     unsigned breaker_failures = 5;                   // consecutive failures that open the breaker
     std::chrono::milliseconds breaker_open{30'000};  // how long it stays open before one trial call
 };
@@ -94,8 +98,20 @@ struct upstream_observer {
     std::function<asio::awaitable<call_result>(std::string const& method, json::value params)> on_request;
 };
 
+// A downstream MCP client as its own upstream sessions see it (see aggregator::open_view): its
+// capabilities are declared to them, and their requests and log messages outside any call of the
+// client go to `outside_calls`. MCP thread.
+struct client_link {
+    json::object capabilities;      // as the client declared them in initialize
+    upstream_observer outside_calls;
+    std::function<void()> on_change;  // the client's catalog changed (its own sessions' lists)
+};
+
 class aggregator {
 public:
+    // The upstream sessions of one downstream client (opaque; MCP thread only).
+    struct view;
+
     static constexpr std::array<double, 12> latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                             0.5,   1,    2.5,   5,    10,  60};
     using log_factory = std::function<log_sink(std::string const& server)>;
@@ -107,11 +123,28 @@ public:
 
     // Thread-safe. Starts every server in parallel; returns at once.
     void start();
+    // Starts the servers for one known client (`toolgate mcp-stdio`): the shared sessions declare its
+    // capabilities (as far as each server's client_features allow) and `link` answers for it.
+    void start(client_link link);
     // Runs on the MCP executor; closes every server (stdio children are stopped).
     asio::awaitable<void> stop();
 
     // Thread-safe, lock-free for readers after the load.
     std::shared_ptr<catalog const> snapshot() const;
+
+    // MCP thread. Opens a client's own sessions with the servers whose client_features it declared
+    // (nullptr when there are none: the client uses the shared sessions). They start at once and
+    // live until close_view(); its catalog mixes them with the shared sessions of the other servers.
+    std::shared_ptr<view> open_view(client_link link);
+    asio::awaitable<void> close_view(std::shared_ptr<view> v);
+    // MCP thread. The catalog the client of `v` sees (the shared one when `v` is null).
+    std::shared_ptr<catalog const> snapshot(view const* v) const;
+    // MCP thread. A notification from the client to its own sessions that declared `capability`
+    // (notifications/roots/list_changed).
+    asio::awaitable<void> notify_view(std::shared_ptr<view> v, std::string method, std::string capability);
+    // MCP thread. Waits (at most `max`) until every server the client of `v` uses has been tried
+    // once: a client's first list right after start-up sees the servers that come up.
+    asio::awaitable<void> settled(std::shared_ptr<view> v, std::chrono::milliseconds max);
 
     // Thread-safe: may be awaited from any executor. `cancel` belongs to the caller's thread.
     // `on_progress` runs on the caller's executor, possibly after the call has returned: whatever
@@ -119,10 +152,11 @@ public:
     // `observer` (optional) is only for callers on the MCP executor; it must outlive the call.
     asio::awaitable<tool_outcome> call_tool(std::string exposed_name, json::object arguments, cancel_token* cancel,
                                             std::function<void(json::value const&)> on_progress = {},
-                                            upstream_observer* observer = nullptr);
+                                            upstream_observer* observer = nullptr, std::shared_ptr<view> v = nullptr);
 
     // Thread-safe, like call_tool: one request to one server (resources/read, prompts/get, ...).
-    asio::awaitable<call_result> forward(std::string server, std::string method, json::object params, cancel_token* cancel);
+    asio::awaitable<call_result> forward(std::string server, std::string method, json::object params, cancel_token* cancel,
+                                         std::shared_ptr<view> v = nullptr);
     // Runs on the MCP executor after every catalog change (tools, resources or prompts).
     void on_catalog_change(std::function<void()> cb);
     prefix_mode names() const { return opts_.names; }
@@ -136,22 +170,30 @@ public:
 
 private:
     struct server_state;
-    asio::awaitable<void> supervise(server_state& s);
-    asio::awaitable<void> refresh(server_state& s, std::shared_ptr<client_session> session);
+    void spawn_supervisor(std::shared_ptr<server_state> s);
+    static asio::awaitable<void> retire(std::shared_ptr<server_state> s);
+    asio::awaitable<void> supervise(std::shared_ptr<server_state> s);
+    asio::awaitable<void> refresh(std::shared_ptr<server_state> sp, std::shared_ptr<client_session> session);
     asio::awaitable<void> keep_alive(server_state& s, std::shared_ptr<client_session> session);
     asio::awaitable<tool_outcome> call_on_mcp_thread(std::string exposed_name, json::object arguments,
                                                      std::shared_ptr<cancel_token> cancel,
                                                      std::function<void(json::value const&)> on_progress,
-                                                     upstream_observer* observer);
+                                                     upstream_observer* observer, std::shared_ptr<view> v);
     asio::awaitable<call_result> forward_on_mcp_thread(std::string server, std::string method, json::object params,
-                                                       std::shared_ptr<cancel_token> cancel);
-    void rebuild_catalog();
-    static asio::awaitable<call_result> ask_caller(server_state& s, std::string method, json::value params);
+                                                       std::shared_ptr<cancel_token> cancel, std::shared_ptr<view> v);
+    // The state serving `server` for the client of `v`: its own session, or the shared one.
+    std::shared_ptr<server_state> state_for(std::string const& server, view const* v) const;
+    std::shared_ptr<catalog> build_catalog(view const* v) const;
+    void rebuild_catalog(server_state& changed);
+    asio::awaitable<call_result> ask_caller(std::shared_ptr<server_state> s, std::string method, json::value params);
+    void to_callers(server_state& s, json::value const& log_params);
 
     asio::any_io_executor ex_;
     aggregator_options opts_;
     log_factory logs_;
-    std::vector<std::unique_ptr<server_state>> servers_;
+    std::vector<std::shared_ptr<server_state>> servers_;
+    std::vector<std::weak_ptr<view>> views_;  // MCP thread
+    std::optional<client_link> sole_client_;  // mcp-stdio: the one client the shared sessions serve
     mutable std::mutex mu_;  // guards catalog_ and the status fields read by other threads
     std::shared_ptr<catalog const> catalog_;
     std::function<void()> on_change_;

@@ -100,10 +100,50 @@ call_result refused(std::string message) {
 
 }  // namespace
 
-void server_session::cancel_all() {
+asio::awaitable<void> server_session::close() {
+    closed_ = true;
     for (auto& [id, o] : outgoing_) o->signal.cancel();
     auto inflight = inflight_;
     for (auto& [id, token] : inflight) token->cancel();
+    if (auto v = std::exchange(view_, nullptr)) co_await agg_.close_view(std::move(v));
+}
+
+bool server_session::log_wanted(json::value const& params) const {
+    return level_rank(str_of(params, "level")) >= level_rank(log_level_);
+}
+
+void server_session::on_own_catalog_change() {
+    if (!channel_ || !initialized()) return;
+    for (char const* m : {"notifications/tools/list_changed", "notifications/resources/list_changed",
+                          "notifications/prompts/list_changed"})
+        channel_(make_notification(m, json::object()));
+}
+
+asio::awaitable<call_result> server_session::ask_outside_calls(std::weak_ptr<server_session> weak, std::string method,
+                                                               json::value params) {
+    auto self = weak.lock();
+    if (!self || self->closed_ || !self->channel_) co_return refused("the client behind toolgate has gone");
+    co_return co_await self->ask_client(method, std::move(params), self->channel_);
+}
+
+// What the client's upstream sessions know of it: its capabilities, and where their messages go
+// when none of its calls runs.
+client_link server_session::make_link() {
+    client_link link;
+    link.capabilities = client_capabilities_;
+    std::weak_ptr<server_session> weak = weak_from_this();
+    link.outside_calls.on_log = [weak](json::value const& params) {
+        auto self = weak.lock();
+        if (self && !self->closed_ && self->channel_ && self->log_wanted(params))
+            self->channel_(make_notification("notifications/message", params));
+    };
+    link.outside_calls.on_request = [weak](std::string const& method, json::value params) {
+        return ask_outside_calls(weak, method, std::move(params));
+    };
+    link.on_change = [weak] {
+        if (auto self = weak.lock(); self && !self->closed_) self->on_own_catalog_change();
+    };
+    return link;
 }
 
 asio::awaitable<std::optional<std::string>> server_session::handle(message msg, emit_fn emit) {
@@ -134,12 +174,20 @@ asio::awaitable<std::optional<std::string>> server_session::handle(message msg, 
                 auto const* rid = o ? o->if_contains("requestId") : nullptr;
                 if (rid)
                     if (auto it = inflight_.find(id_key(*rid)); it != inflight_.end()) it->second->cancel();
+            } else if (msg.method == "notifications/roots/list_changed") {
+                co_await agg_.notify_view(view_, msg.method, "roots");
             }
             co_return std::nullopt;
         case message::kind::request: break;
     }
     if (!initialized() && msg.method != "initialize" && msg.method != "ping")
         co_return make_error(msg.id, errc::invalid_request, "the session is not initialized: send initialize first");
+    if (closed_) co_return make_error(msg.id, errc::invalid_request, "the session has ended");
+    if (!settled_ && msg.method != "initialize" && msg.method != "ping" && msg.method != "logging/setLevel") {
+        // The first list or call right after start-up: give the servers a moment to come up.
+        co_await agg_.settled(view_, opts_.settle_timeout);
+        settled_ = true;
+    }
     auto key = id_key(msg.id);
     auto token = std::make_shared<cancel_token>();
     inflight_[key] = token;
@@ -156,6 +204,13 @@ std::string server_session::initialize(message const& msg) {
     protocol_ = version;
     if (auto const* o = msg.params.if_object())
         if (auto const* caps = o->if_contains("capabilities"); caps && caps->is_object()) client_capabilities_ = caps->get_object();
+    // Sampling, elicitation and roots are declared upstream only for a client that declared them:
+    // such a client gets its own sessions with the servers that may use them.
+    if (opts_.serve_alone) {
+        std::exchange(opts_.serve_alone, nullptr)(make_link());
+    } else if (!view_) {
+        view_ = agg_.open_view(make_link());
+    }
     return initialize_result(msg.id, version, opts_.version, opts_.instructions);
 }
 
@@ -174,7 +229,7 @@ std::string server_session::exposed_prompt_name(std::string const& server, std::
         case prefix_mode::never: return std::string(name);
         case prefix_mode::always: return server + "__" + std::string(name);
         case prefix_mode::conditional: {
-            auto cat = agg_.snapshot();
+            auto cat = agg_.snapshot(view_.get());
             for (auto const& [srv, p] : cat->prompts)
                 if (srv != server && str_of(p, "name") == name) return server + "__" + std::string(name);
             return std::string(name);
@@ -186,7 +241,7 @@ std::string server_session::exposed_prompt_name(std::string const& server, std::
 std::optional<std::string> server_session::list(message const& msg, std::string_view what) const {
     auto offset = parse_cursor(msg.params);
     if (!offset) return make_error(msg.id, errc::invalid_params, "invalid cursor");
-    auto cat = agg_.snapshot();
+    auto cat = agg_.snapshot(view_.get());
     // Only the entries of the page are copied; `seen` counts every visible entry.
     json::array page;
     std::size_t seen = 0;
@@ -240,7 +295,7 @@ asio::awaitable<std::optional<std::string>> server_session::dispatch(message& ms
         log_level_ = std::string(level);
         co_return make_result(msg.id, json::object());
     }
-    auto cat = agg_.snapshot();
+    auto cat = agg_.snapshot(view_.get());
     auto params = params_object(msg.params);
     if (m == "resources/read" || m == "resources/subscribe" || m == "resources/unsubscribe") {
         auto uri = str_of(msg.params, "uri");
@@ -288,7 +343,7 @@ asio::awaitable<std::optional<std::string>> server_session::dispatch(message& ms
 
 asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_fn& emit, cancel_token& cancel) {
     auto name = std::string(str_of(msg.params, "name"));
-    auto cat = agg_.snapshot();
+    auto cat = agg_.snapshot(view_.get());
     if (name.empty() || !tool_allowed(name) || !cat->find(name))
         co_return make_error(msg.id, errc::invalid_params, "Unknown tool: " + name);
     json::object args;
@@ -307,14 +362,13 @@ asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_
     upstream_observer observer;
     if (emit) {
         observer.on_log = [this, emit](json::value const& params) {
-            if (level_rank(str_of(params, "level")) >= level_rank(log_level_))
-                emit(make_notification("notifications/message", params));
+            if (log_wanted(params)) emit(make_notification("notifications/message", params));
         };
         observer.on_request = [this, emit](std::string const& method, json::value params) {
             return ask_client(method, std::move(params), emit);
         };
     }
-    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), emit ? &observer : nullptr);
+    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), emit ? &observer : nullptr, view_);
     if (r.ok) co_return make_result(msg.id, r.result);
     if (r.error_code == "unknown_tool" || r.error_code == "invalid_arguments")
         co_return make_error(msg.id, errc::invalid_params, r.error);
@@ -343,7 +397,7 @@ asio::awaitable<call_result> server_session::ask_client(std::string const& metho
 
 asio::awaitable<std::string> server_session::forward(message const& msg, std::string server, json::object params,
                                                      cancel_token& cancel) {
-    auto r = co_await agg_.forward(std::move(server), msg.method, std::move(params), &cancel);
+    auto r = co_await agg_.forward(std::move(server), msg.method, std::move(params), &cancel, view_);
     switch (r.state) {
         case call_result::status::ok: co_return make_result(msg.id, r.result);
         case call_result::status::error: co_return make_error(msg.id, r.code, r.message);

@@ -27,14 +27,24 @@ struct server_session_options {
     std::string instructions;
     // Tools this session may see and call: exposed names, or prefixes ending in '*'; nullopt: all.
     std::optional<std::vector<std::string>> allowed_tools;
+    // Set when this session is the aggregator's only client (mcp-stdio): called once at initialize
+    // instead of opening the client's own upstream sessions, to start the shared ones for it.
+    std::function<void(client_link)> serve_alone;
+    // How long a client's first list or call waits for the upstream servers to come up.
+    std::chrono::milliseconds settle_timeout{15'000};
 };
 
-class server_session {
+// Owned by a shared_ptr: the upstream sessions of its client hold a weak reference.
+class server_session : public std::enable_shared_from_this<server_session> {
 public:
     // Messages the session sends on its own while handling a request (progress, log messages).
     using emit_fn = std::function<void(std::string message)>;
 
     server_session(aggregator& agg, server_session_options opts) : agg_(agg), opts_(std::move(opts)) {}
+
+    // Where messages go that belong to no request of the client (list_changed, and requests or log
+    // messages of its upstream sessions outside any call): the GET stream, or stdout.
+    void set_channel(emit_fn channel) { channel_ = std::move(channel); }
 
     // One message from the client. Returns the response text for a request (a result or an error);
     // nothing for notifications and for responses.
@@ -42,8 +52,8 @@ public:
 
     bool initialized() const { return !protocol_.empty(); }
     std::string const& protocol_version() const { return protocol_; }
-    // Cancels every request in flight (the session ends).
-    void cancel_all();
+    // The session ends: cancels every request in flight and closes the client's own upstream sessions.
+    asio::awaitable<void> close();
 
 private:
     asio::awaitable<std::optional<std::string>> dispatch(message& msg, emit_fn& emit, cancel_token& cancel);
@@ -57,7 +67,16 @@ private:
     aggregator& agg_;
     server_session_options opts_;
     asio::awaitable<call_result> ask_client(std::string const& method, json::value params, emit_fn emit);
+    static asio::awaitable<call_result> ask_outside_calls(std::weak_ptr<server_session> weak, std::string method,
+                                                          json::value params);
+    client_link make_link();
+    void on_own_catalog_change();
+    bool log_wanted(json::value const& params) const;
 
+    emit_fn channel_;
+    std::shared_ptr<aggregator::view> view_;  // the client's own upstream sessions, if it has any
+    bool settled_ = false;
+    bool closed_ = false;
     std::string protocol_;
     std::string log_level_ = "info";
     json::object client_capabilities_;

@@ -90,7 +90,7 @@ mcp_servers:
       assert.equal(s[name].tools, 13, name);
       assert.equal(s[name].protocol_version, '2025-11-25');
     }
-    assert.equal(s.fixture.tools, 260, 'tools/list pagination followed to the end (3 pages)');
+    assert.equal(s.fixture.tools, 261, 'tools/list pagination followed to the end (3 pages)');
     assert.equal(s.fixture2.tools, 1, 'allowed_tools and denied_tools applied');
   });
 

@@ -3,7 +3,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -11,12 +13,24 @@ import { startGateway, waitFor, writeConfig, toolgateBin, cleanEnv } from './lib
 
 const here = dirname(fileURLToPath(import.meta.url));
 const everything = join(here, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+const filesystem = join(here, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
 const fixture = join(here, 'fixtures', 'fixture_server.mjs');
+// Directories for server-filesystem: its own argument (the shared session) and the clients' roots.
+const top = mkdtempSync(join(tmpdir(), 'toolgate-roots-'));
+const dirs = Object.fromEntries(['shared', 'alpha', 'beta', 'gamma'].map((d) => [d, join(top, d)]));
+for (const d of Object.values(dirs)) mkdirSync(d);
+process.on('exit', () => rmSync(top, { recursive: true, force: true }));
+// everything and fixture take any client feature a client declares (the default); caps only roots;
+// fs is started with a directory of its own, which a client's roots replace in its own session.
 const serversYaml = `
 mcp_servers:
-  - { name: everything, command: node, args: ["${everything}", stdio], client_features: [sampling, elicitation, roots] }
+  - { name: everything, command: node, args: ["${everything}", stdio] }
   - { name: fixture, command: node, args: ["${fixture}"], timeout: 20s }
+  - { name: caps, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" }, client_features: [roots] }
+  - { name: fs, command: node, args: ["${filesystem}", "${dirs.shared}"] }
 `;
+const text = async (client, name, args = {}) => (await client.callTool({ name, arguments: args })).content[0].text;
+const allowedDirs = async (client) => (await text(client, 'fs__list_allowed_directories')).split('\n').slice(1);
 const upAll = (gw) => waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((s) => s.status === 'up'),
   20000, 'MCP servers up');
 
@@ -55,7 +69,10 @@ describe('/mcp with the official SDK client', () => {
   });
   after(async () => {
     await client?.close();
-    await gw?.stop();
+    // Clients' own upstream sessions and all: the gateway stops cleanly (sanitizers report here).
+    const exit = await gw?.stop();
+    assert.equal(exit?.code, 0, gw?.logs.slice(-5000));
+    assert.doesNotMatch(gw.logs, /Sanitizer|runtime error/);
   });
 
   test('initialize negotiates, and tools/list pages through the whole catalog', async () => {
@@ -116,30 +133,98 @@ describe('/mcp with the official SDK client', () => {
       asked.push(req.params.messages[0].content.text);
       return { role: 'assistant', model: 'client-side-model', content: { type: 'text', text: 'sampled by the client' } };
     });
-    await sampler.connect(new StreamableHTTPClientTransport(new URL(gw.url + '/mcp')));
+    const samplerTransport = new StreamableHTTPClientTransport(new URL(gw.url + '/mcp'));
+    await sampler.connect(samplerTransport);
     try {
       const r = await sampler.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'hello sampler', maxTokens: 10 } });
       assert.match(JSON.stringify(r.content), /sampled by the client/);
       assert.equal(asked.length, 1);
       assert.match(asked[0], /hello sampler/);
     } finally {
+      await samplerTransport.terminateSession();
       await sampler.close();
     }
-    // A client that did not declare sampling gets the request refused, as a tool error.
-    const r = await client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 10 } });
-    assert.equal(r.isError, true, JSON.stringify(r));
-    assert.match(JSON.stringify(r.content), /did not declare the 'sampling' capability/);
+    // A client that did not declare sampling talks to the shared session, which declared none:
+    // server-everything neither lists the tool for it nor runs it.
+    assert.ok(!(await allTools(client)).names.includes('everything__trigger-sampling-request'));
+    await assert.rejects(client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 10 } }),
+      /Unknown tool/);
+  });
+
+  test('sampling and roots are declared upstream only for the client that declared them, on its own sessions', async () => {
+    const { ListRootsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const caps = async (c, server) => JSON.parse(await text(c, `${server}__client_capabilities`));
+    const own = async () => Object.fromEntries((await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.map((s) => [s.name, s.client_sessions]));
+    assert.deepEqual(await caps(client, 'fixture'), {});
+    const zero = JSON.stringify({ everything: 0, fixture: 0, caps: 0, fs: 0 });
+    await waitFor(async () => JSON.stringify(await own()) === zero, 10000, 'the earlier clients ended their sessions');
+    const capable = new Client({ name: 'capable', version: '1.0.0' }, { capabilities: { sampling: {}, roots: { listChanged: true } } });
+    capable.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [] }));
+    const transport = new StreamableHTTPClientTransport(new URL(gw.url + '/mcp'));
+    await capable.connect(transport);
+    try {
+      assert.deepEqual(await caps(capable, 'fixture'), { sampling: {}, roots: { listChanged: true } });
+      assert.deepEqual(await caps(capable, 'caps'), { roots: { listChanged: true } }, 'only what the server may use');
+      assert.deepEqual(await caps(client, 'fixture'), {}, 'the shared session declares nothing');
+      const during = await own();
+      assert.deepEqual(during, { everything: 1, fixture: 1, caps: 1, fs: 1 });
+      assert.notEqual(await text(capable, 'fixture__pid'), await text(client, 'fixture__pid'), 'a process of its own');
+      // Its catalog comes from its own sessions: server-everything lists its sampling tool for it only.
+      assert.ok((await allTools(capable)).names.includes('everything__trigger-sampling-request'));
+      assert.ok(!(await allTools(client)).names.includes('everything__trigger-sampling-request'));
+    } finally {
+      await transport.terminateSession();
+      await capable.close();
+    }
+    await waitFor(async () => JSON.stringify(await own()) === zero, 10000, 'its own sessions closed with it');
+  });
+
+  test("server-filesystem serves each client the roots it declared, and follows roots/list_changed", async () => {
+    const { ListRootsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const ide = async (dir) => {
+      const c = new Client({ name: 'ide', version: '1.0.0' }, { capabilities: { roots: { listChanged: true } } });
+      const state = { c, roots: [dir] };
+      c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: state.roots.map((d) => ({ uri: pathToFileURL(d).href })) }));
+      state.t = new StreamableHTTPClientTransport(new URL(gw.url + '/mcp'));
+      await c.connect(state.t);
+      return state;
+    };
+    const a = await ide(dirs.alpha);
+    const b = await ide(dirs.beta);
+    try {
+      // (server-filesystem asks for the roots right after initialize, outside any call: the request
+      // reaches each client on its GET stream.)
+      await waitFor(async () => (await allowedDirs(a.c)).join() === dirs.alpha, 10000, "a's roots");
+      await waitFor(async () => (await allowedDirs(b.c)).join() === dirs.beta, 10000, "b's roots");
+      assert.deepEqual(await allowedDirs(client), [dirs.shared], 'a client without roots keeps the configured directory');
+      writeFileSync(join(dirs.alpha, 'note.txt'), 'only for a');
+      const read = (c) => c.callTool({ name: 'fs__read_text_file', arguments: { path: join(dirs.alpha, 'note.txt') } });
+      assert.equal((await read(a.c)).content[0].text, 'only for a');
+      assert.equal((await read(b.c)).isError, true, "outside b's roots");
+      assert.equal((await read(client)).isError, true, 'outside the shared directory');
+      a.roots = [dirs.gamma];
+      await a.c.sendRootsListChanged();
+      await waitFor(async () => (await allowedDirs(a.c)).join() === dirs.gamma, 10000, "a's new roots");
+      assert.deepEqual(await allowedDirs(b.c), [dirs.beta]);
+    } finally {
+      for (const x of [a, b]) {
+        await x.t.terminateSession();
+        await x.c.close();
+      }
+    }
   });
 
   test("server-everything's roots/list during a call is answered by the calling client", async () => {
     const { ListRootsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
     const withRoots = new Client({ name: 'roots', version: '1.0.0' }, { capabilities: { roots: {} } });
     withRoots.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///srv/project', name: 'project' }] }));
-    await withRoots.connect(new StreamableHTTPClientTransport(new URL(gw.url + '/mcp')));
+    const rootsTransport = new StreamableHTTPClientTransport(new URL(gw.url + '/mcp'));
+    await withRoots.connect(rootsTransport);
     try {
       const r = await withRoots.callTool({ name: 'everything__get-roots-list', arguments: {} });
       assert.match(r.content[0].text, /file:\/\/\/srv\/project/);
     } finally {
+      await rootsTransport.terminateSession();
       await withRoots.close();
     }
   });
@@ -325,8 +410,32 @@ describe('toolgate mcp-stdio', () => {
       await waitFor(async () => (await allTools(client)).names.includes('fixture__pid'), 20000, 'tools over stdio');
       const r = await client.callTool({ name: 'everything__echo', arguments: { message: 'stdio' } });
       assert.equal(r.content[0].text, 'Echo: stdio');
+      assert.deepEqual(JSON.parse(await text(client, 'fixture__client_capabilities')), {}, 'a client that declares nothing');
     } finally {
       await client.close();
+    }
+  });
+
+  test("the IDE's roots reach the servers: server-filesystem started without a directory serves the IDE's root", async () => {
+    const { ListRootsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const only = writeConfig(`providers_from_env: false
+mcp_servers:
+  - { name: fs, command: node, args: ["${filesystem}"] }
+  - { name: fixture, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" }, client_features: [roots] }
+`);
+    const client = new Client({ name: 'ide-stdio', version: '1.0.0' }, { capabilities: { roots: { listChanged: true }, sampling: {} } });
+    client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: pathToFileURL(dirs.gamma).href }] }));
+    const transport = new StdioClientTransport({ command: toolgateBin, args: ['mcp-stdio', only.file], env: cleanEnv(), stderr: 'pipe' });
+    await client.connect(transport);
+    try {
+      await waitFor(async () => (await allTools(client)).names.includes('fs__list_allowed_directories'), 20000, 'fs tools');
+      await waitFor(async () => (await allowedDirs(client)).join() === dirs.gamma, 10000, "the IDE's root");
+      writeFileSync(join(dirs.gamma, 'ide.txt'), 'from the IDE root');
+      assert.equal(await text(client, 'fs__read_text_file', { path: join(dirs.gamma, 'ide.txt') }), 'from the IDE root');
+      assert.deepEqual(JSON.parse(await text(client, 'fixture__client_capabilities')), { roots: { listChanged: true } });
+    } finally {
+      await client.close();
+      only.cleanup();
     }
   });
 });

@@ -182,7 +182,9 @@ mcp_front:
   keys:
     - { name: ide, key: "0123456789abcdef", tools: ["fs__*"] }
 mcp_servers:
-  - { name: fs, command: /bin/true, client_features: [sampling, roots] }
+  - { name: fs, command: /bin/true, client_features: [sampling, roots], max_client_sessions: 4 }
+  - { name: plain, command: /bin/true }
+  - { name: shared, command: /bin/true, client_features: [] }
 )",
                             "test.yaml", fake_env({}));
     EXPECT_EQ(cfg.mcp_front.path, "/tools-mcp");
@@ -190,6 +192,11 @@ mcp_servers:
     ASSERT_EQ(cfg.mcp_front.keys.size(), 1u);
     EXPECT_EQ(cfg.mcp_front.keys[0].tools->at(0), "fs__*");
     EXPECT_EQ(cfg.mcp_servers[0].client_features, (std::vector<std::string>{"sampling", "roots"}));
+    EXPECT_EQ(cfg.mcp_servers[0].max_client_sessions, 4u);
+    // By default a client's declared features may reach every server; [] keeps a server shared.
+    EXPECT_EQ(cfg.mcp_servers[1].client_features, (std::vector<std::string>{"sampling", "elicitation", "roots"}));
+    EXPECT_EQ(cfg.mcp_servers[1].max_client_sessions, 32u);
+    EXPECT_TRUE(cfg.mcp_servers[2].client_features.empty());
     EXPECT_NE(error_of("mcp_servers: [{ name: a, command: x, client_features: [telepathy] }]").find("not one of sampling"),
               std::string::npos);
     EXPECT_NE(error_of("mcp_front: { bearer_token: short }").find("at least 16"), std::string::npos);
