@@ -397,6 +397,48 @@ describe('/mcp session expiry', () => {
   });
 });
 
+describe('/mcp clients over max_client_sessions', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway(`providers_from_env: false
+mcp_servers:
+  - { name: fixture, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" }, max_client_sessions: 1 }
+`);
+    await upAll(gw);
+  });
+  after(async () => { await gw?.stop(); });
+
+  test('a client over the limit shares the common session (and the log says why)', async () => {
+    const open = async () => {
+      const c = new Client({ name: 'ide', version: '1.0.0' }, { capabilities: { roots: {} } });
+      const t = new StreamableHTTPClientTransport(new URL(gw.url + '/mcp'));
+      await c.connect(t);
+      return { c, t };
+    };
+    const first = await open();
+    const second = await open();
+    try {
+      assert.deepEqual(JSON.parse(await text(first.c, 'fixture__client_capabilities')), { roots: {} });
+      assert.deepEqual(JSON.parse(await text(second.c, 'fixture__client_capabilities')), {});
+      assert.match(gw.logs, /max_client_sessions \(1\) reached/);
+    } finally {
+      for (const x of [first, second]) {
+        await x.t.terminateSession();
+        await x.c.close();
+      }
+    }
+    // The slot is free again.
+    await waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data[0].client_sessions === 0, 10000, 'slot freed');
+    const third = await open();
+    try {
+      assert.deepEqual(JSON.parse(await text(third.c, 'fixture__client_capabilities')), { roots: {} });
+    } finally {
+      await third.t.terminateSession();
+      await third.c.close();
+    }
+  });
+});
+
 describe('toolgate mcp-stdio', () => {
   let cfg;
   before(() => { cfg = writeConfig(`providers_from_env: false\n${serversYaml}`); });
