@@ -190,10 +190,9 @@ asio::awaitable<void> run_streamed(std::shared_ptr<front_session> s, mcp::messag
     stream->finish();
 }
 
-asio::awaitable<void> close_on_mcp_thread(std::shared_ptr<front_session> s) { co_await s->protocol->close(); }
-
-asio::awaitable<void> close_all_on_mcp_thread(std::vector<std::shared_ptr<front_session>> all) {
-    for (auto& s : all) co_await s->protocol->close();
+// The sessions end on the MCP thread: what runs is cancelled, the clients' own upstream sessions close.
+asio::awaitable<void> close_sessions(std::vector<std::shared_ptr<mcp::server_session>> all) {
+    for (auto& s : all) co_await s->close();
 }
 
 }  // namespace
@@ -207,24 +206,14 @@ struct mcp_front::impl : std::enable_shared_from_this<impl> {
 
     impl(gateway_config const& c, mcp::aggregator& a) : cfg(c.mcp_front), listen_host(ascii_lower(c.server.listen.host)), agg(a) {}
 
-    // Server-initiated notifications go to every session's GET stream.
+    // Catalog changes: every session hears list_changed on its GET stream. MCP thread.
     void broadcast_list_changed() {
         std::vector<std::shared_ptr<front_session>> all;
         {
             std::lock_guard lock(mu);
             for (auto& [id, s] : sessions) all.push_back(s);
         }
-        for (auto& s : all) {
-            std::shared_ptr<event_stream> g;
-            {
-                std::lock_guard lock(s->mu);
-                g = s->general;
-            }
-            if (!g) continue;
-            for (char const* m : {"notifications/tools/list_changed", "notifications/resources/list_changed",
-                                  "notifications/prompts/list_changed"})
-                g->push(mcp::make_notification(m, json::object()));
-        }
+        for (auto& s : all) s->protocol->catalog_changed();
     }
 
     std::atomic<std::int64_t> last_sweep_ms{0};
@@ -252,7 +241,7 @@ struct mcp_front::impl : std::enable_shared_from_this<impl> {
 
     void end_session(std::shared_ptr<front_session> const& s) {
         s->finish_all();
-        asio::co_spawn(agg.executor(), close_on_mcp_thread(s), asio::detached);
+        asio::co_spawn(agg.executor(), close_sessions({s->protocol}), asio::detached);
     }
 
     std::shared_ptr<front_session> find(std::string const& id) {
@@ -302,9 +291,13 @@ mcp_front::~mcp_front() {
         for (auto& [id, s] : impl_->sessions) all.push_back(s);
         impl_->sessions.clear();
     }
-    for (auto& s : all) s->finish_all();
-    // The sessions' own upstream sessions close on the MCP thread (bounded: it may be stopping).
-    auto done = asio::co_spawn(impl_->agg.executor(), close_all_on_mcp_thread(std::move(all)), asio::use_future);
+    std::vector<std::shared_ptr<mcp::server_session>> protocols;
+    for (auto& s : all) {
+        s->finish_all();
+        protocols.push_back(s->protocol);
+    }
+    // (Bounded: the MCP thread may be stopping.)
+    auto done = asio::co_spawn(impl_->agg.executor(), close_sessions(std::move(protocols)), asio::use_future);
     done.wait_for(std::chrono::seconds(5));
 }
 
@@ -571,8 +564,6 @@ asio::awaitable<void> serve_line(std::shared_ptr<mcp::server_session> session, s
     --*inflight;
 }
 
-asio::awaitable<void> close_session(std::shared_ptr<mcp::server_session> session) { co_await session->close(); }
-
 }  // namespace
 
 int run_mcp_stdio(gateway_config const& cfg) {
@@ -589,12 +580,7 @@ int run_mcp_stdio(gateway_config const& cfg) {
     auto out = std::make_shared<stdout_writer>();
     session->set_channel([out](std::string m) { out->write(m); });
     // The first list waits (bounded) for the servers to come up; later changes say list_changed.
-    agg.on_catalog_change([out, session] {
-        if (!session->initialized()) return;
-        for (char const* m : {"notifications/tools/list_changed", "notifications/resources/list_changed",
-                              "notifications/prompts/list_changed"})
-            out->write(mcp::make_notification(m, json::object()));
-    });
+    agg.on_catalog_change([session] { session->catalog_changed(); });
     auto inflight = std::make_shared<std::atomic<int>>(0);
     std::string line;
     while (std::getline(std::cin, line)) {
@@ -608,7 +594,7 @@ int run_mcp_stdio(gateway_config const& cfg) {
         asio::co_spawn(agg.executor(), serve_line(session, out, std::move(msg), inflight), asio::detached);
     }
     // stdin closed: the client is gone. Cancel what runs, give it a moment, stop the servers.
-    asio::co_spawn(agg.executor(), close_session(session), asio::detached);
+    asio::co_spawn(agg.executor(), close_sessions({session}), asio::detached);
     for (int i = 0; i < 50 && inflight->load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     agg.on_catalog_change({});
     return 0;

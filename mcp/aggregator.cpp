@@ -246,19 +246,20 @@ asio::awaitable<void> aggregator::settled(std::shared_ptr<view> v, std::chrono::
     asio::steady_timer pause(ex_);
     while (!stopping_ && clock_type::now() < deadline) {
         bool all = true;
-        for (std::size_t i = 0; i < servers_.size(); ++i) {
-            auto const& st = v && v->own[i] ? v->own[i] : servers_[i];
-            all = all && st->attempted;
-        }
+        for (std::size_t i = 0; i < servers_.size(); ++i) all = all && serving(i, v.get())->attempted;
         if (all) break;
         pause.expires_after(std::chrono::milliseconds(20));
         co_await pause.async_wait(nothrow_awaitable);
     }
 }
 
+std::shared_ptr<aggregator::server_state> const& aggregator::serving(std::size_t i, view const* v) const {
+    return v && v->own[i] ? v->own[i] : servers_[i];
+}
+
 std::shared_ptr<aggregator::server_state> aggregator::state_for(std::string const& server, view const* v) const {
     for (std::size_t i = 0; i < servers_.size(); ++i)
-        if (servers_[i]->cfg.name == server) return v && v->own[i] ? v->own[i] : servers_[i];
+        if (servers_[i]->cfg.name == server) return serving(i, v);
     return nullptr;
 }
 
@@ -332,11 +333,11 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             if (clock_type::now() - started_at > std::chrono::seconds(60)) delays.reset();  // it ran well for a while
         } else {
             if (r) co_await session->close();  // started while the gateway (or the client) was leaving
+            s.attempted = true;
             std::lock_guard lock(mu_);
             s.status = stopping_ || s.closing ? "stopped" : "down";
             s.last_error = r ? "stopped" : "could not start: " + r.error().message();
         }
-        s.attempted = true;
         if (stopping_ || s.closing) break;
         {
             std::lock_guard lock(mu_);
@@ -434,16 +435,23 @@ asio::awaitable<void> aggregator::refresh(std::shared_ptr<server_state> sp, std:
     s.refresh_running = false;
 }
 
+// The client that hears what a server sends outside any call: the owner of a client's own session,
+// or mcp-stdio's one client behind the shared session. MCP thread; use it before the next co_await
+// (a view lives as long as its client's session holds it, not because of this pointer).
+client_link const* aggregator::outside_link(server_state const& s) const {
+    if (!s.own) return sole_client_ ? &*sole_client_ : nullptr;
+    auto v = s.owner.lock();
+    return v && !v->closed ? &v->link : nullptr;
+}
+
 // A request from an upstream server to its client goes to the caller whose call runs there; with
-// no call running, to the client that owns the session (its own session, or mcp-stdio's one client).
+// no call running, to the outside_link client.
 asio::awaitable<call_result> aggregator::ask_caller(std::shared_ptr<server_state> s, std::string method, json::value params) {
     std::function<asio::awaitable<call_result>(std::string const&, json::value)> ask;
     if (s) {
         for (auto* o : s->observers)
             if (o->on_request && !ask) ask = o->on_request;
-        if (!ask && s->own)
-            if (auto v = s->owner.lock(); v && !v->closed) ask = v->link.outside_calls.on_request;
-        if (!ask && !s->own && sole_client_) ask = sole_client_->outside_calls.on_request;
+        if (auto const* link = outside_link(*s); !ask && link) ask = link->outside_calls.on_request;
     }
     if (ask) co_return co_await ask(method, std::move(params));
     call_result r;
@@ -461,13 +469,7 @@ void aggregator::to_callers(server_state& s, json::value const& log_params) {
             if (o->on_log) o->on_log(log_params);
         return;
     }
-    std::function<void(json::value const&)> log;
-    if (s.own) {
-        if (auto v = s.owner.lock(); v && !v->closed) log = v->link.outside_calls.on_log;
-    } else if (sole_client_) {
-        log = sole_client_->outside_calls.on_log;
-    }
-    if (log) log(log_params);
+    if (auto const* link = outside_link(s); link && link->outside_calls.on_log) link->outside_calls.on_log(log_params);
 }
 
 std::shared_ptr<catalog> aggregator::build_catalog(view const* v) const {
@@ -475,7 +477,7 @@ std::shared_ptr<catalog> aggregator::build_catalog(view const* v) const {
     std::vector<tool_ref> refs;
     std::vector<json::object const*> origin;
     for (std::size_t i = 0; i < servers_.size(); ++i) {
-        auto const& s = v && v->own[i] ? v->own[i] : servers_[i];
+        auto const& s = serving(i, v);
         if (!s->session) continue;
         for (auto const& t : s->tools) {
             refs.push_back({s->cfg.name, std::string(t.at("name").get_string())});

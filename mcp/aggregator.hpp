@@ -183,6 +183,9 @@ private:
                                                        std::shared_ptr<cancel_token> cancel, std::shared_ptr<view> v);
     // The state serving `server` for the client of `v`: its own session, or the shared one.
     std::shared_ptr<server_state> state_for(std::string const& server, view const* v) const;
+    // The state serving server `i` for the client of `v`.
+    std::shared_ptr<server_state> const& serving(std::size_t i, view const* v) const;
+    client_link const* outside_link(server_state const& s) const;
     std::shared_ptr<catalog> build_catalog(view const* v) const;
     void rebuild_catalog(server_state& changed);
     asio::awaitable<call_result> ask_caller(std::shared_ptr<server_state> s, std::string method, json::value params);

@@ -112,8 +112,8 @@ bool server_session::log_wanted(json::value const& params) const {
     return level_rank(str_of(params, "level")) >= level_rank(log_level_);
 }
 
-void server_session::on_own_catalog_change() {
-    if (!channel_ || !initialized()) return;
+void server_session::catalog_changed() {
+    if (closed_ || !channel_ || !initialized()) return;
     for (char const* m : {"notifications/tools/list_changed", "notifications/resources/list_changed",
                           "notifications/prompts/list_changed"})
         channel_(make_notification(m, json::object()));
@@ -141,7 +141,7 @@ client_link server_session::make_link() {
         return ask_outside_calls(weak, method, std::move(params));
     };
     link.on_change = [weak] {
-        if (auto self = weak.lock(); self && !self->closed_) self->on_own_catalog_change();
+        if (auto self = weak.lock()) self->catalog_changed();
     };
     return link;
 }

@@ -54,6 +54,8 @@ public:
     std::string const& protocol_version() const { return protocol_; }
     // The session ends: cancels every request in flight and closes the client's own upstream sessions.
     asio::awaitable<void> close();
+    // MCP thread. The catalog this client sees changed: tells it list_changed on its channel.
+    void catalog_changed();
 
 private:
     asio::awaitable<std::optional<std::string>> dispatch(message& msg, emit_fn& emit, cancel_token& cancel);
@@ -70,7 +72,6 @@ private:
     static asio::awaitable<call_result> ask_outside_calls(std::weak_ptr<server_session> weak, std::string method,
                                                           json::value params);
     client_link make_link();
-    void on_own_catalog_change();
     bool log_wanted(json::value const& params) const;
 
     emit_fn channel_;

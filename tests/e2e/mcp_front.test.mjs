@@ -172,6 +172,14 @@ describe('/mcp with the official SDK client', () => {
       // Its catalog comes from its own sessions: server-everything lists its sampling tool for it only.
       assert.ok((await allTools(capable)).names.includes('everything__trigger-sampling-request'));
       assert.ok(!(await allTools(client)).names.includes('everything__trigger-sampling-request'));
+      // A list_changed of its own fixture process reaches it, and changes its catalog only.
+      const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+      let changed = 0;
+      capable.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+      const added = await text(capable, 'fixture__add_tool');
+      await waitFor(async () => changed > 0, 10000, "list_changed on the client's GET stream");
+      await waitFor(async () => (await allTools(capable)).names.includes(`fixture__${added}`), 10000, 'the new tool');
+      assert.ok(!(await allTools(client)).names.includes(`fixture__${added}`), "another client's catalog is untouched");
     } finally {
       await transport.terminateSession();
       await capable.close();
