@@ -4,9 +4,7 @@
 
 namespace toolgate::gateway {
 
-namespace {
-
-std::string escape_label(std::string_view v) {
+std::string prometheus_label(std::string_view v) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
@@ -17,6 +15,8 @@ std::string escape_label(std::string_view v) {
     }
     return out;
 }
+
+namespace {
 
 std::string fmt_double(double d) {
     char buf[32];
@@ -52,14 +52,14 @@ std::string metrics::render() const {
     out += "# TYPE toolgate_requests_total counter\n";
     for (auto const& [k, v] : requests_) {
         auto const& [route, status, provider, model] = k;
-        out += "toolgate_requests_total{route=\"" + escape_label(route) + "\",status=\"" + std::to_string(status) +
-               "\",provider=\"" + escape_label(provider) + "\",model=\"" + escape_label(model) + "\"} " +
+        out += "toolgate_requests_total{route=\"" + prometheus_label(route) + "\",status=\"" + std::to_string(status) +
+               "\",provider=\"" + prometheus_label(provider) + "\",model=\"" + prometheus_label(model) + "\"} " +
                std::to_string(v) + "\n";
     }
     out += "# HELP toolgate_request_duration_seconds Time from request read to response end.\n";
     out += "# TYPE toolgate_request_duration_seconds histogram\n";
     for (auto const& [k, h] : latency_) {
-        std::string labels = "route=\"" + escape_label(k.first) + "\",provider=\"" + escape_label(k.second) + "\"";
+        std::string labels = "route=\"" + prometheus_label(k.first) + "\",provider=\"" + prometheus_label(k.second) + "\"";
         for (std::size_t i = 0; i < buckets.size(); ++i)
             out += "toolgate_request_duration_seconds_bucket{" + labels + ",le=\"" + fmt_double(buckets[i]) + "\"} " +
                    std::to_string(h.counts[i]) + "\n";
@@ -71,7 +71,7 @@ std::string metrics::render() const {
     out += "# TYPE toolgate_tokens_total counter\n";
     for (auto const& [k, v] : tokens_) {
         auto const& [provider, model, kind] = k;
-        out += "toolgate_tokens_total{provider=\"" + escape_label(provider) + "\",model=\"" + escape_label(model) +
+        out += "toolgate_tokens_total{provider=\"" + prometheus_label(provider) + "\",model=\"" + prometheus_label(model) +
                "\",kind=\"" + kind + "\"} " + std::to_string(v) + "\n";
     }
     out += "# HELP toolgate_inflight_requests Requests being handled right now.\n";

@@ -12,6 +12,9 @@
 
 namespace toolgate::gateway {
 
+// A Prometheus label value, escaped as the text format requires (backslash, quote, newline).
+std::string prometheus_label(std::string_view v);
+
 class metrics {
 public:
     static constexpr std::array<double, 15> buckets{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

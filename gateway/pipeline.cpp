@@ -11,6 +11,15 @@ asio::awaitable<turn_result> turn_pipeline::step(turn_context& ctx, std::size_t 
             r.error = api_error::model_not_found(ctx.requested_model);
             co_return r;
         }
+        if (ctx.kind == turn_kind::embeddings) {
+            auto e = co_await ctx.provider->embeddings(*ctx.call, ctx.request.body);
+            turn_result r;
+            r.response = std::move(e.response);
+            r.tokens = e.tokens;
+            r.error = std::move(e.error);
+            r.error_detail = std::move(e.error_detail);
+            co_return r;
+        }
         co_return co_await ctx.provider->chat(*ctx.call, ctx.request, ctx.sink);
     }
     next_fn next = [this, index](turn_context& c) { return step(c, index + 1); };
@@ -57,6 +66,8 @@ public:
                 co_return out;
             }
             ctx.provider = r->provider;
+            ctx.upstream_model = r->upstream_model;
+            ctx.attempts = 1;
             if (r->upstream_model != ctx.requested_model) {
                 ctx.request.body["model"] = r->upstream_model;
                 ctx.request.raw_body.clear();

@@ -11,19 +11,29 @@
 #include <string>
 #include <vector>
 
+#include "gateway/server.hpp"
 #include "providers/provider.hpp"
 
 namespace toolgate::gateway {
 
 namespace asio = boost::asio;
 
+enum class turn_kind { chat, embeddings };
+
 struct turn_context {
+    turn_kind kind = turn_kind::chat;
     std::string request_id;
     std::string requested_model;          // as the client named it
     providers::chat_request request;      // body's "model" is rewritten to the upstream name by routing
-    providers::provider* provider = nullptr;
     providers::chat_sink* sink = nullptr;  // set for streamed turns
     providers::call_context* call = nullptr;
+    header_list const* headers = nullptr;   // the client's request headers (lower-case names)
+    header_list* response_headers = nullptr;  // headers of the answer; routing adds x-toolgate-*
+    // Filled in by routing: who answered, with which model, after how many upstream attempts.
+    providers::provider* provider = nullptr;
+    std::string upstream_model;
+    std::string variant;
+    unsigned attempts = 0;
 };
 
 using turn_result = providers::chat_outcome;

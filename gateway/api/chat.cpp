@@ -1,0 +1,254 @@
+// POST /v1/chat/completions: a plain turn through the chat pipeline, or the agent loop when the
+// gateway offers MCP tools.
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <optional>
+#include <unordered_set>
+
+#include "common/sse.hpp"
+#include "gateway/api/chat_plan.hpp"
+#include "gateway/api/handlers.hpp"
+#include "gateway/api/state.hpp"
+
+namespace toolgate::gateway::api {
+
+namespace json = boost::json;
+
+namespace {
+
+// Chunks become SSE events, held until flush() so one upstream read is one write to the client.
+class sse_sink final : public providers::chat_sink {
+public:
+    sse_sink(response_channel& ch, header_list const& headers, cancel_token& cancel)
+        : ch_(ch), headers_(headers), cancel_(cancel) {}
+
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        pending_.append("data: ");
+        if (raw.empty()) pending_.append(json::serialize(chunk));
+        else pending_.append(raw);
+        pending_.append("\n\n");
+        co_return !failed_;
+    }
+
+    asio::awaitable<bool> flush() override {
+        if (failed_) co_return false;
+        if (pending_.empty()) co_return true;
+        if (!ch_.started()) {  // (no co_await inside && conditions: docs/coroutines.md)
+            bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
+            if (!ok) co_return fail();
+        }
+        bool ok = co_await ch_.write(pending_);
+        pending_.clear();
+        if (!ok) co_return fail();
+        co_return true;
+    }
+
+    asio::awaitable<bool> on_comment(std::string_view text) override {
+        pending_.append(": ");
+        pending_.append(text);
+        pending_.append("\n\n");
+        co_return !failed_;
+    }
+
+    // Ends the stream: what is still held, then `last`, in one write.
+    asio::awaitable<void> finish(std::string_view last) {
+        if (failed_) co_return;
+        if (!ch_.started()) {
+            bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
+            if (!ok) co_return;
+        }
+        pending_.append(last);
+        co_await ch_.end_stream(pending_);
+        pending_.clear();
+    }
+
+private:
+    bool fail() {
+        failed_ = true;
+        cancel_.cancel();  // the client is gone: stop everything done on its behalf
+        return false;
+    }
+    response_channel& ch_;
+    header_list const& headers_;
+    cancel_token& cancel_;
+    std::string pending_;
+    bool failed_ = false;
+};
+
+// The MCP tools one request may use.
+class mcp_toolbox final : public agentloop::toolbox {
+public:
+    mcp_toolbox(mcp::aggregator& agg, std::vector<std::string> const& names) : agg_(agg), names_(names.begin(), names.end()) {}
+    bool has(std::string_view name) const override { return names_.count(std::string(name)) > 0; }
+    asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) override {
+        co_return co_await agg_.call_tool(std::move(name), std::move(arguments), &cancel);
+    }
+
+private:
+    mcp::aggregator& agg_;
+    std::unordered_set<std::string> names_;
+};
+
+// Routing facts of a turn go into the record (the last turn's provider and model win).
+void note_route(request_record& rec, turn_context const& ctx) {
+    if (ctx.provider) rec.provider = ctx.provider->name();
+    if (!ctx.upstream_model.empty()) rec.upstream_model = ctx.upstream_model;
+    if (!ctx.variant.empty()) rec.variant = ctx.variant;
+    rec.attempts += ctx.attempts;
+}
+
+// The end of a chat request, plain or looped: the answer, or the error (mid-stream as an event).
+asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_outcome& result) {
+    if (r.cancel.cancelled()) {
+        if (r.cancel.reason() != cancel_reason::timeout) {
+            r.rec.status = status_client_closed;
+            co_return;
+        }
+        result.error = request_timed_out(r.app.cfg.server.request_timeout);
+    }
+    if (result.error) {
+        r.rec.error_detail = result.error_detail;
+        if (!r.out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error
+            co_await reply_error(r, *result.error);
+            co_return;
+        }
+        // Mid-stream failure: the status line is gone already; tell the client in the stream.
+        r.rec.status = result.error->status;
+        r.rec.error_code = result.error->code;
+        co_await sink->finish(sse::format_data(result.error->to_json()));
+        co_return;
+    }
+    r.rec.status = 200;
+    if (sink) co_await sink->finish("data: [DONE]\n\n");
+    else co_await r.out.send(200, "application/json", result.raw_response, r.headers);
+}
+
+turn_context make_turn(api_request& r, providers::call_context& call) {
+    turn_context ctx;
+    ctx.request_id = r.rec.request_id;
+    ctx.requested_model = r.rec.model;
+    ctx.call = &call;
+    ctx.headers = &r.req.headers;
+    ctx.response_headers = &r.headers;
+    return ctx;
+}
+
+asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::chat_request& request,
+                                                  providers::chat_sink* sink, cancel_token& cancel,
+                                                  providers::provider*& last) {
+    providers::call_context call{r.services.http, cancel, r.rec.request_id};
+    auto ctx = make_turn(r, call);
+    ctx.request = std::move(request);
+    ctx.sink = sink;
+    auto result = co_await r.app.chat_pipeline->run(ctx);
+    request = std::move(ctx.request);
+    note_route(r.rec, ctx);
+    if (ctx.provider) last = ctx.provider;
+    co_return result;
+}
+
+asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream) {
+    r.rec.loop = true;
+    agentloop::loop_input in;
+    in.body = std::move(body);
+    in.client_tools = std::move(plan.client_tools);
+    in.stream = stream;
+    if (auto* so = in.body.if_contains("stream_options"); so && so->is_object()) {
+        auto* iu = so->get_object().if_contains("include_usage");
+        in.include_usage = iu && iu->is_bool() && iu->get_bool();
+    }
+    std::optional<sse_sink> sink;
+    if (stream) {
+        sink.emplace(r.out, r.headers, r.cancel);
+        in.sink = &*sink;
+    }
+    mcp_toolbox tools(r.app.aggregator(), plan.tools);
+    in.cancel = &r.cancel;
+    in.lim = plan.limits;
+    in.tools = &tools;
+    in.fallback_model = r.rec.model;
+    providers::provider* last = nullptr;
+    in.cost = [&last](std::string_view model, providers::usage const& u) {
+        return last ? last->config().cost(model, u) : 0.0;
+    };
+    agentloop::turn_fn turn = [&r, &last](providers::chat_request& req, providers::chat_sink* s, cancel_token& c) {
+        return run_turn(r, req, s, c, last);
+    };
+    auto res = co_await agentloop::run(in, turn);
+    r.rec.tokens = res.outcome.tokens;
+    r.rec.iterations = res.iterations;
+    r.rec.tool_calls = res.calls.size();
+    for (auto const& c : res.calls) r.rec.tool_errors += c.ok ? 0 : 1;
+    if (res.stopped != agentloop::stop_reason::none) r.rec.stopped = agentloop::to_string(res.stopped);
+    if (!res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1)
+        r.app.hybrid.remember(res.client_call_ids, std::move(res.transcript));
+    if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
+    co_await answer(r, sink ? &*sink : nullptr, res.outcome);
+}
+
+// The request checks every chat body passes; a 400 when one fails.
+std::optional<api_error> check_chat_body(json::object const& body, bool& stream) {
+    auto const* messages = body.if_contains("messages");
+    if (messages == nullptr || !messages->is_array() || messages->get_array().empty())
+        return api_error::bad_request("'messages' is required and must be a non-empty array", "invalid_messages");
+    for (auto const& m : messages->get_array()) {
+        auto const* mo = m.if_object();
+        auto const* role = mo ? mo->if_contains("role") : nullptr;
+        if (!role || !role->is_string())
+            return api_error::bad_request("every message needs a string 'role'", "invalid_messages");
+    }
+    if (auto const* s = body.if_contains("stream"); s && !s->is_null()) {
+        if (!s->is_bool()) return api_error::bad_request("'stream' must be a boolean", "invalid_stream");
+        stream = s->get_bool();
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+asio::awaitable<void> chat_completions(api_request& r) {
+    auto body = co_await parse_model_body(r);
+    if (!body) co_return;
+    bool stream = false;
+    if (auto err = check_chat_body(*body, stream)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    r.rec.stream = stream;
+
+    loop_plan plan;
+    bool body_changed = false;
+    std::optional<api_error> plan_error;
+    if (!r.app.cfg.mcp_servers.empty() && r.app.cfg.agent_loop.inject_tools) {
+        auto catalog = r.app.injected();
+        plan_error = plan_loop(r.app.cfg, r.req, r.app.hybrid, *catalog, *body, plan, body_changed);
+    }
+    if (plan_error) {
+        co_await reply_error(r, *plan_error);
+        co_return;
+    }
+    if (body_changed) r.req.body.clear();
+    if (plan.run) {
+        co_await run_loop(r, std::move(*body), plan, stream);
+        co_return;
+    }
+
+    providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
+    auto ctx = make_turn(r, call);
+    ctx.request.body = std::move(*body);
+    ctx.request.stream = stream;
+    ctx.request.raw_body = std::move(r.req.body);
+    std::optional<sse_sink> sink;
+    if (stream) {
+        sink.emplace(r.out, r.headers, r.cancel);
+        ctx.sink = &*sink;
+    }
+    auto result = co_await r.app.chat_pipeline->run(ctx);
+    note_route(r.rec, ctx);
+    r.rec.tokens = result.tokens;
+    if (result.raw_response.empty() && !result.error && !stream) result.raw_response = json::serialize(result.response);
+    co_await answer(r, sink ? &*sink : nullptr, result);
+}
+
+}  // namespace toolgate::gateway::api

@@ -1,0 +1,22 @@
+#pragma once
+// The route handlers, one family per file under gateway/api/; app.cpp's route table points here.
+#include <boost/asio/awaitable.hpp>
+
+#include "gateway/api/request.hpp"
+
+namespace toolgate::gateway::api {
+
+asio::awaitable<void> chat_completions(api_request& r);  // chat.cpp
+asio::awaitable<void> embeddings(api_request& r);        // embeddings.cpp
+asio::awaitable<void> list_models(api_request& r);       // models.cpp
+asio::awaitable<void> get_model(api_request& r);
+asio::awaitable<void> mcp_servers(api_request& r);       // mcp_admin.cpp
+asio::awaitable<void> mcp_tools(api_request& r);
+asio::awaitable<void> mcp_call(api_request& r);
+asio::awaitable<void> health(api_request& r);            // health.cpp
+asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
+
+// Built once at start-up (models.cpp).
+void build_models_cache(app_state& app);
+
+}  // namespace toolgate::gateway::api

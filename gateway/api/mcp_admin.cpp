@@ -1,0 +1,157 @@
+// The MCP admin API: /v1/mcp/servers, /v1/mcp/tools, and /v1/mcp/tools/call (one aggregated tool,
+// called as the agent loop calls it; streamed with progress events on request).
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <deque>
+#include <functional>
+
+#include "gateway/api/handlers.hpp"
+#include "gateway/api/state.hpp"
+#include "gateway/mcp_runtime.hpp"
+
+namespace toolgate::gateway::api {
+
+namespace json = boost::json;
+
+namespace {
+
+// JSON is built in plain functions, not in coroutines (braced lists: see README, "Coroutines").
+std::string servers_json(app_state& app) {
+    json::object o;
+    o["object"] = "list";
+    o["data"] = app.aggregator().servers_status();
+    return json::serialize(o);
+}
+
+std::string tools_json(app_state& app) {
+    auto cat = app.aggregator().snapshot();
+    json::array tools;
+    for (auto const& t : cat->tools) {
+        json::object o{{"name", t.exposed}, {"server", t.server}, {"original_name", t.name}};
+        for (char const* k : {"title", "description", "inputSchema", "outputSchema", "annotations"})
+            if (auto const* v = t.definition.if_contains(k)) o[k] = *v;
+        tools.push_back(std::move(o));
+    }
+    json::array problems;
+    for (auto const& p : cat->problems) problems.push_back(json::string(p));
+    json::object o{{"object", "list"}, {"data", std::move(tools)}, {"problems", std::move(problems)},
+                   {"resources", cat->resources.size()}, {"resource_templates", cat->resource_templates.size()},
+                   {"prompts", cat->prompts.size()}};
+    return json::serialize(o);
+}
+
+std::string tool_result_json(mcp::tool_outcome& r, bool with_status) {
+    json::object o;
+    if (with_status) o["ok"] = r.ok;
+    if (r.ok) {
+        o["result"] = std::move(r.result);
+        o["truncated"] = r.truncated;
+    } else {
+        json::object e;
+        e["code"] = r.error_code;
+        e["message"] = r.error;
+        o["error"] = std::move(e);
+    }
+    o["duration_ms"] = double(r.duration.count()) / 1000.0;
+    return json::serialize(o);
+}
+
+api_error tool_failure(mcp::tool_outcome const& r) {
+    int status = r.error_code == "unknown_tool"        ? 404
+                 : r.error_code == "invalid_arguments" ? 400
+                 : r.error_code == "timeout"           ? 504
+                 : r.error_code == "server_error"      ? 502
+                                                       : 503;
+    return {status, "tool_error", r.error_code, r.error};
+}
+
+// The streamed form of the call: progress notifications as SSE events while the tool runs, then
+// the result; a client that leaves cancels the call upstream.
+struct streamed_call {
+    std::deque<json::value> progress;
+    asio::steady_timer signal;
+    bool done = false;
+    mcp::tool_outcome result;
+    explicit streamed_call(asio::any_io_executor ex) : signal(ex, asio::steady_timer::time_point::max()) {}
+};
+
+asio::awaitable<void> run_streamed_call(app_state& app, std::shared_ptr<streamed_call> st, std::string name,
+                                        json::object args, cancel_token* cancel) {
+    std::function<void(json::value const&)> on_progress = [st](json::value const& v) {
+        st->progress.push_back(v);
+        st->signal.cancel();
+    };
+    st->result = co_await app.aggregator().call_tool(std::move(name), std::move(args), cancel, std::move(on_progress));
+    st->done = true;
+    st->signal.cancel();
+}
+
+asio::awaitable<void> call_streamed(api_request& r, json::object args) {
+    auto ex = co_await asio::this_coro::executor;
+    auto st = std::make_shared<streamed_call>(ex);
+    asio::co_spawn(ex, run_streamed_call(r.app, st, r.rec.tool, std::move(args), &r.cancel), asio::detached);
+    bool ok = co_await r.out.begin_stream(200, "text/event-stream", r.headers);
+    for (;;) {
+        while (!st->progress.empty()) {
+            std::string ev = "event: progress\ndata: " + json::serialize(st->progress.front()) + "\n\n";
+            st->progress.pop_front();
+            if (ok) ok = co_await r.out.write(ev);
+            if (!ok) r.cancel.cancel();  // the client left: the tool call is cancelled upstream
+        }
+        if (st->done) break;
+        st->signal.expires_at(asio::steady_timer::time_point::max());
+        co_await st->signal.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    r.rec.status = r.cancel.cancelled() ? status_client_closed : 200;
+    std::string last = "event: result\ndata: " + tool_result_json(st->result, true) + "\n\n";
+    if (ok) co_await r.out.end_stream(last);
+}
+
+}  // namespace
+
+asio::awaitable<void> mcp_servers(api_request& r) { co_await reply_json(r, servers_json(r.app)); }
+
+asio::awaitable<void> mcp_tools(api_request& r) { co_await reply_json(r, tools_json(r.app)); }
+
+asio::awaitable<void> mcp_call(api_request& r) {
+    auto body = co_await parse_body(r);
+    if (!body) co_return;
+    auto* name = body->if_contains("name");
+    if (!name || !name->is_string()) {
+        co_await reply_error(r, api_error::bad_request("'name' (the tool's exposed name) is required", "missing_name"));
+        co_return;
+    }
+    json::object args;
+    if (auto* a = body->if_contains("arguments"); a && !a->is_null()) {
+        if (!a->is_object()) {
+            co_await reply_error(r, api_error::bad_request("'arguments' must be an object", "invalid_arguments"));
+            co_return;
+        }
+        args = a->get_object();
+    }
+    r.rec.tool = std::string(name->get_string());
+    if (auto* st = body->if_contains("stream"); st && st->is_bool() && st->get_bool()) {
+        co_await call_streamed(r, std::move(args));
+        co_return;
+    }
+    auto result = co_await r.app.aggregator().call_tool(r.rec.tool, std::move(args), &r.cancel);
+    if (r.cancel.cancelled()) {
+        r.rec.status = cancelled_status(r.cancel);
+        co_return;
+    }
+    if (!result.ok) {
+        auto err = tool_failure(result);
+        co_await reply_error(r, err);
+        co_return;
+    }
+    co_await reply_json(r, tool_result_json(result, false));
+}
+
+}  // namespace toolgate::gateway::api

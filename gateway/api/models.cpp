@@ -1,0 +1,45 @@
+// GET /v1/models and /v1/models/{id}: the configured providers' models with catalog prices.
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "gateway/api/handlers.hpp"
+#include "gateway/api/state.hpp"
+#include "providers/catalog.hpp"
+
+namespace toolgate::gateway::api {
+
+namespace json = boost::json;
+
+void build_models_cache(app_state& app) {
+    json::array data;
+    for (auto const& p : app.providers) {
+        for (auto const& m : p->listed_models()) {
+            json::object o{{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", p->owned_by()}};
+            if (auto d = p->description(); !d.empty()) o["description"] = d;
+            o["provider"] = p->name();
+            if (auto const* e = providers::catalog_find(p->config(), m)) {
+                o["context_window"] = e->context_window;
+                o["pricing"] = json::object{{"input_per_million", e->price.input}, {"output_per_million", e->price.output}};
+            }
+            if (auto it = p->config().prices.find(m); it != p->config().prices.end())
+                o["pricing"] = json::object{{"input_per_million", it->second.input}, {"output_per_million", it->second.output}};
+            app.models_by_id.emplace(m, json::serialize(o));
+            app.models_by_id.emplace(p->name() + "/" + m, json::serialize(o));
+            data.push_back(std::move(o));
+        }
+    }
+    app.models_json = json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
+}
+
+asio::awaitable<void> list_models(api_request& r) { co_await reply_json(r, r.app.models_json); }
+
+asio::awaitable<void> get_model(api_request& r) {
+    std::string id(r.param("id"));
+    if (auto it = r.app.models_by_id.find(id); it != r.app.models_by_id.end()) {
+        co_await reply_json(r, it->second);
+        co_return;
+    }
+    co_await reply_error(r, api_error::model_not_found(id));
+}
+
+}  // namespace toolgate::gateway::api

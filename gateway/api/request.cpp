@@ -1,0 +1,82 @@
+#include "gateway/api/request.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace toolgate::gateway {
+
+namespace json = boost::json;
+
+std::string_view api_request::param(std::string_view name) const {
+    auto it = params.find(name);
+    return it == params.end() ? std::string_view() : std::string_view(it->second);
+}
+
+asio::awaitable<void> reply_error(api_request& r, api_error const& err) {
+    r.rec.status = err.status;
+    r.rec.error_code = err.code;
+    if (!err.retry_after.empty()) {
+        header_list with_retry = r.headers;
+        with_retry.emplace_back("retry-after", err.retry_after);
+        co_await r.out.send(err.status, "application/json", err.to_json(), with_retry);
+        co_return;
+    }
+    co_await r.out.send(err.status, "application/json", err.to_json(), r.headers);
+}
+
+asio::awaitable<void> reply_json(api_request& r, std::string_view body) {
+    r.rec.status = 200;
+    co_await r.out.send(200, "application/json", body, r.headers);
+}
+
+std::optional<json::object> parse_json_object(std::string_view text, api_error& err) {
+    if (text.empty()) {
+        err = api_error::bad_request("request body is empty; send a JSON object", "invalid_json");
+        return std::nullopt;
+    }
+    boost::system::error_code ec;
+    json::parse_options po;
+    po.max_depth = 64;
+    auto v = json::parse(text, ec, {}, po);
+    if (ec) {
+        err = api_error::bad_request("request body is not valid JSON: " + ec.message(), "invalid_json");
+        return std::nullopt;
+    }
+    if (!v.is_object()) {
+        err = api_error::bad_request("request body must be a JSON object", "invalid_json");
+        return std::nullopt;
+    }
+    return std::move(v.get_object());
+}
+
+asio::awaitable<std::optional<json::object>> parse_body(api_request& r) {
+    api_error err;
+    auto body = parse_json_object(r.req.body, err);
+    if (!body) co_await reply_error(r, err);
+    co_return body;
+}
+
+asio::awaitable<std::optional<json::object>> parse_model_body(api_request& r) {
+    auto body = co_await parse_body(r);
+    if (!body) co_return std::nullopt;
+    auto* model = body->if_contains("model");
+    if (model == nullptr || !model->is_string() || model->get_string().empty()) {
+        auto err = api_error::bad_request("'model' is required and must be a non-empty string", "missing_model");
+        co_await reply_error(r, err);
+        co_return std::nullopt;
+    }
+    r.rec.model = std::string(model->get_string());
+    co_return body;
+}
+
+int cancelled_status(cancel_token const& cancel) {
+    if (!cancel.cancelled()) return 0;
+    return cancel.reason() == cancel_reason::timeout ? 504 : status_client_closed;
+}
+
+api_error request_timed_out(std::chrono::milliseconds limit) {
+    return {504, "timeout_error", "request_timeout",
+            "the request took longer than the gateway's request_timeout of " + std::to_string(limit.count()) + " ms"};
+}
+
+}  // namespace toolgate::gateway

@@ -1,0 +1,67 @@
+#pragma once
+// What the route handlers share: built once from the validated config in app.cpp, then read by
+// every worker thread. Mutable parts say how they are guarded: the metrics and the injected-tool
+// cache take their own short locks, the hybrid store is thread-safe, the router's targets keep
+// their own locks and atomics.
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agentloop/loop.hpp"
+#include "gateway/config.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/pipeline.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace toolgate::gateway {
+
+class mcp_runtime;
+class mcp_front;
+
+// The MCP tools as the model sees them (OpenAI function entries), rebuilt when the catalog changes.
+struct injected_catalog {
+    std::shared_ptr<mcp::catalog const> source;
+    boost::json::array definitions;  // same order as source->tools
+};
+
+struct app_state {
+    explicit app_state(gateway_config const& cfg);
+    ~app_state();
+
+    gateway_config cfg;
+    std::unique_ptr<mcp_runtime> mcp;
+    std::unique_ptr<mcp_front> front;  // destroyed before the MCP runtime
+    std::vector<std::unique_ptr<providers::provider>> providers;
+    std::unique_ptr<model_router> router;
+    std::unique_ptr<turn_pipeline> chat_pipeline;
+    std::unique_ptr<turn_pipeline> embeddings_pipeline;
+    agentloop::hybrid_store hybrid;
+    metrics stats;
+    std::shared_ptr<spdlog::logger> access_log;
+    std::shared_ptr<spdlog::logger> log;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+    mcp::aggregator& aggregator();
+    // The injected tool definitions for the current catalog (cached until it changes).
+    std::shared_ptr<injected_catalog const> injected();
+
+    // The routing targets for /health (empty without pools) and their Prometheus text.
+    boost::json::array routing_health() const;
+    std::string routing_metrics() const;
+
+    // /v1/models, built once.
+    std::string models_json;
+    std::unordered_map<std::string, std::string> models_by_id;
+
+private:
+    std::mutex injected_mu_;
+    std::shared_ptr<injected_catalog const> injected_;
+};
+
+}  // namespace toolgate::gateway
