@@ -3,7 +3,9 @@
 
 Measures POST /v1/chat/completions (~1 KB body) straight at nginx and through toolgate, in
 interleaved rounds, and prints requests/s of both, their ratio, the latency toolgate adds at p50 and
-p99, toolgate's CPU time per request and its peak RSS; for a plain JSON answer and for an SSE stream.
+p99, toolgate's CPU time per request and its peak RSS; for a plain JSON answer and for an SSE stream,
+and (JSON) through routing pools: a 3-target loadbalance pool, and a 2-target fallback pool whose
+first target fails half of its requests with a 500 (against the same direct nginx answer).
 Everything listens on 127.0.0.1 (free ports) and is stopped at the end, also on failure.
 
 usage: bench/gateway_bench.py [--duration 5] [--rounds 3] [--connections 64,1] [--threads N]
@@ -150,9 +152,15 @@ http {{
   client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
   uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
   client_body_buffer_size 64k;
+  split_clients "${{request_id}}" $fail {{ 50% 1; * ""; }}
   server {{
     listen 127.0.0.1:{nginx_port};
     location = /v1/chat/completions {{ default_type application/json; return 200 '{COMPLETION}'; }}
+    location = /flaky/v1/chat/completions {{
+      default_type application/json;
+      if ($fail) {{ return 500 '{{"error":{{"message":"injected failure"}}}}'; }}
+      return 200 '{COMPLETION}';
+    }}
     location /stream/ {{
       root {work}/www;
       default_type text/event-stream;
@@ -183,6 +191,22 @@ providers:
     type: openai
     base_url: http://127.0.0.1:{nginx_port}/stream/v1
     models: [bench-stream]
+  - {{ name: lb-a, type: openai, base_url: "http://127.0.0.1:{nginx_port}/v1", models: [bench-model] }}
+  - {{ name: lb-b, type: openai, base_url: "http://127.0.0.1:{nginx_port}/v1", models: [bench-model] }}
+  - {{ name: lb-c, type: openai, base_url: "http://127.0.0.1:{nginx_port}/v1", models: [bench-model] }}
+  - {{ name: flaky, type: openai, base_url: "http://127.0.0.1:{nginx_port}/flaky/v1", models: [bench-model] }}
+pools:
+  - name: bench-lb3
+    mode: loadbalance
+    targets: [ {{ provider: lb-a, model: bench-model }}, {{ provider: lb-b, model: bench-model }},
+               {{ provider: lb-c, model: bench-model }} ]
+  - name: bench-fallback50
+    mode: fallback
+    targets:
+      # The breaker stays closed (half the requests succeed), so every request tries the flaky
+      # target first: the figure is the price of one failed upstream call per second request.
+      - {{ provider: flaky, model: bench-model, circuit_breaker: false }}
+      - {{ provider: lb-a, model: bench-model }}
 """)
         gw_log = open(f"{work}/toolgate.log", "w")
         gw = subprocess.Popen([args.binary, "serve", "--config", f"{work}/gateway.yaml"], stderr=gw_log)
@@ -190,7 +214,8 @@ providers:
         wait_port(gw_port)
 
         # Sanity: both answer 200 with the same payload before any timing.
-        for model, stream in (("bench-model", False), ("bench-stream", True)):
+        for model, stream in (("bench-model", False), ("bench-stream", True), ("bench-lb3", False),
+                              ("bench-fallback50", False)):
             out = subprocess.run(["curl", "-sf", "-H", "content-type: application/json", "-d", request_body(model, stream),
                                   f"http://127.0.0.1:{gw_port}/v1/chat/completions"], capture_output=True, text=True)
             if out.returncode != 0 or ("[DONE]" not in out.stdout if stream else "quick brown fox" not in out.stdout):
@@ -199,8 +224,9 @@ providers:
                 raise RuntimeError(f"gateway sanity check failed for {model}: {out.stdout[:200]}\n{log}")
 
         results = []
-        for stream in (False, True):
-            model = "bench-stream" if stream else "bench-model"
+        cases = [("bench-model", False, "json"), ("bench-stream", True, "stream"), ("bench-lb3", False, "json lb3"),
+                 ("bench-fallback50", False, "json fb50")]
+        for model, stream, label in cases:
             direct_path = "/stream/v1/chat/completions" if stream else "/v1/chat/completions"
             lua = f"{work}/post_{model}.lua"
             with open(lua, "w") as f:
@@ -231,7 +257,7 @@ providers:
                 med = lambda xs: sorted(xs)[len(xs) // 2]
                 d, g = best(direct), best(through)
                 results.append({
-                    "case": ("stream" if stream else "json") + f" c={conns}",
+                    "case": label + f" c={conns}",
                     "direct_rps": d["rps"], "gateway_rps": g["rps"], "ratio": g["rps"] / d["rps"],
                     "added_p50_ms": med([x["p50"] for x in through]) - med([x["p50"] for x in direct]),
                     "added_p99_ms": med([x["p99"] for x in through]) - med([x["p99"] for x in direct]),
@@ -242,10 +268,10 @@ providers:
 
         print(f"\ntoolgate vs. nginx direct, {args.rounds} interleaved rounds x {args.duration}s, best round for req/s, "
               f"median for latency and CPU; {os.cpu_count()} cores shared by wrk, nginx and toolgate")
-        print(f"{'case':<14}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>8}{'+p50 ms':>10}{'+p99 ms':>10}"
+        print(f"{'case':<18}{'direct req/s':>14}{'gateway req/s':>15}{'ratio':>8}{'+p50 ms':>10}{'+p99 ms':>10}"
               f"{'CPU us/req':>12}{'(user)':>8}")
         for r in results:
-            print(f"{r['case']:<14}{r['direct_rps']:>14.0f}{r['gateway_rps']:>15.0f}{r['ratio']:>7.1%} "
+            print(f"{r['case']:<18}{r['direct_rps']:>14.0f}{r['gateway_rps']:>15.0f}{r['ratio']:>7.1%} "
                   f"{r['added_p50_ms']:>9.3f}{r['added_p99_ms']:>10.3f}{r['cpu_us_per_req']:>12.1f}{r['user_us_per_req']:>8.1f}")
         print("CPU us/req is toolgate's user+system time per request; on loopback the system part includes the\n"
               "kernel's TCP work for both ends of each connection (the peer's receive path runs in the sender's time).")

@@ -15,6 +15,8 @@
 #include "gateway/api/state.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_runtime.hpp"
+#include "gateway/policy/registry.hpp"
+#include "gateway/routing/router.hpp"
 
 namespace toolgate::gateway {
 
@@ -25,10 +27,9 @@ app_state::app_state(gateway_config const& c) : cfg(c), mcp(std::make_unique<mcp
     for (auto const& pc : cfg.providers) providers.push_back(providers::make_provider(pc));
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
-    router = std::make_unique<model_router>(raw);
-    chat_pipeline = std::make_unique<turn_pipeline>(std::vector<std::shared_ptr<turn_filter>>{make_routing_filter(*router)});
-    embeddings_pipeline =
-        std::make_unique<turn_pipeline>(std::vector<std::shared_ptr<turn_filter>>{make_routing_filter(*router)});
+    router = std::make_unique<routing::router>(cfg.routing, raw);
+    chat_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, *router, turn_kind::chat));
+    embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, *router, turn_kind::embeddings));
     access_log = spdlog::get("access");
     log = spdlog::default_logger();
     api::build_models_cache(*this);
@@ -50,8 +51,8 @@ std::shared_ptr<injected_catalog const> app_state::injected() {
     return injected_;
 }
 
-json::array app_state::routing_health() const { return {}; }
-std::string app_state::routing_metrics() const { return {}; }
+json::array app_state::routing_health() const { return router->health(); }
+std::string app_state::routing_metrics() const { return router->metrics(); }
 
 namespace {
 

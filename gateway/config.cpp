@@ -1,7 +1,6 @@
 #include "gateway/config.hpp"
 
 #include <boost/json/value.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +10,8 @@
 #include <thread>
 
 #include "common/duration.hpp"
+#include "gateway/config_reader.hpp"
+#include "gateway/routing/parse.hpp"
 
 namespace toolgate::gateway {
 
@@ -91,117 +92,6 @@ std::string expand_env(std::string const& text, env_lookup const& env) {
     return out;
 }
 
-namespace {
-
-class reader {
-public:
-    reader(std::string source, env_lookup const& env) : source_(std::move(source)), env_(env) {}
-
-    [[noreturn]] void fail(YAML::Node const& n, std::string const& path, std::string const& what) const {
-        std::ostringstream os;
-        os << source_;
-        if (n.IsDefined() && n.Mark().line >= 0) os << ':' << (n.Mark().line + 1);
-        os << ": " << path << ": " << what;
-        throw config_error(os.str());
-    }
-
-    void check_keys(YAML::Node const& map, std::string const& path, std::set<std::string> const& known) const {
-        if (!map.IsMap()) fail(map, path, "must be a mapping");
-        for (auto const& kv : map) {
-            auto key = kv.first.as<std::string>();
-            if (!known.count(key)) {
-                std::string list;
-                for (auto const& k : known) list += (list.empty() ? "" : ", ") + k;
-                fail(kv.first, path.empty() ? key : path + "." + key, "unknown key (known: " + list + ")");
-            }
-        }
-    }
-
-    std::string str(YAML::Node const& n, std::string const& path) const {
-        if (!n.IsScalar()) fail(n, path, "must be a string");
-        return expand_env(n.Scalar(), env_);
-    }
-
-    bool boolean(YAML::Node const& n, std::string const& path) const {
-        auto s = str(n, path);
-        if (s == "true" || s == "yes" || s == "on") return true;
-        if (s == "false" || s == "no" || s == "off") return false;
-        fail(n, path, "must be true or false");
-    }
-
-    std::uint64_t integer(YAML::Node const& n, std::string const& path, std::uint64_t min, std::uint64_t max) const {
-        auto s = str(n, path);
-        if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos)
-            fail(n, path, "must be a whole number");
-        auto v = std::stoull(s);
-        if (v < min || v > max)
-            fail(n, path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-        return v;
-    }
-
-    double number(YAML::Node const& n, std::string const& path, double min, double max) const {
-        auto s = str(n, path);
-        char* end = nullptr;
-        double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
-        if (s.empty() || end != s.c_str() + s.size() || !(v >= min && v <= max))
-            fail(n, path, "must be a number between " + std::to_string(min) + " and " + std::to_string(max));
-        return v;
-    }
-
-    std::chrono::milliseconds duration(YAML::Node const& n, std::string const& path) const {
-        auto d = parse_duration(str(n, path));
-        if (!d) fail(n, path, "must be a duration such as 30s, 1500ms or 5m");
-        return *d;
-    }
-
-    // Type-specific sub-trees become JSON so that providers validate them without YAML.
-    json::value to_json(YAML::Node const& n, std::string const& path) const {
-        switch (n.Type()) {
-            case YAML::NodeType::Map: {
-                json::object o;
-                for (auto const& kv : n) {
-                    auto key = kv.first.as<std::string>();
-                    o[key] = to_json(kv.second, path + "." + key);
-                }
-                return o;
-            }
-            case YAML::NodeType::Sequence: {
-                json::array a;
-                std::size_t i = 0;
-                for (auto const& item : n) a.push_back(to_json(item, path + "[" + std::to_string(i++) + "]"));
-                return a;
-            }
-            case YAML::NodeType::Scalar: {
-                auto s = expand_env(n.Scalar(), env_);
-                if (n.Tag() == "!") return json::value(s);  // quoted in the file: always a string
-                if (s == "true") return true;
-                if (s == "false") return false;
-                if (s == "null" || s == "~") return nullptr;
-                if (!s.empty() && s.find_first_not_of("-0123456789") == std::string::npos && s.size() < 19 &&
-                    s != "-")
-                    return std::stoll(s);
-                return json::value(s);
-            }
-            default:
-                return nullptr;
-        }
-    }
-
-private:
-    std::string source_;
-    env_lookup const& env_;
-};
-
-bool valid_name(std::string const& s) {
-    if (s.empty() || s.size() > 64) return false;
-    for (char c : s)
-        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' ||
-              c == '_'))
-            return false;
-    return true;
-}
-
-}  // namespace
 
 gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env) {
     YAML::Node root;
@@ -214,7 +104,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     reader r(source, env);
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names", "agent_loop",
-                            "mcp_front"});
+                            "mcp_front", "aliases", "strategy", "pools"});
 
     if (auto s = root["server"]) {
         r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads"});
@@ -250,7 +140,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             providers::provider_config pc;
             static std::set<std::string> const common{"name",    "type",       "base_url",      "api_key",
                                                       "models",  "headers",    "timeout",       "connect_timeout",
-                                                      "prices",  "max_tokens", "default_model"};
+                                                      "prices",  "max_tokens", "default_model", "api_keys"};
             json::object options;
             for (auto const& kv : p) {
                 auto key = kv.first.as<std::string>();
@@ -267,6 +157,17 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             pc.type = r.str(p["type"], path + ".type");
             if (auto n = p["base_url"]) pc.base_url = r.str(n, path + ".base_url");
             if (auto n = p["api_key"]) pc.api_key = r.str(n, path + ".api_key");
+            if (auto n = p["api_keys"]) {
+                // Secondary credentials: a 401/403 or 429 moves the same target to the next key.
+                if (!n.IsSequence() || n.size() == 0) r.fail(n, path + ".api_keys", "must be a non-empty list of keys");
+                if (p["api_key"]) r.fail(n, path + ".api_keys", "give either api_key or api_keys, not both");
+                for (auto const& k : n) {
+                    auto key = r.str(k, path + ".api_keys");
+                    if (key.empty()) r.fail(k, path + ".api_keys", "a key must not be empty (is its variable set?)");
+                    pc.api_keys.push_back(std::move(key));
+                }
+                pc.api_key = pc.api_keys.front();
+            }
             if (auto n = p["models"]) {
                 if (!n.IsSequence()) r.fail(n, path + ".models", "must be a list of model names");
                 for (auto const& m : n) {
@@ -326,7 +227,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     if (auto al = root["agent_loop"]) {
         r.check_keys(al, "agent_loop", {"inject_tools", "max_iterations", "tool_timeout", "loop_timeout",
                                         "max_tool_calls_per_turn", "max_parallel_tools", "max_tool_result_bytes",
-                                        "max_total_tokens", "max_cost_usd", "keepalive_interval"});
+                                        "max_total_tokens", "max_cost_usd", "keepalive_interval", "tool_turn_model"});
         auto& l = cfg.agent_loop.limits;
         if (auto n = al["inject_tools"]) cfg.agent_loop.inject_tools = r.boolean(n, "agent_loop.inject_tools");
         if (auto n = al["max_iterations"]) l.max_iterations = static_cast<unsigned>(r.integer(n, "agent_loop.max_iterations", 1, 1000));
@@ -344,6 +245,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
         if (auto n = al["max_total_tokens"])
             l.max_total_tokens = static_cast<std::int64_t>(r.integer(n, "agent_loop.max_total_tokens", 0, 1ull << 40));
         if (auto n = al["max_cost_usd"]) l.max_cost_usd = r.number(n, "agent_loop.max_cost_usd", 0, 1e6);
+        if (auto n = al["tool_turn_model"]) cfg.routing.tool_turn_model = r.str(n, "agent_loop.tool_turn_model");
         if (auto n = al["keepalive_interval"]) l.keepalive_interval = r.duration(n, "agent_loop.keepalive_interval");
         if (l.keepalive_interval.count() < 100) r.fail(al, "agent_loop.keepalive_interval", "must be at least 100ms");
         if (cfg.agent_loop.loop_timeout_set && l.loop_timeout >= cfg.server.request_timeout)
@@ -515,6 +417,18 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             names.insert(pc.name);
             cfg.env_provider_names.push_back(pc.name);
             cfg.providers.push_back(std::move(pc));
+        }
+    }
+    routing::parse_routing(r, root, cfg);
+    if (!cfg.routing.tool_turn_model.empty() && cfg.routing.aliases.count(cfg.routing.tool_turn_model) == 0) {
+        bool known = false;
+        for (auto const& p : cfg.routing.pools) known = known || p.name == cfg.routing.tool_turn_model;
+        auto const& m = cfg.routing.tool_turn_model;
+        if (!known && m.find('/') != std::string::npos) {
+            auto prefix = m.substr(0, m.find('/'));
+            for (auto const& p : cfg.providers) known = known || p.name == prefix;
+            if (!known) r.fail(root["agent_loop"]["tool_turn_model"], "agent_loop.tool_turn_model",
+                               "'" + m + "' names provider '" + prefix + "', which is not configured");
         }
     }
     if (cfg.server.threads == 0) cfg.server.threads = std::max(1u, std::thread::hardware_concurrency());

@@ -11,6 +11,7 @@
 
 #include "agentloop/loop.hpp"
 #include "mcp/aggregator.hpp"
+#include "gateway/routing/config.hpp"
 #include "providers/provider.hpp"
 
 namespace toolgate::gateway {
@@ -75,6 +76,7 @@ struct gateway_config {
     std::vector<providers::provider_config> providers;
     bool providers_from_env = true;
     std::vector<std::string> env_provider_names;  // providers added from environment variables
+    routing::routing_config routing;
 };
 
 using env_lookup = std::function<std::optional<std::string>(std::string const&)>;

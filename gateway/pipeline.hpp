@@ -1,9 +1,17 @@
 #pragma once
-// The turn pipeline: every model turn (a plain chat request, or one turn of the agent loop) passes
-// through a chain of filters in "onion" form. A filter may change the context and call next, answer
-// locally without calling next (a cache hit, a guardrail block), or inspect the result on the way
-// out (budgets, usage accounting). The pipeline is built once from config and shared by all threads;
-// filters must keep per-request state in the turn_context only.
+// The turn pipeline: every model turn (a plain chat request, one turn of the agent loop, an
+// embeddings call) passes through a chain of filters in "onion" form. A filter may change the
+// context and call next, answer locally without calling next (a cache hit, a guardrail block), or
+// inspect the result on the way out (budgets, usage accounting). The pipeline is built once from
+// config and shared by all threads; filters keep per-request state on their own on_turn frame or
+// in the turn_context, never in members. The router (gateway/routing/router.hpp) is the innermost
+// filter: it answers and never calls next.
+//
+// How a filter sees a stream: it wraps the sink. A filter that needs the chunks of a streamed
+// turn (output guardrails, the cache recording a stream to replay it) replaces ctx.sink with its
+// own chat_sink that forwards to the one it found, calls next, and restores ctx.sink afterwards.
+// The router holds chunks back until the first one with content (so that it can still fall back),
+// so a wrapping filter sees only the chunks of the target that answered.
 #include <boost/asio/awaitable.hpp>
 
 #include <functional>
@@ -81,7 +89,5 @@ private:
     std::vector<providers::provider*> providers_;
 };
 
-// The filter that fills in ctx.provider from the requested model (answers 404 when nobody serves it).
-std::shared_ptr<turn_filter> make_routing_filter(model_router const& router);
 
 }  // namespace toolgate::gateway

@@ -33,6 +33,7 @@ usage usage_of(json::object const& u) {
 
 class anthropic_wire final : public wire_format {
 public:
+    std::string_view auth_header() const override { return "x-api-key"; }
     explicit anthropic_wire(wire_settings s) : wire_format(s.name), s_(std::move(s)) {
         if (s_.api_version.empty()) s_.api_version = "2023-06-01";
     }

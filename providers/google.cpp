@@ -82,6 +82,7 @@ bool empty_object_schema(json::value const& schema) {
 
 class google_wire final : public wire_format {
 public:
+    std::string_view auth_header() const override { return "x-goog-api-key"; }
     explicit google_wire(wire_settings s) : wire_format(s.name), s_(std::move(s)) {}
 
     std::optional<api_error> encode_chat(json::object const& body, bool stream, native_request& out) const override {

@@ -92,11 +92,12 @@ public:
         }
         auto const* m = req.body.if_contains("model");
         std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
-        auto hr = to_http(nr, stream, ctx.request_id);
+        auto hr = to_http(nr, stream, ctx.request_id, ctx.credential);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         auto start = clock_type::now();
         if (!stream) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!failed(r, out.error, out.error_detail)) {
                 wire_->decode_chat(r->body, model).move_into(out);
             }
@@ -104,6 +105,7 @@ public:
             auto decoder = wire_->stream(model, include_usage);
             native_relay relay(*decoder, *sink);
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
+            if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!failed(r, out.error, out.error_detail) && !decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
                 if (relay.parser_.has_partial()) {
                     decoder->error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
@@ -133,8 +135,9 @@ public:
         }
         auto const* m = body.if_contains("model");
         std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
-        auto hr = to_http(nr, false, ctx.request_id);
+        auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
+        if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
         if (!failed(r, out.error, out.error_detail)) {
             wire_->decode_embeddings(r->body, model).move_into(out);
         }
@@ -155,13 +158,17 @@ private:
         return true;
     }
 
-    http::request to_http(native_request& nr, bool stream, std::string_view request_id) const {
+    http::request to_http(native_request& nr, bool stream, std::string_view request_id, std::string_view credential) const {
         http::request hr;
         hr.target = ep_.base_path + nr.path;
         hr.headers.reserve(4 + nr.headers.size() + cfg_.headers.size());
         hr.headers.emplace_back("Content-Type", "application/json");
         hr.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
-        for (auto& [k, v] : nr.headers) hr.headers.emplace_back(std::move(k), std::move(v));
+        for (auto& [k, v] : nr.headers) {
+            // A rotated credential replaces the configured key in the format's auth header.
+            if (!credential.empty() && k == wire_->auth_header()) v = std::string(credential);
+            hr.headers.emplace_back(std::move(k), std::move(v));
+        }
         if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
         for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);
         hr.body = std::move(nr.body);

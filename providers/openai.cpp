@@ -140,7 +140,7 @@ public:
                 req.raw_body.clear();
             }
         }
-        auto hr = make_request("/chat/completions", req.body, req.stream, ctx.request_id, req.raw_body);
+        auto hr = make_request("/chat/completions", req.body, req.stream, ctx.request_id, req.raw_body, ctx.credential);
         if (hr.target.empty()) {
             out.error = api_error::bad_request("model name not usable as an Azure deployment", "invalid_model");
             co_return out;
@@ -150,6 +150,7 @@ public:
 
         if (!req.stream || sink == nullptr) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
             if (!out.error) out.raw_response = std::move(r->body);
         } else {
@@ -157,6 +158,7 @@ public:
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
             out.chunks_sent = relay.sent_;
             out.tokens = relay.tokens_;
+            if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!r) {
                 out.error = map_transport_error(cfg_.name, r.error());
                 out.error_detail = r.error().message();
@@ -177,13 +179,14 @@ public:
 
     asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, json::object& body) override {
         embeddings_outcome out;
-        auto hr = make_request("/embeddings", body, false, ctx.request_id, {});
+        auto hr = make_request("/embeddings", body, false, ctx.request_id, {}, ctx.credential);
         if (hr.target.empty()) {
             out.error = api_error::bad_request("model name not usable as an Azure deployment", "invalid_model");
             co_return out;
         }
         auto start = clock_type::now();
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
+        if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
         finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
         if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
                       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
@@ -192,7 +195,8 @@ public:
 
 private:
     http::request make_request(std::string_view path, json::object const& body, bool stream,
-                               std::string_view request_id, std::string_view raw_body) const {
+                               std::string_view request_id, std::string_view raw_body,
+                               std::string_view credential) const {
         http::request hr;
         hr.target = ep_.base_path;
         if (azure_) {
@@ -212,9 +216,10 @@ private:
         hr.headers.reserve(4 + cfg_.headers.size());
         hr.headers.emplace_back("Content-Type", "application/json");
         hr.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
-        if (!cfg_.api_key.empty()) {
-            if (azure_) hr.headers.emplace_back("api-key", cfg_.api_key);
-            else hr.headers.emplace_back("Authorization", "Bearer " + cfg_.api_key);
+        std::string_view key = credential.empty() ? std::string_view(cfg_.api_key) : credential;
+        if (!key.empty()) {
+            if (azure_) hr.headers.emplace_back("api-key", std::string(key));
+            else hr.headers.emplace_back("Authorization", "Bearer " + std::string(key));
         }
         if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
         for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);

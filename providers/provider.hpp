@@ -59,6 +59,11 @@ struct chat_outcome {
     std::optional<api_error> error;
     std::string error_detail;  // for the log only, never sent to the client
     bool chunks_sent = false;  // streaming: at least one chunk reached the sink
+    // For retry decisions: the upstream's HTTP status (0: no answer, e.g. a connect error, a
+    // timeout, or a request refused before sending) and the wait it asked for (Retry-After,
+    // retry-after-ms).
+    int upstream_status = 0;
+    std::optional<std::chrono::milliseconds> retry_after;
 };
 
 // Receives OpenAI chat.completion.chunk objects of a streamed turn, in order. A sink may hold
@@ -82,6 +87,8 @@ struct call_context {
     http::client& http;
     cancel_token& cancel;
     std::string_view request_id;
+    // The credential to use instead of the configured api_key (the router rotates api_keys).
+    std::string_view credential = {};
 };
 
 // USD per million tokens.
@@ -95,6 +102,7 @@ struct provider_config {
     std::string type;
     std::string base_url;
     std::string api_key;
+    std::vector<std::string> api_keys;  // several credentials (the first is api_key); the router rotates them
     std::vector<std::string> models;
     std::map<std::string, std::string> headers;
     std::chrono::milliseconds timeout{300'000};
@@ -147,6 +155,8 @@ public:
         usage tokens;
         std::optional<api_error> error;
         std::string error_detail;
+        int upstream_status = 0;
+        std::optional<std::chrono::milliseconds> retry_after;
     };
     virtual asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, boost::json::object& body) = 0;
 

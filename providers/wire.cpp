@@ -1,5 +1,7 @@
 #include "providers/wire.hpp"
 
+#include "common/resilience.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -60,6 +62,14 @@ api_error map_upstream_status(std::string const& provider_name, int status, std:
         retry_after.find_first_of("\r\n") == std::string_view::npos)
         out.retry_after = std::string(retry_after);
     return out;
+}
+
+void note_upstream(int& status_out, std::optional<std::chrono::milliseconds>& retry_out, int status,
+                   std::string_view retry_after, std::string_view retry_after_ms) {
+    status_out = status;
+    if (retry_after.empty() && retry_after_ms.empty()) return;
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    retry_out = resilience::parse_retry_after(retry_after, retry_after_ms, now.count());
 }
 
 api_error wire_format::decode_error(int status, std::string_view body, std::string_view retry_after) const {

@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 
 #include <memory>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,15 @@ struct decoded {
     }
 };
 
+// Records the upstream's status and the wait it asked for on an outcome, for the router's retry
+// decisions.
+void note_upstream(int& status_out, std::optional<std::chrono::milliseconds>& retry_out, int status,
+                   std::string_view retry_after, std::string_view retry_after_ms);
+template <class Outcome>
+void note_upstream(Outcome& out, int status, std::string_view retry_after, std::string_view retry_after_ms) {
+    note_upstream(out.upstream_status, out.retry_after, status, retry_after, retry_after_ms);
+}
+
 class wire_format {
 public:
     virtual ~wire_format() = default;
@@ -66,6 +76,8 @@ public:
     virtual std::unique_ptr<stream_decoder> stream(std::string const& model, bool include_usage) const = 0;
     // A non-2xx answer as the client's error.
     virtual api_error decode_error(int status, std::string_view body, std::string_view retry_after) const;
+    // The request header that carries the API key (a rotated key replaces its value).
+    virtual std::string_view auth_header() const = 0;
 
     virtual bool has_embeddings() const { return false; }
     virtual std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const;

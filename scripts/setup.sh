@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev
-  libssl-dev ca-certificates libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
+  libssl-dev ca-certificates libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   curl openssl
 )

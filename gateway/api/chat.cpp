@@ -124,6 +124,14 @@ asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_out
     else co_await r.out.send(200, "application/json", result.raw_response, r.headers);
 }
 
+bool follows_tool_results(json::object const& body) {
+    auto const* messages = body.if_contains("messages");
+    if (messages == nullptr || !messages->is_array() || messages->get_array().empty()) return false;
+    auto const* last = messages->get_array().back().if_object();
+    auto const* role = last ? last->if_contains("role") : nullptr;
+    return role && role->is_string() && role->get_string() == "tool";
+}
+
 turn_context make_turn(api_request& r, providers::call_context& call) {
     turn_context ctx;
     ctx.request_id = r.rec.request_id;
@@ -141,6 +149,9 @@ asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::cha
     auto ctx = make_turn(r, call);
     ctx.request = std::move(request);
     ctx.sink = sink;
+    // agent_loop.tool_turn_model: the turns that read tool results may go to another model or pool.
+    if (auto const& m = r.app.cfg.routing.tool_turn_model; !m.empty() && follows_tool_results(ctx.request.body))
+        ctx.requested_model = m;
     auto result = co_await r.app.chat_pipeline->run(ctx);
     request = std::move(ctx.request);
     note_route(r.rec, ctx);

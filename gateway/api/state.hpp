@@ -23,6 +23,9 @@ namespace toolgate::gateway {
 
 class mcp_runtime;
 class mcp_front;
+namespace routing {
+class router;
+}
 
 // The MCP tools as the model sees them (OpenAI function entries), rebuilt when the catalog changes.
 struct injected_catalog {
@@ -38,7 +41,7 @@ struct app_state {
     std::unique_ptr<mcp_runtime> mcp;
     std::unique_ptr<mcp_front> front;  // destroyed before the MCP runtime
     std::vector<std::unique_ptr<providers::provider>> providers;
-    std::unique_ptr<model_router> router;
+    std::unique_ptr<routing::router> router;
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     agentloop::hybrid_store hybrid;

@@ -1,0 +1,129 @@
+#pragma once
+// Reading the config's YAML: typed values with errors that name the file, line and key path, for
+// the section parsers beside each feature (config.cpp only dispatches the sections).
+#include <boost/json/value.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "common/duration.hpp"
+#include "gateway/config.hpp"
+
+namespace toolgate::gateway {
+
+namespace json = boost::json;
+
+class reader {
+public:
+    reader(std::string source, env_lookup const& env) : source_(std::move(source)), env_(env) {}
+
+    [[noreturn]] void fail(YAML::Node const& n, std::string const& path, std::string const& what) const {
+        std::ostringstream os;
+        os << source_;
+        if (n.IsDefined() && n.Mark().line >= 0) os << ':' << (n.Mark().line + 1);
+        os << ": " << path << ": " << what;
+        throw config_error(os.str());
+    }
+
+    void check_keys(YAML::Node const& map, std::string const& path, std::set<std::string> const& known) const {
+        if (!map.IsMap()) fail(map, path, "must be a mapping");
+        for (auto const& kv : map) {
+            auto key = kv.first.as<std::string>();
+            if (!known.count(key)) {
+                std::string list;
+                for (auto const& k : known) list += (list.empty() ? "" : ", ") + k;
+                fail(kv.first, path.empty() ? key : path + "." + key, "unknown key (known: " + list + ")");
+            }
+        }
+    }
+
+    std::string str(YAML::Node const& n, std::string const& path) const {
+        if (!n.IsScalar()) fail(n, path, "must be a string");
+        return expand_env(n.Scalar(), env_);
+    }
+
+    bool boolean(YAML::Node const& n, std::string const& path) const {
+        auto s = str(n, path);
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+        fail(n, path, "must be true or false");
+    }
+
+    std::uint64_t integer(YAML::Node const& n, std::string const& path, std::uint64_t min, std::uint64_t max) const {
+        auto s = str(n, path);
+        if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos)
+            fail(n, path, "must be a whole number");
+        auto v = std::stoull(s);
+        if (v < min || v > max)
+            fail(n, path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+        return v;
+    }
+
+    double number(YAML::Node const& n, std::string const& path, double min, double max) const {
+        auto s = str(n, path);
+        char* end = nullptr;
+        double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || !(v >= min && v <= max))
+            fail(n, path, "must be a number between " + std::to_string(min) + " and " + std::to_string(max));
+        return v;
+    }
+
+    std::chrono::milliseconds duration(YAML::Node const& n, std::string const& path) const {
+        auto d = parse_duration(str(n, path));
+        if (!d) fail(n, path, "must be a duration such as 30s, 1500ms or 5m");
+        return *d;
+    }
+
+    // Type-specific sub-trees become JSON so that providers validate them without YAML.
+    json::value to_json(YAML::Node const& n, std::string const& path) const {
+        switch (n.Type()) {
+            case YAML::NodeType::Map: {
+                json::object o;
+                for (auto const& kv : n) {
+                    auto key = kv.first.as<std::string>();
+                    o[key] = to_json(kv.second, path + "." + key);
+                }
+                return o;
+            }
+            case YAML::NodeType::Sequence: {
+                json::array a;
+                std::size_t i = 0;
+                for (auto const& item : n) a.push_back(to_json(item, path + "[" + std::to_string(i++) + "]"));
+                return a;
+            }
+            case YAML::NodeType::Scalar: {
+                auto s = expand_env(n.Scalar(), env_);
+                if (n.Tag() == "!") return json::value(s);  // quoted in the file: always a string
+                if (s == "true") return true;
+                if (s == "false") return false;
+                if (s == "null" || s == "~") return nullptr;
+                if (!s.empty() && s.find_first_not_of("-0123456789") == std::string::npos && s.size() < 19 &&
+                    s != "-")
+                    return std::stoll(s);
+                return json::value(s);
+            }
+            default:
+                return nullptr;
+        }
+    }
+
+private:
+    std::string source_;
+    env_lookup const& env_;
+};
+
+inline bool valid_name(std::string const& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s)
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' ||
+              c == '_'))
+            return false;
+    return true;
+}
+
+
+}  // namespace toolgate::gateway

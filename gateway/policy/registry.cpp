@@ -1,0 +1,44 @@
+#include "gateway/policy/registry.hpp"
+
+#include <array>
+
+#include "gateway/routing/router.hpp"
+
+namespace toolgate::gateway {
+
+namespace {
+
+struct filter_row {
+    std::string_view name;
+    bool chat = true;
+    bool embeddings = true;
+    // nullptr when the config does not enable it.
+    std::shared_ptr<turn_filter> (*make)(gateway_config const&, routing::router const&);
+};
+
+// Outermost first. Policies (keys, rate limits, budgets, guardrails, cache) take their rows above
+// the router as they land.
+constexpr std::array<filter_row, 1> rows{{
+    {"router", true, true,
+     [](gateway_config const&, routing::router const& r) { return routing::make_router_filter(r); }},
+}};
+
+}  // namespace
+
+std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, routing::router const& router,
+                                                        turn_kind kind) {
+    std::vector<std::shared_ptr<turn_filter>> out;
+    for (auto const& row : rows) {
+        if (kind == turn_kind::chat ? !row.chat : !row.embeddings) continue;
+        if (auto f = row.make(cfg, router)) out.push_back(std::move(f));
+    }
+    return out;
+}
+
+std::vector<std::string_view> filter_names() {
+    std::vector<std::string_view> out;
+    for (auto const& row : rows) out.push_back(row.name);
+    return out;
+}
+
+}  // namespace toolgate::gateway

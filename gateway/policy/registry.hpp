@@ -1,0 +1,25 @@
+#pragma once
+// The one place that builds a turn filter chain from config, in DESIGN.md's order (outermost
+// first): auth/key, rate limit, budget, guardrails in, cache, router. Each filter kind is one row
+// of the table in registry.cpp: its name, the turn kinds it applies to, and a factory that reads
+// its validated, immutable settings from the config. Built once at start-up.
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "gateway/config.hpp"
+#include "gateway/pipeline.hpp"
+
+namespace toolgate::gateway {
+
+namespace routing {
+class router;
+}
+
+std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, routing::router const& router,
+                                                        turn_kind kind);
+
+// The names of the registered filters, outermost first (for check-config and the docs).
+std::vector<std::string_view> filter_names();
+
+}  // namespace toolgate::gateway

@@ -1,0 +1,11 @@
+#pragma once
+// Parses `aliases`, `strategy`, `pools` (and agent_loop.tool_turn_model, read by config.cpp) into
+// routing_config; every mistake is a config_error naming the key and line.
+#include "gateway/config_reader.hpp"
+
+namespace toolgate::gateway::routing {
+
+// Runs after the providers (configured and from the environment) are known.
+void parse_routing(reader const& r, YAML::Node const& root, gateway_config& cfg);
+
+}  // namespace toolgate::gateway::routing
