@@ -142,8 +142,10 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
                                                       "models",  "headers",    "timeout",       "connect_timeout",
                                                       "prices",  "max_tokens", "default_model", "api_keys"};
             json::object options;
+            std::set<std::string> seen;
             for (auto const& kv : p) {
                 auto key = kv.first.as<std::string>();
+                if (!seen.insert(key).second) r.fail(kv.first, path + "." + key, "duplicate key");
                 if (!common.count(key)) {
                     // Type-specific keys are checked by the provider itself, below.
                     options[key] = r.to_json(kv.second, path + "." + key);

@@ -31,8 +31,11 @@ public:
 
     void check_keys(YAML::Node const& map, std::string const& path, std::set<std::string> const& known) const {
         if (!map.IsMap()) fail(map, path, "must be a mapping");
+        std::set<std::string> seen;
         for (auto const& kv : map) {
             auto key = kv.first.as<std::string>();
+            // yaml-cpp keeps the first of two equal keys silently; a typo'd duplicate must not pass.
+            if (!seen.insert(key).second) fail(kv.first, path.empty() ? key : path + "." + key, "duplicate key");
             if (!known.count(key)) {
                 std::string list;
                 for (auto const& k : known) list += (list.empty() ? "" : ", ") + k;

@@ -76,6 +76,24 @@ void print_summary(gateway_config const& cfg) {
     }
 }
 
+// What check-config found in the routing sections, so a user sees how names will resolve.
+void print_routing(gateway_config const& cfg) {
+    auto const& rc = cfg.routing;
+    for (auto const& [alias, to] : rc.aliases) std::cout << "  alias " << alias << " -> " << to << "\n";
+    auto pool = [](toolgate::gateway::routing::pool_config const& p, std::string const& what) {
+        std::cout << "  " << what << " (" << toolgate::gateway::routing::to_string(p.strategy.how) << "):";
+        for (auto const& t : p.targets) {
+            std::cout << " " << t.provider << (t.model.empty() ? "" : "/" + t.model);
+            if (t.retry.attempts > 1) std::cout << " [" << t.retry.attempts << " attempts]";
+            if (!t.breaker) std::cout << " [no breaker]";
+        }
+        std::cout << "\n";
+    };
+    if (rc.default_pool) pool(*rc.default_pool, "default pool (every model that names no pool or provider/)");
+    for (auto const& p : rc.pools) pool(p, "pool '" + p.name + "'");
+    if (!rc.tool_turn_model.empty()) std::cout << "  turns after tool results -> " << rc.tool_turn_model << "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,6 +163,7 @@ int main(int argc, char** argv) {
 
     if (check->parsed()) {
         std::cout << config_path << ": OK (" << cfg.providers.size() << " provider(s))\n";
+        print_routing(cfg);
         return 0;
     }
 

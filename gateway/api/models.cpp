@@ -28,6 +28,16 @@ void build_models_cache(app_state& app) {
             data.push_back(std::move(o));
         }
     }
+    // Pools and aliases are model names too.
+    auto add_name = [&](std::string const& id, std::string const& description) {
+        json::object o{{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "toolgate"}};
+        o["description"] = description;
+        app.models_by_id.emplace(id, json::serialize(o));
+        data.push_back(std::move(o));
+    };
+    for (auto const& p : app.cfg.routing.pools)
+        add_name(p.name, "routing pool (" + std::string(routing::to_string(p.strategy.how)) + ")");
+    for (auto const& [alias, to] : app.cfg.routing.aliases) add_name(alias, "alias of " + to);
     app.models_json = json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 

@@ -171,3 +171,14 @@ providers:
   - { name: openai, type: openai, base_url: "http://127.0.0.1:1/v1", api_key: a, api_keys: [k1] }
 )").find("not both"), std::string::npos);
 }
+
+TEST(config, a_duplicate_key_is_an_error_not_a_silent_first_win) {
+    auto err = error_of(R"(
+providers_from_env: false
+providers:
+  - { name: a, type: openai, base_url: "http://127.0.0.1:1/v1", timeout: 5s, timeout: 300ms }
+)");
+    EXPECT_NE(err.find("duplicate key"), std::string::npos) << err;
+    err = error_of("server: { threads: 1, threads: 2 }\n");
+    EXPECT_NE(err.find("server.threads: duplicate key"), std::string::npos) << err;
+}
