@@ -69,7 +69,7 @@ std::string describe_part(json::object const& part) {
 std::string tool_message_text(std::string_view tool, mcp::tool_outcome const& outcome, std::size_t max_bytes) {
     std::string text;
     if (!outcome.ok) {
-        text = fmt::format("Error: the tool '{}' could not be run ({}): {}", tool, outcome.error_code, outcome.error);
+        text = fmt::format("Error: the tool '{}' could not be run ({}): {}", tool, outcome.error_code(), outcome.error);
     } else {
         auto const& r = outcome.result;
         if (auto const* content = r.if_contains("content"); content && content->is_array()) {
@@ -634,12 +634,12 @@ asio::awaitable<void> run_job(loop_input& in, execution& x, tool_job& job) {
     bool timed_out = cancel.cancelled() && cancel.reason() == cancel_reason::timeout && !in.cancel->cancelled();
     if (timed_out) {
         outcome.ok = false;
-        outcome.error_code = "timeout";
+        outcome.code = mcp::tool_errc::timeout;
         outcome.error = fmt::format("no answer within {} ms",
                                     std::chrono::duration_cast<std::chrono::milliseconds>(budget).count());
     }
     if (!outcome.ok) {
-        job.record.error = outcome.error_code.empty() ? "failed" : outcome.error_code;
+        job.record.error = std::string(outcome.error_code());
     } else {
         auto const* is_error = outcome.result.if_contains("isError");
         job.record.ok = !(is_error && is_error->is_bool() && is_error->get_bool());

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "common/cancel.hpp"
-#include "mcp/aggregator.hpp"
+#include "mcp/tool_outcome.hpp"
 #include "providers/provider.hpp"
 
 namespace toolgate::agentloop {

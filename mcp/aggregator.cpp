@@ -18,6 +18,36 @@
 
 namespace toolgate::mcp {
 
+namespace {
+
+class tool_category_impl final : public boost::system::error_category {
+public:
+    char const* name() const noexcept override { return "toolgate.tool"; }
+    std::string message(int ev) const override { return std::string(to_string(static_cast<tool_errc>(ev))); }
+};
+
+}  // namespace
+
+boost::system::error_category const& tool_category() {
+    static tool_category_impl const category;
+    return category;
+}
+
+std::string_view to_string(tool_errc e) {
+    switch (e) {
+        case tool_errc::failed: return "failed";
+        case tool_errc::unknown_tool: return "unknown_tool";
+        case tool_errc::invalid_arguments: return "invalid_arguments";
+        case tool_errc::unavailable: return "unavailable";
+        case tool_errc::busy: return "busy";
+        case tool_errc::circuit_open: return "circuit_open";
+        case tool_errc::timeout: return "timeout";
+        case tool_errc::cancelled: return "cancelled";
+        case tool_errc::server_error: return "server_error";
+    }
+    return "failed";
+}
+
 using clock_type = std::chrono::steady_clock;
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
@@ -579,7 +609,7 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
     auto const* entry = cat->find(exposed_name);
     if (entry == nullptr) {
         out.error = "unknown tool '" + exposed_name + "'";
-        out.error_code = "unknown_tool";
+        out.code = tool_errc::unknown_tool;
         co_return out;
     }
     auto s = state_for(entry->server, v.get());
@@ -598,21 +628,21 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
     auto session = s ? s->session : nullptr;
     if (!session || session->closed()) {
         out.error = "MCP server '" + entry->server + "' is unavailable";
-        out.error_code = "unavailable";
+        out.code = tool_errc::unavailable;
         finish(out);
         co_return out;
     }
     auto admitted = s->breaker.admit(clock_type::now());
     if (admitted == circuit_breaker::decision::reject) {
         out.error = "MCP server '" + entry->server + "' is failing; calls are paused (circuit breaker open)";
-        out.error_code = "circuit_open";
+        out.code = tool_errc::circuit_open;
         finish(out);
         co_return out;
     }
     if (s->in_flight >= s->cfg.max_concurrency) {
         if (s->waiters.size() >= s->cfg.max_queue) {
             out.error = "MCP server '" + entry->server + "' is busy (" + std::to_string(s->cfg.max_queue) + " calls queued)";
-            out.error_code = "busy";
+            out.code = tool_errc::busy;
             s->breaker.abandon(admitted);
             finish(out);
             co_return out;
@@ -626,7 +656,7 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
         if (it != s->waiters.end()) s->waiters.erase(it);
         if (!ec || cancel->cancelled() || s->in_flight >= s->cfg.max_concurrency) {
             out.error = cancel->cancelled() ? "cancelled while queued" : "timed out while queued for a free slot";
-            out.error_code = cancel->cancelled() ? "cancelled" : "timeout";
+            out.code = cancel->cancelled() ? tool_errc::cancelled : tool_errc::timeout;
             s->breaker.abandon(admitted);
             finish(out);
             co_return out;
@@ -652,25 +682,25 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
                 out.truncated = cap_result(out.result, s->cfg.max_result_bytes);
             } else {
                 out.error = "the server answered tools/call with something that is not a result object";
-                out.error_code = "server_error";
+                out.code = tool_errc::server_error;
             }
             break;
         case call_result::status::error:
             out.error = "the server refused the call: " + r.message + " (" + std::to_string(r.code) + ")";
-            out.error_code = r.code == errc::invalid_params ? "invalid_arguments" : "server_error";
+            out.code = r.code == errc::invalid_params ? tool_errc::invalid_arguments : tool_errc::server_error;
             break;
         case call_result::status::timeout:
             out.error = "no result within " + std::to_string(s->cfg.timeout.count()) + " ms";
-            out.error_code = "timeout";
+            out.code = tool_errc::timeout;
             failure = true;
             break;
         case call_result::status::cancelled:
             out.error = "cancelled";
-            out.error_code = "cancelled";
+            out.code = tool_errc::cancelled;
             break;
         case call_result::status::closed:
             out.error = r.message.empty() ? "the server connection closed during the call" : r.message;
-            out.error_code = "unavailable";
+            out.code = tool_errc::unavailable;
             failure = true;
             break;
     }

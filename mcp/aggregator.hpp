@@ -17,8 +17,11 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <array>
+#include <tuple>
 #include <vector>
 
+#include "mcp/tool_outcome.hpp"
 #include "common/cancel.hpp"
 #include "mcp/client_session.hpp"
 #include "mcp/names.hpp"
@@ -72,15 +75,6 @@ struct catalog {
         auto it = by_exposed.find(std::string(exposed));
         return it == by_exposed.end() ? nullptr : &tools[it->second];
     }
-};
-
-struct tool_outcome {
-    bool ok = false;          // the call reached the server and it answered (result may still have isError)
-    json::object result;      // MCP CallToolResult
-    std::string error;        // why not ok
-    std::string error_code;   // unknown_tool, unavailable, busy, circuit_open, timeout, cancelled, server_error
-    bool truncated = false;
-    std::chrono::microseconds duration{0};
 };
 
 // Per server and tool call figures, for /metrics.

@@ -370,9 +370,9 @@ asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_
     }
     auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), emit ? &observer : nullptr, view_);
     if (r.ok) co_return make_result(msg.id, r.result);
-    if (r.error_code == "unknown_tool" || r.error_code == "invalid_arguments")
+    if (r.code == tool_errc::unknown_tool || r.code == tool_errc::invalid_arguments)
         co_return make_error(msg.id, errc::invalid_params, r.error);
-    co_return tool_failure_result(msg.id, "the tool could not be run (" + r.error_code + "): " + r.error);
+    co_return tool_failure_result(msg.id, "the tool could not be run (" + std::string(r.error_code()) + "): " + r.error);
 }
 
 asio::awaitable<call_result> server_session::ask_client(std::string const& method, json::value params, emit_fn emit) {

@@ -34,7 +34,7 @@ public:
     asio::awaitable<bool> flush() override {
         if (failed_) co_return false;
         if (pending_.empty()) co_return true;
-        if (!ch_.started()) {  // (no co_await inside && conditions: docs/coroutines.md)
+        if (!ch_.started()) {  // (no co_await inside && conditions: README, "Coroutines on GCC 12")
             bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
             if (!ok) co_return fail();
         }

@@ -22,7 +22,7 @@ namespace json = boost::json;
 
 namespace {
 
-// JSON is built in plain functions, not in coroutines (braced lists: see README, "Coroutines").
+// JSON is built in plain functions, not in coroutines (braced lists: README, "Coroutines on GCC 12").
 std::string servers_json(app_state& app) {
     json::object o;
     o["object"] = "list";
@@ -55,7 +55,7 @@ std::string tool_result_json(mcp::tool_outcome& r, bool with_status) {
         o["truncated"] = r.truncated;
     } else {
         json::object e;
-        e["code"] = r.error_code;
+        e["code"] = r.error_code();
         e["message"] = r.error;
         o["error"] = std::move(e);
     }
@@ -63,13 +63,24 @@ std::string tool_result_json(mcp::tool_outcome& r, bool with_status) {
     return json::serialize(o);
 }
 
+// The one place a tool failure becomes an HTTP status (-Wswitch checks that every kind has one).
+int tool_failure_status(mcp::tool_errc e) {
+    switch (e) {
+        case mcp::tool_errc::unknown_tool: return 404;
+        case mcp::tool_errc::invalid_arguments: return 400;
+        case mcp::tool_errc::timeout: return 504;
+        case mcp::tool_errc::server_error: return 502;
+        case mcp::tool_errc::cancelled:  // the call was cancelled upstream, not by this client
+        case mcp::tool_errc::failed:
+        case mcp::tool_errc::unavailable:
+        case mcp::tool_errc::busy:
+        case mcp::tool_errc::circuit_open: return 503;
+    }
+    return 503;
+}
+
 api_error tool_failure(mcp::tool_outcome const& r) {
-    int status = r.error_code == "unknown_tool"        ? 404
-                 : r.error_code == "invalid_arguments" ? 400
-                 : r.error_code == "timeout"           ? 504
-                 : r.error_code == "server_error"      ? 502
-                                                       : 503;
-    return {status, "tool_error", r.error_code, r.error};
+    return {tool_failure_status(r.code), "tool_error", std::string(r.error_code()), r.error};
 }
 
 // The streamed form of the call: progress notifications as SSE events while the tool runs, then

@@ -14,6 +14,7 @@
 #include "gateway/config.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/pipeline.hpp"
+#include "mcp/aggregator.hpp"
 
 namespace spdlog {
 class logger;

@@ -186,6 +186,8 @@ public:
     }
 
     bool delivered() const { return passing_; }
+    // When the first content went to the client (time to first token, for least-latency).
+    clock::time_point first_content() const { return first_content_; }
     void reset() {
         held_.clear();
         content_ = false;
@@ -216,6 +218,7 @@ private:
 
     asio::awaitable<bool> release_held() {
         passing_ = true;
+        first_content_ = clock::now();
         auto held = std::move(held_);
         held_.clear();
         for (auto& h : held) {
@@ -229,6 +232,7 @@ private:
     std::vector<held> held_;
     bool content_ = false;
     bool passing_ = false;
+    clock::time_point first_content_{};
 };
 
 // A routing request: which targets to try and what to send them.
@@ -564,9 +568,10 @@ struct router::impl {
             }
             record(t, admitted, counts_as_failure(last), ended);
             if (v == verdict::success) {
-                auto latency = std::chrono::duration_cast<milliseconds>(ended - started);
-                pool.state.record_latency(index, latency, ended);
-                t.latency_us_sum.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(ended - started).count(),
+                // Streams are judged by their time to first content, whole answers by their duration.
+                auto until = guard && guard->delivered() ? guard->first_content() : ended;
+                pool.state.record_latency(index, std::chrono::duration_cast<milliseconds>(until - started), ended);
+                t.latency_us_sum.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(until - started).count(),
                                            std::memory_order_relaxed);
                 t.latency_count.fetch_add(1, std::memory_order_relaxed);
                 go_on = false;

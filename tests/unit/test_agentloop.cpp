@@ -194,12 +194,12 @@ public:
         --current;
         if (cancel.cancelled()) {
             ++cancelled;
-            out.error_code = "cancelled";
+            out.code = mcp::tool_errc::cancelled;
             out.error = "cancelled";
             co_return out;
         }
         if (t.fail) {
-            out.error_code = "unavailable";
+            out.code = mcp::tool_errc::unavailable;
             out.error = "server 'fake' is not connected";
             co_return out;
         }
@@ -634,7 +634,7 @@ TEST(agent_loop, tool_message_text_describes_every_part_and_cuts_on_utf8_boundar
     auto cut = agentloop::tool_message_text("t", o, 5);
     EXPECT_EQ(cut.substr(0, cut.find('\n')), "éé");
     o = {};
-    o.error_code = "timeout";
+    o.code = mcp::tool_errc::timeout;
     o.error = "no answer";
     EXPECT_EQ(agentloop::tool_message_text("t", o, 1000), "Error: the tool 't' could not be run (timeout): no answer");
 }
