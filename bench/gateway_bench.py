@@ -118,6 +118,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="interleaved direct/gateway rounds per case")
     ap.add_argument("--connections", default="64,1", help="comma-separated wrk connection counts")
     ap.add_argument("--threads", type=int, default=0, help="toolgate worker threads (0: one per core)")
+    ap.add_argument("--cases", default="json,stream,lb3,fb50",
+                    help="comma-separated: json, stream, lb3 (3-target loadbalance pool), fb50 (fallback, first target fails 50%%)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
     ap.add_argument("--no-build", action="store_true", help="use the existing binary")
     args = ap.parse_args()
@@ -224,9 +226,12 @@ pools:
                 raise RuntimeError(f"gateway sanity check failed for {model}: {out.stdout[:200]}\n{log}")
 
         results = []
-        cases = [("bench-model", False, "json"), ("bench-stream", True, "stream"), ("bench-lb3", False, "json lb3"),
-                 ("bench-fallback50", False, "json fb50")]
-        for model, stream, label in cases:
+        cases = [("bench-model", False, "json", "json"), ("bench-stream", True, "stream", "stream"),
+                 ("bench-lb3", False, "json lb3", "lb3"), ("bench-fallback50", False, "json fb50", "fb50")]
+        wanted = set(args.cases.split(","))
+        for model, stream, label, key in cases:
+            if key not in wanted:
+                continue
             direct_path = "/stream/v1/chat/completions" if stream else "/v1/chat/completions"
             lua = f"{work}/post_{model}.lua"
             with open(lua, "w") as f:

@@ -110,8 +110,8 @@ int main(int argc, char** argv) {
     }
     double ref = results.front().ns;
     std::printf("routing decision cost, %zu targets (10%% ineligible), %zu decisions each, one thread\n", targets, decisions);
-    std::printf("%-28s%12s%14s%18s\n", "mode", "ns/decision", "vs fallback", "of a 50 us request");
+    std::printf("%-28s%12s%14s%21s\n", "mode", "ns/decision", "vs fallback", "of a 50 us request");
     for (auto const& r : results)
-        std::printf("%-28s%12.0f%13.2fx%17.2f%%\n", r.name, r.ns, r.ns / ref, r.ns / 50000.0 * 100.0);
+        std::printf("%-28s%12.0f%13.2fx%20.2f%%\n", r.name, r.ns, r.ns / ref, r.ns / 50000.0 * 100.0);
     return 0;
 }

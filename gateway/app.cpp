@@ -24,7 +24,7 @@ namespace json = boost::json;
 
 app_state::app_state(gateway_config const& c) : cfg(c), mcp(std::make_unique<mcp_runtime>(cfg)) {
     if (cfg.mcp_front.enabled) front = std::make_unique<mcp_front>(cfg, mcp->aggregator());
-    for (auto const& pc : cfg.providers) providers.push_back(providers::make_provider(pc));
+    providers = cfg.built_providers;
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
     router = std::make_unique<routing::router>(cfg.routing, raw);

@@ -107,7 +107,8 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
                             "mcp_front", "aliases", "strategy", "pools"});
 
     if (auto s = root["server"]) {
-        r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads"});
+        r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads", "header_timeout",
+                                   "keepalive_timeout", "body_timeout", "write_timeout"});
         if (auto n = s["listen"]) {
             auto a = parse_listen(r.str(n, "server.listen"));
             if (!a) r.fail(n, "server.listen", "must be HOST:PORT, e.g. 127.0.0.1:8080");
@@ -118,6 +119,16 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
         if (auto n = s["request_timeout"]) cfg.server.request_timeout = r.duration(n, "server.request_timeout");
         if (auto n = s["shutdown_grace"]) cfg.server.shutdown_grace = r.duration(n, "server.shutdown_grace");
         if (auto n = s["threads"]) cfg.server.threads = static_cast<unsigned>(r.integer(n, "server.threads", 0, 256));
+        for (auto [key, field] : {std::pair{"header_timeout", &server_limits::header_timeout},
+                                  std::pair{"keepalive_timeout", &server_limits::keepalive_timeout},
+                                  std::pair{"body_timeout", &server_limits::body_timeout},
+                                  std::pair{"write_timeout", &server_limits::write_timeout}}) {
+            if (auto n = s[key]) {
+                auto d = r.duration(n, std::string("server.") + key);
+                if (d.count() < 100) r.fail(n, std::string("server.") + key, "must be at least 100ms");
+                cfg.server.*field = d;
+            }
+        }
     }
     if (auto l = root["log"]) {
         r.check_keys(l, "log", {"level", "requests"});
@@ -207,7 +218,9 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
             pc.options = std::move(options);
             if (pc.type == "scripted" && pc.models.empty()) pc.models.push_back("toolgate-demo");
             try {
-                (void)providers::make_provider(pc);  // validates type-specific settings now, not at first use
+                // Validates the type-specific settings now, not at first use; the gateway uses this
+                // instance (providers are built once).
+                cfg.built_providers.push_back(providers::make_provider(pc));
             } catch (std::invalid_argument const& e) {
                 r.fail(p, path, e.what());
             }
@@ -412,7 +425,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
                 if (auto k = env("VLLM_API_KEY")) pc.api_key = *k;
             }
             try {
-                (void)providers::make_provider(pc);
+                cfg.built_providers.push_back(providers::make_provider(pc));
             } catch (std::invalid_argument const& e) {
                 throw config_error("provider '" + pc.name + "' from the environment: " + e.what());
             }

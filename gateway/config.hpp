@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,7 @@
 #include "agentloop/loop.hpp"
 #include "mcp/aggregator.hpp"
 #include "gateway/routing/config.hpp"
+#include "gateway/server_limits.hpp"
 #include "providers/provider.hpp"
 
 namespace toolgate::gateway {
@@ -29,11 +31,8 @@ struct listen_address {
 // Parses "HOST:PORT", "[V6]:PORT" or ":PORT"; nullopt when malformed.
 std::optional<listen_address> parse_listen(std::string const& text);
 
-struct server_config {
+struct server_config : server_limits {
     listen_address listen;
-    std::size_t max_body_bytes = 8 * 1024 * 1024;
-    std::chrono::milliseconds request_timeout{300'000};
-    std::chrono::milliseconds shutdown_grace{10'000};
     unsigned threads = 0;  // 0: one per core
 };
 
@@ -77,6 +76,9 @@ struct gateway_config {
     bool providers_from_env = true;
     std::vector<std::string> env_provider_names;  // providers added from environment variables
     routing::routing_config routing;
+    // The providers, built (and so validated) once while parsing, in the order of `providers`;
+    // shared by every copy of the config and all worker threads.
+    std::vector<std::shared_ptr<providers::provider>> built_providers;
 };
 
 using env_lookup = std::function<std::optional<std::string>(std::string const&)>;

@@ -172,12 +172,10 @@ int main(int argc, char** argv) {
     try {
         auto app = make_app(cfg);
         server_options so;
+        static_cast<server_limits&>(so) = cfg.server;
         so.host = cfg.server.listen.host;
         so.port = cfg.server.listen.port;
         so.threads = cfg.server.threads;
-        so.max_body_bytes = cfg.server.max_body_bytes;
-        so.shutdown_grace = cfg.server.shutdown_grace;
-        so.request_timeout = cfg.server.request_timeout;
         server srv(so, *app);
         periodic_flusher flusher;
         std::uint16_t port = 0;

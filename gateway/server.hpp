@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/cancel.hpp"
+#include "gateway/server_limits.hpp"
 #include "common/http_client.hpp"
 
 namespace toolgate::gateway {
@@ -63,17 +64,10 @@ public:
     virtual void on_shutdown() {}
 };
 
-struct server_options {
+struct server_options : server_limits {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
     unsigned threads = 1;
-    std::size_t max_body_bytes = 8 * 1024 * 1024;
-    std::chrono::milliseconds shutdown_grace{10'000};
-    std::chrono::milliseconds header_timeout{30'000};     // to receive a request's head
-    std::chrono::milliseconds keepalive_timeout{75'000};  // idle time between requests
-    std::chrono::milliseconds body_timeout{60'000};       // to receive a request's body
-    std::chrono::milliseconds write_timeout{60'000};      // a client not reading for this long is dropped
-    std::chrono::milliseconds request_timeout{300'000};   // whole request; its cancel_token fires (reason timeout)
 };
 
 class server {

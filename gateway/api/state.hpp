@@ -41,7 +41,7 @@ struct app_state {
     gateway_config cfg;
     std::unique_ptr<mcp_runtime> mcp;
     std::unique_ptr<mcp_front> front;  // destroyed before the MCP runtime
-    std::vector<std::unique_ptr<providers::provider>> providers;
+    std::vector<std::shared_ptr<providers::provider>> providers;
     std::unique_ptr<routing::router> router;
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;

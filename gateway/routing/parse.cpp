@@ -190,6 +190,13 @@ pool_config parse_pool(reader const& r, YAML::Node const& n, std::string const& 
         pool.strategy.weights.push_back(pool.targets.back().weight);
         ++i;
     }
+    if (pool.strategy.how == mode::single && pool.targets.size() > 1)
+        r.fail(ts, path + ".targets", "mode single uses exactly one target; list fallbacks under mode fallback");
+    for (std::size_t a = 0; a < pool.targets.size(); ++a)
+        for (std::size_t b = a + 1; b < pool.targets.size(); ++b)
+            if (pool.targets[a].provider == pool.targets[b].provider && pool.targets[a].model == pool.targets[b].model)
+                r.fail(ts, path + ".targets[" + std::to_string(b) + "]",
+                       "the same provider and model as targets[" + std::to_string(a) + "]");
     if (pool.strategy.how == mode::loadbalance) {
         std::uint64_t sum = 0;
         for (auto w : pool.strategy.weights) sum += w;

@@ -60,7 +60,9 @@ verdict classify(turn_result const& r, bool cancelled, bool delivered, retry_pol
 namespace {
 
 constexpr auto key_refused_cooldown = std::chrono::minutes(5);
-constexpr auto key_rate_limited_cooldown = std::chrono::seconds(1);  // without a Retry-After
+constexpr auto key_rate_limited_cooldown = std::chrono::seconds(1);  // at least, also after "Retry-After: 0"
+// The latency a failed attempt counts as for least-latency (it ages out with the window).
+constexpr milliseconds failure_penalty{60'000};
 
 double random_unit() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -159,20 +161,23 @@ public:
     explicit guard_sink(providers::chat_sink& inner) : inner_(inner) {}
 
     asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
-        if (passing_) co_return co_await inner_.on_chunk(chunk, raw);
-        content_ = content_ || has_content(chunk);
-        held_.emplace_back();
-        held_.back().chunk = chunk;
-        held_.back().raw = std::string(raw);
-        co_return true;
-    }
-
-    asio::awaitable<bool> flush() override {
-        if (!passing_ && !content_) co_return true;
         if (!passing_) {
+            if (!has_content(chunk)) {
+                held_.emplace_back();  // only the chunks before the first content are copied
+                held_.back().chunk = chunk;
+                held_.back().raw = std::string(raw);
+                co_return true;
+            }
+            // The first content: what was held goes first, then everything passes straight on (the
+            // inner sink writes at the next flush).
             bool ok = co_await release_held();
             if (!ok) co_return false;
         }
+        co_return co_await inner_.on_chunk(chunk, raw);
+    }
+
+    asio::awaitable<bool> flush() override {
+        if (!passing_) co_return true;
         co_return co_await inner_.flush();
     }
 
@@ -188,10 +193,7 @@ public:
     bool delivered() const { return passing_; }
     // When the first content went to the client (time to first token, for least-latency).
     clock::time_point first_content() const { return first_content_; }
-    void reset() {
-        held_.clear();
-        content_ = false;
-    }
+    void reset() { held_.clear(); }
 
 private:
     struct held {
@@ -230,7 +232,6 @@ private:
 
     providers::chat_sink& inner_;
     std::vector<held> held_;
-    bool content_ = false;
     bool passing_ = false;
     clock::time_point first_content_{};
 };
@@ -374,6 +375,9 @@ struct router::impl {
                 auto const& t = *pool->targets[i];
                 auto const& model = upstream_model(t, out.requested);
                 bool ok = serves(t, model);
+                // The default pool's targets that pin a model name a chat model: embeddings (any
+                // model) only go to the targets that take the requested one.
+                if (ctx.kind == turn_kind::embeddings && default_pool && pool == &*default_pool && !t.cfg.model.empty()) ok = false;
                 any_serves = any_serves || ok;
                 if (ok && t.breaker) {
                     std::lock_guard lock(t.mu);
@@ -398,7 +402,7 @@ struct router::impl {
             }
             // The default pool takes every model; one that none of its targets serves is resolved
             // as without routing config (a demo model, a local one).
-            if (!any_serves && pool == &*default_pool) {
+            if (!any_serves && default_pool && pool == &*default_pool) {
                 pool = nullptr;
             } else {
                 route_input in;
@@ -457,6 +461,7 @@ struct router::impl {
         asio::steady_timer timer(co_await asio::this_coro::executor);
         timer.expires_after(d);
         auto sub = cancel.subscribe([&timer] { timer.cancel(); });
+        if (cancel.cancelled()) co_return false;  // (subscribe ran the callback before there was a wait)
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         co_return !cancel.cancelled();
     }
@@ -497,6 +502,44 @@ struct router::impl {
         if (!ctx.variant.empty()) set_header(ctx.response_headers, "x-toolgate-variant", ctx.variant);
     }
 
+    // What one admitted attempt holds: the concurrency slot and the breaker's decision. Released on
+    // every way out, exceptions included, so that no slot or half-open probe is ever lost.
+    struct attempt_hold {
+        target_rt& t;
+        circuit_breaker::decision admitted;
+        bool slot = false;
+        bool settled = false;
+
+        attempt_hold(target_rt& target, circuit_breaker::decision d) : t(target), admitted(d) {}
+        attempt_hold(attempt_hold const&) = delete;
+        attempt_hold& operator=(attempt_hold const&) = delete;
+        ~attempt_hold() {
+            release_slot();
+            if (!settled) abandon(t, admitted);
+        }
+        void release_slot() {
+            if (slot) t.slots.release();
+            slot = false;
+        }
+        // The attempt's outcome for the breaker: a success, a failure, or nothing said about the
+        // target (a 400, a request this adapter could not send, a client that left).
+        void settle(bool success, bool failure, clock::time_point now) {
+            settled = true;
+            if (success || failure) record(t, admitted, failure, now);
+            else abandon(t, admitted);
+        }
+    };
+
+    // A 401/403 or 429 on one key: cool it down; true when another key is ready.
+    static bool cool_key(credential_pool& creds, std::size_t key, turn_result const& r, clock::time_point now) {
+        auto s = r.upstream_status;
+        if (s != 401 && s != 403 && s != 429) return false;
+        auto rate_wait = std::max(std::chrono::duration_cast<milliseconds>(key_rate_limited_cooldown),
+                                  r.retry_after.value_or(milliseconds(0)));
+        creds.cool(key, s == 429 ? now + rate_wait : now + key_refused_cooldown);
+        return creds.pick(now).has_value();
+    }
+
     // All attempts on one target: returns the last result and whether the router should go on to
     // the next target.
     asio::awaitable<turn_result> on_target(turn_context& ctx, pool_rt const& pool, std::size_t index,
@@ -507,6 +550,7 @@ struct router::impl {
         turn_result last;
         go_on = true;
         bool first = true;
+        std::size_t rotations = 0;  // each key at most once per attempt
         for (unsigned attempt = 0;;) {
             auto now = clock::now();
             auto admitted = circuit_breaker::decision::allow;
@@ -515,27 +559,30 @@ struct router::impl {
                 admitted = t.breaker->admit(now);
             }
             if (admitted == circuit_breaker::decision::reject) {
-                if (first) last.error = api_error::unavailable("target '" + t.label + "' is failing (circuit breaker open)");
+                if (!last.error) last.error = api_error::unavailable("target '" + t.label + "' is failing (circuit breaker open)");
                 co_return last;
             }
+            attempt_hold hold(t, admitted);
             std::optional<std::size_t> key;
             if (t.credentials) {
                 key = t.credentials->pick(now);
                 if (!key) {
-                    abandon(t, admitted);
-                    if (first) last.error = api_error::unavailable("every credential of provider '" + t.provider->name() + "' is cooling down");
+                    if (!last.error)
+                        last.error = api_error::unavailable("every credential of provider '" + t.provider->name() +
+                                                            "' is cooling down");
                     co_return last;
                 }
             }
-            bool slot = co_await t.slots.acquire(t.cfg.queue_timeout, cancel);
-            if (!slot) {
-                abandon(t, admitted);
+            hold.slot = co_await t.slots.acquire(t.cfg.queue_timeout, cancel);
+            if (!hold.slot) {
                 if (cancel.cancelled()) {
                     go_on = false;
                     co_return last;
                 }
-                last = turn_result();
-                last.error = api_error::unavailable("target '" + t.label + "' is at its max_concurrency and its queue is full");
+                if (!last.error) {
+                    last = turn_result();
+                    last.error = api_error::unavailable("target '" + t.label + "' is at its max_concurrency and its queue is full");
+                }
                 co_return last;
             }
             if (first) {
@@ -548,29 +595,25 @@ struct router::impl {
             std::string_view credential = key ? std::string_view(t.credentials->keys[*key]) : std::string_view();
             auto started = clock::now();
             last = co_await call(ctx, *t.provider, model, credential, guard);
-            t.slots.release();
+            hold.release_slot();
             auto ended = clock::now();
             bool delivered = guard && guard->delivered();
             bool more_keys = false;
-            if (t.credentials && key && last.error && (last.upstream_status == 401 || last.upstream_status == 403 ||
-                                                       last.upstream_status == 429)) {
-                auto until = last.upstream_status == 429
-                                 ? ended + last.retry_after.value_or(std::chrono::duration_cast<milliseconds>(key_rate_limited_cooldown))
-                                 : ended + key_refused_cooldown;
-                t.credentials->cool(*key, until);
-                more_keys = t.credentials->pick(ended).has_value();
+            if (t.credentials && key && last.error) {
+                more_keys = cool_key(*t.credentials, *key, last, ended) && ++rotations < t.credentials->keys.size();
             }
             auto v = classify(last, cancel.cancelled(), delivered, t.cfg.retry, more_keys);
+            bool failure = v != verdict::cancelled && counts_as_failure(last);
+            hold.settle(v == verdict::success, failure, ended);
             if (v == verdict::cancelled) {
-                abandon(t, admitted);
                 go_on = false;
                 co_return last;
             }
-            record(t, admitted, counts_as_failure(last), ended);
+            bool is_chat = ctx.kind == turn_kind::chat;
             if (v == verdict::success) {
                 // Streams are judged by their time to first content, whole answers by their duration.
                 auto until = guard && guard->delivered() ? guard->first_content() : ended;
-                pool.state.record_latency(index, std::chrono::duration_cast<milliseconds>(until - started), ended);
+                if (is_chat) pool.state.record_latency(index, std::chrono::duration_cast<milliseconds>(until - started), ended);
                 t.latency_us_sum.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(until - started).count(),
                                            std::memory_order_relaxed);
                 t.latency_count.fetch_add(1, std::memory_order_relaxed);
@@ -578,6 +621,8 @@ struct router::impl {
                 co_return last;
             }
             t.failures.fetch_add(1, std::memory_order_relaxed);
+            // A failing target must not look "untried" to least-latency, which tries those first.
+            if (failure && is_chat) pool.state.record_latency(index, failure_penalty, ended);
             if (v == verdict::give_up) {
                 go_on = false;
                 co_return last;
@@ -587,6 +632,7 @@ struct router::impl {
                 if (guard) guard->reset();
                 continue;  // same target, next key, no wait
             }
+            rotations = 0;
             // retry: within the attempts, the budget and the wait the upstream allows
             if (++attempt >= t.cfg.retry.attempts) co_return last;
             std::chrono::milliseconds wait = resilience::full_jitter(t.cfg.retry.backoff, t.cfg.retry.max_backoff, attempt - 1, random_unit());
@@ -636,26 +682,24 @@ struct router::impl {
         if (p.direct != nullptr) {
             auto* creds = credentials_of(p.direct);
             turn_result r;
-            for (;;) {
+            for (std::size_t rotations = 0;;) {
                 auto now = clock::now();
                 std::optional<std::size_t> key;
                 if (creds) key = creds->pick(now);
                 if (creds && !key) {
-                    r.error = api_error::unavailable("every credential of provider '" + p.direct->name() + "' is cooling down");
-                    auto secs = std::chrono::duration_cast<std::chrono::seconds>(creds->next_ready() - now).count() + 1;
-                    r.error->retry_after = std::to_string(std::max<std::int64_t>(1, secs));
+                    if (!r.error) {
+                        r.error = api_error::unavailable("every credential of provider '" + p.direct->name() + "' is cooling down");
+                        auto secs = std::chrono::duration_cast<std::chrono::seconds>(creds->next_ready() - now).count() + 1;
+                        r.error->retry_after = std::to_string(std::max<std::int64_t>(1, secs));
+                    }
                     co_return r;
                 }
                 note_attempt(ctx, *p.direct, p.direct_model);
                 std::string_view credential = key ? std::string_view(creds->keys[*key]) : std::string_view();
                 r = co_await call(ctx, *p.direct, p.direct_model, credential, g);
                 if (!creds || !r.error || (g && g->delivered()) || ctx.call->cancel.cancelled()) break;
-                int s = r.upstream_status;
-                if (s != 401 && s != 403 && s != 429) break;
-                auto ended = clock::now();
-                creds->cool(*key, s == 429 ? ended + r.retry_after.value_or(std::chrono::duration_cast<milliseconds>(key_rate_limited_cooldown))
-                                           : ended + key_refused_cooldown);
-                if (!creds->pick(ended)) break;
+                // Another key of the same provider, each at most once.
+                if (!cool_key(*creds, *key, r, clock::now()) || ++rotations >= creds->keys.size()) break;
                 if (g) g->reset();
             }
             if (!r.error && g) co_await g->finish();

@@ -40,19 +40,6 @@ std::optional<std::size_t> first_eligible(std::span<target_view const> targets) 
     return std::nullopt;
 }
 
-// The lower median of a ring's samples taken within `window` of `now`. A template only so that it can
-// read pool_state's private sample type without naming it.
-template <class Ring>
-std::optional<milliseconds> median_within(Ring const& ring, milliseconds window, clock::time_point now) {
-    std::vector<milliseconds> fresh;
-    fresh.reserve(ring.size());
-    for (auto const& s : ring)
-        if (now - s.at <= window) fresh.push_back(s.latency);
-    if (fresh.empty()) return std::nullopt;
-    auto mid = fresh.begin() + static_cast<std::ptrdiff_t>((fresh.size() - 1) / 2);
-    std::nth_element(fresh.begin(), mid, fresh.end());
-    return *mid;
-}
 
 // Every p50 comes from one snapshot of the state taken under its lock, so that the pick and the
 // fallback order agree.
@@ -134,24 +121,65 @@ std::string_view to_string(mode m) {
 }
 
 pool_state::pool_state(std::size_t targets, std::size_t max_samples)
-    : current_(targets, 0), latency_(targets), next_(targets, 0), max_samples_(std::max<std::size_t>(1, max_samples)) {}
+    : current_(targets, 0), latency_(targets), next_(targets, 0), cache_(targets),
+      max_samples_(std::max<std::size_t>(1, max_samples)) {}
+
+void pool_state::recompute_locked(std::size_t target) {
+    auto const& ring = latency_[target];
+    auto& c = cache_[target];
+    if (ring.empty()) {
+        c = cached{};
+        return;
+    }
+    std::array<milliseconds, 256> small{};
+    std::vector<milliseconds> big;
+    milliseconds* first = small.data();
+    if (ring.size() > small.size()) {
+        big.resize(ring.size());
+        first = big.data();
+    }
+    c.oldest = ring.front().at;
+    for (std::size_t i = 0; i < ring.size(); ++i) {
+        first[i] = ring[i].latency;
+        c.oldest = std::min(c.oldest, ring[i].at);
+    }
+    auto mid = first + (ring.size() - 1) / 2;
+    std::nth_element(first, mid, first + ring.size());
+    c.median = *mid;
+}
+
+std::optional<milliseconds> pool_state::median_locked(std::size_t target, milliseconds window, clock::time_point now) {
+    if (target >= latency_.size() || latency_[target].empty()) return std::nullopt;
+    if (target >= cache_.size()) cache_.resize(latency_.size());
+    if (now - cache_[target].oldest > window) {
+        // Some samples aged out: drop them, oldest first in the ring from now on.
+        auto& ring = latency_[target];
+        std::erase_if(ring, [&](sample const& x) { return now - x.at > window; });
+        std::sort(ring.begin(), ring.end(), [](sample const& a, sample const& b) { return a.at < b.at; });
+        next_[target] = 0;
+        recompute_locked(target);
+        if (ring.empty()) return std::nullopt;
+    }
+    return cache_[target].median;
+}
 
 void pool_state::record_latency(std::size_t target, milliseconds latency, clock::time_point now) {
     std::lock_guard lock(mu_);
     if (target >= latency_.size()) return;
     auto& ring = latency_[target];
+    if (target >= cache_.size()) cache_.resize(latency_.size());
     if (ring.size() < max_samples_) {
         ring.push_back({now, latency});
-        return;
+    } else {
+        ring[next_[target]] = {now, latency};
+        next_[target] = (next_[target] + 1) % max_samples_;
     }
-    ring[next_[target]] = {now, latency};
-    next_[target] = (next_[target] + 1) % max_samples_;
+    recompute_locked(target);
 }
 
 std::optional<milliseconds> pool_state::p50(std::size_t target, milliseconds window, clock::time_point now) {
     std::lock_guard lock(mu_);
-    if (target >= latency_.size()) return std::nullopt;
-    return median_within(latency_[target], window, now);
+    return median_locked(target, window, now);
 }
 
 choice choose(strategy_settings const& s, pool_state& state, route_input const& in,
@@ -206,7 +234,7 @@ choice choose(strategy_settings const& s, pool_state& state, route_input const& 
             {
                 std::lock_guard lock(state.mu_);
                 for (std::size_t i = 0; i < targets.size() && i < state.latency_.size(); ++i)
-                    if (targets[i].eligible) p50[i] = median_within(state.latency_[i], s.latency_window, now);
+                    if (targets[i].eligible) p50[i] = state.median_locked(i, s.latency_window, now);
             }
             return {by_latency(p50, targets, s.explore, unit), {}};
         }

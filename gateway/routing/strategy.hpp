@@ -111,10 +111,21 @@ private:
         clock::time_point at;
         milliseconds latency;
     };
+    // The median of a target's ring, computed when a sample arrives, and the age of its oldest
+    // sample: a decision reads it in O(1) while every sample is within the window, and prunes the
+    // ring only when one has aged out.
+    struct cached {
+        std::optional<milliseconds> median;
+        clock::time_point oldest{};
+    };
+    std::optional<milliseconds> median_locked(std::size_t target, milliseconds window, clock::time_point now);
+    void recompute_locked(std::size_t target);
+
     std::mutex mu_;
     std::vector<std::int64_t> current_;          // smooth weighted round robin
     std::vector<std::vector<sample>> latency_;   // ring per target, oldest overwritten
     std::vector<std::size_t> next_;              // ring write positions
+    std::vector<cached> cache_;
     std::size_t max_samples_ = 64;
 };
 

@@ -182,3 +182,11 @@ providers:
     err = error_of("server: { threads: 1, threads: 2 }\n");
     EXPECT_NE(err.find("server.threads: duplicate key"), std::string::npos) << err;
 }
+
+TEST(routing_config, single_takes_one_target_and_targets_are_distinct) {
+    std::string base = two_providers;
+    auto err = error_of(base + "strategy: { mode: single, targets: [ { provider: openai }, { provider: anthropic } ] }\n");
+    EXPECT_NE(err.find("exactly one target"), std::string::npos) << err;
+    err = error_of(base + "strategy: { mode: fallback, targets: [ { provider: openai, model: m }, { provider: openai, model: m } ] }\n");
+    EXPECT_NE(err.find("the same provider and model"), std::string::npos) << err;
+}

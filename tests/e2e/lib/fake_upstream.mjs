@@ -1,8 +1,13 @@
 // A fake OpenAI-compatible upstream for tests, run in the test process so the test can see exactly
 // what the gateway sent and when it hung up. The model name picks the behaviour.
+//
+// Opt-in: startFakeUpstream({ intercept }) calls intercept(record) for each request (record.body is
+// the parsed JSON); a number or { status, headers, body } answers with that status and an
+// OpenAI-shaped error instead of the normal behaviour; undefined keeps the normal behaviour.
+// record.intercepted is set when it did. Without the option nothing changes.
 import http from 'node:http';
 
-export async function startFakeUpstream() {
+export async function startFakeUpstream({ intercept = null } = {}) {
   const state = { requests: [], connections: 0, closedEarly: 0, activeStreams: 0 };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
@@ -33,6 +38,17 @@ export async function startFakeUpstream() {
     const record = { method: req.method, url: req.url, headers: req.headers, body: json, raw: body, closed: false };
     state.requests.push(record);
     res.on('close', () => { if (!res.writableEnded) { record.closed = true; state.closedEarly++; } });
+    if (intercept) {
+      let a = intercept(record);
+      if (typeof a === 'number') a = { status: a };
+      if (a) {
+        record.intercepted = a.status;
+        res.statusCode = a.status;
+        for (const [k, v] of Object.entries(a.headers ?? {})) res.setHeader(k, v);
+        res.setHeader('content-type', 'application/json');
+        return res.end(JSON.stringify(a.body ?? { error: { message: `fake upstream says ${a.status}`, type: 'fake_error' } }));
+      }
+    }
 
     if (req.url.endsWith('/embeddings')) {
       res.setHeader('content-type', 'application/json');
