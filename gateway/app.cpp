@@ -82,42 +82,16 @@ constexpr std::array<route, 10> routes{{
     {"/metrics", "GET", &api::metrics, false, false},
 }};
 
-bool match_pattern(std::string_view pattern, std::string_view path, route_params& params) {
-    params.clear();
-    while (!pattern.empty()) {
-        auto brace = pattern.find('{');
-        if (brace == std::string_view::npos) return pattern == path;
-        if (path.substr(0, brace) != pattern.substr(0, brace)) return false;
-        path.remove_prefix(brace);
-        pattern.remove_prefix(brace + 1);
-        auto close = pattern.find('}');
-        auto name = pattern.substr(0, close);
-        pattern.remove_prefix(close + 1);
-        std::string_view value;
-        if (name.ends_with('*')) {
-            name.remove_suffix(1);
-            value = path;
-            path = {};
-        } else {
-            auto slash = path.find('/');
-            value = path.substr(0, slash);
-            path.remove_prefix(value.size());
-        }
-        if (value.empty()) return false;
-        params.emplace(std::string(name), std::string(value));
-    }
-    return path.empty();
-}
 
 // The route for this path and method; `allowed` lists the methods of the path when only the method
 // is wrong (405), and stays empty when no route has the path (404).
 route const* find_route(std::string_view path, std::string_view method, route_params& params, std::string& allowed) {
     route_params probe;
     for (auto const& r : routes) {
-        bool hit = match_pattern(r.pattern, path, probe);
+        bool hit = match_route(r.pattern, path, probe);
         if (!hit && r.v1 && !path.starts_with("/v1/")) {
             // The same route without its /v1 prefix.
-            hit = match_pattern(r.pattern.substr(3), path, probe);
+            hit = match_route(r.pattern.substr(3), path, probe);
         }
         if (!hit) continue;
         if (r.method == method) {

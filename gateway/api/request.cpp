@@ -69,6 +69,33 @@ asio::awaitable<std::optional<json::object>> parse_model_body(api_request& r) {
     co_return body;
 }
 
+bool match_route(std::string_view pattern, std::string_view path, route_params& params) {
+    params.clear();
+    while (!pattern.empty()) {
+        auto brace = pattern.find('{');
+        if (brace == std::string_view::npos) return pattern == path;
+        if (path.substr(0, brace) != pattern.substr(0, brace)) return false;
+        path.remove_prefix(brace);
+        pattern.remove_prefix(brace + 1);
+        auto close = pattern.find('}');
+        auto name = pattern.substr(0, close);
+        pattern.remove_prefix(close + 1);
+        std::string_view value;
+        if (name.ends_with('*')) {
+            name.remove_suffix(1);
+            value = path;
+            path = {};
+        } else {
+            auto slash = path.find('/');
+            value = path.substr(0, slash);
+            path.remove_prefix(value.size());
+        }
+        if (value.empty()) return false;
+        params.emplace(std::string(name), std::string(value));
+    }
+    return path.empty();
+}
+
 int cancelled_status(cancel_token const& cancel) {
     if (!cancel.cancelled()) return 0;
     return cancel.reason() == cancel_reason::timeout ? 504 : status_client_closed;

@@ -53,6 +53,10 @@ struct request_record {
 // Path parameters of the matched route ("/v1/models/{id*}" gives {"id": ...}).
 using route_params = std::map<std::string, std::string, std::less<>>;
 
+// Does `path` match a route pattern? `{name}` matches one non-empty path segment, `{name*}` the
+// (non-empty) rest of the path; the values land in `params`.
+bool match_route(std::string_view pattern, std::string_view path, route_params& params);
+
 struct api_request {
     app_state& app;
     worker_services& services;

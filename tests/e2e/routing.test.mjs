@@ -495,6 +495,30 @@ strategy:
   });
 });
 
+test('pools and aliases are model names in /v1/models; a wrong method gets 405 with Allow', async () => {
+  const yaml = (u) => head(u, { a: 'models: [m-a]' }) + `
+aliases: { cheap: a/m-a }
+pools:
+  - name: fast
+    mode: fallback
+    targets: [ { provider: a, model: m-a } ]
+`;
+  await scenario(['a'], yaml, async (gw) => {
+    const models = await (await fetch(gw.url + '/v1/models')).json();
+    const ids = models.data.map((m) => m.id);
+    for (const id of ['m-a', 'fast', 'cheap']) assert.ok(ids.includes(id), ids.join(','));
+    const one = await (await fetch(gw.url + '/v1/models/fast')).json();
+    assert.match(one.description, /routing pool \(fallback\)/);
+    const wrong = await fetch(gw.url + '/v1/chat/completions');
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get('allow'), 'POST');
+    assert.equal((await wrong.json()).error.code, 'method_not_allowed');
+    const none = await fetch(gw.url + '/v1/nothing-here');
+    assert.equal(none.status, 404);
+    assert.equal((await none.json()).error.code, 'unknown_route');
+  });
+});
+
 // --- 14. the openai SDK ---------------------------------------------------------------------------
 
 test('openai SDK: whole plain and streamed answers while A fails with 500, routing header readable', async () => {
