@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "agentloop/config.hpp"
 #include "agentloop/loop.hpp"
+#include "common/config_env.hpp"
 #include "mcp/aggregator.hpp"
 #include "gateway/routing/config.hpp"
 #include "gateway/server_limits.hpp"
@@ -18,9 +20,9 @@
 
 namespace toolgate::gateway {
 
-struct config_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using toolgate::config_error;
+using toolgate::env_lookup;
+using toolgate::expand_env;
 
 struct listen_address {
     std::string host = "127.0.0.1";
@@ -41,11 +43,7 @@ struct log_config {
     bool requests = true;  // one JSON line per request
 };
 
-struct agent_loop_config {
-    bool inject_tools = true;  // offer the MCP tools to every chat request and run them server-side
-    agentloop::limits limits;
-    bool loop_timeout_set = false;
-};
+using agentloop::agent_loop_config;
 
 struct mcp_front_key {
     std::string name;
@@ -81,12 +79,7 @@ struct gateway_config {
     std::vector<std::shared_ptr<providers::provider>> built_providers;
 };
 
-using env_lookup = std::function<std::optional<std::string>(std::string const&)>;
 env_lookup process_env();
-
-// Expands ${NAME} and ${NAME:-default}; "$$" is a literal '$'. Unset names without a default
-// expand to the empty string.
-std::string expand_env(std::string const& text, env_lookup const& env);
 
 // Parses and validates; throws config_error. `source` names the file in messages.
 gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env);

@@ -1,7 +1,8 @@
 #pragma once
 // Parses `aliases`, `strategy`, `pools` (and agent_loop.tool_turn_model, read by config.cpp) into
 // routing_config; every mistake is a config_error naming the key and line.
-#include "gateway/config_reader.hpp"
+#include "common/config_reader.hpp"
+#include "gateway/config.hpp"
 
 namespace toolgate::gateway::routing {
 

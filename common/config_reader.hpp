@@ -1,21 +1,26 @@
 #pragma once
 // Reading the config's YAML: typed values with errors that name the file, line and key path, for
-// the section parsers beside each feature (config.cpp only dispatches the sections).
+// the section parsers beside each feature (parse_* in mcp/, providers/, agentloop/, gateway/...;
+// gateway/config.cpp only dispatches the sections). Only config parsers include this header.
 #include <boost/json/value.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
+#include "common/config_env.hpp"
 #include "common/duration.hpp"
-#include "gateway/config.hpp"
 
-namespace toolgate::gateway {
+namespace toolgate {
 
 namespace json = boost::json;
+
 
 class reader {
 public:
@@ -129,4 +134,4 @@ inline bool valid_name(std::string const& s) {
 }
 
 
-}  // namespace toolgate::gateway
+}  // namespace toolgate
