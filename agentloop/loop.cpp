@@ -735,7 +735,6 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
         }
         if (out.error) {
             res.outcome.error = std::move(out.error);
-            res.outcome.error_detail = std::move(out.error_detail);
             res.outcome.chunks_sent = st.sent_anything();
             co_return res;
         }

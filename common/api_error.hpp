@@ -30,4 +30,12 @@ struct api_error {
     static api_error internal(std::string message = "internal error");
 };
 
+// An error as it is answered (the api_error the client sees) with what only the log may see (an
+// upstream's body, a transport error): the one failure type of provider outcomes and decoders.
+struct failure : api_error {
+    failure() = default;
+    failure(api_error shown, std::string detail_ = {}) : api_error(std::move(shown)), detail(std::move(detail_)) {}
+    std::string detail;  // for the log only, never sent to the client
+};
+
 }  // namespace toolgate

@@ -116,7 +116,7 @@ public:
         auto v = json::parse(body, ec);
         if (ec || !v.is_object()) {
             d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
-            d.detail = "unparseable body: " + std::string(body.substr(0, 200));
+            d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
             return d;
         }
         auto const& r = v.get_object();
@@ -269,7 +269,6 @@ public:
         } else if (type == "error") {
             auto const* err = e.if_contains("error");
             auto etype = err && err->is_object() ? str(err->get_object(), "type") : std::string_view();
-            detail = json::serialize(e);
             if (etype == "overloaded_error")
                 error = api_error::upstream(503, "upstream provider '" + provider_ + "' is overloaded", "upstream_unavailable");
             else if (etype == "rate_limit_error")
@@ -277,6 +276,7 @@ public:
                                   "upstream provider '" + provider_ + "' is rate limiting"};
             else
                 error = api_error::upstream(502, "upstream provider '" + provider_ + "' reported an error mid-stream");
+            error->detail = json::serialize(e);
             return false;
         }
         return true;  // ping, content_block_stop and unknown events carry nothing for the client
@@ -294,7 +294,7 @@ private:
     }
     bool malformed(std::string what) {
         error = api_error::upstream(502, "upstream provider '" + provider_ + "' sent a malformed stream");
-        detail = std::move(what);
+        error->detail = std::move(what);
         return false;
     }
 

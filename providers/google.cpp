@@ -157,7 +157,7 @@ public:
         auto v = json::parse(body, ec);
         if (ec || !v.is_object()) {
             d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
-            d.detail = "unparseable body: " + std::string(body.substr(0, 200));
+            d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
             return d;
         }
         auto const& r = v.get_object();
@@ -235,7 +235,7 @@ public:
         auto const* embs = !ec && v.is_object() ? v.get_object().if_contains("embeddings") : nullptr;
         if (!embs || !embs->is_array()) {
             d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
-            d.detail = "unparseable body: " + std::string(body.substr(0, 200));
+            d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
             return d;
         }
         json::array data;
@@ -338,13 +338,13 @@ public:
         auto v = json::parse(data, ec);
         if (ec || !v.is_object()) {
             error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' sent a malformed stream");
-            detail = "unparseable event";
+            error->detail = "unparseable event";
             return false;
         }
         auto const& r = v.get_object();
         if (auto const* e = r.if_contains("error"); e && !e->is_null()) {
             error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' reported an error mid-stream");
-            detail = json::serialize(*e);
+            error->detail = json::serialize(*e);
             return false;
         }
         if (auto err = w_.blocked(r, true)) {

@@ -24,7 +24,7 @@ public:
         events_.clear();
         if (!parser_.feed(data, events_)) {
             decoder_.error = api_error::upstream(502, "upstream provider sent a malformed stream");
-            decoder_.detail = "stream event too large";
+            decoder_.error->detail = "stream event too large";
             co_return false;
         }
         for (auto& ev : events_) {
@@ -98,15 +98,18 @@ public:
         if (!stream) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
-            if (!failed(r, out.error, out.error_detail)) {
-                wire_->decode_chat(r->body, model).move_into(out);
+            if (!failed(r, out.error)) {
+                auto d = wire_->decode_chat(r->body, model);
+                out.response = std::move(d.response);
+                out.tokens = d.tokens;
+                out.error = std::move(d.error);
             }
         } else {
             auto decoder = wire_->stream(model, include_usage);
             native_relay relay(*decoder, *sink);
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
-            if (!failed(r, out.error, out.error_detail) && !decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
+            if (!failed(r, out.error) && !decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
                 if (relay.parser_.has_partial()) {
                     decoder->error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
                 } else {
@@ -115,7 +118,6 @@ public:
             }
             if (!out.error && decoder->error) {
                 out.error = decoder->error;
-                out.error_detail = decoder->detail;
             }
             out.tokens = decoder->tokens;
             out.chunks_sent = relay.sent;
@@ -138,23 +140,25 @@ public:
         auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
         if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
-        if (!failed(r, out.error, out.error_detail)) {
-            wire_->decode_embeddings(r->body, model).move_into(out);
+        if (!failed(r, out.error)) {
+            auto d = wire_->decode_embeddings(r->body, model);
+            out.response = std::move(d.response);
+            out.tokens = d.tokens;
+            out.error = std::move(d.error);
         }
         co_return out;
     }
 
 private:
     // A transport failure or a non-2xx answer, as the client's error.
-    bool failed(boost::system::result<http::response> const& r, std::optional<api_error>& error, std::string& detail) const {
+    bool failed(boost::system::result<http::response> const& r, std::optional<failure>& error) const {
         if (!r) {
-            error = map_transport_error(cfg_.name, r.error());
-            detail = r.error().message();
+            error = failure(map_transport_error(cfg_.name, r.error()), r.error().message());
             return true;
         }
         if (r->status / 100 == 2) return false;
-        error = wire_->decode_error(r->status, r->body, r->header("retry-after"));
-        detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
+        error = failure(wire_->decode_error(r->status, r->body, r->header("retry-after")),
+                        "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512));
         return true;
     }
 

@@ -151,7 +151,7 @@ public:
         if (!req.stream || sink == nullptr) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
-            finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
+            finish_buffered(r, out.response, out.tokens, out.error);
             if (!out.error) out.raw_response = std::move(r->body);
         } else {
             stream_relay relay(*sink, client_wants_usage);
@@ -160,14 +160,12 @@ public:
             out.tokens = relay.tokens_;
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!r) {
-                out.error = map_transport_error(cfg_.name, r.error());
-                out.error_detail = r.error().message();
+                out.error = failure(map_transport_error(cfg_.name, r.error()), r.error().message());
             } else if (r->status / 100 != 2) {
-                out.error = map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after"));
-                out.error_detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
+                out.error = failure(map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after")),
+                                    "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512));
             } else if (relay.error_) {
-                out.error = relay.error_;
-                out.error_detail = relay.detail_;
+                out.error = failure(*relay.error_, relay.detail_);
             } else if (!relay.done_ && !relay.stopped_ && relay.parser_.has_partial()) {
                 out.error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
             }
@@ -187,7 +185,7 @@ public:
         auto start = clock_type::now();
         auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
         if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
-        finish_buffered(r, out.response, out.tokens, out.error, out.error_detail);
+        finish_buffered(r, out.response, out.tokens, out.error);
         if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
                       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
         co_return out;
@@ -228,22 +226,21 @@ private:
     }
 
     void finish_buffered(boost::system::result<http::response> const& r, json::object& response, usage& tokens,
-                         std::optional<api_error>& error, std::string& detail) const {
+                         std::optional<failure>& error) const {
         if (!r) {
-            error = map_transport_error(cfg_.name, r.error());
-            detail = r.error().message();
+            error = failure(map_transport_error(cfg_.name, r.error()), r.error().message());
             return;
         }
         if (r->status / 100 != 2) {
-            error = map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after"));
-            detail = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512);
+            error = failure(map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after")),
+                            "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512));
             return;
         }
         boost::system::error_code ec;
         auto v = json::parse(r->body, ec);
         if (ec || !v.is_object()) {
-            error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' returned a malformed response");
-            detail = "unparseable body: " + r->body.substr(0, 200);
+            error = failure(api_error::upstream(502, "upstream provider '" + cfg_.name + "' returned a malformed response"),
+                            "unparseable body: " + r->body.substr(0, 200));
             return;
         }
         response = std::move(v.get_object());

@@ -56,8 +56,7 @@ struct chat_outcome {
     // The upstream's bytes while `response` is unchanged; whoever changes `response` must clear it.
     std::string raw_response;
     usage tokens;
-    std::optional<api_error> error;
-    std::string error_detail;  // for the log only, never sent to the client
+    std::optional<failure> error;  // its detail is for the log only
     bool chunks_sent = false;  // streaming: at least one chunk reached the sink
     // For retry decisions: the upstream's HTTP status (0: no answer, e.g. a connect error, a
     // timeout, or a request refused before sending) and the wait it asked for (Retry-After,
@@ -153,8 +152,7 @@ public:
     struct embeddings_outcome {
         boost::json::object response;
         usage tokens;
-        std::optional<api_error> error;
-        std::string error_detail;
+        std::optional<failure> error;
         int upstream_status = 0;
         std::optional<std::chrono::milliseconds> retry_after;
     };

@@ -37,24 +37,14 @@ public:
     virtual bool on_end(std::vector<json::object>& out) = 0;
 
     usage tokens;
-    std::optional<api_error> error;
-    std::string detail;  // for the log only
+    std::optional<failure> error;  // its detail is for the log only
 };
 
 // A decoded 2xx answer: OpenAI's chat.completion or embeddings list, or why it could not be read.
 struct decoded {
     json::object response;
     usage tokens;
-    std::optional<api_error> error;
-    std::string detail;  // for the log only
-
-    template <class Outcome>  // chat_outcome, provider::embeddings_outcome
-    void move_into(Outcome& out) {
-        out.response = std::move(response);
-        out.tokens = tokens;
-        out.error = std::move(error);
-        out.error_detail = std::move(detail);
-    }
+    std::optional<failure> error;  // its detail is for the log only
 };
 
 // Records the upstream's status and the wait it asked for on an outcome, for the router's retry

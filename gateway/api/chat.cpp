@@ -108,7 +108,7 @@ asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_out
         result.error = request_timed_out(r.app.cfg.server.request_timeout);
     }
     if (result.error) {
-        r.rec.error_detail = result.error_detail;
+        r.rec.error_detail = result.error->detail;
         if (!r.out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error
             co_await reply_error(r, *result.error);
             co_return;

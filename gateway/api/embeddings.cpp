@@ -39,7 +39,7 @@ asio::awaitable<void> embeddings(api_request& r) {
         result.error = request_timed_out(r.app.cfg.server.request_timeout);
     }
     if (result.error) {
-        r.rec.error_detail = result.error_detail;
+        r.rec.error_detail = result.error->detail;
         co_await reply_error(r, *result.error);
         co_return;
     }

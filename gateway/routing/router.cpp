@@ -482,7 +482,6 @@ struct router::impl {
             r.response = std::move(e.response);
             r.tokens = e.tokens;
             r.error = std::move(e.error);
-            r.error_detail = std::move(e.error_detail);
             r.upstream_status = e.upstream_status;
             r.retry_after = e.retry_after;
             co_return r;
