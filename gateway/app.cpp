@@ -27,9 +27,10 @@ app_state::app_state(gateway_config const& c) : cfg(c), mcp(std::make_unique<mcp
     providers = cfg.built_providers;
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
-    router = std::make_unique<routing::router>(cfg.routing, raw);
-    chat_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, *router, turn_kind::chat));
-    embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, *router, turn_kind::embeddings));
+    router = std::make_unique<routing::router>(cfg.routing(), raw);
+    auto routed = routing::make_router_filter(*router);
+    chat_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, routed, turn_kind::chat));
+    embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, routed, turn_kind::embeddings));
     access_log = spdlog::get("access");
     log = spdlog::default_logger();
     api::build_models_cache(*this);

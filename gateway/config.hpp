@@ -14,11 +14,14 @@
 #include "agentloop/loop.hpp"
 #include "common/config_env.hpp"
 #include "mcp/aggregator.hpp"
-#include "gateway/routing/config.hpp"
 #include "gateway/server_limits.hpp"
 #include "providers/provider.hpp"
 
 namespace toolgate::gateway {
+
+namespace routing {
+struct routing_config;
+}
 
 using toolgate::config_error;
 using toolgate::env_lookup;
@@ -73,7 +76,10 @@ struct gateway_config {
     std::vector<providers::provider_config> providers;
     bool providers_from_env = true;
     std::vector<std::string> env_provider_names;  // providers added from environment variables
-    routing::routing_config routing;
+    // Aliases and pools (gateway/routing/config.hpp), set by parse_config; held by pointer so that
+    // this header stays below the routing layer. routing() is empty when none was parsed.
+    std::shared_ptr<routing::routing_config const> routing_settings;
+    routing::routing_config const& routing() const;
     // The providers, built (and so validated) once while parsing, in the order of `providers`;
     // shared by every copy of the config and all worker threads.
     std::vector<std::shared_ptr<providers::provider>> built_providers;
@@ -81,8 +87,5 @@ struct gateway_config {
 
 env_lookup process_env();
 
-// Parses and validates; throws config_error. `source` names the file in messages.
-gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env);
-gateway_config load_config(std::string const& path, env_lookup const& env);
 
 }  // namespace toolgate::gateway

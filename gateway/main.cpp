@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "gateway/app.hpp"
-#include "gateway/config.hpp"
+#include "gateway/config_parse.hpp"
+#include "gateway/routing/config.hpp"
 #include "gateway/demo_mcp_server.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/log_sink.hpp"
@@ -78,7 +79,7 @@ void print_summary(gateway_config const& cfg) {
 
 // What check-config found in the routing sections, so a user sees how names will resolve.
 void print_routing(gateway_config const& cfg) {
-    auto const& rc = cfg.routing;
+    auto const& rc = cfg.routing();
     for (auto const& [alias, to] : rc.aliases) std::cout << "  alias " << alias << " -> " << to << "\n";
     auto pool = [](toolgate::gateway::routing::pool_config const& p, std::string const& what) {
         std::cout << "  " << what << " (" << toolgate::gateway::routing::to_string(p.strategy.how) << "):";

@@ -10,6 +10,7 @@
 #include "gateway/api/chat_plan.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
+#include "gateway/routing/config.hpp"
 
 namespace toolgate::gateway::api {
 
@@ -150,7 +151,7 @@ asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::cha
     ctx.request = std::move(request);
     ctx.sink = sink;
     // agent_loop.tool_turn_model: the turns that read tool results may go to another model or pool.
-    if (auto const& m = r.app.cfg.routing.tool_turn_model; !m.empty() && follows_tool_results(ctx.request.body))
+    if (auto const& m = r.app.cfg.routing().tool_turn_model; !m.empty() && follows_tool_results(ctx.request.body))
         ctx.requested_model = m;
     auto result = co_await r.app.chat_pipeline->run(ctx);
     request = std::move(ctx.request);

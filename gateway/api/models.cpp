@@ -4,6 +4,7 @@
 
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
+#include "gateway/routing/config.hpp"
 #include "providers/catalog.hpp"
 
 namespace toolgate::gateway::api {
@@ -35,9 +36,9 @@ void build_models_cache(app_state& app) {
         app.models_by_id.emplace(id, json::serialize(o));
         data.push_back(std::move(o));
     };
-    for (auto const& p : app.cfg.routing.pools)
+    for (auto const& p : app.cfg.routing().pools)
         add_name(p.name, "routing pool (" + std::string(routing::to_string(p.strategy.how)) + ")");
-    for (auto const& [alias, to] : app.cfg.routing.aliases) add_name(alias, "alias of " + to);
+    for (auto const& [alias, to] : app.cfg.routing().aliases) add_name(alias, "alias of " + to);
     app.models_json = json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 

@@ -2,7 +2,6 @@
 
 #include <array>
 
-#include "gateway/routing/router.hpp"
 
 namespace toolgate::gateway {
 
@@ -12,25 +11,25 @@ struct filter_row {
     std::string_view name;
     bool chat = true;
     bool embeddings = true;
-    // nullptr when the config does not enable it.
-    std::shared_ptr<turn_filter> (*make)(gateway_config const&, routing::router const&);
+    // nullptr when the config does not enable it; `innermost` is the router.
+    std::shared_ptr<turn_filter> (*make)(gateway_config const&, std::shared_ptr<turn_filter> const& innermost);
 };
 
 // Outermost first. Policies (keys, rate limits, budgets, guardrails, cache) take their rows above
 // the router as they land.
 constexpr std::array<filter_row, 1> rows{{
     {"router", true, true,
-     [](gateway_config const&, routing::router const& r) { return routing::make_router_filter(r); }},
+     [](gateway_config const&, std::shared_ptr<turn_filter> const& innermost) { return innermost; }},
 }};
 
 }  // namespace
 
-std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, routing::router const& router,
+std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, std::shared_ptr<turn_filter> innermost,
                                                         turn_kind kind) {
     std::vector<std::shared_ptr<turn_filter>> out;
     for (auto const& row : rows) {
         if (kind == turn_kind::chat ? !row.chat : !row.embeddings) continue;
-        if (auto f = row.make(cfg, router)) out.push_back(std::move(f));
+        if (auto f = row.make(cfg, innermost)) out.push_back(std::move(f));
     }
     return out;
 }

@@ -12,11 +12,8 @@
 
 namespace toolgate::gateway {
 
-namespace routing {
-class router;
-}
-
-std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, routing::router const& router,
+// `innermost` is the router (gateway/routing), handed in so that policies need not know routing.
+std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, std::shared_ptr<turn_filter> innermost,
                                                         turn_kind kind);
 
 // The names of the registered filters, outermost first (for check-config and the docs).

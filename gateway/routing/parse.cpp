@@ -248,8 +248,8 @@ pool_config parse_pool(reader const& r, YAML::Node const& n, std::string const& 
 
 }  // namespace
 
-void parse_routing(reader const& r, YAML::Node const& root, gateway_config& cfg) {
-    auto& rc = cfg.routing;
+routing_config parse_routing(reader const& r, YAML::Node const& root, gateway_config const& cfg) {
+    routing_config rc;
     if (auto s = root["strategy"]) rc.default_pool = parse_pool(r, s, "strategy", "default", cfg, false);
     std::set<std::string> pool_names;
     if (auto ps = root["pools"]) {
@@ -295,6 +295,16 @@ void parse_routing(reader const& r, YAML::Node const& root, gateway_config& cfg)
             }
         }
     }
+    return rc;
 }
 
 }  // namespace toolgate::gateway::routing
+
+namespace toolgate::gateway {
+
+routing::routing_config const& gateway_config::routing() const {
+    static routing::routing_config const none;
+    return routing_settings ? *routing_settings : none;
+}
+
+}  // namespace toolgate::gateway

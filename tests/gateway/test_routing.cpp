@@ -2,7 +2,8 @@
 // route table are unit-tested here; the I/O is tested end to end in tests/e2e/routing.test.mjs.
 #include <gtest/gtest.h>
 
-#include "gateway/config.hpp"
+#include "gateway/config_parse.hpp"
+#include "gateway/routing/config.hpp"
 #include "gateway/routing/router.hpp"
 
 using namespace toolgate;
@@ -108,8 +109,8 @@ pools:
     mode: least-latency
     targets: [ { provider: anthropic, model: claude-haiku-4-5 }, { provider: openai, model: gpt-4o-mini } ]
 )");
-    ASSERT_TRUE(cfg.routing.default_pool);
-    auto const& d = *cfg.routing.default_pool;
+    ASSERT_TRUE(cfg.routing().default_pool);
+    auto const& d = *cfg.routing().default_pool;
     EXPECT_EQ(d.strategy.how, routing::mode::fallback);
     ASSERT_EQ(d.targets.size(), 2u);
     EXPECT_EQ(d.targets[0].retry.attempts, 3u);
@@ -120,9 +121,9 @@ pools:
     EXPECT_EQ(d.strategy.conditions[1].target, 1u);
     EXPECT_EQ(d.strategy.variants[0].weight, 90u);
     ASSERT_TRUE(d.strategy.content_conditions[0].regex);
-    ASSERT_EQ(cfg.routing.pools.size(), 1u);
-    EXPECT_EQ(cfg.routing.pools[0].strategy.how, routing::mode::least_latency);
-    EXPECT_EQ(cfg.routing.aliases.at("cheap"), "openai/gpt-4o-mini");
+    ASSERT_EQ(cfg.routing().pools.size(), 1u);
+    EXPECT_EQ(cfg.routing().pools[0].strategy.how, routing::mode::least_latency);
+    EXPECT_EQ(cfg.routing().aliases.at("cheap"), "openai/gpt-4o-mini");
 }
 
 TEST(routing_config, check_config_explains_each_mistake) {

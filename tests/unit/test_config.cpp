@@ -3,7 +3,7 @@
 #include <map>
 
 #include "common/duration.hpp"
-#include "gateway/config.hpp"
+#include "gateway/config_parse.hpp"
 
 using namespace toolgate;
 using namespace toolgate::gateway;
