@@ -101,13 +101,7 @@ void note_route(request_record& rec, turn_context const& ctx) {
 
 // The end of a chat request, plain or looped: the answer, or the error (mid-stream as an event).
 asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_outcome& result) {
-    if (r.cancel.cancelled()) {
-        if (r.cancel.reason() != cancel_reason::timeout) {
-            r.rec.status = status_client_closed;
-            co_return;
-        }
-        result.error = request_timed_out(r.app.cfg.server.request_timeout);
-    }
+    if (client_left(r, result.error)) co_return;
     if (result.error) {
         r.rec.error_detail = result.error->detail;
         if (!r.out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error

@@ -31,13 +31,7 @@ asio::awaitable<void> embeddings(api_request& r) {
     r.rec.upstream_model = ctx.upstream_model;
     r.rec.attempts += ctx.attempts;
     r.rec.tokens = result.tokens;
-    if (r.cancel.cancelled()) {
-        if (r.cancel.reason() != cancel_reason::timeout) {
-            r.rec.status = status_client_closed;
-            co_return;
-        }
-        result.error = request_timed_out(r.app.cfg.server.request_timeout);
-    }
+    if (client_left(r, result.error)) co_return;
     if (result.error) {
         r.rec.error_detail = result.error->detail;
         co_await reply_error(r, *result.error);

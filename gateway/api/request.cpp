@@ -1,5 +1,7 @@
 #include "gateway/api/request.hpp"
 
+#include "gateway/api/state.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -99,6 +101,16 @@ bool match_route(std::string_view pattern, std::string_view path, route_params& 
 int cancelled_status(cancel_token const& cancel) {
     if (!cancel.cancelled()) return 0;
     return cancel.reason() == cancel_reason::timeout ? 504 : status_client_closed;
+}
+
+bool client_left(api_request& r, std::optional<failure>& error) {
+    if (!r.cancel.cancelled()) return false;
+    if (r.cancel.reason() != cancel_reason::timeout) {
+        r.rec.status = status_client_closed;
+        return true;
+    }
+    error = request_timed_out(r.app.cfg.server.request_timeout);
+    return false;
 }
 
 api_error request_timed_out(std::chrono::milliseconds limit) {

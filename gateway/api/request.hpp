@@ -86,6 +86,9 @@ std::optional<boost::json::object> parse_json_object(std::string_view text, api_
 // A request whose token fired: the status it is recorded with (504 on the gateway's timeout, 499
 // when the client left), or 0 when it was not cancelled.
 int cancelled_status(cancel_token const& cancel);
+// After a cancelled turn: true (recorded as 499) when the client left, so there is nobody to
+// answer; on the gateway's own timeout `error` becomes the 504 to answer.
+bool client_left(api_request& r, std::optional<failure>& error);
 // The client-facing error for the gateway's own request timeout.
 api_error request_timed_out(std::chrono::milliseconds limit);
 
