@@ -13,8 +13,9 @@
 
 #include <algorithm>
 #include <deque>
-#include <random>
 
+#include "common/ids.hpp"
+#include "common/json_util.hpp"
 #include "common/text.hpp"
 #include "providers/wire.hpp"
 
@@ -40,25 +41,22 @@ std::string_view to_string(stop_reason r) {
 
 namespace {
 
-std::string_view str_field(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
+using providers::wire::str;
 
 std::string describe_part(json::object const& part) {
-    auto type = str_field(part, "type");
-    if (type == "text") return std::string(str_field(part, "text"));
+    auto type = str(part, "type");
+    if (type == "text") return std::string(str(part, "text"));
     if (type == "image" || type == "audio") {
-        auto data = str_field(part, "data");
-        return fmt::format("[{} {}, {} bytes base64, not shown]", type, str_field(part, "mimeType"), data.size());
+        auto data = str(part, "data");
+        return fmt::format("[{} {}, {} bytes base64, not shown]", type, str(part, "mimeType"), data.size());
     }
     if (type == "resource_link")
-        return fmt::format("[resource link {} {}]", str_field(part, "uri"), str_field(part, "name"));
+        return fmt::format("[resource link {} {}]", str(part, "uri"), str(part, "name"));
     if (type == "resource") {
         if (auto const* r = part.if_contains("resource"); r && r->is_object()) {
             auto const& res = r->get_object();
             if (auto const* t = res.if_contains("text"); t && t->is_string()) return std::string(t->get_string());
-            return fmt::format("[binary resource {} {}, not shown]", str_field(res, "uri"), str_field(res, "mimeType"));
+            return fmt::format("[binary resource {} {}, not shown]", str(res, "uri"), str(res, "mimeType"));
         }
     }
     return json::serialize(part);
@@ -146,7 +144,7 @@ std::vector<std::string> tool_call_ids(json::object const& message) {
     auto const* tc = message.if_contains("tool_calls");
     if (!tc || !tc->is_array()) return ids;
     for (auto const& c : tc->get_array())
-        if (auto const* o = c.if_object()) ids.emplace_back(str_field(*o, "id"));
+        if (auto const* o = c.if_object()) ids.emplace_back(str(*o, "id"));
     return ids;
 }
 
@@ -178,7 +176,7 @@ std::size_t hybrid_store::expand(json::array& messages) {
     std::vector<std::pair<std::size_t, json::array const*>> hits;
     for (std::size_t i = 0; i < messages.size(); ++i) {
         auto const* o = messages[i].if_object();
-        if (!o || str_field(*o, "role") != "assistant") continue;
+        if (!o || str(*o, "role") != "assistant") continue;
         auto ids = tool_call_ids(*o);
         if (ids.empty()) continue;
         if (auto it = entries_.find(key_of(ids)); it != entries_.end()) hits.emplace_back(i, &it->second.transcript);
@@ -227,10 +225,7 @@ struct call_route {
     std::size_t args_sent = 0;
 };
 
-std::string new_completion_id() {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    return fmt::format("chatcmpl-tg{:016x}", rng());
-}
+std::string new_completion_id() { return "chatcmpl-tg" + fast_hex(16); }
 
 json::object tool_call_json(std::string const& id, std::string const& name, std::string const& arguments) {
     return json::object{{"id", id},
@@ -262,7 +257,7 @@ public:
         if (!choices || !choices->is_array() || choices->get_array().empty()) return;
         auto const* choice = choices->get_array()[0].if_object();
         if (!choice) return;
-        turn_finish_ = std::string(str_field(*choice, "finish_reason"));
+        turn_finish_ = std::string(str(*choice, "finish_reason"));
         auto const* msg = choice->if_contains("message");
         if (!msg || !msg->is_object()) return;
         auto const& m = msg->get_object();
@@ -558,7 +553,7 @@ void relax_tool_choice(json::object& body) {
     if (tc->is_object() || (tc->is_string() && tc->get_string() == "required")) *tc = "auto";
 }
 
-std::string model_in(json::object const& body) { return std::string(str_field(body, "model")); }
+std::string model_in(json::object const& body) { return std::string(str(body, "model")); }
 
 // ---- running the gateway calls of one turn ----
 
@@ -583,9 +578,7 @@ struct execution {
 std::optional<json::object> parse_arguments(std::string const& text, std::string& why) {
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
     boost::system::error_code ec;
-    json::parse_options po;
-    po.max_depth = 64;
-    auto v = json::parse(text, ec, {}, po);
+    auto v = parse_bounded(text, ec);
     if (ec) {
         why = ec.message();
         return std::nullopt;

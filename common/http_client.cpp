@@ -1,4 +1,5 @@
 #include "common/http_client.hpp"
+#include "common/asio_util.hpp"
 #include "common/text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -31,7 +32,6 @@ namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 using boost::system::error_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 

@@ -8,8 +8,8 @@
 
 #include <array>
 #include <chrono>
-#include <random>
 
+#include "common/ids.hpp"
 #include "gateway/api/chat_plan.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
@@ -104,15 +104,7 @@ route const* find_route(std::string_view path, std::string_view method, route_pa
     return nullptr;
 }
 
-std::string make_request_id() {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string id = "req_";
-    auto a = rng(), b = rng();
-    for (int i = 0; i < 16; ++i) id += hex[(a >> (i * 4)) & 15];
-    for (int i = 0; i < 8; ++i) id += hex[(b >> (i * 4)) & 15];
-    return id;
-}
+std::string make_request_id() { return "req_" + fast_hex(24); }
 
 // A client-supplied id is echoed only if it is short and harmless in logs and headers.
 bool acceptable_request_id(std::string_view id) {

@@ -1,4 +1,5 @@
 #include "gateway/mcp_front.hpp"
+#include "common/ids.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -38,17 +39,7 @@ constexpr std::int64_t keep_finished_ms = 60'000;
 // Events kept per stream for resumption; older ones are dropped (a GET stream nobody reads, say).
 constexpr std::size_t max_events_per_stream = 1024;
 
-std::string random_id() {
-    unsigned char raw[16];
-    if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no randomness for a session id");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw) {
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    }
-    return out;
-}
+std::string random_id() { return secure_hex(16); }
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now().time_since_epoch()).count();

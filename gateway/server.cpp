@@ -1,4 +1,5 @@
 #include "gateway/server.hpp"
+#include "common/asio_util.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -40,7 +41,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 using boost::system::error_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 std::string_view inbound_request::header(std::string_view lower_name) const {
     for (auto const& [k, v] : headers)

@@ -1,4 +1,5 @@
 #include "mcp/aggregator.hpp"
+#include "common/asio_util.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/resilience.hpp"
 #include "common/text.hpp"
@@ -49,7 +50,6 @@ std::string_view to_string(tool_errc e) {
 }
 
 using clock_type = std::chrono::steady_clock;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 struct aggregator::server_state {
     server_config cfg;

@@ -1,4 +1,5 @@
 #include "mcp/client_session.hpp"
+#include "common/asio_util.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,7 +15,6 @@
 namespace toolgate::mcp {
 
 using boost::system::error_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 // JSON with braced lists is built in plain functions: GCC 12 mishandles std::initializer_list

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/http_client.hpp"
+#include "common/asio_util.hpp"
 #include "common/sse.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/message_queue.hpp"
@@ -18,7 +19,6 @@
 namespace toolgate::mcp {
 
 using boost::system::error_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 

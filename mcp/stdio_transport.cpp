@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "mcp/jsonrpc.hpp"
+#include "common/asio_util.hpp"
 #include "mcp/message_queue.hpp"
 #include "mcp/transport.hpp"
 
@@ -26,7 +27,6 @@ namespace toolgate::mcp {
 
 namespace bp = boost::process::v2;
 using boost::system::error_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 

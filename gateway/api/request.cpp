@@ -1,5 +1,6 @@
 #include "gateway/api/request.hpp"
 
+#include "common/json_util.hpp"
 #include "gateway/api/state.hpp"
 
 #include <boost/json/parse.hpp>
@@ -37,9 +38,7 @@ std::optional<json::object> parse_json_object(std::string_view text, api_error& 
         return std::nullopt;
     }
     boost::system::error_code ec;
-    json::parse_options po;
-    po.max_depth = 64;
-    auto v = json::parse(text, ec, {}, po);
+    auto v = parse_bounded(text, ec);
     if (ec) {
         err = api_error::bad_request("request body is not valid JSON: " + ec.message(), "invalid_json");
         return std::nullopt;

@@ -1,5 +1,7 @@
 #include "gateway/routing/limiter.hpp"
 
+#include "common/asio_util.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -35,7 +37,7 @@ asio::awaitable<bool> slot_limiter::acquire(std::chrono::milliseconds timeout, c
     // The token and the timer both belong to this thread.
     auto sub = cancel.subscribe([w] { w->timer.cancel(); });
     // An already cancelled token ran the callback before there was a wait to cancel.
-    if (!cancel.cancelled()) co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!cancel.cancelled()) co_await w->timer.async_wait(nothrow_awaitable);
     std::lock_guard lock(mu_);
     if (w->granted) co_return true;
     waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w), waiters_.end());

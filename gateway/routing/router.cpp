@@ -12,8 +12,9 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
-#include <random>
 
+#include "common/asio_util.hpp"
+#include "common/ids.hpp"
 #include "common/resilience.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/routing/limiter.hpp"
@@ -64,10 +65,6 @@ constexpr auto key_rate_limited_cooldown = std::chrono::seconds(1);  // at least
 // The latency a failed attempt counts as for least-latency (it ages out with the window).
 constexpr milliseconds failure_penalty{60'000};
 
-double random_unit() {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
 
 
 // --- shared runtime state ----------------------------------------------------------------------
@@ -462,7 +459,7 @@ struct router::impl {
         timer.expires_after(d);
         auto sub = cancel.subscribe([&timer] { timer.cancel(); });
         if (cancel.cancelled()) co_return false;  // (subscribe ran the callback before there was a wait)
-        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await timer.async_wait(nothrow_awaitable);
         co_return !cancel.cancelled();
     }
 
