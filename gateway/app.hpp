@@ -1,7 +1,8 @@
 #pragma once
-// The gateway's HTTP application: the OpenAI-compatible endpoints, health, metrics, and the turn
-// pipeline every chat request runs through. Built once from a validated config; handle() runs
-// concurrently on all worker threads and only reads shared state (plus atomics and the metrics lock).
+// The gateway's HTTP application: the route table in front of gateway/api/. Built once from a
+// validated config; handle() runs concurrently on all worker threads. Shared state is read-only
+// except where app_state (gateway/api/state.hpp) says how it is guarded: the metrics, the
+// injected-tool cache and the hybrid store take short locks, the router's targets their own.
 #include <memory>
 
 #include "gateway/config.hpp"

@@ -1,4 +1,6 @@
 #include "gateway/server.hpp"
+
+#include "common/http_client.hpp"
 #include "common/asio_util.hpp"
 
 #include <boost/asio/as_tuple.hpp>

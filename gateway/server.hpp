@@ -17,7 +17,10 @@
 
 #include "common/cancel.hpp"
 #include "gateway/server_limits.hpp"
-#include "common/http_client.hpp"
+
+namespace toolgate::http {
+class client;
+}
 
 namespace toolgate::gateway {
 

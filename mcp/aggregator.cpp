@@ -393,7 +393,8 @@ asio::awaitable<void> aggregator::keep_alive(server_state& s, std::shared_ptr<cl
     }
     int missed = 0;
     while (!session->closed() && !stopping_) {
-        if (co_await session->wait_closed_for(s.cfg.ping_interval) || stopping_) break;
+        bool closed = co_await session->wait_closed_for(s.cfg.ping_interval);
+        if (closed || stopping_) break;
         auto r = co_await session->request("ping", nullptr, std::max(s.cfg.ping_interval, std::chrono::milliseconds(1000)));
         if (r.state == call_result::status::timeout || r.state == call_result::status::closed) {
             if (++missed >= 2) {

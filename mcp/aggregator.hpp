@@ -123,7 +123,7 @@ public:
     // Runs on the MCP executor; closes every server (stdio children are stopped).
     asio::awaitable<void> stop();
 
-    // Thread-safe, lock-free for readers after the load.
+    // Thread-safe: a short lock to copy the current catalog's pointer; the catalog is immutable.
     std::shared_ptr<catalog const> snapshot() const;
 
     // MCP thread. Opens a client's own sessions with the servers whose client_features it declared

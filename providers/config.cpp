@@ -31,7 +31,7 @@ void parse_providers(reader const& r, YAML::Node const& ps, std::vector<provider
         if (!valid_name(pc.name)) r.fail(p["name"], path + ".name", "must match [a-z0-9_-]{1,64}");
         if (!names.insert(pc.name).second)
             r.fail(p["name"], path + ".name", "duplicate provider name '" + pc.name + "'");
-        if (!p["type"]) r.fail(p, path, "'type' is required (openai, azure-openai, anthropic, google or scripted)");
+        if (!p["type"]) r.fail(p, path, "'type' is required (" + known_provider_types() + ")");
         pc.type = r.str(p["type"], path + ".type");
         if (auto n = p["base_url"]) pc.base_url = r.str(n, path + ".base_url");
         if (auto n = p["api_key"]) pc.api_key = r.str(n, path + ".api_key");

@@ -138,7 +138,8 @@ public:
         auto const* m = body.if_contains("model");
         std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
         auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
-        auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
+        http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
+        auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
         if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
         if (!failed(r, out.error)) {
             auto d = wire_->decode_embeddings(r->body, model);

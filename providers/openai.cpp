@@ -183,7 +183,8 @@ public:
             co_return out;
         }
         auto start = clock_type::now();
-        auto r = co_await ctx.http.send(ep_, hr, http::timeouts{cfg_.connect_timeout, cfg_.timeout}, &ctx.cancel);
+        http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
+        auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
         if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
         finish_buffered(r, out.response, out.tokens, out.error);
         if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,

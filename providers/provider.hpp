@@ -169,8 +169,8 @@ protected:
 // Builds a provider from config; throws std::invalid_argument naming the offending key.
 std::unique_ptr<provider> make_provider(provider_config cfg);
 
-// Provider types make_provider knows.
-std::vector<std::string_view> known_provider_types();
+// The provider types make_provider knows, as a list for messages ("openai, azure-openai, ...").
+std::string known_provider_types();
 
 // Services enabled by environment variables alone: the key in `key_env` (unless empty: no key),
 // the base URL from `base_url_env` when set, else `base_url` (when that is empty too, the

@@ -68,17 +68,32 @@ bool provider::lists_model(std::string_view model) const {
     return false;
 }
 
-std::vector<std::string_view> known_provider_types() {
-    return {"openai", "azure-openai", "anthropic", "google", "scripted"};
+namespace {
+
+// The provider types: one row each, the source of both the dispatch and the error messages.
+struct provider_type {
+    std::string_view name;
+    std::unique_ptr<provider> (*make)(provider_config);
+};
+constexpr provider_type provider_types[] = {
+    {"openai", &make_openai_provider},       {"azure-openai", &make_openai_provider},
+    {"anthropic", &make_native_provider},    {"google", &make_native_provider},
+    {"scripted", &make_scripted_provider},
+};
+
+}  // namespace
+
+std::string known_provider_types() {
+    std::string out;
+    for (auto const& t : provider_types) out += (out.empty() ? "" : ", ") + std::string(t.name);
+    return out;
 }
 
 std::unique_ptr<provider> make_provider(provider_config cfg) {
-    if (cfg.type == "gemini") cfg.type = "google";
-    if (cfg.type == "openai" || cfg.type == "azure-openai") return make_openai_provider(std::move(cfg));
-    if (cfg.type == "anthropic" || cfg.type == "google") return make_native_provider(std::move(cfg));
-    if (cfg.type == "scripted") return make_scripted_provider(std::move(cfg));
-    throw std::invalid_argument("unknown provider type '" + cfg.type +
-                                "' (known: openai, azure-openai, anthropic, google, scripted)");
+    if (cfg.type == "gemini") cfg.type = "google";  // the name users know for it
+    for (auto const& t : provider_types)
+        if (t.name == cfg.type) return t.make(std::move(cfg));
+    throw std::invalid_argument("unknown provider type '" + cfg.type + "' (known: " + known_provider_types() + ")");
 }
 
 std::vector<env_provider> const& env_providers() {
