@@ -19,8 +19,7 @@
 #include "common/text.hpp"
 #include "providers/wire.hpp"
 
-// GCC 12 miscompiles std::initializer_list (braced JSON) inside coroutine bodies: every JSON value
-// with a braced list is built in a plain function below, never inside a coroutine.
+// Braced JSON is built in the plain functions below, never in a coroutine (README, "Coroutines on GCC 12").
 
 namespace toolgate::agentloop {
 

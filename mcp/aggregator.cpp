@@ -144,7 +144,7 @@ bool cap_result(json::object& result, std::size_t cap) {
     return true;
 }
 
-// Plain function: GCC 12 mishandles std::initializer_list inside coroutine bodies.
+// A plain function (README, "Coroutines on GCC 12").
 json::object call_params(std::string const& name, json::object arguments) {
     json::object p;
     p["name"] = name;

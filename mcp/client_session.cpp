@@ -17,8 +17,7 @@ namespace toolgate::mcp {
 using boost::system::error_code;
 
 namespace {
-// JSON with braced lists is built in plain functions: GCC 12 mishandles std::initializer_list
-// inside coroutine bodies.
+// Braced JSON is built in plain functions (README, "Coroutines on GCC 12").
 json::object initialize_params(session_options const& o) {
     return json::object{{"protocolVersion", supported_protocol_versions().front()},
                         {"capabilities", o.client_capabilities},

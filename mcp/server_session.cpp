@@ -7,7 +7,7 @@
 
 #include "mcp/client_session.hpp"
 
-// GCC 12 mishandles braced lists inside coroutines: JSON is built in the plain functions below.
+// Braced JSON is built in the plain functions below (README, "Coroutines on GCC 12").
 
 namespace toolgate::mcp {
 

@@ -25,8 +25,7 @@ api_error map_transport_error(std::string const& name, boost::system::error_code
 
 namespace {
 
-// GCC 12 mishandles std::initializer_list inside coroutines, so JSON with braced lists is built in
-// plain functions like this one, never in a coroutine body.
+// Braced JSON is built in plain functions like this one (README, "Coroutines on GCC 12").
 json::object include_usage_option() { return json::object{{"include_usage", true}}; }
 
 class stream_relay final : public http::body_reader {

@@ -136,8 +136,8 @@ public:
         return "Demo model: deterministic scripted replies, no real language model behind it";
     }
 
-    // Everything but the pacing of the stream: a plain function, because GCC 12 mishandles
-    // std::initializer_list (all the braced JSON below) inside coroutine bodies.
+    // Everything but the pacing of the stream, in a plain function (the braced JSON below:
+    // (README, "Coroutines on GCC 12")).
     chat_outcome prepare(chat_request& req, bool stream, std::vector<json::object>& chunks) const {
         chat_outcome out;
         auto* msgs = req.body.if_contains("messages");
