@@ -661,6 +661,15 @@ struct router::impl {
         t.breaker->record(d, failure, now);
     }
 
+    // Planning saw an eligible target, but every one refused at admission (a breaker opened, the
+    // keys cooled down, the queues filled in the meantime): the same answer as when planning sees it.
+    static failure all_unavailable(pool_rt const& pool) {
+        api_error e{503, "server_error", "targets_unavailable",
+                    "every target of pool '" + pool.cfg.name + "' is failing or out of credentials; retry later"};
+        e.retry_after = "1";
+        return failure(std::move(e));
+    }
+
     asio::awaitable<turn_result> run(turn_context& ctx) const {
         auto p = plan(ctx);
         if (p.error) {
@@ -703,6 +712,7 @@ struct router::impl {
         }
         ctx.variant = p.variant;
         turn_result last;
+        auto attempts_before = ctx.attempts;
         for (auto index : p.order) {
             bool go_on = true;
             last = co_await on_target(ctx, *p.pool, index, p.requested, g, go_on);
@@ -710,6 +720,8 @@ struct router::impl {
             if (g) g->reset();
         }
         if (!last.error && g) co_await g->finish();
+        if (last.error && ctx.attempts == attempts_before && !ctx.call->cancel.cancelled())
+            last.error = all_unavailable(*p.pool);  // every breaker closed on us after planning
         co_return last;
     }
 };
