@@ -4,28 +4,6 @@
 
 namespace toolgate::gateway {
 
-std::string prometheus_label(std::string_view v) {
-    std::string out;
-    out.reserve(v.size());
-    for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
-    }
-    return out;
-}
-
-namespace {
-
-std::string fmt_double(double d) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", d);
-    return buf;
-}
-
-}  // namespace
-
 void metrics::record_request(std::string_view route, int status, std::string_view provider, std::string_view model,
                              double seconds, std::int64_t prompt_tokens, std::int64_t completion_tokens) {
     std::lock_guard lock(mu_);
@@ -45,39 +23,27 @@ void metrics::record_request(std::string_view route, int status, std::string_vie
 }
 
 std::string metrics::render() const {
-    std::string out;
-    out.reserve(4096);
+    prometheus::writer w;
     std::lock_guard lock(mu_);
-    out += "# HELP toolgate_requests_total HTTP requests handled, by route, status, provider and model.\n";
-    out += "# TYPE toolgate_requests_total counter\n";
+    w.family("toolgate_requests_total", "counter", "HTTP requests handled, by route, status, provider and model.");
     for (auto const& [k, v] : requests_) {
         auto const& [route, status, provider, model] = k;
-        out += "toolgate_requests_total{route=\"" + prometheus_label(route) + "\",status=\"" + std::to_string(status) +
-               "\",provider=\"" + prometheus_label(provider) + "\",model=\"" + prometheus_label(model) + "\"} " +
-               std::to_string(v) + "\n";
+        auto status_text = std::to_string(status);
+        w.sample("toolgate_requests_total", {{"route", route}, {"status", status_text}, {"provider", provider}, {"model", model}},
+                 v);
     }
-    out += "# HELP toolgate_request_duration_seconds Time from request read to response end.\n";
-    out += "# TYPE toolgate_request_duration_seconds histogram\n";
-    for (auto const& [k, h] : latency_) {
-        std::string labels = "route=\"" + prometheus_label(k.first) + "\",provider=\"" + prometheus_label(k.second) + "\"";
-        for (std::size_t i = 0; i < buckets.size(); ++i)
-            out += "toolgate_request_duration_seconds_bucket{" + labels + ",le=\"" + fmt_double(buckets[i]) + "\"} " +
-                   std::to_string(h.counts[i]) + "\n";
-        out += "toolgate_request_duration_seconds_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(h.count) + "\n";
-        out += "toolgate_request_duration_seconds_sum{" + labels + "} " + fmt_double(h.sum) + "\n";
-        out += "toolgate_request_duration_seconds_count{" + labels + "} " + std::to_string(h.count) + "\n";
-    }
-    out += "# HELP toolgate_tokens_total Tokens reported by providers, by kind (prompt, completion).\n";
-    out += "# TYPE toolgate_tokens_total counter\n";
+    w.family("toolgate_request_duration_seconds", "histogram", "Time from request read to response end.");
+    for (auto const& [k, h] : latency_)
+        w.histogram("toolgate_request_duration_seconds", {{"route", k.first}, {"provider", k.second}}, h.counts, h.count,
+                    h.sum);
+    w.family("toolgate_tokens_total", "counter", "Tokens reported by providers, by kind (prompt, completion).");
     for (auto const& [k, v] : tokens_) {
         auto const& [provider, model, kind] = k;
-        out += "toolgate_tokens_total{provider=\"" + prometheus_label(provider) + "\",model=\"" + prometheus_label(model) +
-               "\",kind=\"" + kind + "\"} " + std::to_string(v) + "\n";
+        w.sample("toolgate_tokens_total", {{"provider", provider}, {"model", model}, {"kind", kind}}, v);
     }
-    out += "# HELP toolgate_inflight_requests Requests being handled right now.\n";
-    out += "# TYPE toolgate_inflight_requests gauge\n";
-    out += "toolgate_inflight_requests " + std::to_string(inflight_.load(std::memory_order_relaxed)) + "\n";
-    return out;
+    w.family("toolgate_inflight_requests", "gauge", "Requests being handled right now.");
+    w.sample("toolgate_inflight_requests", {}, std::int64_t(inflight_.load(std::memory_order_relaxed)));
+    return w.take();
 }
 
 }  // namespace toolgate::gateway

@@ -10,15 +10,13 @@
 #include <tuple>
 #include <atomic>
 
-namespace toolgate::gateway {
+#include "common/prometheus.hpp"
 
-// A Prometheus label value, escaped as the text format requires (backslash, quote, newline).
-std::string prometheus_label(std::string_view v);
+namespace toolgate::gateway {
 
 class metrics {
 public:
-    static constexpr std::array<double, 15> buckets{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                    1,     2.5,   5,    10,    30,    60,  300};
+    static constexpr auto const& buckets = prometheus::latency_buckets;
 
     void record_request(std::string_view route, int status, std::string_view provider, std::string_view model,
                         double seconds, std::int64_t prompt_tokens, std::int64_t completion_tokens);

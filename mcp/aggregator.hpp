@@ -21,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/prometheus.hpp"
 #include "mcp/tool_outcome.hpp"
 #include "common/cancel.hpp"
 #include "mcp/client_session.hpp"
@@ -81,7 +82,7 @@ struct catalog {
 struct call_stats {
     std::uint64_t calls = 0;
     std::uint64_t errors = 0;
-    std::array<std::uint64_t, 12> buckets{};  // latency histogram, see aggregator::latency_buckets
+    std::array<std::uint64_t, prometheus::latency_buckets.size()> buckets{};  // cumulative, by latency_buckets
     double seconds_sum = 0;
 };
 
@@ -106,8 +107,7 @@ public:
     // The upstream sessions of one downstream client (opaque; MCP thread only).
     struct view;
 
-    static constexpr std::array<double, 12> latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                            0.5,   1,    2.5,   5,    10,  60};
+    static constexpr auto const& latency_buckets = prometheus::latency_buckets;
     using log_factory = std::function<log_sink(std::string const& server)>;
 
     aggregator(asio::any_io_executor ex, std::vector<server_config> servers, aggregator_options opts, log_factory logs);

@@ -1,6 +1,4 @@
 // GET /metrics: Prometheus text for requests, routing targets and MCP servers.
-#include <fmt/format.h>
-
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/mcp_front.hpp"
@@ -12,40 +10,27 @@ namespace {
 
 std::string mcp_metrics(app_state& app) {
     auto& agg = app.aggregator();
-    std::string out;
-    out += "# HELP toolgate_mcp_server_up Whether the MCP server is connected (1) or not (0).\n";
-    out += "# TYPE toolgate_mcp_server_up gauge\n";
-    for (auto const& s : agg.servers_status())
-        out += fmt::format("toolgate_mcp_server_up{{server=\"{}\"}} {}\n", std::string(s.at("name").get_string()),
-                           s.at("status") == "up" ? 1 : 0);
+    prometheus::writer w;
+    w.family("toolgate_mcp_server_up", "gauge", "Whether the MCP server is connected (1) or not (0).");
+    for (auto const& s : agg.servers_status()) {
+        std::string name(s.at("name").get_string());
+        w.sample("toolgate_mcp_server_up", {{"server", name}}, std::uint64_t(s.at("status") == "up" ? 1 : 0));
+    }
     if (app.front) {
-        out += "# HELP toolgate_mcp_front_sessions Open sessions of the /mcp front.\n";
-        out += "# TYPE toolgate_mcp_front_sessions gauge\n";
-        out += fmt::format("toolgate_mcp_front_sessions {}\n", app.front->session_count());
+        w.family("toolgate_mcp_front_sessions", "gauge", "Open sessions of the /mcp front.");
+        w.sample("toolgate_mcp_front_sessions", {}, std::uint64_t(app.front->session_count()));
     }
     auto stats = agg.stats();
-    out += "# HELP toolgate_mcp_tool_calls_total Tool calls, by MCP server and tool.\n";
-    out += "# TYPE toolgate_mcp_tool_calls_total counter\n";
+    w.family("toolgate_mcp_tool_calls_total", "counter", "Tool calls, by MCP server and tool.");
+    for (auto const& [server, tool, st] : stats) w.sample("toolgate_mcp_tool_calls_total", {{"server", server}, {"tool", tool}}, st.calls);
+    w.family("toolgate_mcp_tool_errors_total", "counter", "Tool calls that failed or returned isError.");
     for (auto const& [server, tool, st] : stats)
-        out += fmt::format("toolgate_mcp_tool_calls_total{{server=\"{}\",tool=\"{}\"}} {}\n", server,
-                           prometheus_label(tool), st.calls);
-    out += "# HELP toolgate_mcp_tool_errors_total Tool calls that failed or returned isError.\n";
-    out += "# TYPE toolgate_mcp_tool_errors_total counter\n";
+        w.sample("toolgate_mcp_tool_errors_total", {{"server", server}, {"tool", tool}}, st.errors);
+    w.family("toolgate_mcp_tool_call_duration_seconds", "histogram", "Tool call latency.");
     for (auto const& [server, tool, st] : stats)
-        out += fmt::format("toolgate_mcp_tool_errors_total{{server=\"{}\",tool=\"{}\"}} {}\n", server,
-                           prometheus_label(tool), st.errors);
-    out += "# HELP toolgate_mcp_tool_call_duration_seconds Tool call latency.\n";
-    out += "# TYPE toolgate_mcp_tool_call_duration_seconds histogram\n";
-    for (auto const& [server, tool, st] : stats) {
-        auto labels = fmt::format("server=\"{}\",tool=\"{}\"", server, prometheus_label(tool));
-        for (std::size_t i = 0; i < mcp::aggregator::latency_buckets.size(); ++i)
-            out += fmt::format("toolgate_mcp_tool_call_duration_seconds_bucket{{{},le=\"{}\"}} {}\n", labels,
-                               mcp::aggregator::latency_buckets[i], st.buckets[i]);
-        out += fmt::format("toolgate_mcp_tool_call_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\n", labels, st.calls);
-        out += fmt::format("toolgate_mcp_tool_call_duration_seconds_sum{{{}}} {}\n", labels, st.seconds_sum);
-        out += fmt::format("toolgate_mcp_tool_call_duration_seconds_count{{{}}} {}\n", labels, st.calls);
-    }
-    return out;
+        w.histogram("toolgate_mcp_tool_call_duration_seconds", {{"server", server}, {"tool", tool}}, st.buckets, st.calls,
+                    st.seconds_sum);
+    return w.take();
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,7 +15,7 @@
 #include "common/asio_util.hpp"
 #include "common/ids.hpp"
 #include "common/resilience.hpp"
-#include "gateway/metrics.hpp"
+#include "common/prometheus.hpp"
 #include "gateway/routing/limiter.hpp"
 #include "providers/catalog.hpp"
 #include "providers/wire.hpp"
@@ -774,48 +773,49 @@ std::string router::metrics() const {
     for (auto const& p : impl_->pools) pools.push_back(p.get());
     if (pools.empty()) return {};
     auto now = clock::now();
-    std::string out;
-    auto series = [&](char const* name, char const* type, char const* help, auto value) {
-        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    prometheus::writer w;
+    // One family per figure, every target of every pool under it.
+    auto each = [&](char const* name, char const* type, char const* help, auto value) {
+        w.family(name, type, help);
         for (auto const* pool : pools)
             for (std::size_t i = 0; i < pool->targets.size(); ++i)
-                out += fmt::format("{}{{pool=\"{}\",target=\"{}\"}} {}\n", name, pool->cfg.name,
-                                   prometheus_label(pool->targets[i]->label), value(*pool, i));
+                w.sample(name, {{"pool", pool->cfg.name}, {"target", pool->targets[i]->label}}, value(*pool, i));
     };
-    series("toolgate_route_target_requests_total", "counter", "Upstream attempts sent to a routing target.",
-           [](pool_rt const& p, std::size_t i) { return std::to_string(p.targets[i]->requests.load()); });
-    series("toolgate_route_target_failures_total", "counter", "Attempts on a routing target that failed.",
-           [](pool_rt const& p, std::size_t i) { return std::to_string(p.targets[i]->failures.load()); });
-    series("toolgate_route_target_retries_total", "counter", "Retries on a routing target (after backoff).",
-           [](pool_rt const& p, std::size_t i) { return std::to_string(p.targets[i]->retries.load()); });
-    series("toolgate_route_target_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 open, 2 half-open.",
-           [now](pool_rt const& p, std::size_t i) {
-               auto const& t = *p.targets[i];
-               if (!t.breaker) return std::string("0");
-               std::lock_guard lock(t.mu);
-               auto s = t.breaker->state(now);
-               return std::string(s == resilience::breaker_state::closed ? "0" : s == resilience::breaker_state::open ? "1" : "2");
-           });
-    series("toolgate_route_target_latency_seconds_sum", "counter", "Latency of successful attempts (time to first content for streams).",
-           [](pool_rt const& p, std::size_t i) { return fmt::format("{:.6f}", double(p.targets[i]->latency_us_sum.load()) / 1e6); });
-    series("toolgate_route_target_latency_seconds_count", "counter", "Successful attempts with a latency figure.",
-           [](pool_rt const& p, std::size_t i) { return std::to_string(p.targets[i]->latency_count.load()); });
-    series("toolgate_route_target_latency_p50_seconds", "gauge", "Rolling median latency of a routing target (least-latency).",
-           [now](pool_rt const& p, std::size_t i) {
-               auto v = p.state.p50(i, p.cfg.strategy.latency_window, now);
-               return v ? fmt::format("{:.3f}", double(v->count()) / 1000.0) : std::string("NaN");
-           });
+    each("toolgate_route_target_requests_total", "counter", "Upstream attempts sent to a routing target.",
+         [](pool_rt const& p, std::size_t i) { return std::uint64_t(p.targets[i]->requests.load()); });
+    each("toolgate_route_target_failures_total", "counter", "Attempts on a routing target that failed.",
+         [](pool_rt const& p, std::size_t i) { return std::uint64_t(p.targets[i]->failures.load()); });
+    each("toolgate_route_target_retries_total", "counter", "Retries on a routing target (after backoff).",
+         [](pool_rt const& p, std::size_t i) { return std::uint64_t(p.targets[i]->retries.load()); });
+    each("toolgate_route_target_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 open, 2 half-open.",
+         [now](pool_rt const& p, std::size_t i) {
+             auto const& t = *p.targets[i];
+             if (!t.breaker) return std::uint64_t(0);
+             std::lock_guard lock(t.mu);
+             auto s = t.breaker->state(now);
+             return std::uint64_t(s == resilience::breaker_state::closed ? 0 : s == resilience::breaker_state::open ? 1 : 2);
+         });
+    each("toolgate_route_target_latency_seconds_sum", "counter",
+         "Latency of successful attempts (time to first content for streams).",
+         [](pool_rt const& p, std::size_t i) { return double(p.targets[i]->latency_us_sum.load()) / 1e6; });
+    each("toolgate_route_target_latency_seconds_count", "counter", "Successful attempts with a latency figure.",
+         [](pool_rt const& p, std::size_t i) { return std::uint64_t(p.targets[i]->latency_count.load()); });
+    each("toolgate_route_target_latency_p50_seconds", "gauge", "Rolling median latency of a routing target (least-latency).",
+         [now](pool_rt const& p, std::size_t i) {
+             auto v = p.state.p50(i, p.cfg.strategy.latency_window, now);
+             return v ? double(v->count()) / 1000.0 : std::nan("");
+         });
     bool variants = false;
     for (auto const* pool : pools) variants = variants || !pool->cfg.strategy.variants.empty();
     if (variants) {
-        out += "# HELP toolgate_route_variant_requests_total Requests assigned to an ab-test variant.\n";
-        out += "# TYPE toolgate_route_variant_requests_total counter\n";
+        w.family("toolgate_route_variant_requests_total", "counter", "Requests assigned to an ab-test variant.");
         for (auto const* pool : pools)
             for (std::size_t v = 0; v < pool->cfg.strategy.variants.size(); ++v)
-                out += fmt::format("toolgate_route_variant_requests_total{{pool=\"{}\",variant=\"{}\"}} {}\n", pool->cfg.name,
-                                   pool->cfg.strategy.variants[v].label, pool->variant_requests[v]->load());
+                w.sample("toolgate_route_variant_requests_total",
+                         {{"pool", pool->cfg.name}, {"variant", pool->cfg.strategy.variants[v].label}},
+                         std::uint64_t(pool->variant_requests[v]->load()));
     }
-    return out;
+    return w.take();
 }
 
 namespace {
