@@ -73,7 +73,7 @@ struct aggregator::server_state {
     bool refresh_again = false;
 
     // Read by other threads: guarded by aggregator::mu_.
-    std::string status = "starting";
+    server_status status = server_status::starting;
     std::string last_error;
     std::string protocol_version;
     json::object server_info;
@@ -306,7 +306,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
     while (!stopping_ && !s.closing) {
         {
             std::lock_guard lock(mu_);
-            s.status = "starting";
+            s.status = server_status::starting;
         }
         std::unique_ptr<transport> t;
         if (s.cfg.stdio) t = make_stdio_transport(ex_, *s.cfg.stdio, s.log);
@@ -340,7 +340,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             // "up" once its catalog is in: a caller who sees "up" finds the server's tools.
             {
                 std::lock_guard lock(mu_);
-                s.status = session->closed() ? "down" : "up";
+                s.status = session->closed() ? server_status::down : server_status::up;
                 s.last_error.clear();
                 s.protocol_version = r->protocol_version;
                 s.server_info = r->info;
@@ -357,7 +357,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             if (!s.closing) rebuild_catalog(s);
             {
                 std::lock_guard lock(mu_);
-                s.status = stopping_ || s.closing ? "stopped" : "down";
+                s.status = stopping_ || s.closing ? server_status::stopped : server_status::down;
                 s.last_error = "connection to the server closed";
             }
             if (clock_type::now() - started_at > std::chrono::seconds(60)) delays.reset();  // it ran well for a while
@@ -365,7 +365,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             if (r) co_await session->close();  // started while the gateway (or the client) was leaving
             s.attempted = true;
             std::lock_guard lock(mu_);
-            s.status = stopping_ || s.closing ? "stopped" : "down";
+            s.status = stopping_ || s.closing ? server_status::stopped : server_status::down;
             s.last_error = r ? "stopped" : "could not start: " + r.error().message();
         }
         if (stopping_ || s.closing) break;
@@ -730,7 +730,7 @@ json::array aggregator::servers_status() const {
             if (t.server == s->cfg.name) ++tools;
         json::object o{{"name", s->cfg.name},
                        {"transport", s->cfg.stdio ? "stdio" : "http"},
-                       {"status", s->status},
+                       {"status", to_string(s->status)},
                        {"required", s->cfg.required},
                        {"tools", tools},
                        {"restarts", s->restarts},
@@ -746,10 +746,36 @@ json::array aggregator::servers_status() const {
     return out;
 }
 
+std::string_view to_string(server_status s) {
+    switch (s) {
+        case server_status::starting: return "starting";
+        case server_status::up: return "up";
+        case server_status::down: return "down";
+        case server_status::stopped: return "stopped";
+    }
+    return "down";
+}
+
+std::vector<server_view> aggregator::servers() const {
+    std::vector<server_view> out;
+    std::lock_guard lock(mu_);
+    out.reserve(servers_.size());
+    for (auto const& s : servers_) {
+        server_view v;
+        v.name = s->cfg.name;
+        v.status = s->status;
+        v.required = s->cfg.required;
+        v.breaker_open = s->breaker_open;
+        v.restarts = s->restarts;
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
 bool aggregator::required_servers_up() const {
     std::lock_guard lock(mu_);
     for (auto const& s : servers_)
-        if (s->cfg.required && s->status != "up") return false;
+        if (s->cfg.required && s->status != server_status::up) return false;
     return true;
 }
 

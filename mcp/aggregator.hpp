@@ -58,6 +58,18 @@ struct aggregator_options {
     std::chrono::milliseconds backoff_max{30'000};
 };
 
+enum class server_status { starting, up, down, stopped };
+std::string_view to_string(server_status s);
+
+// What /health and /metrics need to know of one server, typed (the admin API has the JSON).
+struct server_view {
+    std::string name;
+    server_status status = server_status::starting;
+    bool required = false;
+    bool breaker_open = false;
+    unsigned restarts = 0;
+};
+
 struct tool_entry {
     std::string exposed;  // the name models and MCP clients see
     std::string server;
@@ -157,7 +169,8 @@ public:
     asio::any_io_executor executor() const { return ex_; }
 
     // Thread-safe views for /health, /v1/mcp/servers and /metrics.
-    json::array servers_status() const;
+    json::array servers_status() const;  // for the admin API: every detail, as JSON
+    std::vector<server_view> servers() const;  // typed, for /health and /metrics
     bool required_servers_up() const;
     std::vector<std::tuple<std::string, std::string, call_stats>> stats() const;
     std::size_t server_count() const;

@@ -32,9 +32,9 @@ std::string health_json(app_state& app, int& status) {
         ps.push_back(std::move(o));
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - app.started).count();
+    for (auto const& s : app.aggregator().servers())
+        if (s.status != mcp::server_status::up) all_ok = false;
     auto servers = app.aggregator().servers_status();
-    for (auto const& s : servers)
-        if (s.at("status") != "up") all_ok = false;
     bool required_up = app.aggregator().required_servers_up();
     json::object o;
     o["status"] = !required_up ? "unhealthy" : all_ok ? "ok" : "degraded";

@@ -12,10 +12,8 @@ std::string mcp_metrics(app_state& app) {
     auto& agg = app.aggregator();
     prometheus::writer w;
     w.family("toolgate_mcp_server_up", "gauge", "Whether the MCP server is connected (1) or not (0).");
-    for (auto const& s : agg.servers_status()) {
-        std::string name(s.at("name").get_string());
-        w.sample("toolgate_mcp_server_up", {{"server", name}}, std::uint64_t(s.at("status") == "up" ? 1 : 0));
-    }
+    for (auto const& s : agg.servers())
+        w.sample("toolgate_mcp_server_up", {{"server", s.name}}, std::uint64_t(s.status == mcp::server_status::up ? 1 : 0));
     if (app.front) {
         w.family("toolgate_mcp_front_sessions", "gauge", "Open sessions of the /mcp front.");
         w.sample("toolgate_mcp_front_sessions", {}, std::uint64_t(app.front->session_count()));
