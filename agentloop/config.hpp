@@ -2,6 +2,8 @@
 // The `agent_loop` section of the config, parsed by the agent loop's library.
 #include <chrono>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <string>
 
 #include "agentloop/loop.hpp"
@@ -25,5 +27,20 @@ struct agent_loop_config {
 };
 
 void parse_agent_loop(reader const& r, YAML::Node const& al, agent_loop_config& cfg);
+
+// Each loop limit described once: its config key (agent_loop.<key>), the request header that may
+// tighten it (empty: config only), its unit and bounds (a header's value is clamped into them), and
+// how to read and write it. The config parser and the header parser both walk this list.
+struct limit_descriptor {
+    enum class unit { count, bytes, tokens, usd, duration };
+    std::string_view key;
+    std::string_view header;
+    unit kind;
+    double min;  // durations in milliseconds
+    double max;
+    double (*get)(limits const&);
+    void (*set)(limits&, double);
+};
+std::span<limit_descriptor const> limit_descriptors();
 
 }  // namespace toolgate::agentloop

@@ -38,72 +38,47 @@ std::vector<std::string> split_list(std::string_view text) {
 
 namespace {
 
-template <class T>
-void tighten(T& limit, T value) {
-    if (limit == 0 || value < limit) limit = value;
-}
-
-// One descriptor per limit a request header may tighten.
-struct count_header {
-    std::string_view name;
-    void (*apply)(agentloop::limits&, std::uint64_t);
-};
-constexpr std::array<count_header, 4> count_headers{{
-    {"x-toolgate-max-iterations",
-     [](agentloop::limits& l, std::uint64_t n) { tighten(l.max_iterations, unsigned(std::min<std::uint64_t>(n, 1000))); }},
-    {"x-toolgate-max-tool-calls",
-     [](agentloop::limits& l, std::uint64_t n) {
-         tighten(l.max_tool_calls_per_turn, unsigned(std::min<std::uint64_t>(n, 1000)));
-     }},
-    {"x-toolgate-max-tool-result-bytes",
-     [](agentloop::limits& l, std::uint64_t n) {
-         tighten(l.max_tool_result_bytes, std::size_t(std::max<std::uint64_t>(n, 256)));
-     }},
-    {"x-toolgate-max-total-tokens",
-     [](agentloop::limits& l, std::uint64_t n) { tighten(l.max_total_tokens, std::int64_t(n)); }},
-}};
-
-struct duration_header {
-    std::string_view name;
-    std::chrono::milliseconds agentloop::limits::*field;
-};
-constexpr std::array<duration_header, 2> duration_headers{{
-    {"x-toolgate-tool-timeout", &agentloop::limits::tool_timeout},
-    {"x-toolgate-loop-timeout", &agentloop::limits::loop_timeout},
-}};
-
 api_error bad_header(std::string_view header, std::string_view what) {
     return api_error::bad_request("header " + std::string(header) + " must be " + std::string(what), "invalid_limit_header");
 }
 
-std::optional<std::uint64_t> whole_number(std::string_view v) {
+std::optional<double> whole_number(std::string_view v) {
     if (v.empty() || v.size() > 15 || v.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
-    return std::stoull(std::string(v));
+    return double(std::stoull(std::string(v)));
+}
+
+std::optional<double> positive_number(std::string_view v) {
+    std::string s(v);
+    char* end = nullptr;
+    double x = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || !(x > 0 && x < 1e6)) return std::nullopt;
+    return x;
 }
 
 }  // namespace
 
 std::optional<api_error> apply_limit_headers(inbound_request const& req, agentloop::limits& l) {
-    for (auto const& h : count_headers) {
-        auto v = req.header(h.name);
-        if (v.empty()) continue;
-        auto n = whole_number(v);
-        if (!n || *n == 0) return bad_header(h.name, "a whole number of at least 1");
-        h.apply(l, *n);
-    }
-    for (auto const& h : duration_headers) {
-        auto v = req.header(h.name);
-        if (v.empty()) continue;
-        auto d = parse_duration(v);
-        if (!d || d->count() <= 0) return bad_header(h.name, "a duration such as 30s or 1500ms");
-        l.*h.field = std::min(l.*h.field, *d);
-    }
-    if (auto v = req.header("x-toolgate-max-cost"); !v.empty()) {
-        std::string s(v);
-        char* end = nullptr;
-        double x = std::strtod(s.c_str(), &end);
-        if (end != s.c_str() + s.size() || !(x > 0 && x < 1e6)) return bad_header("x-toolgate-max-cost", "a positive number of USD");
-        tighten(l.max_cost_usd, x);
+    using unit = agentloop::limit_descriptor::unit;
+    for (auto const& d : agentloop::limit_descriptors()) {
+        if (d.header.empty()) continue;
+        auto text = req.header(d.header);
+        if (text.empty()) continue;
+        std::optional<double> v;
+        if (d.kind == unit::duration) {
+            auto dur = parse_duration(text);
+            if (!dur || dur->count() <= 0) return bad_header(d.header, "a duration such as 30s or 1500ms");
+            v = double(dur->count());
+        } else if (d.kind == unit::usd) {
+            v = positive_number(text);
+            if (!v) return bad_header(d.header, "a positive number of USD");
+        } else {
+            v = whole_number(text);
+            if (!v || *v == 0) return bad_header(d.header, "a whole number of at least 1");
+        }
+        double value = std::clamp(*v, d.min, d.max);
+        double current = d.get(l);
+        // A request may tighten a limit, never loosen it (0 is "no limit" for tokens and cost).
+        if (current == 0 || value < current) d.set(l, value);
     }
     return std::nullopt;
 }

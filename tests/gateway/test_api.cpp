@@ -4,6 +4,10 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <set>
+
+#include "agentloop/config.hpp"
+
 #include "gateway/api/chat_plan.hpp"
 #include "gateway/api/request.hpp"
 
@@ -163,4 +167,33 @@ TEST(apply_limit_headers, a_request_tightens_limits_and_never_loosens_them) {
     req.headers = {{"x-toolgate-max-tool-result-bytes", "10"}};
     EXPECT_FALSE(apply_limit_headers(req, l));
     EXPECT_EQ(l.max_tool_result_bytes, 256u) << "clamped to the smallest useful size";
+}
+
+TEST(limit_descriptors, each_limit_is_described_once_and_each_header_tightens_its_own_limit) {
+    std::set<std::string_view> keys, headers;
+    for (auto const& d : agentloop::limit_descriptors()) {
+        EXPECT_TRUE(keys.insert(d.key).second) << d.key;
+        if (!d.header.empty()) {
+            EXPECT_TRUE(headers.insert(d.header).second) << d.header;
+        }
+        EXPECT_LE(d.min, d.max) << d.key;
+        if (d.header.empty()) continue;
+        agentloop::limits l;
+        l.max_total_tokens = 1000;
+        l.max_cost_usd = 10;
+        auto before = d.get(l);
+        inbound_request req;
+        bool duration = d.kind == agentloop::limit_descriptor::unit::duration;
+        req.headers = {{std::string(d.header), duration ? std::string("1s") : std::string("1")}};
+        EXPECT_FALSE(apply_limit_headers(req, l)) << d.header;
+        EXPECT_LT(d.get(l), before) << d.header << " tightens " << d.key;
+        for (auto const& other : agentloop::limit_descriptors()) {
+            if (&other == &d) continue;
+            agentloop::limits fresh;
+            fresh.max_total_tokens = 1000;
+            fresh.max_cost_usd = 10;
+            EXPECT_EQ(other.get(l), other.get(fresh)) << d.header << " left " << other.key << " alone";
+        }
+    }
+    EXPECT_EQ(headers.size(), 7u);
 }
