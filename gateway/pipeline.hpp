@@ -14,6 +14,7 @@
 // so a wrapping filter sees only the chunks of the target that answered.
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,6 +38,9 @@ struct turn_context {
     providers::call_context* call = nullptr;
     header_list const* headers = nullptr;   // the client's request headers (lower-case names)
     header_list* response_headers = nullptr;  // headers of the answer; routing adds x-toolgate-*
+    // When the gateway's request_timeout ends the request (cancel fires then): routing does not
+    // wait for a retry that could not start before it, it moves on to the next target.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
     // Filled in by routing: who answered, with which model, after how many upstream attempts.
     providers::provider* provider = nullptr;
     std::string upstream_model;

@@ -25,6 +25,7 @@ asio::awaitable<void> embeddings(api_request& r) {
     ctx.call = &call;
     ctx.headers = &r.req.headers;
     ctx.response_headers = &r.headers;
+    ctx.deadline = r.rec.start + r.app.cfg.server.request_timeout;
     ctx.request.body = std::move(*body);
     auto result = co_await r.app.embeddings_pipeline->run(ctx);
     if (ctx.provider) r.rec.provider = ctx.provider->name();

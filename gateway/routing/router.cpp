@@ -635,6 +635,8 @@ struct router::impl {
                 if (*last.retry_after > t.cfg.retry.max_retry_after) co_return last;  // too long: next target
                 wait = std::max(wait, *last.retry_after);
             }
+            // A retry that could only start after the request's deadline: the next target instead.
+            if (ctx.deadline != clock::time_point::max() && clock::now() + wait >= ctx.deadline) co_return last;
             {
                 std::lock_guard lock(t.mu);
                 if (!t.budget.try_retry(clock::now())) co_return last;

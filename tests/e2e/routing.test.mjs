@@ -143,6 +143,21 @@ describe('retries', () => {
     });
   });
 
+  test('429 with Retry-After: 5 under max_retry_after but past the request deadline (2s): moves on to B', async () => {
+    const yaml = (u) => fallbackAB(u, retry) + 'server: { request_timeout: 2s }\nagent_loop: { loop_timeout: 1s }\n';
+    await scenario(['a', 'b'], yaml, async (gw, { a, b }) => {
+      a.script({ status: 429, headers: { 'retry-after': '5' } });
+      const start = Date.now();
+      const r = await chat(gw, 'm-test');
+      const took = Date.now() - start;
+      assert.equal(r.status, 200, why(r, gw));
+      assert.equal(r.text, 'from B');
+      assert.equal(a.count, 1, 'no retry that could only start after the deadline');
+      assert.equal(b.count, 1);
+      assert.ok(took < 1500, `took ${took} ms`);
+    });
+  });
+
   test('429 with retry-after-ms: 50, then OK: A answers on the second attempt, after the wait', async () => {
     await scenario(['a', 'b'], (u) => fallbackAB(u, retry), async (gw, { a, b }) => {
       a.script({ status: 429, headers: { 'retry-after-ms': '50' } }, 'ok');
