@@ -16,6 +16,14 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+// A decoded 2xx answer into a chat or embeddings outcome.
+template <class Outcome>
+void take(decoded d, Outcome& out) {
+    out.response = std::move(d.response);
+    out.tokens = d.tokens;
+    out.error = std::move(d.error);
+}
+
 class native_relay final : public http::body_reader {
 public:
     native_relay(stream_decoder& decoder, chat_sink& sink) : decoder_(decoder), sink_(sink) {}
@@ -99,10 +107,7 @@ public:
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!failed(r, out.error)) {
-                auto d = wire_->decode_chat(r->body, model);
-                out.response = std::move(d.response);
-                out.tokens = d.tokens;
-                out.error = std::move(d.error);
+                take(wire_->decode_chat(r->body, model), out);
             }
         } else {
             auto decoder = wire_->stream(model, include_usage);
@@ -142,10 +147,7 @@ public:
         auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
         if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
         if (!failed(r, out.error)) {
-            auto d = wire_->decode_embeddings(r->body, model);
-            out.response = std::move(d.response);
-            out.tokens = d.tokens;
-            out.error = std::move(d.error);
+            take(wire_->decode_embeddings(r->body, model), out);
         }
         co_return out;
     }

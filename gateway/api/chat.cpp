@@ -127,17 +127,6 @@ bool follows_tool_results(json::object const& body) {
     return role && role->is_string() && role->get_string() == "tool";
 }
 
-turn_context make_turn(api_request& r, providers::call_context& call) {
-    turn_context ctx;
-    ctx.request_id = r.rec.request_id;
-    ctx.requested_model = r.rec.model;
-    ctx.call = &call;
-    ctx.headers = &r.req.headers;
-    ctx.response_headers = &r.headers;
-    ctx.deadline = r.rec.start + r.app.cfg.server.request_timeout;
-    return ctx;
-}
-
 asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::chat_request& request,
                                                   providers::chat_sink* sink, cancel_token& cancel,
                                                   providers::provider*& last) {

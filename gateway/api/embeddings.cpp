@@ -18,14 +18,8 @@ asio::awaitable<void> embeddings(api_request& r) {
         co_return;
     }
     providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
-    turn_context ctx;
+    auto ctx = make_turn(r, call);
     ctx.kind = turn_kind::embeddings;
-    ctx.request_id = r.rec.request_id;
-    ctx.requested_model = r.rec.model;
-    ctx.call = &call;
-    ctx.headers = &r.req.headers;
-    ctx.response_headers = &r.headers;
-    ctx.deadline = r.rec.start + r.app.cfg.server.request_timeout;
     ctx.request.body = std::move(*body);
     auto result = co_await r.app.embeddings_pipeline->run(ctx);
     if (ctx.provider) r.rec.provider = ctx.provider->name();

@@ -102,6 +102,17 @@ int cancelled_status(cancel_token const& cancel) {
     return cancel.reason() == cancel_reason::timeout ? 504 : status_client_closed;
 }
 
+turn_context make_turn(api_request& r, providers::call_context& call) {
+    turn_context ctx;
+    ctx.request_id = r.rec.request_id;
+    ctx.requested_model = r.rec.model;
+    ctx.call = &call;
+    ctx.headers = &r.req.headers;
+    ctx.response_headers = &r.headers;
+    ctx.deadline = r.rec.start + r.app.cfg.server.request_timeout;
+    return ctx;
+}
+
 bool client_left(api_request& r, std::optional<failure>& error) {
     if (!r.cancel.cancelled()) return false;
     if (r.cancel.reason() != cancel_reason::timeout) {

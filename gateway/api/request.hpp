@@ -14,6 +14,7 @@
 
 #include "common/api_error.hpp"
 #include "common/cancel.hpp"
+#include "gateway/pipeline.hpp"
 #include "gateway/server.hpp"
 #include "providers/provider.hpp"
 
@@ -69,6 +70,10 @@ struct api_request {
 
     std::string_view param(std::string_view name) const;
 };
+
+// A model turn for this request: ids, headers, the request's deadline (plain function: the
+// caller is a coroutine, README, "Coroutines on GCC 12").
+turn_context make_turn(api_request& r, providers::call_context& call);
 
 // Sends `err` in OpenAI's shape (with Retry-After when it has one) and records it.
 asio::awaitable<void> reply_error(api_request& r, api_error const& err);

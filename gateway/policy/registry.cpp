@@ -34,10 +34,4 @@ std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cf
     return out;
 }
 
-std::vector<std::string_view> filter_names() {
-    std::vector<std::string_view> out;
-    for (auto const& row : rows) out.push_back(row.name);
-    return out;
-}
-
 }  // namespace toolgate::gateway

@@ -16,7 +16,4 @@ namespace toolgate::gateway {
 std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, std::shared_ptr<turn_filter> innermost,
                                                         turn_kind kind);
 
-// The names of the registered filters, outermost first (for check-config and the docs).
-std::vector<std::string_view> filter_names();
-
 }  // namespace toolgate::gateway

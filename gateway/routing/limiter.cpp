@@ -60,9 +60,4 @@ void slot_limiter::release() {
     asio::post(next->ex, [next] { next->timer.cancel(); });
 }
 
-unsigned slot_limiter::in_flight() const {
-    std::lock_guard lock(mu_);
-    return in_use_;
-}
-
 }  // namespace toolgate::gateway::routing

@@ -27,9 +27,6 @@ public:
     asio::awaitable<bool> acquire(std::chrono::milliseconds timeout, cancel_token& cancel);
     void release();
 
-    unsigned in_flight() const;
-    bool unlimited() const { return max_ == 0; }
-
 private:
     struct waiter;
     mutable std::mutex mu_;

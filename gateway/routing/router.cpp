@@ -16,7 +16,9 @@
 #include "common/ids.hpp"
 #include "common/resilience.hpp"
 #include "common/prometheus.hpp"
+#include "gateway/routing/credentials.hpp"
 #include "gateway/routing/limiter.hpp"
+#include "gateway/routing/stream_guard.hpp"
 #include "providers/catalog.hpp"
 #include "providers/wire.hpp"
 
@@ -24,38 +26,6 @@ namespace toolgate::gateway::routing {
 
 namespace json = boost::json;
 using resilience::circuit_breaker;
-
-// --- decisions -------------------------------------------------------------------------------
-
-bool counts_as_failure(turn_result const& r) {
-    if (!r.error) return false;
-    int s = r.upstream_status;
-    if (s == 0) return r.error->status >= 500;  // no answer: connect error, timeout, reset
-    if (s / 100 == 2) return true;              // an answer we could not use (malformed, cut short)
-    return s >= 500 || s == 429 || s == 401 || s == 403 || s == 408;
-}
-
-verdict classify(turn_result const& r, bool cancelled, bool delivered, retry_policy const& policy, bool more_keys) {
-    if (cancelled) return verdict::cancelled;
-    if (!r.error) return verdict::success;
-    if (delivered) return verdict::give_up;  // never mix two answers in one stream
-    int s = r.upstream_status;
-    bool listed = std::find(policy.on_status_codes.begin(), policy.on_status_codes.end(), s) != policy.on_status_codes.end();
-    if (s == 401 || s == 403) return more_keys ? verdict::rotate_key : verdict::next_target;
-    if (s == 429 && more_keys) return verdict::rotate_key;
-    if (s == 0) {
-        // Refused before sending (this adapter cannot express the request): another may.
-        if (r.error->status < 500) return verdict::next_target;
-        return verdict::retry;
-    }
-    if (s / 100 == 2) return listed || std::find(policy.on_status_codes.begin(), policy.on_status_codes.end(), 502) !=
-                                           policy.on_status_codes.end()
-                                 ? verdict::retry
-                                 : verdict::next_target;
-    if (listed) return verdict::retry;
-    if (s >= 500 || s == 429 || s == 408) return verdict::next_target;
-    return verdict::give_up;  // 400, 404, 413, 422...: the next target would refuse it alike
-}
 
 namespace {
 
@@ -67,31 +37,6 @@ constexpr milliseconds failure_penalty{60'000};
 
 
 // --- shared runtime state ----------------------------------------------------------------------
-
-// A provider's credentials with their cooldowns (only for providers with several api_keys).
-struct credential_pool {
-    std::vector<std::string> keys;
-    mutable std::mutex mu;
-    std::vector<clock::time_point> cooling_until;
-
-    explicit credential_pool(std::vector<std::string> k) : keys(std::move(k)), cooling_until(keys.size()) {}
-
-    // The first key not cooling down; nullopt when all are.
-    std::optional<std::size_t> pick(clock::time_point now) const {
-        std::lock_guard lock(mu);
-        for (std::size_t i = 0; i < keys.size(); ++i)
-            if (cooling_until[i] <= now) return i;
-        return std::nullopt;
-    }
-    void cool(std::size_t i, clock::time_point until) {
-        std::lock_guard lock(mu);
-        cooling_until[i] = std::max(cooling_until[i], until);
-    }
-    clock::time_point next_ready() const {
-        std::lock_guard lock(mu);
-        return *std::min_element(cooling_until.begin(), cooling_until.end());
-    }
-};
 
 struct target_rt {
     target_config cfg;
@@ -148,89 +93,6 @@ std::string_view header_of(header_list const* headers, std::string_view name) {
         if (k == name) return v;
     return {};
 }
-
-// Holds a streamed turn's chunks until one carries content, so that a target failing before its
-// first content byte can be replaced without the client seeing two answers. From then on chunks
-// pass straight through.
-class guard_sink final : public providers::chat_sink {
-public:
-    explicit guard_sink(providers::chat_sink& inner) : inner_(inner) {}
-
-    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
-        if (!passing_) {
-            if (!has_content(chunk)) {
-                held_.emplace_back();  // only the chunks before the first content are copied
-                held_.back().chunk = chunk;
-                held_.back().raw = std::string(raw);
-                co_return true;
-            }
-            // The first content: what was held goes first, then everything passes straight on (the
-            // inner sink writes at the next flush).
-            bool ok = co_await release_held();
-            if (!ok) co_return false;
-        }
-        co_return co_await inner_.on_chunk(chunk, raw);
-    }
-
-    asio::awaitable<bool> flush() override {
-        if (!passing_) co_return true;
-        co_return co_await inner_.flush();
-    }
-
-    asio::awaitable<bool> on_comment(std::string_view text) override { co_return co_await inner_.on_comment(text); }
-
-    // The turn succeeded: whatever is still held goes out (a stream without content).
-    asio::awaitable<void> finish() {
-        if (passing_ || held_.empty()) co_return;
-        bool ok = co_await release_held();
-        if (ok) co_await inner_.flush();
-    }
-
-    bool delivered() const { return passing_; }
-    // When the first content went to the client (time to first token, for least-latency).
-    clock::time_point first_content() const { return first_content_; }
-    void reset() { held_.clear(); }
-
-private:
-    struct held {
-        json::object chunk;
-        std::string raw;
-    };
-
-    static bool has_content(json::object const& chunk) {
-        auto const* choices = chunk.if_contains("choices");
-        if (choices == nullptr || !choices->is_array()) return false;
-        for (auto const& c : choices->get_array()) {
-            auto const* co = c.if_object();
-            if (co == nullptr) continue;
-            if (auto const* f = co->if_contains("finish_reason"); f && !f->is_null()) return true;
-            auto const* d = co->if_contains("delta");
-            auto const* delta = d ? d->if_object() : nullptr;
-            if (delta == nullptr) continue;
-            for (auto const* key : {"content", "refusal", "reasoning_content"})
-                if (auto const* v = delta->if_contains(key); v && v->is_string() && !v->get_string().empty()) return true;
-            if (auto const* t = delta->if_contains("tool_calls"); t && t->is_array() && !t->get_array().empty()) return true;
-        }
-        return false;
-    }
-
-    asio::awaitable<bool> release_held() {
-        passing_ = true;
-        first_content_ = clock::now();
-        auto held = std::move(held_);
-        held_.clear();
-        for (auto& h : held) {
-            bool ok = co_await inner_.on_chunk(h.chunk, h.raw);
-            if (!ok) co_return false;
-        }
-        co_return true;
-    }
-
-    providers::chat_sink& inner_;
-    std::vector<held> held_;
-    bool passing_ = false;
-    clock::time_point first_content_{};
-};
 
 // A routing request: which targets to try and what to send them.
 struct route_plan {
