@@ -1,11 +1,7 @@
 #include "agentloop/loop.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -14,7 +10,9 @@
 #include <algorithm>
 #include <deque>
 
+#include "common/cancel_scope.hpp"
 #include "common/ids.hpp"
+#include "common/task_group.hpp"
 #include "common/json_util.hpp"
 #include "common/text.hpp"
 #include "providers/wire.hpp"
@@ -215,7 +213,6 @@ namespace {
 
 using providers::wire::usage_json;
 
-enum class call_kind { undecided, client, gateway };
 
 struct call_route {
     call_kind kind = call_kind::undecided;
@@ -565,13 +562,14 @@ struct tool_job {
 };
 
 struct execution {
-    explicit execution(asio::any_io_executor ex) : signal(ex, asio::steady_timer::time_point::max()) {}
+    execution(toolgate::time_source& c, asio::any_io_executor ex) : clk(c), signal(c, std::move(ex)) {}
+    toolgate::time_source& clk;
     std::vector<tool_job> jobs;
     std::size_t next = 0;
     std::size_t done = 0;
     std::deque<std::string> comments;
-    asio::steady_timer signal;
-    clock_type::time_point deadline;
+    alarm_timer signal;  // wakes execute(): cancelled when something happened, fires for a keep-alive
+    time_source::time_point deadline;
 };
 
 std::optional<json::object> parse_arguments(std::string const& text, std::string& why) {
@@ -590,7 +588,7 @@ std::optional<json::object> parse_arguments(std::string const& text, std::string
 }
 
 asio::awaitable<void> run_job(loop_input& in, execution& x, tool_job& job) {
-    auto start = clock_type::now();
+    auto start = x.clk.now();
     job.record.id = job.id;
     job.record.name = job.name;
     std::string why;
@@ -607,24 +605,17 @@ asio::awaitable<void> run_job(loop_input& in, execution& x, tool_job& job) {
                                job.name, why);
         co_return;
     }
-    auto budget = std::min<clock_type::duration>(in.lim.tool_timeout, x.deadline - start);
-    if (budget <= clock_type::duration::zero()) {
+    auto budget = std::min<time_source::duration>(in.lim.tool_timeout, x.deadline - start);
+    if (budget <= time_source::duration::zero()) {
         job.record.error = "loop_timeout";
         job.text = fmt::format("Error: the tool '{}' was not run: the agent loop is out of time.", job.name);
         co_return;
     }
-    cancel_token cancel;
-    auto parent_sub = in.cancel->subscribe([&cancel, &in] { cancel.cancel(in.cancel->reason()); });
-    asio::steady_timer timer(x.signal.get_executor());
-    timer.expires_after(budget);
-    timer.async_wait([&cancel](boost::system::error_code ec) {
-        if (!ec) cancel.cancel(cancel_reason::timeout);  // (never touched once the timer is gone: ec is set then)
-    });
-    auto outcome = co_await in.tools->call(job.name, std::move(*args), cancel);
-    timer.cancel();
-    job.record.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
-    bool timed_out = cancel.cancelled() && cancel.reason() == cancel_reason::timeout && !in.cancel->cancelled();
-    if (timed_out) {
+    auto ex = co_await asio::this_coro::executor;
+    scoped_deadline call(*in.cancel, start + budget, ex, x.clk);
+    auto outcome = co_await in.tools->call(job.name, std::move(*args), call.token());
+    job.record.duration = std::chrono::duration_cast<std::chrono::microseconds>(x.clk.now() - start);
+    if (call.expired()) {
         outcome.ok = false;
         outcome.code = mcp::tool_errc::timeout;
         outcome.error = fmt::format("no answer within {} ms",
@@ -661,10 +652,12 @@ asio::awaitable<void> worker(loop_input& in, execution& x) {
 
 // Runs the jobs (at most max_parallel at once); while they run, streams their start/end as SSE
 // comments and a keep-alive comment when nothing else happened for a while.
+// The workers are members of a task group awaited before `x` goes away.
 asio::awaitable<void> execute(loop_input& in, execution& x) {
     auto ex = co_await asio::this_coro::executor;
-    auto workers = std::min<std::size_t>(std::max(1u, in.lim.max_parallel_tools), x.jobs.size());
-    for (std::size_t i = 0; i < workers; ++i) asio::co_spawn(ex, worker(in, x), asio::detached);
+    auto count = std::min<std::size_t>(std::max(1u, in.lim.max_parallel_tools), x.jobs.size());
+    task_group workers;
+    for (std::size_t i = 0; i < count; ++i) workers.spawn(ex, worker(in, x));
     bool sink_ok = in.stream && in.sink != nullptr;
     for (;;) {
         if (sink_ok && !x.comments.empty()) {
@@ -680,18 +673,48 @@ asio::awaitable<void> execute(loop_input& in, execution& x) {
         x.comments.clear();
         if (x.done == x.jobs.size()) break;
         x.signal.expires_after(in.lim.keepalive_interval);
-        auto [ec] = co_await x.signal.async_wait(asio::as_tuple(asio::use_awaitable));
+        auto ec = co_await x.signal.wait();
         if (!ec && sink_ok) x.comments.push_back("keep-alive");
     }
+    // Every job is done, so the workers are ending; none may outlive `x`.
+    while (!co_await workers.wait_for(std::chrono::seconds(1), x.clk)) workers.emit(asio::cancellation_type::terminal);
 }
 
 }  // namespace
+
+step next_step(std::vector<call_kind> const& calls, loop_counters const& spent, limits const& lim,
+               time_source::time_point now, time_source::time_point deadline) {
+    step out;
+    if (calls.empty()) return out;  // answer
+    std::size_t gateway = 0;
+    for (auto k : calls) gateway += k == call_kind::gateway;
+    if (gateway > 0) {
+        // Running tools would mean another model turn: only if every limit still allows one.
+        if (spent.iterations >= lim.max_iterations) out.reason = stop_reason::max_iterations;
+        else if (lim.max_total_tokens > 0 && spent.total_tokens > lim.max_total_tokens) out.reason = stop_reason::max_total_tokens;
+        else if (lim.max_cost_usd > 0 && spent.cost_usd > lim.max_cost_usd) out.reason = stop_reason::max_cost;
+        else if (now >= deadline) out.reason = stop_reason::loop_timeout;
+        if (out.reason != stop_reason::none) {
+            out.what = step::kind::stop;
+            return out;
+        }
+    }
+    out.what = step::kind::act;
+    auto per_turn = std::max(1u, lim.max_tool_calls_per_turn);
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+        if (calls[i] == call_kind::client) out.hand_back.push_back(i);
+        else if (out.run.size() < per_turn) out.run.push_back(i);
+        else out.refused.push_back(i);
+    }
+    return out;
+}
 
 asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
     loop_result res;
     loop_state st(in);
     auto ex = co_await asio::this_coro::executor;
-    auto deadline = clock_type::now() + in.lim.loop_timeout;
+    toolgate::time_source& clk = in.clock ? *in.clock : toolgate::time_source::steady();
+    auto deadline = clk.now() + in.lim.loop_timeout;
     bool streaming = in.stream && in.sink != nullptr;
     json::array transcript;  // what the loop added to the conversation on its own
     std::vector<assembled_call> client_calls;
@@ -699,7 +722,7 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
 
     for (;;) {
         if (in.cancel->cancelled()) co_return res;
-        if (clock_type::now() >= deadline) {
+        if (clk.now() >= deadline) {
             res.stopped = stop_reason::loop_timeout;
             break;
         }
@@ -708,15 +731,9 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
         providers::chat_request req;
         req.body = std::move(in.body);
         req.stream = streaming;
-        cancel_token turn_cancel;
-        auto parent_sub = in.cancel->subscribe([&turn_cancel, &in] { turn_cancel.cancel(in.cancel->reason()); });
-        asio::steady_timer loop_deadline(ex);
-        loop_deadline.expires_at(deadline);
-        loop_deadline.async_wait([&turn_cancel](boost::system::error_code ec) {
-            if (!ec) turn_cancel.cancel(cancel_reason::timeout);
-        });
+        scoped_deadline turn_scope(*in.cancel, deadline, ex, clk);
+        cancel_token& turn_cancel = turn_scope.token();
         auto out = co_await turn(req, streaming ? &st : nullptr, turn_cancel);
-        loop_deadline.cancel();
         in.body = std::move(req.body);
         res.outcome.tokens.add(out.tokens);
         if (in.cost) res.cost_usd += in.cost(model_in(in.body), out.tokens);
@@ -735,44 +752,38 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
             last_response = std::move(out.response);
         }
         auto calls = st.end_turn();
-        if (calls.empty()) {
+        std::vector<call_kind> kinds;
+        kinds.reserve(calls.size());
+        for (auto const& c : calls) kinds.push_back(c.second);
+        loop_counters spent;
+        spent.iterations = res.iterations;
+        spent.total_tokens = res.outcome.tokens.prompt_tokens + res.outcome.tokens.completion_tokens;
+        spent.cost_usd = res.cost_usd;
+        auto next = next_step(kinds, spent, in.lim, clk.now(), deadline);
+        if (next.what == step::kind::answer) {
             res.finish_reason = st.turn_finish().empty() || st.turn_finish() == "tool_calls" ? "stop" : st.turn_finish();
             break;
         }
-        std::size_t gateway_calls = 0;
-        for (auto const& [c, kind] : calls) gateway_calls += kind == call_kind::gateway;
-        if (gateway_calls > 0) {
-            auto total = res.outcome.tokens.prompt_tokens + res.outcome.tokens.completion_tokens;
-            if (res.iterations >= in.lim.max_iterations) res.stopped = stop_reason::max_iterations;
-            else if (in.lim.max_total_tokens > 0 && total > in.lim.max_total_tokens) res.stopped = stop_reason::max_total_tokens;
-            else if (in.lim.max_cost_usd > 0 && res.cost_usd > in.lim.max_cost_usd) res.stopped = stop_reason::max_cost;
-            else if (clock_type::now() >= deadline) res.stopped = stop_reason::loop_timeout;
-            if (res.stopped != stop_reason::none) break;
+        if (next.what == step::kind::stop) {
+            res.stopped = next.reason;
+            break;
         }
 
         auto assistant = assistant_message(st.turn_content(), calls);
         transcript.push_back(assistant);
         append_message(in.body, std::move(assistant));
 
-        if (gateway_calls > 0) {
-            execution x(ex);
+        if (!next.run.empty() || !next.refused.empty()) {
+            execution x(clk, ex);
             x.deadline = deadline;
-            std::size_t accepted = 0;
-            std::vector<std::size_t> refused;
-            for (std::size_t i = 0; i < calls.size(); ++i) {
-                if (calls[i].second != call_kind::gateway) continue;
-                if (accepted >= std::max(1u, in.lim.max_tool_calls_per_turn)) {
-                    refused.push_back(i);
-                    continue;
-                }
-                ++accepted;
+            for (auto i : next.run) {
                 tool_job job;
                 job.id = calls[i].first.id;
                 job.name = calls[i].first.name;
                 job.arguments = calls[i].first.arguments;
                 x.jobs.push_back(std::move(job));
             }
-            co_await execute(in, x);
+            if (!x.jobs.empty()) co_await execute(in, x);
             if (in.cancel->cancelled()) co_return res;
             for (auto& job : x.jobs) {
                 auto msg = tool_message(job.id, std::move(job.text));
@@ -780,10 +791,10 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
                 append_message(in.body, std::move(msg));
                 res.calls.push_back(std::move(job.record));
             }
-            for (auto i : refused) {
+            for (auto i : next.refused) {
                 auto text = fmt::format("Not run: the model asked for {} tool calls in one turn and the gateway runs at "
                                         "most {} per turn. Call it again in the next turn if it is still needed.",
-                                        gateway_calls, in.lim.max_tool_calls_per_turn);
+                                        next.run.size() + next.refused.size(), in.lim.max_tool_calls_per_turn);
                 auto msg = tool_message(calls[i].first.id, std::move(text));
                 transcript.push_back(msg);
                 append_message(in.body, std::move(msg));
@@ -794,14 +805,11 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
                 res.calls.push_back(std::move(rec));
             }
         }
-        bool has_client = false;
-        for (auto const& [c, kind] : calls)
-            if (kind == call_kind::client) {
-                has_client = true;
-                client_calls.push_back(c);
-                res.client_call_ids.push_back(c.id);
+        if (!next.hand_back.empty()) {
+            for (auto i : next.hand_back) {
+                client_calls.push_back(calls[i].first);
+                res.client_call_ids.push_back(calls[i].first.id);
             }
-        if (has_client) {
             res.finish_reason = "tool_calls";
             res.transcript = std::move(transcript);
             break;

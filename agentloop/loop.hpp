@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/cancel.hpp"
+#include "common/time_source.hpp"
 #include "mcp/tool_outcome.hpp"
 #include "providers/provider.hpp"
 
@@ -87,6 +88,7 @@ struct loop_input {
     toolbox* tools = nullptr;
     cost_fn cost;
     std::string fallback_model;  // names the model in the answer if the upstream did not
+    toolgate::time_source* clock = nullptr;  // deadlines, keep-alives and durations; null: the steady clock
 };
 
 struct loop_result {
@@ -103,6 +105,33 @@ struct loop_result {
     std::vector<std::string> client_call_ids;
     json::array transcript;
 };
+
+// ---- the decision after each model turn, without I/O ----
+
+// Whose tool a call of the model names: a gateway (MCP) tool, run by the loop, or one the client
+// declared, handed back to it.
+enum class call_kind { undecided, client, gateway };
+
+// What the loop has spent so far.
+struct loop_counters {
+    unsigned iterations = 0;  // model turns, this one included
+    std::int64_t total_tokens = 0;
+    double cost_usd = 0;
+};
+
+// What to do after a turn that ended with `calls` (in the model's order):
+//   answer  no calls: the turn's text is the final answer;
+//   stop    gateway calls, but a limit is reached: end with a notice (reason);
+//   act     run `run` (gateway calls, at most max_tool_calls_per_turn), answer `refused` "not run",
+//           then hand `hand_back` (the client's calls) back to the client, or start the next turn
+//           when there are none.
+struct step {
+    enum class kind { answer, stop, act } what = kind::answer;
+    stop_reason reason = stop_reason::none;
+    std::vector<std::size_t> run, refused, hand_back;  // indexes into `calls`
+};
+step next_step(std::vector<call_kind> const& calls, loop_counters const& spent, limits const& lim,
+               time_source::time_point now, time_source::time_point deadline);
 
 // Runs the loop. Streaming: every chunk goes to in.sink, the final chunk (and the usage chunk) too;
 // the caller ends the stream ("[DONE]") unless outcome.error is set.

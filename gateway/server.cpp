@@ -2,8 +2,10 @@
 
 #include "common/http_client.hpp"
 #include "common/asio_util.hpp"
+#include "common/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -212,7 +214,7 @@ struct server::impl {
     std::optional<tcp::acceptor> acceptor;
     std::optional<asio::signal_set> signals;
     std::atomic<bool> stopping{false};
-    std::atomic<int> live_sessions{0};
+    task_group sessions;  // every connection, each on its worker's executor
     std::shared_ptr<asio::ssl::context> tls = http::make_verifying_tls_context();
     std::shared_ptr<spdlog::logger> log = spdlog::default_logger();
 
@@ -256,7 +258,9 @@ struct server::impl {
     }
 
     asio::awaitable<void> session(worker& w, tcp::socket sock) {
-        live_sessions.fetch_add(1);
+        // A terminal cancellation at shutdown aborts what is pending; what follows (the error
+        // answer, closing the socket) still runs.
+        co_await asio::this_coro::throw_if_cancelled(false);
         error_code ec;
         sock.set_option(tcp::no_delay(true), ec);
         beast::tcp_stream stream(std::move(sock));
@@ -266,12 +270,8 @@ struct server::impl {
         struct cleanup {
             worker& w;
             std::list<session_state*>::iterator it;
-            std::atomic<int>& live;
-            ~cleanup() {
-                w.sessions.erase(it);
-                live.fetch_sub(1);
-            }
-        } guard{w, self_it, live_sessions};
+            ~cleanup() { w.sessions.erase(it); }
+        } guard{w, self_it};
 
         beast::flat_buffer buffer;
         buffer.reserve(8 * 1024);  // Beast reads at most the free capacity: 512 bytes when empty
@@ -380,7 +380,7 @@ struct server::impl {
                 co_await backoff.async_wait(nothrow_awaitable);
                 continue;
             }
-            asio::co_spawn(w.ioc, session(w, std::move(sock)), [this](std::exception_ptr e) {
+            sessions.spawn(w.ioc.get_executor(), session(w, std::move(sock)), [this](std::exception_ptr e) {
                 if (!e) return;
                 try {
                     std::rethrow_exception(e);
@@ -415,21 +415,33 @@ struct server::impl {
         for (auto& w : workers) {
             asio::post(w->ioc, [wp = w.get()] {
                 for (auto* s : wp->sessions)
-                    if (!s->busy) s->stream->socket().close();
+                    if (!s->busy) {
+                        error_code ec;
+                        s->stream->socket().close(ec);
+                    }
             });
         }
         asio::co_spawn(workers[0]->ioc, drain_then_exit(), asio::detached);
     }
 
+    // Graceful first (busy connections finish their request), then terminal (their requests are
+    // cancelled and pending operations aborted), always bounded.
     asio::awaitable<void> drain_then_exit() {
-        asio::steady_timer t(workers[0]->ioc);
-        auto deadline = std::chrono::steady_clock::now() + opts.shutdown_grace;
-        while (live_sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-            t.expires_after(std::chrono::milliseconds(20));
-            co_await t.async_wait(nothrow_awaitable);
+        if (!co_await sessions.wait_for(opts.shutdown_grace)) {
+            log->warn("shutdown grace period over; closing {} connection(s) still busy", sessions.size());
+            for (auto& w : workers) {
+                asio::post(w->ioc, [wp = w.get()] {
+                    for (auto* s : wp->sessions) {
+                        if (s->active != nullptr) s->active->cancel(cancel_reason::timeout);
+                        error_code ec;
+                        s->stream->socket().close(ec);
+                    }
+                });
+            }
+            sessions.emit(asio::cancellation_type::terminal);
+            if (!co_await sessions.wait_for(std::chrono::seconds(2)))
+                log->warn("{} connection(s) did not end after being cancelled; stopping anyway", sessions.size());
         }
-        if (live_sessions.load() > 0)
-            log->warn("shutdown grace period over; closing {} connection(s) still busy", live_sessions.load());
         for (auto& w : workers) {
             w->guard.reset();
             w->ioc.stop();

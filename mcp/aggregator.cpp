@@ -1,10 +1,13 @@
 #include "mcp/aggregator.hpp"
 #include "common/asio_util.hpp"
+#include "common/cancel_scope.hpp"
 #include "mcp/jsonrpc.hpp"
+#include "mcp/admission.hpp"
 #include "mcp/resilience.hpp"
 #include "common/text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -36,10 +39,16 @@ struct aggregator::server_state {
     // MCP thread only.
     std::shared_ptr<client_session> session;
     std::vector<json::object> tools, resources, templates, prompts;
-    unsigned in_flight = 0;
-    std::deque<asio::steady_timer*> waiters;
+    // Calls waiting for a slot, in order; the first is woken (granted) when a slot passes to it.
+    struct queued_call {
+        asio::steady_timer wake;
+        bool granted = false;
+        explicit queued_call(asio::any_io_executor ex) : wake(std::move(ex)) {}
+    };
+    std::deque<queued_call*> waiters;
     std::vector<upstream_observer*> observers;  // callers whose calls run now and listen
     circuit_breaker breaker;
+    call_admission admission;  // over `breaker`
     bool refresh_running = false;
     bool refresh_again = false;
 
@@ -54,7 +63,8 @@ struct aggregator::server_state {
     std::map<std::string, call_stats> per_tool;
 
     server_state(asio::any_io_executor ex, server_config c, log_sink l)
-        : cfg(std::move(c)), log(std::move(l)), backoff_timer(ex), breaker(cfg.breaker_failures, cfg.breaker_open) {}
+        : cfg(std::move(c)), log(std::move(l)), backoff_timer(ex), breaker(cfg.breaker_failures, cfg.breaker_open),
+          admission(cfg.max_concurrency, cfg.max_queue, breaker) {}
 };
 
 struct aggregator::view {
@@ -149,7 +159,7 @@ json::object declared_to(server_config const& cfg, json::object const& client) {
 }  // namespace
 
 void aggregator::spawn_supervisor(std::shared_ptr<server_state> s) {
-    asio::co_spawn(ex_, supervise(s), [log = s->log](std::exception_ptr e) {
+    tasks_.spawn(ex_, supervise(s), [log = s->log](std::exception_ptr e) {
         if (!e) return;
         try {
             std::rethrow_exception(e);
@@ -177,12 +187,28 @@ asio::awaitable<void> aggregator::retire(std::shared_ptr<server_state> s) {
 
 asio::awaitable<void> aggregator::stop() {
     stopping_ = true;
+    wake_settle_waiters();
     for (auto& weak : views_)
         if (auto v = weak.lock()) co_await close_view(v);
     for (auto& s : servers_) {
         s->backoff_timer.cancel();
         if (auto session = s->session) co_await session->close();
     }
+    // Supervisors and catalog refreshes end once their sessions are closed; whatever still runs
+    // after the bound is aborted, so nothing outlives the aggregator.
+    if (!co_await tasks_.wait_for(std::chrono::seconds(5))) {
+        tasks_.emit(asio::cancellation_type::terminal);
+        co_await tasks_.wait_for(std::chrono::seconds(1));
+    }
+}
+
+void aggregator::mark_attempted(server_state& s) {
+    s.attempted = true;
+    wake_settle_waiters();
+}
+
+void aggregator::wake_settle_waiters() {
+    for (auto* w : settle_waiters_) w->cancel();
 }
 
 std::shared_ptr<aggregator::view> aggregator::open_view(client_link link) {
@@ -243,14 +269,16 @@ asio::awaitable<void> aggregator::notify_view(std::shared_ptr<view> v, std::stri
 }
 
 asio::awaitable<void> aggregator::settled(std::shared_ptr<view> v, std::chrono::milliseconds max) {
-    auto deadline = clock_type::now() + max;
-    asio::steady_timer pause(ex_);
-    while (!stopping_ && clock_type::now() < deadline) {
+    asio::steady_timer wake(ex_);
+    wake.expires_after(max);  // woken early (cancelled) by every first attempt, and by stop()
+    for (;;) {
         bool all = true;
         for (std::size_t i = 0; i < servers_.size(); ++i) all = all && serving(i, v.get())->attempted;
-        if (all) break;
-        pause.expires_after(std::chrono::milliseconds(20));
-        co_await pause.async_wait(nothrow_awaitable);
+        if (all || stopping_) co_return;
+        settle_waiters_.push_back(&wake);
+        auto [ec] = co_await wake.async_wait(nothrow_awaitable);
+        std::erase(settle_waiters_, &wake);
+        if (!ec) co_return;  // the bound has passed
     }
 }
 
@@ -280,7 +308,8 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             s.status = server_status::starting;
         }
         std::unique_ptr<transport> t;
-        if (s.cfg.stdio) t = make_stdio_transport(ex_, *s.cfg.stdio, s.log);
+        if (opts_.make_transport) t = opts_.make_transport(ex_, s.cfg, s.log);
+        else if (s.cfg.stdio) t = make_stdio_transport(ex_, *s.cfg.stdio, s.log);
         else t = make_http_transport(ex_, *s.cfg.http, s.log);
         // The shared session declares no client features (no client stands behind it), unless
         // mcp-stdio serves exactly one; a client's own session declares what that client declared.
@@ -295,7 +324,10 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             if (!st) return;
             if (method == "notifications/tools/list_changed" || method == "notifications/resources/list_changed" ||
                 method == "notifications/prompts/list_changed") {
-                if (auto live = weak.lock()) asio::co_spawn(ex_, refresh(st, live), asio::detached);
+                // Before the supervisor adopts the session (during the handshake), its first
+                // refresh, which follows at once, lists everything anyway.
+                auto live = weak.lock();
+                if (live && st->session == live) tasks_.spawn(ex_, refresh(st, live));
             } else if (method == "notifications/message") {
                 to_callers(*st, params);
             }
@@ -316,7 +348,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
                 s.protocol_version = r->protocol_version;
                 s.server_info = r->info;
             }
-            s.attempted = true;
+            mark_attempted(s);
             s.log(log_level::info, "connected (protocol " + r->protocol_version + ", " + std::to_string(s.tools.size()) +
                                        " tools)");
             co_await keep_alive(s, session);
@@ -334,7 +366,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             if (clock_type::now() - started_at > std::chrono::seconds(60)) delays.reset();  // it ran well for a while
         } else {
             if (r) co_await session->close();  // started while the gateway (or the client) was leaving
-            s.attempted = true;
+            mark_attempted(s);
             std::lock_guard lock(mu_);
             s.status = stopping_ || s.closing ? server_status::stopped : server_status::down;
             s.last_error = r ? "stopped" : "could not start: " + r.error().message();
@@ -410,23 +442,27 @@ asio::awaitable<void> aggregator::refresh(std::shared_ptr<server_state> sp, std:
             }
             co_return items;
         };
+        // A list that fails keeps what the server listed before (a server that declares no such
+        // capability has none).
         auto const& caps = session->info().capabilities;
-        std::vector<json::object> tools;
-        if (caps.contains("tools")) {
-            if (auto t = co_await list_all("tools/list", "tools")) {
-                for (auto& tool : *t) {
-                    auto const* n = tool.if_contains("name");
-                    if (n && n->is_string() && allowed(s.cfg, std::string(n->get_string()))) tools.push_back(std::move(tool));
-                }
+        auto tools = s.tools, resources = s.resources, templates = s.templates, prompts = s.prompts;
+        if (!caps.contains("tools")) tools.clear();
+        else if (auto t = co_await list_all("tools/list", "tools")) {
+            tools.clear();
+            for (auto& tool : *t) {
+                auto const* n = tool.if_contains("name");
+                if (n && n->is_string() && allowed(s.cfg, std::string(n->get_string()))) tools.push_back(std::move(tool));
             }
         }
-        std::vector<json::object> resources, templates, prompts;
-        if (caps.contains("resources")) {
+        if (!caps.contains("resources")) {
+            resources.clear();
+            templates.clear();
+        } else {
             if (auto r = co_await list_all("resources/list", "resources")) resources = std::move(*r);
             if (auto r = co_await list_all("resources/templates/list", "resourceTemplates")) templates = std::move(*r);
         }
-        if (caps.contains("prompts"))
-            if (auto r = co_await list_all("prompts/list", "prompts")) prompts = std::move(*r);
+        if (!caps.contains("prompts")) prompts.clear();
+        else if (auto r = co_await list_all("prompts/list", "prompts")) prompts = std::move(*r);
         if (session != s.session) break;  // the session ended meanwhile
         s.tools = std::move(tools);
         s.resources = std::move(resources);
@@ -529,11 +565,8 @@ void aggregator::on_catalog_change(std::function<void()> cb) {
 
 asio::awaitable<call_result> aggregator::forward(std::string server, std::string method, json::object params,
                                                  cancel_token* cancel, std::shared_ptr<view> v) {
-    auto mcp_cancel = std::make_shared<cancel_token>();
-    cancel_token::subscription sub;
-    if (cancel)
-        sub = cancel->subscribe([ex = ex_, mcp_cancel] { asio::post(ex, [mcp_cancel] { mcp_cancel->cancel(); }); });
-    co_return co_await asio::co_spawn(ex_, forward_on_mcp_thread(std::move(server), std::move(method), std::move(params), mcp_cancel, std::move(v)),
+    auto bridge = bridge_cancel(cancel, ex_);
+    co_return co_await asio::co_spawn(ex_, forward_on_mcp_thread(std::move(server), std::move(method), std::move(params), bridge.remote, std::move(v)),
                                       asio::use_awaitable);
 }
 
@@ -555,10 +588,7 @@ asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, js
                                                     std::function<void(json::value const&)> on_progress,
                                                     upstream_observer* observer, std::shared_ptr<view> v) {
     // The caller's token lives on the caller's thread; the call runs on the MCP thread with its own.
-    auto mcp_cancel = std::make_shared<cancel_token>();
-    cancel_token::subscription sub;
-    if (cancel)
-        sub = cancel->subscribe([ex = ex_, mcp_cancel] { asio::post(ex, [mcp_cancel] { mcp_cancel->cancel(); }); });
+    auto bridge = bridge_cancel(cancel, ex_);
     if (on_progress) {
         // Progress arrives on the MCP thread; the caller gets it on its own executor.
         auto caller = co_await asio::this_coro::executor;
@@ -566,7 +596,7 @@ asio::awaitable<tool_outcome> aggregator::call_tool(std::string exposed_name, js
         on_progress = [caller, target](json::value const& v) { asio::post(caller, [target, v] { (*target)(v); }); };
     }
     co_return co_await asio::co_spawn(
-        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), mcp_cancel, std::move(on_progress), observer,
+        ex_, call_on_mcp_thread(std::move(exposed_name), std::move(arguments), bridge.remote, std::move(on_progress), observer,
                                 std::move(v)),
         asio::use_awaitable);
 }
@@ -604,46 +634,50 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
         finish(out);
         co_return out;
     }
-    auto admitted = s->breaker.admit(clock_type::now());
-    if (admitted == circuit_breaker::decision::reject) {
+    auto ticket = s->admission.admit(clock_type::now());
+    if (ticket.what == call_admission::verdict::circuit_open) {
         out.error = "MCP server '" + entry->server + "' is failing; calls are paused (circuit breaker open)";
         out.code = tool_errc::circuit_open;
         finish(out);
         co_return out;
     }
-    if (s->in_flight >= s->cfg.max_concurrency) {
-        if (s->waiters.size() >= s->cfg.max_queue) {
-            out.error = "MCP server '" + entry->server + "' is busy (" + std::to_string(s->cfg.max_queue) + " calls queued)";
-            out.code = tool_errc::busy;
-            s->breaker.abandon(admitted);
-            finish(out);
-            co_return out;
+    if (ticket.what == call_admission::verdict::busy) {
+        out.error = "MCP server '" + entry->server + "' is busy (" + std::to_string(s->cfg.max_queue) + " calls queued)";
+        out.code = tool_errc::busy;
+        finish(out);
+        co_return out;
+    }
+    // Hands this call's slot on (to the first queued call) or frees it.
+    auto release = [s](call_admission::ticket const& t, call_admission::ending how) {
+        bool changed = false;
+        if (s->admission.finish(t, how, clock_type::now(), &changed)) {
+            auto* next = s->waiters.front();
+            s->waiters.pop_front();
+            next->granted = true;
+            next->wake.cancel();
         }
-        asio::steady_timer wake(ex_);
-        wake.expires_after(s->cfg.timeout);
-        s->waiters.push_back(&wake);
-        auto sub = cancel->subscribe([&wake] { wake.cancel(); });
-        auto [ec] = co_await wake.async_wait(nothrow_awaitable);
-        auto it = std::find(s->waiters.begin(), s->waiters.end(), &wake);
-        if (it != s->waiters.end()) s->waiters.erase(it);
-        if (!ec || cancel->cancelled() || s->in_flight >= s->cfg.max_concurrency) {
+        return changed;
+    };
+    if (ticket.what == call_admission::verdict::queue) {
+        server_state::queued_call q(ex_);
+        q.wake.expires_after(s->cfg.timeout);
+        s->waiters.push_back(&q);
+        auto sub = cancel->subscribe([&q] { q.wake.cancel(); });
+        co_await q.wake.async_wait(nothrow_awaitable);
+        if (!q.granted) std::erase(s->waiters, &q);
+        if (!q.granted || cancel->cancelled()) {
+            if (q.granted) release(ticket, call_admission::ending::abandoned);
+            else s->admission.left_queue(ticket);
             out.error = cancel->cancelled() ? "cancelled while queued" : "timed out while queued for a free slot";
             out.code = cancel->cancelled() ? tool_errc::cancelled : tool_errc::timeout;
-            s->breaker.abandon(admitted);
             finish(out);
             co_return out;
         }
     }
-    ++s->in_flight;
     auto params = call_params(tool_name, std::move(arguments));
     if (observer) s->observers.push_back(observer);
     auto r = co_await session->request("tools/call", std::move(params), s->cfg.timeout, cancel.get(), std::move(on_progress));
     if (observer) std::erase(s->observers, observer);
-    --s->in_flight;
-    if (!s->waiters.empty()) {
-        s->waiters.front()->cancel();
-        s->waiters.pop_front();
-    }
 
     bool failure = false;
     switch (r.state) {
@@ -676,9 +710,11 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
             failure = true;
             break;
     }
-    if (r.state == call_result::status::cancelled) {
-        s->breaker.abandon(admitted);  // says nothing about the server
-    } else if (s->breaker.record(admitted, failure, clock_type::now())) {
+    // A cancelled call says nothing about the server.
+    auto how = r.state == call_result::status::cancelled ? call_admission::ending::abandoned
+               : failure                                 ? call_admission::ending::failure
+                                                         : call_admission::ending::success;
+    if (release(ticket, how)) {
         bool open = s->breaker.is_open();
         s->log(open ? log_level::warn : log_level::info,
                open ? "circuit breaker open for " + std::to_string(s->cfg.breaker_open.count()) + " ms after " +
@@ -711,7 +747,7 @@ json::array aggregator::servers_status() const {
         if (!s->server_info.empty()) o["server_info"] = s->server_info;
         if (!s->last_error.empty()) o["last_error"] = s->last_error;
         if (s->cfg.http) o["url"] = s->cfg.http->url;
-        else o["command"] = s->cfg.stdio->command;
+        else if (s->cfg.stdio) o["command"] = s->cfg.stdio->command;
         out.push_back(std::move(o));
     }
     return out;

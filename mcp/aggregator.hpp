@@ -6,6 +6,7 @@
 // without locks held across I/O. call_tool() may be called from any thread.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
@@ -24,6 +25,7 @@
 #include "common/prometheus.hpp"
 #include "mcp/tool_outcome.hpp"
 #include "common/cancel.hpp"
+#include "common/task_group.hpp"
 #include "mcp/client_session.hpp"
 #include "mcp/names.hpp"
 #include "mcp/transport.hpp"
@@ -56,6 +58,9 @@ struct aggregator_options {
     session_options session;
     std::chrono::milliseconds backoff_min{500};
     std::chrono::milliseconds backoff_max{30'000};
+    // Builds the transport for a server (MCP thread); empty: stdio or HTTP as configured. Tests
+    // pass a scripted transport here.
+    std::function<std::unique_ptr<transport>(asio::any_io_executor, server_config const&, log_sink)> make_transport;
 };
 
 enum class server_status { starting, up, down, stopped };
@@ -178,6 +183,8 @@ public:
 private:
     struct server_state;
     void spawn_supervisor(std::shared_ptr<server_state> s);
+    void mark_attempted(server_state& s);
+    void wake_settle_waiters();
     static asio::awaitable<void> retire(std::shared_ptr<server_state> s);
     asio::awaitable<void> supervise(std::shared_ptr<server_state> s);
     asio::awaitable<void> refresh(std::shared_ptr<server_state> sp, std::shared_ptr<client_session> session);
@@ -208,6 +215,8 @@ private:
     std::shared_ptr<catalog const> catalog_;
     std::function<void()> on_change_;
     std::atomic<bool> stopping_{false};
+    std::vector<asio::steady_timer*> settle_waiters_;  // MCP thread: settled() calls waiting
+    task_group tasks_;  // supervisors and catalog refreshes, awaited by stop()
 };
 
 }  // namespace toolgate::mcp

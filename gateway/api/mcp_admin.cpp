@@ -1,8 +1,7 @@
 // The MCP admin API: /v1/mcp/servers, /v1/mcp/tools, and /v1/mcp/tools/call (one aggregated tool,
 // called as the agent loop calls it; streamed with progress events on request).
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,6 +11,7 @@
 #include <deque>
 #include <functional>
 
+#include "common/task_group.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/mcp_runtime.hpp"
@@ -107,8 +107,12 @@ asio::awaitable<void> run_streamed_call(app_state& app, std::shared_ptr<streamed
 asio::awaitable<void> call_streamed(api_request& r, json::object args) {
     auto ex = co_await asio::this_coro::executor;
     auto st = std::make_shared<streamed_call>(ex);
-    asio::co_spawn(ex, run_streamed_call(r.app, st, r.rec.tool, std::move(args), &r.cancel), asio::detached);
+    task_group call;  // the call refers to this request's token: it ends before the request does
+    call.spawn(ex, run_streamed_call(r.app, st, r.rec.tool, std::move(args), &r.cancel));
     bool ok = co_await r.out.begin_stream(200, "text/event-stream", r.headers);
+    // The head goes out now (with an SSE comment), not with the first progress event: a client
+    // sees the 200 at once even for a tool that reports no progress.
+    if (ok) ok = co_await r.out.write(": call started\n\n");
     for (;;) {
         while (!st->progress.empty()) {
             std::string ev = "event: progress\ndata: " + json::serialize(st->progress.front()) + "\n\n";
@@ -120,6 +124,7 @@ asio::awaitable<void> call_streamed(api_request& r, json::object args) {
         st->signal.expires_at(asio::steady_timer::time_point::max());
         co_await st->signal.async_wait(asio::as_tuple(asio::use_awaitable));
     }
+    while (!co_await call.wait_for(std::chrono::seconds(1))) call.emit(asio::cancellation_type::terminal);
     r.rec.status = r.cancel.cancelled() ? status_client_closed : 200;
     std::string last = "event: result\ndata: " + tool_result_json(st->result, true) + "\n\n";
     if (ok) co_await r.out.end_stream(last);

@@ -1,254 +1,30 @@
 // The agent loop against a fake model (scripted turns, streamed in fragments like real providers)
-// and fake tools (delays, failures, hangs). Coroutine bodies here avoid braced lists and gtest
-// macros with string literals (GCC 12); the assertions run after the loop, outside coroutines.
+// and fake tools (delays, failures, hangs), on a manual clock: every delay and deadline is
+// simulated time, so the tests never sleep and give the same answer on a loaded machine.
+// Coroutine bodies here avoid braced lists and gtest macros with string literals (GCC 12); the
+// assertions run after the loop, outside coroutines.
 #include <gtest/gtest.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <deque>
-#include <map>
-
 #include "agentloop/loop.hpp"
+#include "fakes/capture_sink.hpp"
+#include "fakes/manual_clock.hpp"
+#include "fakes/model.hpp"
+#include "fakes/toolbox.hpp"
 
 using namespace toolgate;
+using namespace toolgate::fakes;
 namespace asio = boost::asio;
 namespace json = boost::json;
 using agentloop::stop_reason;
 
 namespace {
-
-struct scripted_turn {
-    std::string content;
-    std::vector<std::pair<std::string, std::string>> calls;  // name, arguments (JSON text)
-    std::int64_t prompt = 10;
-    std::int64_t completion = 5;
-    bool hang = false;  // waits until the turn is cancelled
-    std::optional<api_error> error;
-};
-
-scripted_turn say(std::string text) {
-    scripted_turn t;
-    t.content = std::move(text);
-    return t;
-}
-
-scripted_turn call(std::string name, std::string args, std::string content = {}) {
-    scripted_turn t;
-    t.content = std::move(content);
-    t.calls.emplace_back(std::move(name), std::move(args));
-    return t;
-}
-
-json::object base_chunk(std::string const& id, json::object delta, json::value finish) {
-    return json::object{{"id", id},
-                        {"object", "chat.completion.chunk"},
-                        {"created", 1},
-                        {"model", "fake-model"},
-                        {"choices", json::array{json::object{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}}}};
-}
-
-// A turn as a real provider streams it: role, content in two pieces, each tool call's name first and
-// its arguments in three fragments, then the finish chunk and a usage-only chunk.
-std::vector<json::object> chunks_of(scripted_turn const& t, int turn_no) {
-    std::string id = "chatcmpl-fake-" + std::to_string(turn_no);
-    std::vector<json::object> out;
-    out.push_back(base_chunk(id, json::object{{"role", "assistant"}, {"content", ""}}, nullptr));
-    if (!t.content.empty()) {
-        auto half = t.content.size() / 2;
-        out.push_back(base_chunk(id, json::object{{"content", t.content.substr(0, half)}}, nullptr));
-        out.push_back(base_chunk(id, json::object{{"content", t.content.substr(half)}}, nullptr));
-    }
-    for (std::size_t i = 0; i < t.calls.size(); ++i) {
-        auto const& [name, args] = t.calls[i];
-        json::object first{{"index", i},
-                           {"id", "call_" + std::to_string(turn_no) + "_" + std::to_string(i)},
-                           {"type", "function"},
-                           {"function", json::object{{"name", name}, {"arguments", ""}}}};
-        out.push_back(base_chunk(id, json::object{{"tool_calls", json::array{first}}}, nullptr));
-        std::size_t step = std::max<std::size_t>(1, (args.size() + 2) / 3);
-        for (std::size_t p = 0; p < args.size(); p += step) {
-            json::object frag{{"index", i}, {"function", json::object{{"arguments", args.substr(p, step)}}}};
-            out.push_back(base_chunk(id, json::object{{"tool_calls", json::array{frag}}}, nullptr));
-        }
-    }
-    out.push_back(base_chunk(id, json::object(), json::value(t.calls.empty() ? "stop" : "tool_calls")));
-    json::object usage_only{{"id", id}, {"object", "chat.completion.chunk"}, {"created", 1}, {"model", "fake-model"},
-                            {"choices", json::array()},
-                            {"usage", json::object{{"prompt_tokens", t.prompt}, {"completion_tokens", t.completion}}}};
-    out.push_back(std::move(usage_only));
-    return out;
-}
-
-json::object response_of(scripted_turn const& t, int turn_no) {
-    json::object msg{{"role", "assistant"}};
-    msg["content"] = t.content.empty() ? json::value(nullptr) : json::value(t.content);
-    if (!t.calls.empty()) {
-        json::array tc;
-        for (std::size_t i = 0; i < t.calls.size(); ++i)
-            tc.push_back(json::object{{"id", "call_" + std::to_string(turn_no) + "_" + std::to_string(i)},
-                                      {"type", "function"},
-                                      {"function", json::object{{"name", t.calls[i].first}, {"arguments", t.calls[i].second}}}});
-        msg["tool_calls"] = std::move(tc);
-    }
-    return json::object{{"id", "chatcmpl-fake-" + std::to_string(turn_no)},
-                        {"object", "chat.completion"},
-                        {"created", 1},
-                        {"model", "fake-model"},
-                        {"choices", json::array{json::object{{"index", 0},
-                                                             {"message", std::move(msg)},
-                                                             {"finish_reason", t.calls.empty() ? "stop" : "tool_calls"}}}},
-                        {"usage", json::object{{"prompt_tokens", t.prompt}, {"completion_tokens", t.completion}}}};
-}
-
-class fake_model {
-public:
-    std::deque<scripted_turn> turns;
-    std::optional<scripted_turn> forever;  // when the script runs out
-    std::vector<json::object> requests;
-
-    agentloop::turn_fn fn() {
-        return [this](providers::chat_request& r, providers::chat_sink* s, cancel_token& c) { return turn(r, s, c); };
-    }
-
-    asio::awaitable<providers::chat_outcome> turn(providers::chat_request& req, providers::chat_sink* sink,
-                                                  cancel_token& cancel) {
-        requests.push_back(req.body);
-        int turn_no = static_cast<int>(requests.size());
-        scripted_turn t;
-        if (!turns.empty()) {
-            t = turns.front();
-            turns.pop_front();
-        } else if (forever) {
-            t = *forever;
-        } else {
-            t = say("(script ran out)");
-        }
-        providers::chat_outcome out;
-        if (t.hang) {
-            asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
-            auto sub = cancel.subscribe([&timer] { timer.cancel(); });
-            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-            co_return out;
-        }
-        if (t.error) {
-            out.error = t.error;
-            co_return out;
-        }
-        out.tokens.prompt_tokens = t.prompt;
-        out.tokens.completion_tokens = t.completion;
-        out.tokens.present = true;
-        if (sink == nullptr) {
-            out.response = response_of(t, turn_no);
-            co_return out;
-        }
-        auto chunks = chunks_of(t, turn_no);
-        for (auto& c : chunks) {
-            out.chunks_sent = true;
-            co_await sink->on_chunk(c, {});
-        }
-        co_await sink->flush();
-        co_return out;
-    }
-};
-
-struct fake_tool {
-    std::string text = "ok";
-    int delay_ms = 0;
-    bool fail = false;      // the call does not reach a server
-    bool is_error = false;  // the tool answers with isError
-    bool hang = false;
-};
-
-json::object text_result(std::string const& text, bool is_error) {
-    return json::object{{"content", json::array{json::object{{"type", "text"}, {"text", text}}}}, {"isError", is_error}};
-}
-
-class fake_tools final : public agentloop::toolbox {
-public:
-    std::map<std::string, fake_tool> tools;
-    int current = 0, max_seen = 0, calls = 0, cancelled = 0;
-    std::vector<std::string> arguments_seen;
-
-    bool has(std::string_view name) const override { return tools.count(std::string(name)) > 0; }
-
-    asio::awaitable<mcp::tool_outcome> call(std::string name, json::object arguments, cancel_token& cancel) override {
-        ++calls;
-        max_seen = std::max(max_seen, ++current);
-        arguments_seen.push_back(json::serialize(arguments));
-        auto t = tools.at(name);
-        mcp::tool_outcome out;
-        if (t.delay_ms > 0 || t.hang) {
-            asio::steady_timer timer(co_await asio::this_coro::executor);
-            timer.expires_after(t.hang ? std::chrono::milliseconds(3'600'000) : std::chrono::milliseconds(t.delay_ms));
-            auto sub = cancel.subscribe([&timer] { timer.cancel(); });
-            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
-        --current;
-        if (cancel.cancelled()) {
-            ++cancelled;
-            out.code = mcp::tool_errc::cancelled;
-            out.error = "cancelled";
-            co_return out;
-        }
-        if (t.fail) {
-            out.code = mcp::tool_errc::unavailable;
-            out.error = "server 'fake' is not connected";
-            co_return out;
-        }
-        out.ok = true;
-        out.result = text_result(t.text, t.is_error);
-        co_return out;
-    }
-};
-
-class capture_sink final : public providers::chat_sink {
-public:
-    std::vector<json::object> chunks;
-    std::vector<std::string> comments;
-    std::vector<std::string> events;  // "chunk" / "comment", in order
-    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
-        chunks.push_back(raw.empty() ? chunk : json::parse(raw).as_object());
-        events.push_back("chunk");
-        co_return true;
-    }
-    asio::awaitable<bool> flush() override { co_return true; }
-    asio::awaitable<bool> on_comment(std::string_view text) override {
-        comments.emplace_back(text);
-        events.push_back("comment");
-        co_return true;
-    }
-
-    // Every content delta, joined.
-    std::string content() const {
-        std::string s;
-        for (auto const& c : chunks) {
-            auto const& choices = c.at("choices").as_array();
-            if (choices.empty()) continue;
-            auto const* d = choices[0].as_object().if_contains("delta");
-            if (!d) continue;
-            if (auto const* t = d->as_object().if_contains("content"); t && t->is_string()) s += t->as_string();
-        }
-        return std::string(s);
-    }
-    std::vector<std::string> finish_reasons() const {
-        std::vector<std::string> out;
-        for (auto const& c : chunks) {
-            auto const& choices = c.at("choices").as_array();
-            if (choices.empty()) continue;
-            auto const& f = choices[0].as_object().at("finish_reason");
-            if (f.is_string()) out.emplace_back(f.as_string());
-        }
-        return out;
-    }
-};
 
 json::object request_body() {
     return json::object{{"model", "fake-model"},
@@ -256,6 +32,7 @@ json::object request_body() {
 }
 
 struct harness {
+    manual_clock clk;
     fake_model model;
     fake_tools tools;
     capture_sink sink;
@@ -270,25 +47,32 @@ struct harness {
         in.cancel = &cancel;
         in.tools = &tools;
         in.fallback_model = "fake-model";
+        in.clock = &clk;
+        model.clk = &clk;
+        tools.clk = &clk;
     }
 
+    // Runs the loop to its end on simulated time (a loop that would wait forever fails the test).
     agentloop::loop_result run() {
         asio::io_context ioc;
         agentloop::loop_result res;
+        bool done = false;
         auto fn = model.fn();
-        asio::co_spawn(ioc, go(res, fn), asio::detached);
+        asio::co_spawn(ioc, go(res, fn, done), asio::detached);
         if (cancel_after_ms > 0) asio::co_spawn(ioc, canceller(), asio::detached);
-        ioc.run();
+        EXPECT_TRUE(run_simulated(ioc, clk, [&] { return done; })) << "the loop never ended";
         return res;
     }
 
-    asio::awaitable<void> go(agentloop::loop_result& res, agentloop::turn_fn const& fn) {
+    asio::awaitable<void> go(agentloop::loop_result& res, agentloop::turn_fn const& fn, bool& done) {
         res = co_await agentloop::run(in, fn);
+        done = true;
     }
     asio::awaitable<void> canceller() {
-        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(cancel_after_ms));
-        co_await t.async_wait(asio::use_awaitable);
-        cancel.cancel();
+        alarm_timer a(clk, co_await asio::this_coro::executor);
+        a.expires_after(std::chrono::milliseconds(cancel_after_ms));
+        auto ec = co_await a.wait();
+        if (!ec) cancel.cancel();
     }
 };
 
@@ -348,6 +132,8 @@ TEST(agent_loop, calls_of_one_turn_run_in_parallel_up_to_the_bound) {
         ASSERT_FALSE(res.outcome.error);
         EXPECT_EQ(h.tools.calls, 4);
         EXPECT_EQ(h.tools.max_seen, static_cast<int>(std::min(bound, 4u))) << "bound " << bound;
+        // 30 ms each, `bound` at a time: the turn took ceil(4 / bound) * 30 ms of (simulated) time.
+        EXPECT_EQ(h.clk.elapsed(), std::chrono::milliseconds(30 * ((4 + bound - 1) / bound))) << "bound " << bound;
         // Tool messages follow the order of the calls, whatever order they finished in.
         auto tm = tool_messages(h.model.requests[1]);
         ASSERT_EQ(tm.size(), 4u);
@@ -390,6 +176,7 @@ TEST(agent_loop, a_hanging_tool_times_out_and_is_cancelled) {
     EXPECT_EQ(h.tools.cancelled, 1);
     ASSERT_EQ(res.calls.size(), 1u);
     EXPECT_EQ(res.calls[0].error, "timeout");
+    EXPECT_EQ(res.calls[0].duration, std::chrono::milliseconds(50));  // cancelled at its deadline, not later
     auto tm = tool_messages(h.model.requests[1]);
     EXPECT_NE(std::string(tm[0].at("content").as_string()).find("no answer within 50 ms"), std::string::npos);
 }
@@ -472,6 +259,7 @@ TEST(agent_loop, loop_timeout_cancels_a_slow_model_turn) {
     auto res = h.run();
     ASSERT_FALSE(res.outcome.error);
     EXPECT_EQ(res.stopped, stop_reason::loop_timeout);
+    EXPECT_EQ(h.clk.elapsed(), std::chrono::milliseconds(80));  // the hanging turn was cut at the deadline
     EXPECT_EQ(h.sink.finish_reasons(), std::vector<std::string>{"length"});
     EXPECT_NE(h.sink.content().find("Checking.\n\n[toolgate] The agent loop stopped: it ran out of time (80 ms"),
               std::string::npos);
@@ -517,8 +305,7 @@ TEST(agent_loop, keepalive_comments_while_tools_run_long) {
     h.run();
     int keepalives = 0;
     for (auto const& c : h.sink.comments) keepalives += c == "keep-alive";
-    EXPECT_GE(keepalives, 3);
-    EXPECT_LE(keepalives, 6);
+    EXPECT_EQ(keepalives, 5);  // at 20, 40, 60, 80 and 100 ms; the tool ends at 110
 }
 
 TEST(agent_loop, hybrid_turn_runs_gateway_calls_and_returns_client_calls) {
@@ -665,4 +452,62 @@ TEST(hybrid_store, expands_the_clients_assistant_message_into_the_full_transcrip
     auto copy = again;
     EXPECT_EQ(store.expand(again), 0u);
     EXPECT_EQ(again, copy);  // nothing to expand: the conversation is left exactly as it was
+}
+
+// ---- the after-turn decision, table-driven (no I/O, no clock) ----
+
+TEST(next_step, decides_answer_stop_or_act_from_the_calls_the_spent_and_the_limits) {
+    using agentloop::call_kind;
+    using agentloop::step;
+    constexpr auto G = call_kind::gateway;
+    constexpr auto C = call_kind::client;
+    using ix = std::vector<std::size_t>;
+    auto t0 = time_source::time_point{} + std::chrono::hours(1);
+    auto deadline = t0 + std::chrono::seconds(10);
+    agentloop::limits lim;
+    lim.max_iterations = 5;
+    lim.max_tool_calls_per_turn = 2;
+    lim.max_total_tokens = 1000;
+    lim.max_cost_usd = 1.0;
+
+    struct row {
+        char const* what;
+        std::vector<call_kind> calls;
+        agentloop::loop_counters spent;
+        time_source::time_point now;
+        step::kind kind;
+        stop_reason reason;
+        ix run, refused, hand_back;
+    };
+    agentloop::loop_counters fresh{1, 100, 0.1};
+    std::vector<row> rows = {
+        {"no calls: the turn is the answer", {}, fresh, t0, step::kind::answer, stop_reason::none, {}, {}, {}},
+        {"no calls, even past every limit", {}, {9, 5000, 9.0}, deadline, step::kind::answer, stop_reason::none, {}, {}, {}},
+        {"gateway calls within the limits run", {G, G}, fresh, t0, step::kind::act, stop_reason::none, {0, 1}, {}, {}},
+        {"beyond max_tool_calls_per_turn: not run", {G, G, G, G}, fresh, t0, step::kind::act, stop_reason::none, {0, 1}, {2, 3}, {}},
+        {"client calls are handed back", {C}, fresh, t0, step::kind::act, stop_reason::none, {}, {}, {0}},
+        {"mixed: gateway calls run, client calls handed back, in order", {C, G, C, G, G}, fresh, t0, step::kind::act,
+         stop_reason::none, {1, 3}, {4}, {0, 2}},
+        {"client calls only: no limit applies", {C, C}, {5, 5000, 9.0}, deadline, step::kind::act, stop_reason::none, {}, {},
+         {0, 1}},
+        {"max_iterations reached", {G}, {5, 100, 0.1}, t0, step::kind::stop, stop_reason::max_iterations, {}, {}, {}},
+        {"tokens over the limit", {G}, {2, 1001, 0.1}, t0, step::kind::stop, stop_reason::max_total_tokens, {}, {}, {}},
+        {"tokens at the limit still run", {G}, {2, 1000, 0.1}, t0, step::kind::act, stop_reason::none, {0}, {}, {}},
+        {"cost over the limit", {G}, {2, 100, 1.5}, t0, step::kind::stop, stop_reason::max_cost, {}, {}, {}},
+        {"deadline passed", {G}, fresh, deadline, step::kind::stop, stop_reason::loop_timeout, {}, {}, {}},
+        {"iterations are checked before tokens", {G}, {5, 5000, 9.0}, deadline, step::kind::stop, stop_reason::max_iterations,
+         {}, {}, {}},
+    };
+    for (auto const& r : rows) {
+        auto s = agentloop::next_step(r.calls, r.spent, lim, r.now, deadline);
+        EXPECT_EQ(s.what, r.kind) << r.what;
+        EXPECT_EQ(s.reason, r.reason) << r.what;
+        EXPECT_EQ(s.run, r.run) << r.what;
+        EXPECT_EQ(s.refused, r.refused) << r.what;
+        EXPECT_EQ(s.hand_back, r.hand_back) << r.what;
+    }
+    agentloop::limits unlimited;  // 0 tokens and 0 cost: no limit
+    unlimited.max_iterations = 100;
+    auto s = agentloop::next_step({G}, {3, 1'000'000, 99.0}, unlimited, t0, deadline);
+    EXPECT_EQ(s.what, step::kind::act);
 }

@@ -160,7 +160,8 @@ mcp_servers:
         method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, arguments: args, stream: true }) });
       assert.equal(res.status, 200);
       const text = await res.text();
-      const events = text.split('\n\n').filter(Boolean).map((block) => {
+      assert.match(text, /^: call started\n\n/, 'the head and a comment come first');
+      const events = text.split('\n\n').filter((block) => /^data: /m.test(block)).map((block) => {
         const type = /^event: (.*)$/m.exec(block)?.[1];
         const data = JSON.parse(/^data: (.*)$/m.exec(block)[1]);
         return { type, data };

@@ -10,9 +10,9 @@
 
 #include <set>
 
+#include "fakes/scripted_transport.hpp"
 #include "mcp/client_session.hpp"
 #include "mcp/jsonrpc.hpp"
-#include "mcp/message_queue.hpp"
 #include "mcp/names.hpp"
 #include "mcp/resilience.hpp"
 
@@ -187,43 +187,8 @@ namespace {
 
 // (Inside coroutines, string literals are wrapped in std::string: GCC 12 cannot keep arrays in a
 // coroutine frame.)
-// A transport in memory: the test plays the server by reacting to what the session sends.
-class scripted_transport final : public transport {
-public:
-    using responder = std::function<void(message const&, scripted_transport&)>;
-    scripted_transport(asio::any_io_executor ex, responder r) : queue_(ex), respond_(std::move(r)) {}
-    asio::awaitable<boost::system::error_code> start() override { co_return boost::system::error_code{}; }
-    asio::awaitable<boost::system::error_code> send(std::string m) override {
-        sent.push_back(m);
-        respond_(parse_message(m), *this);
-        co_return boost::system::error_code{};
-    }
-    asio::awaitable<boost::system::result<std::string>> receive() override { co_return co_await queue_.pop(); }
-    asio::awaitable<void> close() override {
-        queue_.close(asio::error::eof);
-        co_return;
-    }
-    std::string describe() const override { return "scripted"; }
-    void deliver(std::string m) { queue_.push(std::move(m)); }
-    void hang_up() { queue_.close(asio::error::eof); }
-    std::vector<std::string> sent;
-
-private:
-    detail::message_queue queue_;
-    responder respond_;
-};
-
-template <class F>
-void run_coro(F f) {
-    asio::io_context ioc;
-    bool done = false;
-    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
-        co_await f(ioc.get_executor());
-        done = true;
-    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
-    ioc.run_for(std::chrono::seconds(10));
-    ASSERT_TRUE(done) << "the scenario did not finish";
-}
+using fakes::run_coro;
+using fakes::scripted_transport;
 
 void standard_server(message const& m, scripted_transport& t) {
     if (m.method == "initialize")
@@ -263,7 +228,8 @@ TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
         EXPECT_EQ(e.code, errc::invalid_params);
 
         int progress_seen = 0;
-        auto p = co_await s->request("progress", json::object{}, std::chrono::seconds(1), nullptr,
+        json::object no_params;  // named first: no braced temporary inside co_await
+        auto p = co_await s->request("progress", no_params, std::chrono::seconds(1), nullptr,
                                      [&](json::value const& v) { progress_seen += v.at("progress") == 1; });
         EXPECT_TRUE(p.ok());
         EXPECT_EQ(progress_seen, 1);
@@ -283,7 +249,7 @@ TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
 
         // The server pings us: we answer.
         tp->deliver(make_request(json::value(std::string("p1")), std::string("ping"), nullptr));
-        co_await s->request("echo", json::object{}, std::chrono::seconds(1));
+        co_await s->request("echo", no_params, std::chrono::seconds(1));
         bool answered = false;
         for (auto const& m : tp->sent) {
             auto pm = parse_message(m);
@@ -293,7 +259,7 @@ TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
 
         // Garbage from the server is ignored; the session keeps working.
         tp->deliver("{\"not\":\"jsonrpc\"}");
-        auto after_garbage = co_await s->request("echo", json::object{}, std::chrono::seconds(1));
+        auto after_garbage = co_await s->request("echo", no_params, std::chrono::seconds(1));
         EXPECT_TRUE(after_garbage.ok());
 
         // The connection drops while a call waits: the call ends at once.
