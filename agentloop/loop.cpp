@@ -17,7 +17,7 @@
 #include "common/text.hpp"
 #include "providers/wire.hpp"
 
-// Braced JSON is built in the plain functions below, never in a coroutine (README, "Coroutines on GCC 12").
+// Braced JSON is built in the plain functions below, never in a coroutine (CONTRIBUTING.md).
 
 namespace toolgate::agentloop {
 

@@ -160,7 +160,7 @@ public:
         auto rid = req.header("x-request-id");
         rec.request_id = acceptable_request_id(rid) ? std::string(rid) : make_request_id();
         rec.method = req.method;
-        header_list headers;  // (no braced list in a coroutine: see README, "Coroutines on GCC 12")
+        header_list headers;  // (no braced list in a coroutine: CONTRIBUTING.md)
         headers.emplace_back("x-request-id", rec.request_id);
         state_.stats.inflight_add(1);
         api_request r{state_, services, req, out, cancel, rec, headers, {}};

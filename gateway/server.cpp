@@ -293,7 +293,7 @@ struct server::impl {
             if (hec) {
                 if (hec == bhttp::error::header_limit) {
                     api_error err{431, "invalid_request_error", "headers_too_large",
-                                  "request headers are larger than 64 KiB"};  // named: (README, "Coroutines on GCC 12")
+                                  "request headers are larger than 64 KiB"};  // named: (CONTRIBUTING.md)
                     co_await respond_error(stream, err);
                 } else if (hec != bhttp::error::end_of_stream && hec != asio::error::operation_aborted &&
                            hec != beast::error::timeout && hec != asio::error::connection_reset &&

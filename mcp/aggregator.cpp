@@ -125,7 +125,7 @@ bool cap_result(json::object& result, std::size_t cap) {
     return true;
 }
 
-// A plain function (README, "Coroutines on GCC 12").
+// A plain function (CONTRIBUTING.md).
 json::object call_params(std::string const& name, json::object arguments) {
     json::object p;
     p["name"] = name;

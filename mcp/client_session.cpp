@@ -17,7 +17,7 @@ namespace toolgate::mcp {
 using boost::system::error_code;
 
 namespace {
-// Braced JSON is built in plain functions (README, "Coroutines on GCC 12").
+// Braced JSON is built in plain functions (CONTRIBUTING.md).
 json::object initialize_params(session_options const& o) {
     return json::object{{"protocolVersion", supported_protocol_versions().front()},
                         {"capabilities", o.client_capabilities},

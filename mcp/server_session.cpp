@@ -7,7 +7,7 @@
 
 #include "mcp/client_session.hpp"
 
-// Braced JSON is built in the plain functions below (README, "Coroutines on GCC 12").
+// Braced JSON is built in the plain functions below (CONTRIBUTING.md).
 
 namespace toolgate::mcp {
 

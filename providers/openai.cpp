@@ -25,7 +25,7 @@ api_error map_transport_error(std::string const& name, boost::system::error_code
 
 namespace {
 
-// Braced JSON is built in plain functions like this one (README, "Coroutines on GCC 12").
+// Braced JSON is built in plain functions like this one (CONTRIBUTING.md).
 json::object include_usage_option() { return json::object{{"include_usage", true}}; }
 
 class stream_relay final : public http::body_reader {

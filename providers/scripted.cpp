@@ -137,7 +137,7 @@ public:
     }
 
     // Everything but the pacing of the stream, in a plain function (the braced JSON below:
-    // (README, "Coroutines on GCC 12")).
+    // (CONTRIBUTING.md)).
     chat_outcome prepare(chat_request& req, bool stream, std::vector<json::object>& chunks) const {
         chat_outcome out;
         auto* msgs = req.body.if_contains("messages");

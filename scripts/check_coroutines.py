@@ -132,7 +132,7 @@ def main():
                 if f.endswith((".cpp", ".hpp")):
                     p = os.path.join(base, f)
                     for line, what in check(p):
-                        print(f"{os.path.relpath(p, ROOT)}:{line}: {what} in a coroutine body (README, 'Coroutines on GCC 12')")
+                        print(f"{os.path.relpath(p, ROOT)}:{line}: {what} in a coroutine body (CONTRIBUTING.md)")
                         problems += 1
     if problems:
         sys.exit(1)

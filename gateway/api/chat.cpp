@@ -35,7 +35,7 @@ public:
     asio::awaitable<bool> flush() override {
         if (failed_) co_return false;
         if (pending_.empty()) co_return true;
-        if (!ch_.started()) {  // (no co_await inside && conditions: README, "Coroutines on GCC 12")
+        if (!ch_.started()) {  // (no co_await inside && conditions: CONTRIBUTING.md)
             bool ok = co_await ch_.begin_stream(200, "text/event-stream", headers_);
             if (!ok) co_return fail();
         }

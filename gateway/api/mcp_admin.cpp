@@ -22,7 +22,7 @@ namespace json = boost::json;
 
 namespace {
 
-// JSON is built in plain functions, not in coroutines (braced lists: README, "Coroutines on GCC 12").
+// JSON is built in plain functions, not in coroutines (braced lists: CONTRIBUTING.md).
 std::string servers_json(app_state& app) {
     json::object o;
     o["object"] = "list";

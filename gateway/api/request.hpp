@@ -72,7 +72,7 @@ struct api_request {
 };
 
 // A model turn for this request: ids, headers, the request's deadline (plain function: the
-// caller is a coroutine, README, "Coroutines on GCC 12").
+// caller is a coroutine, CONTRIBUTING.md).
 turn_context make_turn(api_request& r, providers::call_context& call);
 
 // Sends `err` in OpenAI's shape (with Retry-After when it has one) and records it.

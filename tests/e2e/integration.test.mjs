@@ -2,7 +2,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startGateway, runToolgate, writeConfig, readSse, sleep } from './lib/harness.mjs';
+import { startGateway, runToolgate, writeConfig, readSse, sleep, waitFor } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 
 const MODELS = ['mock-ok', 'mock-echo', 'mock-stream', 'mock-slow-stream', 'mock-paced', 'mock-500', 'mock-429',
@@ -324,6 +324,36 @@ describe('process lifecycle', () => {
       await assert.rejects(fetch(gw.url + '/health'));
     } finally {
       await gw.stop('SIGKILL');
+    }
+  });
+
+  test('SIGTERM past the grace cancels what still runs, closes its connection and exits 0, bounded', async () => {
+    const upstream = await startFakeUpstream();
+    const gw = await startGateway(`
+providers_from_env: false
+server: { shutdown_grace: 300ms, request_timeout: 60s }
+providers:
+  - { name: local, type: openai, base_url: ${upstream.url}, timeout: 60s, models: [mock-hang] }
+`);
+    try {
+      const pending = fetch(gw.url + '/v1/chat/completions', {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('mock-hang') })
+        .then((r) => ({ status: r.status }), (e) => ({ error: e }));
+      await waitFor(async () => upstream.state.requests.length === 1, 5000, 'the request to reach the upstream');
+      const start = Date.now();
+      gw.proc.kill('SIGTERM');
+      const exit = await gw.waitExit();
+      const took = Date.now() - start;
+      assert.equal(exit.code, 0);
+      assert.ok(took >= 250 && took < 2500, `exited ${took} ms after SIGTERM (grace 300 ms)`);
+      const r = await pending;
+      assert.ok(r.error || r.status >= 500, 'the hanging request ended, not answered 200');
+      assert.match(gw.logs, /shutdown grace period over; closing 1 connection/);
+      await waitFor(async () => upstream.state.closedEarly >= 1, 3000,
+        'the upstream call to be dropped');
+    } finally {
+      await gw.stop('SIGKILL');
+      await upstream.close();
     }
   });
 

@@ -13,7 +13,7 @@
 //
 // All of it is single-threaded: it lives on the io_context the code under test runs on.
 // (Inside coroutines, string literals are wrapped in std::string: GCC 12 cannot keep arrays in a
-// coroutine frame. Braced JSON is built in plain functions: README, "Coroutines on GCC 12".)
+// coroutine frame. Braced JSON is built in plain functions: CONTRIBUTING.md.)
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -3,7 +3,7 @@
 // list_changed handling, and required_servers_up(). Everything runs on one io_context thread and
 // waits for events (messages, connections, catalog changes), never for a fixed time.
 // (Inside coroutines, string literals are wrapped in std::string and braced lists are built in
-// plain functions: README, "Coroutines on GCC 12".)
+// plain functions: CONTRIBUTING.md.)
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>

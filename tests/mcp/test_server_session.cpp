@@ -4,7 +4,7 @@
 // come back as its answer; progress goes out through the emit function. One io_context thread;
 // waits are for events, never for a fixed time.
 // (Inside coroutines, string literals are wrapped in std::string and braced lists are built in
-// plain functions: README, "Coroutines on GCC 12".)
+// plain functions: CONTRIBUTING.md.)
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>

@@ -1,5 +1,6 @@
 // Starts the real toolgate binary for a test and always stops it again.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -34,36 +35,70 @@ export async function runToolgate(args, { env = {}, timeoutMs = 10000 } = {}) {
   });
 }
 
-// Starts `toolgate serve` on a free port; resolves once it listens.
+// A port nobody listens on right now (the kernel's pick for port 0, released again).
+export async function freePort() {
+  return await new Promise((resolveP, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolveP(port));
+    });
+  });
+}
+
+// Starts `toolgate serve` on a free port; resolves once GET /health answers (with any status: a
+// gateway whose required MCP server is down answers 503, and is serving).
 export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = {}) {
+  const deadline = Date.now() + startTimeoutMs;
+  for (let attempt = 1; ; ++attempt) {
+    const port = await freePort();
+    try {
+      return await startOn(port, yaml, env, deadline);
+    } catch (e) {
+      // Another process took the port between freePort() and the bind: try another one.
+      if (!e.portTaken || attempt >= 5) throw e;
+    }
+  }
+}
+
+async function startOn(port, yaml, env, deadline) {
   const cfg = writeConfig(yaml);
-  const proc = spawn(toolgateBin, ['serve', '--config', cfg.file, '--listen', '127.0.0.1:0'], {
+  const proc = spawn(toolgateBin, ['serve', '--config', cfg.file, '--listen', `127.0.0.1:${port}`], {
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const gw = { proc, logs: '', stdout: '', url: null, port: null, exited: null };
-  let stopping = false;
+  const gw = { proc, logs: '', stdout: '', url: `http://127.0.0.1:${port}`, port, exited: null };
+  let stopping = false, ready = false;
   const exited = new Promise((r) => proc.on('exit', (code, signal) => {
     gw.exited = { code, signal };
     // A gateway that dies on its own is a bug: show why (sanitizer reports land in its stderr).
-    if (!stopping && gw.port) process.stderr.write(`toolgate exited unexpectedly (${code ?? signal}):\n${gw.logs.slice(-200000)}\n`);
+    if (!stopping && ready) process.stderr.write(`toolgate exited unexpectedly (${code ?? signal}):\n${gw.logs.slice(-200000)}\n`);
     r(gw.exited);
   }));
   proc.stdout.on('data', (d) => (gw.stdout += d));
-  await new Promise((resolveP, reject) => {
-    const timer = setTimeout(() => reject(new Error('toolgate did not start:\n' + gw.logs)), startTimeoutMs);
-    proc.stderr.on('data', (d) => {
-      gw.logs += d;
-      const m = gw.logs.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m && !gw.port) {
-        gw.port = Number(m[1]);
-        gw.url = `http://127.0.0.1:${gw.port}`;
-        clearTimeout(timer);
-        resolveP();
+  proc.stderr.on('data', (d) => (gw.logs += d));
+  while (!gw.exited) {
+    try {
+      await fetch(gw.url + '/health', { signal: AbortSignal.timeout(1000) });
+      ready = true;
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        await exited;
+        cfg.cleanup();
+        throw new Error('toolgate did not start:\n' + gw.logs);
       }
-    });
-    proc.on('exit', () => { clearTimeout(timer); reject(new Error('toolgate exited during start:\n' + gw.logs)); });
-  });
+      await sleep(10);
+    }
+  }
+  if (!ready) {
+    cfg.cleanup();
+    const err = new Error('toolgate exited during start:\n' + gw.logs);
+    err.portTaken = /address already in use/i.test(gw.logs);
+    throw err;
+  }
   gw.stop = async (signal = 'SIGTERM', timeoutMs = 15000) => {
     if (gw.exited) { cfg.cleanup(); return gw.exited; }
     stopping = true;
