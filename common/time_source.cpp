@@ -61,8 +61,7 @@ asio::awaitable<boost::system::error_code> alarm_timer::wait() {
     ++st->waiting;
     auto [ec] = co_await st->timer.async_wait(nothrow_awaitable);
     --st->waiting;
-    if (ec == asio::error::operation_aborted && st->fired) ec = {};
-    st->fired = false;
+    if (ec == asio::error::operation_aborted && st->fired) ec = {};  // fired stays set until re-armed or cancelled
     co_return ec;
 }
 

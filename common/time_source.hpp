@@ -82,8 +82,7 @@ public:
         ++state_->waiting;
         state_->timer.async_wait([st = state_, h = std::forward<Handler>(h)](boost::system::error_code ec) mutable {
             --st->waiting;
-            if (ec == asio::error::operation_aborted && st->fired) ec = {};
-            st->fired = false;
+            if (ec == asio::error::operation_aborted && st->fired) ec = {};  // (fired stays set: other waits see it too)
             h(ec);
         });
     }

@@ -104,6 +104,18 @@ route const* find_route(std::string_view path, std::string_view method, route_pa
     return nullptr;
 }
 
+}  // namespace
+
+route_match match_route_table(std::string_view path, std::string_view method) {
+    route_match m;
+    route_params params;
+    m.found = find_route(path, method, params, m.allow) != nullptr;
+    if (m.found) m.allow.clear();
+    return m;
+}
+
+namespace {
+
 std::string make_request_id() { return "req_" + fast_hex(24); }
 
 // A client-supplied id is echoed only if it is short and harmless in logs and headers.

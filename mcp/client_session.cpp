@@ -29,16 +29,16 @@ json::object cancelled_params(std::int64_t id, std::string const& reason) {
 }  // namespace
 
 struct client_session::pending {
-    asio::steady_timer signal;
+    alarm_timer signal;
     std::optional<message> reply;
     progress_handler on_progress;
     bool cancelled = false;
-    explicit pending(asio::any_io_executor ex) : signal(ex) {}
+    pending(time_source& c, asio::any_io_executor ex) : signal(c, std::move(ex)) {}
 };
 
 client_session::client_session(asio::any_io_executor ex, std::unique_ptr<transport> t, session_options opts, log_sink log)
     : ex_(ex), transport_(std::move(t)), opts_(std::move(opts)), log_(std::move(log)),
-      closed_signal_(ex, asio::steady_timer::time_point::max()) {}
+      closed_signal_(opts_.clock ? *opts_.clock : time_source::steady(), ex) {}
 
 client_session::~client_session() = default;
 
@@ -86,7 +86,7 @@ asio::awaitable<call_result> client_session::request(std::string const& method, 
     }
     auto id = next_id_++;
     auto self = shared_from_this();  // keep the session alive while we wait
-    pending p(ex_);
+    pending p(closed_signal_.source(), ex_);
     std::string token;
     if (on_progress) {
         token = "tg-" + std::to_string(id);
@@ -119,7 +119,7 @@ asio::awaitable<call_result> client_session::request(std::string const& method, 
             p.signal.cancel();
         });
     p.signal.expires_after(timeout);
-    if (!p.reply && !closed_ && !p.cancelled) co_await p.signal.async_wait(nothrow_awaitable);
+    if (!p.reply && !closed_ && !p.cancelled) co_await p.signal.wait();
     sub.reset();
 
     if (p.reply) {
@@ -240,15 +240,15 @@ void client_session::mark_closed() {
 
 asio::awaitable<void> client_session::wait_closed() {
     while (!closed_) {
-        closed_signal_.expires_at(asio::steady_timer::time_point::max());
-        co_await closed_signal_.async_wait(nothrow_awaitable);
+        closed_signal_.expires_never();
+        co_await closed_signal_.wait();
     }
 }
 
 asio::awaitable<bool> client_session::wait_closed_for(std::chrono::milliseconds d) {
     if (closed_) co_return true;
     closed_signal_.expires_after(d);
-    co_await closed_signal_.async_wait(nothrow_awaitable);
+    co_await closed_signal_.wait();
     co_return closed_;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/cancel.hpp"
+#include "common/time_source.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/transport.hpp"
 
@@ -35,6 +36,7 @@ struct session_options {
     std::string client_version = "0.1.0";
     std::chrono::milliseconds initialize_timeout{30'000};
     json::object client_capabilities;  // empty: we declare no client features to upstreams (yet)
+    time_source* clock = nullptr;      // request deadlines and wait_closed_for; null: the steady clock
 };
 
 struct server_info {
@@ -99,7 +101,7 @@ private:
     server_info info_;
     bool closed_ = false;
     bool read_loop_running_ = false;
-    asio::steady_timer closed_signal_;
+    alarm_timer closed_signal_;
 };
 
 }  // namespace toolgate::mcp

@@ -41,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fakes/manual_clock.hpp"
 #include "common/asio_util.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/message_queue.hpp"
@@ -333,6 +334,23 @@ void run_coro(F f) {
         });
     ioc.run_for(std::chrono::seconds(10));
     ASSERT_TRUE(done) << "the scenario did not finish";
+}
+
+// The same on simulated time: timers on `clk` fire when nothing else is ready to run.
+template <class F>
+void run_coro_simulated(manual_clock& clk, F f) {
+    asio::io_context ioc;
+    bool done = false;
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+            co_await f(ioc.get_executor());
+            done = true;
+        },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
+    ASSERT_TRUE(run_simulated(ioc, clk, [&] { return done; })) << "the scenario did not finish";
 }
 
 }  // namespace toolgate::fakes

@@ -207,11 +207,15 @@ void standard_server(message const& m, scripted_transport& t) {
 
 }  // namespace
 
+// On simulated time: the 50 ms deadline and the 20 ms delays take no real time.
 TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
-    run_coro([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    fakes::manual_clock clk;
+    session_options so;
+    so.clock = &clk;
+    fakes::run_coro_simulated(clk, [&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto t = std::make_unique<scripted_transport>(ex, standard_server);
         auto* tp = t.get();
-        auto s = std::make_shared<client_session>(ex, std::move(t), session_options{}, [](log_level, std::string const&) {});
+        auto s = std::make_shared<client_session>(ex, std::move(t), so, [](log_level, std::string const&) {});
         auto info = co_await s->start();
         EXPECT_TRUE(info.has_value());
         EXPECT_EQ(info->protocol_version, std::string("2025-06-18"));
@@ -234,15 +238,18 @@ TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
         EXPECT_TRUE(p.ok());
         EXPECT_EQ(progress_seen, 1);
 
+        auto before = clk.now();
         auto timeout = co_await s->request("silent", nullptr, std::chrono::milliseconds(50));
         EXPECT_EQ(timeout.state, call_result::status::timeout);
+        EXPECT_TRUE(clk.now() - before == std::chrono::milliseconds(50));
         auto last = parse_message(tp->sent.back());
         EXPECT_EQ(last.method, std::string("notifications/cancelled"));
         EXPECT_TRUE(last.params.at("reason") == "timeout");
 
         cancel_token cancel;
-        asio::steady_timer soon(ex, std::chrono::milliseconds(20));
-        soon.async_wait([&](auto) { cancel.cancel(); });
+        alarm_timer soon(clk, ex);
+        soon.expires_after(std::chrono::milliseconds(20));
+        soon.async_wait([&](auto ec) { if (!ec) cancel.cancel(); });
         auto cancelled = co_await s->request("silent", nullptr, std::chrono::seconds(5), &cancel);
         EXPECT_EQ(cancelled.state, call_result::status::cancelled);
         EXPECT_EQ(parse_message(tp->sent.back()).method, std::string("notifications/cancelled"));
@@ -263,8 +270,9 @@ TEST(client_session, handshake_correlation_errors_progress_timeout_and_cancel) {
         EXPECT_TRUE(after_garbage.ok());
 
         // The connection drops while a call waits: the call ends at once.
-        asio::steady_timer drop(ex, std::chrono::milliseconds(20));
-        drop.async_wait([&](auto) { tp->hang_up(); });
+        alarm_timer drop(clk, ex);
+        drop.expires_after(std::chrono::milliseconds(20));
+        drop.async_wait([&](auto ec) { if (!ec) tp->hang_up(); });
         auto closed = co_await s->request("silent", nullptr, std::chrono::seconds(5));
         EXPECT_EQ(closed.state, call_result::status::closed);
         EXPECT_TRUE(s->closed());
