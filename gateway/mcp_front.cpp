@@ -1,7 +1,9 @@
 #include "gateway/mcp_front.hpp"
 #include "common/ids.hpp"
+#include "common/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -548,11 +550,21 @@ private:
 };
 
 asio::awaitable<void> serve_line(std::shared_ptr<mcp::server_session> session, std::shared_ptr<stdout_writer> out,
-                                 mcp::message msg, std::shared_ptr<std::atomic<int>> inflight) {
+                                 mcp::message msg) {
     mcp::server_session::emit_fn emit = [out](std::string m) { out->write(m); };
     auto answer = co_await session->handle(std::move(msg), emit);
     if (answer) out->write(*answer);
-    --*inflight;
+}
+
+// The client left: its sessions close (their calls are cancelled upstream), then what still runs
+// gets a bounded moment to answer, and is aborted after it.
+asio::awaitable<void> finish_lines(task_group& lines, std::shared_ptr<mcp::server_session> session) {
+    std::vector<std::shared_ptr<mcp::server_session>> all(1, session);
+    co_await close_sessions(std::move(all));
+    if (!co_await lines.wait_for(std::chrono::seconds(5))) {
+        lines.emit(asio::cancellation_type::terminal);
+        co_await lines.wait_for(std::chrono::seconds(1));
+    }
 }
 
 }  // namespace
@@ -572,7 +584,7 @@ int run_mcp_stdio(gateway_config const& cfg) {
     session->set_channel([out](std::string m) { out->write(m); });
     // The first list waits (bounded) for the servers to come up; later changes say list_changed.
     agg.on_catalog_change([session] { session->catalog_changed(); });
-    auto inflight = std::make_shared<std::atomic<int>>(0);
+    task_group lines;  // one member per request line being answered
     std::string line;
     while (std::getline(std::cin, line)) {
         if (line.empty() || line == "\r") continue;
@@ -581,12 +593,10 @@ int run_mcp_stdio(gateway_config const& cfg) {
             continue;
         }
         auto msg = mcp::parse_message(line);
-        ++*inflight;
-        asio::co_spawn(agg.executor(), serve_line(session, out, std::move(msg), inflight), asio::detached);
+        lines.spawn(agg.executor(), serve_line(session, out, std::move(msg)));
     }
-    // stdin closed: the client is gone. Cancel what runs, give it a moment, stop the servers.
-    asio::co_spawn(agg.executor(), close_sessions({session}), asio::detached);
-    for (int i = 0; i < 50 && inflight->load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // stdin closed: the client is gone.
+    asio::co_spawn(agg.executor(), finish_lines(lines, session), asio::use_future).wait();
     agg.on_catalog_change({});
     return 0;
 }
