@@ -119,7 +119,8 @@ def main():
     ap.add_argument("--connections", default="64,1", help="comma-separated wrk connection counts")
     ap.add_argument("--threads", type=int, default=0, help="toolgate worker threads (0: one per core)")
     ap.add_argument("--cases", default="json,stream,lb3,fb50",
-                    help="comma-separated: json, stream, lb3 (3-target loadbalance pool), fb50 (fallback, first target fails 50%%)")
+                    help="comma-separated: json, stream, lb3 (3-target loadbalance pool), fb50 (fallback, first target "
+                         "fails 50%%), guard6 (json through a second gateway with six guardrails on, schema-guard aside)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
     ap.add_argument("--no-build", action="store_true", help="use the existing binary")
     args = ap.parse_args()
@@ -137,7 +138,7 @@ def main():
     os.chmod(work, 0o755)  # nginx workers (www-data when started as root) read the static stream file
     procs = []
     try:
-        nginx_port, gw_port = free_port(), free_port()
+        nginx_port, gw_port, guard_port = free_port(), free_port(), free_port()
         os.makedirs(f"{work}/www/stream/v1/chat", exist_ok=True)
         with open(f"{work}/www/stream/v1/chat/completions", "w") as f:
             f.write(sse_body())
@@ -214,6 +215,25 @@ pools:
         gw = subprocess.Popen([args.binary, "serve", "--config", f"{work}/gateway.yaml"], stderr=gw_log)
         procs.append(gw)
         wait_port(gw_port)
+        guard = None
+        if "guard6" in args.cases.split(","):
+            # The same gateway with every guardrail that passes this answer (schema-guard would refuse
+            # the fixed non-JSON answer), to compare against the plain gateway in the same run.
+            with open(f"{work}/gateway.yaml") as f:
+                base = f.read().replace(f"127.0.0.1:{gw_port}", f"127.0.0.1:{guard_port}")
+            with open(f"{work}/guard.yaml", "w") as f:
+                f.write(base + """
+plugins:
+  - { name: secret-scan, config: { action: block } }
+  - { name: pii-redact, config: { action: redact, restore: true } }
+  - { name: prompt-shield, config: { threshold: 0.7 } }
+  - { name: word-filter, config: { words: [darn, heck, blast] } }
+  - { name: max-token, config: { max_input_tokens: 32000, max_output_tokens: 4096 } }
+  - { name: regex-guard, stage: after_request, config: { patterns: ["(?i)project\\s+aurora"] } }
+""")
+            guard = subprocess.Popen([args.binary, "serve", "--config", f"{work}/guard.yaml"], stderr=gw_log)
+            procs.append(guard)
+            wait_port(guard_port)
 
         # Sanity: both answer 200 with the same payload before any timing.
         for model, stream in (("bench-model", False), ("bench-stream", True), ("bench-lb3", False),
@@ -227,7 +247,8 @@ pools:
 
         results = []
         cases = [("bench-model", False, "json", "json"), ("bench-stream", True, "stream", "stream"),
-                 ("bench-lb3", False, "json lb3", "lb3"), ("bench-fallback50", False, "json fb50", "fb50")]
+                 ("bench-lb3", False, "json lb3", "lb3"), ("bench-fallback50", False, "json fb50", "fb50"),
+                 ("bench-model", False, "json guard6", "guard6")]
         wanted = set(args.cases.split(","))
         for model, stream, label, key in cases:
             if key not in wanted:
@@ -241,13 +262,15 @@ pools:
                 direct, through, cpu_per_req, user_per_req = [], [], [], []
                 for _ in range(args.rounds):
                     for target in ("direct", "gateway"):
+                        port = guard_port if key == "guard6" else gw_port
+                        proc = guard if key == "guard6" else gw
                         url = (f"http://127.0.0.1:{nginx_port}{direct_path}" if target == "direct"
-                               else f"http://127.0.0.1:{gw_port}/v1/chat/completions")
-                        cpu0 = cpu_seconds(gw.pid)
+                               else f"http://127.0.0.1:{port}/v1/chat/completions")
+                        cpu0 = cpu_seconds(proc.pid)
                         out = subprocess.run(["wrk", "-t", "1" if conns == 1 else "2", "-c", str(conns),
                                               "-d", f"{args.duration}s", "--latency", "-s", lua, url],
                                              capture_output=True, text=True, timeout=args.duration + 30)
-                        cpu1 = cpu_seconds(gw.pid)
+                        cpu1 = cpu_seconds(proc.pid)
                         r = parse_wrk(out.stdout)
                         if r["errors"]:
                             raise RuntimeError(f"{target}: {r['errors']} failed requests\n{out.stdout}")

@@ -9,7 +9,8 @@ std::string api_error::to_json() const {
     boost::json::object err;
     err["message"] = message;
     err["type"] = type;
-    err["param"] = nullptr;
+    if (param.empty()) err["param"] = nullptr;
+    else err["param"] = param;
     err["code"] = code;
     boost::json::object root;
     root["error"] = std::move(err);

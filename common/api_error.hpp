@@ -14,6 +14,7 @@ struct api_error {
     std::string type;     // OpenAI's error type, e.g. "invalid_request_error"
     std::string code;     // machine-readable, e.g. "model_not_found"
     std::string message;  // human-readable, safe to show
+    std::string param;        // the request field at fault ("messages[2]"), or empty (null)
     std::string retry_after;  // passed on as the Retry-After header (an upstream's 429/503)
 
     std::string to_json() const;

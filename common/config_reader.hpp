@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <set>
@@ -112,6 +113,12 @@ public:
                 if (!s.empty() && s.find_first_not_of("-0123456789") == std::string::npos && s.size() < 19 &&
                     s != "-")
                     return std::stoll(s);
+                if (!s.empty() && s.find_first_not_of("-+.0123456789eE") == std::string::npos &&
+                    s.find_first_of("0123456789") != std::string::npos && s.find('.') != std::string::npos) {
+                    char* end = nullptr;
+                    double d = std::strtod(s.c_str(), &end);
+                    if (end == s.c_str() + s.size()) return d;  // 0.7, -1.5e3
+                }
                 return json::value(s);
             }
             default:

@@ -235,6 +235,12 @@ private:
                            rec.tool_errors);
         if (!rec.stopped.empty()) fmt::format_to(out, R"(,"loop_stopped":"{}")", rec.stopped);
         if (!rec.error_code.empty()) fmt::format_to(out, R"(,"error":"{}")", rec.error_code);
+        if (!rec.guardrails.empty()) {
+            fmt::format_to(out, R"(,"guardrails":[)");
+            for (std::size_t i = 0; i < rec.guardrails.size(); ++i)
+                fmt::format_to(out, R"({}"{}")", i ? "," : "", json_escape(rec.guardrails[i]));
+            fmt::format_to(out, "]");
+        }
         fmt::format_to(out, R"(,"latency_ms":{:.3f}}})", seconds * 1000.0);
         state_.access_log->info(std::string_view(line.data(), line.size()));
     }

@@ -19,6 +19,9 @@
 
 namespace toolgate::gateway {
 
+namespace policy {
+struct guardrail_settings;
+}
 namespace routing {
 struct routing_config;
 }
@@ -80,6 +83,8 @@ struct gateway_config {
     // this header stays below the routing layer. routing() is empty when none was parsed.
     std::shared_ptr<routing::routing_config const> routing_settings;
     routing::routing_config const& routing() const;
+    // The guardrail plugins (gateway/policy/guardrails.hpp), built while parsing; null: none.
+    std::shared_ptr<policy::guardrail_settings const> guardrail_settings;
     // The providers, built (and so validated) once while parsing, in the order of `providers`;
     // shared by every copy of the config and all worker threads.
     std::vector<std::shared_ptr<providers::provider>> built_providers;

@@ -11,6 +11,7 @@
 #include "agentloop/config.hpp"
 #include "common/config_reader.hpp"
 #include "gateway/mcp_front_config.hpp"
+#include "gateway/policy/guardrails.hpp"
 #include "gateway/routing/parse.hpp"
 #include "mcp/config.hpp"
 #include "providers/config.hpp"
@@ -67,7 +68,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     reader r(source, env);
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names", "agent_loop",
-                            "mcp_front", "aliases", "strategy", "pools"});
+                            "mcp_front", "aliases", "strategy", "pools", "plugins"});
 
     if (auto s = root["server"]) parse_server(r, s, cfg.server);
     if (auto l = root["log"]) parse_log(r, l, cfg.log);
@@ -85,6 +86,11 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     cfg.agent_loop.limits.loop_timeout = cfg.agent_loop.loop_timeout.value_or(cfg.server.request_timeout * 4 / 5);
     if (auto mf = root["mcp_front"]) parse_mcp_front(r, mf, cfg.mcp_front);
     if (auto ms = root["mcp_servers"]) cfg.mcp_servers = mcp::parse_servers(r, ms);
+    if (auto pl = root["plugins"]) {
+        // Relative file names in a plugin's config are read from the config file's folder.
+        auto slash = source.rfind('/');
+        cfg.guardrail_settings = policy::parse_plugins(r, pl, slash == std::string::npos ? "." : source.substr(0, slash));
+    }
 
     if (cfg.providers_from_env) {
         for (auto const& ep : providers::env_providers()) {

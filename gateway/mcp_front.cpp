@@ -24,6 +24,7 @@
 
 #include "common/text.hpp"
 #include "gateway/mcp_runtime.hpp"
+#include "gateway/policy/guardrails.hpp"
 #include "mcp/client_session.hpp"
 #include "mcp/server_session.hpp"
 
@@ -197,7 +198,11 @@ struct mcp_front::impl : std::enable_shared_from_this<impl> {
     mutable std::mutex mu;
     std::unordered_map<std::string, std::shared_ptr<front_session>> sessions;
 
-    impl(gateway_config const& c, mcp::aggregator& a) : cfg(c.mcp_front), listen_host(ascii_lower(c.server.listen.host)), agg(a) {}
+    policy::mcp_screens screens;  // the guardrails on tools/call arguments and results
+
+    impl(gateway_config const& c, mcp::aggregator& a)
+        : cfg(c.mcp_front), listen_host(ascii_lower(c.server.listen.host)), agg(a),
+          screens(policy::make_mcp_screens(c.guardrail_settings)) {}
 
     // Catalog changes: every session hears list_changed on its GET stream. MCP thread.
     void broadcast_list_changed() {
@@ -451,6 +456,8 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
         so.version = TOOLGATE_VERSION;
         so.page_size = cfg.page_size;
         if (key) so.allowed_tools = key->tools;
+        so.screen_arguments = self->screens.arguments;
+        so.screen_result = self->screens.result;
         session->protocol = std::make_shared<mcp::server_session>(self->agg, so);
         session->general = session->new_stream();
         std::weak_ptr<front_session> weak_session = session;
@@ -578,6 +585,9 @@ int run_mcp_stdio(gateway_config const& cfg) {
     mcp::server_session_options so;
     so.version = TOOLGATE_VERSION;
     so.page_size = cfg.mcp_front.page_size;
+    auto screens = policy::make_mcp_screens(cfg.guardrail_settings);
+    so.screen_arguments = screens.arguments;
+    so.screen_result = screens.result;
     so.serve_alone = [&agg](mcp::client_link link) { agg.start(std::move(link)); };
     auto session = std::make_shared<mcp::server_session>(agg, so);
     auto out = std::make_shared<stdout_writer>();

@@ -46,6 +46,10 @@ struct turn_context {
     std::string upstream_model;
     std::string variant;
     unsigned attempts = 0;
+    // A turn of the agent loop (its tool results are the gateway's, not the client's).
+    bool loop_turn = false;
+    // Guardrail verdicts other than pass ("plugin:outcome:rule"), for the access log; may be null.
+    std::vector<std::string>* guardrail_log = nullptr;
 };
 
 using turn_result = providers::chat_outcome;

@@ -352,6 +352,8 @@ asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_
         if (!a->is_object()) co_return make_error(msg.id, errc::invalid_params, "arguments must be an object");
         args = a->get_object();
     }
+    if (opts_.screen_arguments)
+        if (auto refused = opts_.screen_arguments(name, args)) co_return tool_failure_result(msg.id, *refused);
     std::function<void(json::value const&)> on_progress;
     json::value const* meta = po ? po->if_contains("_meta") : nullptr;
     json::value const* token = meta && meta->is_object() ? meta->get_object().if_contains("progressToken") : nullptr;
@@ -369,6 +371,8 @@ asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_
         };
     }
     auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), emit ? &observer : nullptr, view_);
+    if (r.ok && opts_.screen_result)
+        if (auto withheld = opts_.screen_result(name, r.result)) co_return tool_failure_result(msg.id, *withheld);
     if (r.ok) co_return make_result(msg.id, r.result);
     if (r.code == tool_errc::unknown_tool || r.code == tool_errc::invalid_arguments)
         co_return make_error(msg.id, errc::invalid_params, r.error);

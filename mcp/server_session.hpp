@@ -32,6 +32,11 @@ struct server_session_options {
     std::function<void(client_link)> serve_alone;
     // How long a client's first list or call waits for the upstream servers to come up.
     std::chrono::milliseconds settle_timeout{15'000};
+    // The gateway's guardrails on MCP traffic (MCP thread): a tools/call's arguments before they go
+    // upstream, its result before the client sees it. They may rewrite them (redact); a returned
+    // text refuses the call or withholds the result: the client gets an isError result with it.
+    std::function<std::optional<std::string>(std::string const& tool, json::object& arguments)> screen_arguments;
+    std::function<std::optional<std::string>(std::string const& tool, json::object& result)> screen_result;
 };
 
 // Owned by a shared_ptr: the upstream sessions of its client hold a weak reference.

@@ -29,6 +29,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# valijson (JSON Schema for schema-guard) is header-only, but Debian's libvalijson-dev depends on
+# the -dev packages of every JSON library it adapts (Qt 5, Poco, jsoncpp, ...): its headers alone
+# are unpacked into .deps/ instead. `apt-get download` needs no root, only the package lists.
+if [ ! -d .deps/valijson/usr/include/valijson ]; then
+  echo "setup: unpacking libvalijson-dev into .deps/valijson"
+  tmp="$(mktemp -d)"
+  if ! (cd "$tmp" && apt-get download libvalijson-dev >/dev/null 2>&1); then
+    $SUDO apt-get update -qq
+    (cd "$tmp" && apt-get download libvalijson-dev >/dev/null)
+  fi
+  mkdir -p .deps/valijson
+  dpkg -x "$tmp"/libvalijson-dev_*.deb "$PWD/.deps/valijson"
+  rm -rf "$tmp"
+fi
+
 if [ -f tests/e2e/package-lock.json ] && [ "${TOOLGATE_SKIP_NPM:-0}" != 1 ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi

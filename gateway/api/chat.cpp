@@ -134,6 +134,7 @@ asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::cha
     auto ctx = make_turn(r, call);
     ctx.request = std::move(request);
     ctx.sink = sink;
+    ctx.loop_turn = true;
     // agent_loop.tool_turn_model: the turns that read tool results may go to another model or pool.
     if (auto const& m = r.app.cfg.routing().tool_turn_model; !m.empty() && follows_tool_results(ctx.request.body))
         ctx.requested_model = m;

@@ -110,6 +110,7 @@ turn_context make_turn(api_request& r, providers::call_context& call) {
     ctx.headers = &r.req.headers;
     ctx.response_headers = &r.headers;
     ctx.deadline = r.rec.start + r.app.cfg.server.request_timeout;
+    ctx.guardrail_log = &r.rec.guardrails;
     return ctx;
 }
 

@@ -49,6 +49,7 @@ struct request_record {
     std::size_t tool_calls = 0;
     std::size_t tool_errors = 0;
     std::string_view stopped;
+    std::vector<std::string> guardrails;  // verdicts other than pass: "plugin:outcome:rule"
 };
 
 // Path parameters of the matched route ("/v1/models/{id*}" gives {"id": ...}).

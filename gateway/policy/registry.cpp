@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "gateway/policy/guardrails.hpp"
+
 
 namespace toolgate::gateway {
 
@@ -17,7 +19,11 @@ struct filter_row {
 
 // Outermost first. Policies (keys, rate limits, budgets, guardrails, cache) take their rows above
 // the router as they land.
-constexpr std::array<filter_row, 1> rows{{
+constexpr std::array<filter_row, 2> rows{{
+    {"guardrails", true, false,
+     [](gateway_config const& cfg, std::shared_ptr<turn_filter> const&) {
+         return policy::make_guardrail_filter(cfg.guardrail_settings);
+     }},
     {"router", true, true,
      [](gateway_config const&, std::shared_ptr<turn_filter> const& innermost) { return innermost; }},
 }};

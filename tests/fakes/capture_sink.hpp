@@ -12,6 +12,7 @@
 
 namespace toolgate::fakes {
 
+namespace asio = boost::asio;
 namespace json = boost::json;
 
 class capture_sink final : public providers::chat_sink {

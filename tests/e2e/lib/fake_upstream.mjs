@@ -3,7 +3,8 @@
 //
 // Opt-in: startFakeUpstream({ intercept }) calls intercept(record) for each request (record.body is
 // the parsed JSON); a number or { status, headers, body } answers with that status and an
-// OpenAI-shaped error instead of the normal behaviour; undefined keeps the normal behaviour.
+// OpenAI-shaped error instead of the normal behaviour; { stream: [pieces] } streams those content
+// deltas (then finish and [DONE]); undefined keeps the normal behaviour.
 // record.intercepted is set when it did. Without the option nothing changes.
 import http from 'node:http';
 
@@ -41,6 +42,16 @@ export async function startFakeUpstream({ intercept = null } = {}) {
     if (intercept) {
       let a = intercept(record);
       if (typeof a === 'number') a = { status: a };
+      if (a && a.stream) {
+        // A scripted stream: each string of a.stream is one content delta, then finish and [DONE].
+        record.intercepted = 200;
+        res.setHeader('content-type', 'text/event-stream');
+        const m = json?.model ?? 'fake';
+        res.write(`data: ${JSON.stringify(chunk(m, { role: 'assistant', content: '' }))}\n\n`);
+        for (const piece of a.stream) res.write(`data: ${JSON.stringify(chunk(m, { content: piece }))}\n\n`);
+        res.write(`data: ${JSON.stringify(chunk(m, {}, 'stop'))}\n\n`);
+        return res.end('data: [DONE]\n\n');
+      }
       if (a) {
         record.intercepted = a.status;
         res.statusCode = a.status;
