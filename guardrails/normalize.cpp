@@ -3,6 +3,7 @@
 #include "guardrails/word_filter_chars.hpp"
 
 #include <cstdint>
+#include <numeric>
 
 namespace toolgate::guardrails {
 
@@ -33,6 +34,15 @@ int fold_cp(char32_t cp) {
 
 folded fold(std::string_view in) {
     folded out;
+    // Pure ASCII (the common case) has nothing to fold: one copy and an identity map.
+    bool ascii = true;
+    for (unsigned char c : in) ascii = ascii && c < 0x80;
+    if (ascii) {
+        out.text.assign(in);
+        out.origin.resize(in.size() + 1);
+        std::iota(out.origin.begin(), out.origin.end(), std::size_t{0});
+        return out;
+    }
     out.text.reserve(in.size());
     out.origin.reserve(in.size() + 1);
     for (std::size_t i = 0; i < in.size();) {
