@@ -121,8 +121,9 @@ public:
         if (active_budget) {
             if (active_budget->left == 0) throw budget_exceeded{};
             --active_budget->left;
-            char here;
-            auto at = reinterpret_cast<std::uintptr_t>(&here);
+            // The machine frame, not a local's address: under ASan's detect_stack_use_after_return
+            // locals live on a heap "fake stack" and their addresses say nothing about depth.
+            auto at = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
             auto& base = active_budget->stack_base;
             if (base == 0) base = at;
             if ((base > at ? base - at : at - base) > stack_cap) throw budget_exceeded{};
