@@ -229,11 +229,15 @@ plugins:
   - { name: prompt-shield, config: { threshold: 0.7 } }
   - { name: word-filter, config: { words: [darn, heck, blast] } }
   - { name: max-token, config: { max_input_tokens: 32000, max_output_tokens: 4096 } }
-  - { name: regex-guard, stage: after_request, config: { patterns: ["(?i)project\\s+aurora"] } }
+  - { name: regex-guard, stage: after_request, config: { patterns: ['(?i)project\\s+aurora'] } }
 """)
             guard = subprocess.Popen([args.binary, "serve", "--config", f"{work}/guard.yaml"], stderr=gw_log)
             procs.append(guard)
-            wait_port(guard_port)
+            try:
+                wait_port(guard_port)
+            except RuntimeError:
+                with open(f"{work}/toolgate.log") as f:
+                    raise RuntimeError("the guardrails gateway did not start:\n" + f.read()[-2000:])
 
         # Sanity: both answer 200 with the same payload before any timing.
         for model, stream in (("bench-model", False), ("bench-stream", True), ("bench-lb3", False),
