@@ -61,7 +61,22 @@ std::size_t estimate_tokens(std::string_view s) {
                 // Latin stays in its word.
                 std::size_t piece = 0;
                 bool prev_lower = false;
-                while (i < n && classify(s, i, len, cp) == cls::letter) {
+                while (i < n) {
+                    // ASCII letters (nearly all of them) without the general classification.
+                    auto b = static_cast<unsigned char>(s[i]);
+                    if (b < 0x80) {
+                        if (!detail::is_ascii_letter(b)) break;
+                        bool upper = b >= 'A' && b <= 'Z';
+                        if (upper && prev_lower) {
+                            cost += piece_cost(piece);
+                            piece = 0;
+                        }
+                        prev_lower = !upper;
+                        ++piece;
+                        ++i;
+                        continue;
+                    }
+                    if (classify(s, i, len, cp) != cls::letter) break;
                     if (cp < 0x80) {
                         bool upper = cp >= 'A' && cp <= 'Z';
                         if (upper && prev_lower) {

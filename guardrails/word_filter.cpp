@@ -41,14 +41,18 @@ struct scan_text {
 };
 
 scan_text prepare(std::string_view in, bool case_sensitive, bool with_origin) {
-    auto f = fold(in);
+    // Pure ASCII needs no folding (nor fold()'s origin map) when no origin is asked for.
+    bool ascii = !with_origin && std::all_of(in.begin(), in.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    folded f;
+    if (!ascii) f = fold(in);
+    std::string_view folded_text = ascii ? in : std::string_view(f.text);
     scan_text out;
-    out.text.resize(f.text.size());
-    if (with_origin) out.origin.resize(f.text.size() + 1);
-    char const* src = f.text.data();
+    out.text.resize(folded_text.size());
+    if (with_origin) out.origin.resize(folded_text.size() + 1);
+    char const* src = folded_text.data();
     char* dst = out.text.data();
     std::size_t* org = with_origin ? out.origin.data() : nullptr;
-    std::size_t const n = f.text.size();
+    std::size_t const n = folded_text.size();
     std::size_t j = 0;
     bool in_blank = false;
     for (std::size_t k = 0; k < n; ++k) {
