@@ -70,6 +70,41 @@ std::size_t message_tokens(json::value const& m) {
     return t;
 }
 
+// An upper bound of message_tokens() from sizes alone: the estimator charges at most one token per
+// byte (no piece costs more than 1/100 token per byte beyond its first, see token_estimate.cpp),
+// so twice the bytes plus a little per text is safely above it. When even this bound is under the
+// limit, nothing needs estimating (the common case: a prompt far below max_input_tokens).
+std::size_t text_bound(std::string_view t) { return 2 * t.size() + 4; }
+
+std::size_t message_bound(json::value const& m) {
+    auto const* o = m.if_object();
+    if (!o) return 0;
+    std::size_t b = per_message_tokens;
+    if (auto const* name = o->if_contains("name"); name && name->is_string()) b += text_bound(name->get_string());
+    if (auto const* content = o->if_contains("content")) {
+        if (content->is_string()) {
+            b += text_bound(content->get_string());
+        } else if (content->is_array()) {
+            for (auto const& el : content->get_array()) {
+                auto const* eo = el.if_object();
+                auto const* text = eo ? eo->if_contains("text") : nullptr;
+                if (text && text->is_string()) b += text_bound(text->get_string());
+            }
+        }
+    }
+    if (auto const* calls = o->if_contains("tool_calls"); calls && calls->is_array()) {
+        for (auto const& call : calls->get_array()) {
+            auto const* co = call.if_object();
+            auto const* fn = co ? co->if_contains("function") : nullptr;
+            auto const* fo = fn ? fn->if_object() : nullptr;
+            if (!fo) continue;
+            if (auto const* n = fo->if_contains("name"); n && n->is_string()) b += text_bound(n->get_string());
+            if (auto const* a = fo->if_contains("arguments"); a && a->is_string()) b += text_bound(a->get_string());
+        }
+    }
+    return b;
+}
+
 std::string whole(double d) {
     return d < 1e18 ? std::to_string(static_cast<std::uint64_t>(d)) : std::string("more than 10^18");
 }
@@ -116,7 +151,14 @@ public:
             }
         }
 
+        std::size_t bound = 0;
         if (max_input_) {
+            if (messages)
+                for (auto const& m : *messages) bound += message_bound(m);
+            for (auto const& p : parts)
+                if (!messages || is_mcp(p.kind)) bound += text_bound(p.text);
+        }
+        if (max_input_ && bound > *max_input_) {
             std::size_t tokens = 0;
             if (messages)
                 for (auto const& m : *messages) tokens += message_tokens(m);

@@ -359,3 +359,31 @@ TEST(max_token, leaves_the_output_limit_alone_for_mcp_traffic) {
     scope s;
     EXPECT_EQ(g->check(parts, nullptr, s).what, outcome::pass);
 }
+
+// max-token skips estimating when twice the bytes (plus 4 per text) is under the limit: the
+// estimator must never charge more than that, whatever the text.
+TEST(token_estimate, never_exceeds_twice_the_bytes_the_quick_bound_relies_on) {
+    std::vector<std::string> hostile = {
+        "a", "aBaBaBaBaBaB", "!!!!!!!!", "!.!.!.!.", "1", "1a1a1a1a", " \n \n \n", "\t\t\t", "\xF0\x9F\x98\x80\xF0\x9F\x98\x80",
+        "\xE4\xB8\xAD\xE6\x96\x87\xE5\xAD\x97", "\xCE\xB1\xCE\xB2\xCE\xB3", "\xFF\xFE\xFD", "a\xE2\x80\x94" "b",
+        "x = {\"k\": [1, 2, 3]};", std::string(1000, '\n'), std::string(1000, '.'),
+    };
+    std::string mix;
+    for (int i = 0; i < 2000; ++i) mix += static_cast<char>(1 + (i * 37) % 255);
+    hostile.push_back(mix);
+    for (auto const& s : hostile)
+        EXPECT_LE(toolgate::guardrails::estimate_tokens(s), 2 * s.size() + 4) << testing::PrintToString(s);
+}
+
+TEST(max_token, a_prompt_far_under_the_limit_passes_without_estimating_and_one_over_it_still_blocks) {
+    auto g = toolgate::guardrails::make_max_token(boost::json::parse(R"({"max_input_tokens":100})").as_object(), {});
+    auto body = boost::json::parse(R"({"messages":[{"role":"user","content":"short"}]})").as_object();
+    std::vector<toolgate::guardrails::text_part> parts{{toolgate::guardrails::part_kind::user, 0, "short"}};
+    toolgate::guardrails::scope sc;
+    EXPECT_EQ(g->check(parts, &body, sc).what, toolgate::guardrails::outcome::pass);
+    std::string big;
+    for (int i = 0; i < 300; ++i) big += "word ";
+    auto big_body = boost::json::parse(R"({"messages":[{"role":"user","content":")" + big + R"("}]})").as_object();
+    std::vector<toolgate::guardrails::text_part> big_parts{{toolgate::guardrails::part_kind::user, 0, big}};
+    EXPECT_EQ(g->check(big_parts, &big_body, sc).what, toolgate::guardrails::outcome::block);
+}
