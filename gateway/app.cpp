@@ -175,7 +175,7 @@ public:
         header_list headers;  // (no braced list in a coroutine: CONTRIBUTING.md)
         headers.emplace_back("x-request-id", rec.request_id);
         state_.stats.inflight_add(1);
-        api_request r{state_, services, req, out, cancel, rec, headers, {}};
+        api_request r{state_, services, req, out, cancel, rec, headers, {}, nullptr};
 
         if (state_.front && req.path == state_.cfg.mcp_front.path) {
             rec.route = "/mcp";

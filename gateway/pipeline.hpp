@@ -23,6 +23,10 @@
 #include "gateway/server.hpp"
 #include "providers/provider.hpp"
 
+namespace toolgate::guardrails {
+struct scope;
+}
+
 namespace toolgate::gateway {
 
 namespace asio = boost::asio;
@@ -50,6 +54,8 @@ struct turn_context {
     bool loop_turn = false;
     // Guardrail verdicts other than pass ("plugin:outcome:rule"), for the access log; may be null.
     std::vector<std::string>* guardrail_log = nullptr;
+    // The guardrails' state shared by all turns of one request (the agent loop's included); may be null.
+    guardrails::scope* guardrail_scope = nullptr;
 };
 
 using turn_result = providers::chat_outcome;

@@ -129,12 +129,13 @@ bool follows_tool_results(json::object const& body) {
 
 asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::chat_request& request,
                                                   providers::chat_sink* sink, cancel_token& cancel,
-                                                  providers::provider*& last) {
+                                                  providers::provider*& last, bool gateway_turn) {
     providers::call_context call{r.services.http, cancel, r.rec.request_id};
     auto ctx = make_turn(r, call);
     ctx.request = std::move(request);
     ctx.sink = sink;
-    ctx.loop_turn = true;
+    // From the second turn on, tool results are the gateway's own (the first turn's come from the client).
+    ctx.loop_turn = gateway_turn;
     // agent_loop.tool_turn_model: the turns that read tool results may go to another model or pool.
     if (auto const& m = r.app.cfg.routing().tool_turn_model; !m.empty() && follows_tool_results(ctx.request.body))
         ctx.requested_model = m;
@@ -169,8 +170,9 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
     in.cost = [&last](std::string_view model, providers::usage const& u) {
         return last ? last->config().cost(model, u) : 0.0;
     };
-    agentloop::turn_fn turn = [&r, &last](providers::chat_request& req, providers::chat_sink* s, cancel_token& c) {
-        return run_turn(r, req, s, c, last);
+    unsigned turns = 0;
+    agentloop::turn_fn turn = [&r, &last, &turns](providers::chat_request& req, providers::chat_sink* s, cancel_token& c) {
+        return run_turn(r, req, s, c, last, ++turns > 1);
     };
     auto res = co_await agentloop::run(in, turn);
     r.rec.tokens = res.outcome.tokens;

@@ -1,5 +1,7 @@
 #include "gateway/api/request.hpp"
 
+#include "guardrails/guardrail.hpp"
+
 #include "common/json_util.hpp"
 #include "gateway/api/state.hpp"
 
@@ -111,6 +113,8 @@ turn_context make_turn(api_request& r, providers::call_context& call) {
     ctx.response_headers = &r.headers;
     ctx.deadline = r.rec.start + r.app.cfg.server.request_timeout;
     ctx.guardrail_log = &r.rec.guardrails;
+    if (!r.guard_scope) r.guard_scope = std::make_shared<guardrails::scope>();
+    ctx.guardrail_scope = r.guard_scope.get();
     return ctx;
 }
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,10 @@
 #include "gateway/pipeline.hpp"
 #include "gateway/server.hpp"
 #include "providers/provider.hpp"
+
+namespace toolgate::guardrails {
+struct scope;
+}
 
 namespace toolgate::gateway {
 
@@ -68,6 +73,9 @@ struct api_request {
     request_record& rec;
     header_list& headers;  // sent with every answer (x-request-id, routing headers)
     route_params params;
+    // What the guardrails carry across this request's model turns (pii placeholders); made on
+    // the first turn.
+    std::shared_ptr<guardrails::scope> guard_scope;
 
     std::string_view param(std::string_view name) const;
 };

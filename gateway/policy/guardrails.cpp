@@ -121,10 +121,25 @@ json::value* answer_content(json::object& response, std::size_t choice) {
     return mo ? mo->if_contains("content") : nullptr;
 }
 
+// The JSON-escaped form of a text, as it stands inside a JSON string.
+std::string json_escaped(std::string const& s) {
+    auto q = json::serialize(json::value(s));
+    return q.substr(1, q.size() - 2);
+}
+
+// The same placeholders with JSON-escaped originals, for restoring inside JSON text (tool-call
+// arguments), where a raw quote or backslash would break it.
+gr::scope escaped_scope(gr::scope const& sc) {
+    gr::scope out;
+    for (auto const& [ph, orig] : sc.placeholders) out.placeholders.emplace_back(ph, json_escaped(orig));
+    return out;
+}
+
 // pii-redact's placeholders back into the answer: contents and tool-call arguments.
 void restore_answer(json::object& response, gr::scope const& sc) {
     auto* choices = response.if_contains("choices");
     if (!choices || !choices->is_array()) return;
+    auto esc = escaped_scope(sc);
     for (auto& c : choices->get_array()) {
         auto* co = c.if_object();
         auto* msg = co ? co->if_contains("message") : nullptr;
@@ -136,9 +151,52 @@ void restore_answer(json::object& response, gr::scope const& sc) {
             for (auto& call : calls->get_array()) {
                 auto* fo = call.is_object() ? call.get_object().if_contains("function") : nullptr;
                 auto* args = fo && fo->is_object() ? fo->get_object().if_contains("arguments") : nullptr;
-                if (args && args->is_string()) *args = json::value(gr::restore_placeholders(args->get_string(), sc));
+                if (args && args->is_string()) *args = json::value(gr::restore_placeholders(args->get_string(), esc));
             }
     }
+}
+
+// Replaces every occurrence of `from` in `text`; true when anything changed.
+bool replace_all(std::string& text, std::string const& from, std::string const& to) {
+    if (from.empty()) return false;
+    bool any = false;
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+        text.replace(at, from.size(), to);
+        any = true;
+    }
+    return any;
+}
+
+// In an agent loop the previous turns' answers were restored for the client and the tools, and
+// came back into the conversation: their originals go out as placeholders again, so the provider
+// never sees them. True when the body changed.
+bool reredact_assistant(json::object& body, gr::scope const& sc) {
+    if (sc.placeholders.empty()) return false;
+    auto* messages = body.if_contains("messages");
+    if (!messages || !messages->is_array()) return false;
+    bool changed = false;
+    for (auto& m : messages->get_array()) {
+        auto* mo = m.if_object();
+        auto* role = mo ? mo->if_contains("role") : nullptr;
+        if (!role || !role->is_string() || role->get_string() != "assistant") continue;
+        if (auto* content = mo->if_contains("content"); content && content->is_string()) {
+            std::string text(content->get_string());
+            bool any = false;
+            for (auto const& [ph, orig] : sc.placeholders) any = replace_all(text, orig, ph) || any;
+            if (any) *content = json::value(text), changed = true;
+        }
+        if (auto* calls = mo->if_contains("tool_calls"); calls && calls->is_array())
+            for (auto& call : calls->get_array()) {
+                auto* fo = call.is_object() ? call.get_object().if_contains("function") : nullptr;
+                auto* args = fo && fo->is_object() ? fo->get_object().if_contains("arguments") : nullptr;
+                if (!args || !args->is_string()) continue;
+                std::string text(args->get_string());
+                bool any = false;
+                for (auto const& [ph, orig] : sc.placeholders) any = replace_all(text, json_escaped(orig), ph) || any;
+                if (any) *args = json::value(text), changed = true;
+            }
+    }
+    return changed;
 }
 
 bool applies(guardrail_plugin const& p, gr::part_kind k) {
@@ -170,52 +228,50 @@ std::string withheld_notice(guardrail_plugin const& p, gr::verdict const& v) {
 // Runs the before_request plugins over the request. Returns the error to answer, if any.
 std::optional<api_error> check_request(guardrail_settings const& s, turn_context& ctx, gr::scope& sc) {
     auto& body = ctx.request.body;
+    bool changed = ctx.loop_turn && reredact_assistant(body, sc);
     std::vector<gr::text_part> parts;
     std::vector<part_ref> refs;
     request_parts(body, parts, refs);
-    bool changed = false;
     for (auto const& pp : s.plugins) {
         auto const& p = *pp;
         if (p.stage != plugin_stage::before_request) continue;
-        std::vector<gr::text_part> sel;
-        std::vector<std::size_t> where;
-        for (std::size_t i = 0; i < parts.size(); ++i)
-            if (applies(p, parts[i].kind)) {
-                sel.push_back(parts[i]);
-                where.push_back(i);
+        // A plugin reports its first finding; in a loop each blocked tool result is withheld and
+        // the plugin looks again, until it passes or blocks something that is not a tool result.
+        for (std::size_t round = 0; round <= parts.size(); ++round) {
+            std::vector<gr::text_part> sel;
+            std::vector<std::size_t> where;
+            for (std::size_t i = 0; i < parts.size(); ++i)
+                if (applies(p, parts[i].kind)) {
+                    sel.push_back(parts[i]);
+                    where.push_back(i);
+                }
+            auto v = p.impl->check(sel, &body, sc);  // max-token may rewrite max_tokens (a redact)
+            count(p, v.what);
+            if (v.what == gr::outcome::pass) break;
+            note(ctx, p, v);
+            if (v.what == gr::outcome::redact) {
+                for (std::size_t k = 0; k < sel.size(); ++k) {
+                    auto& orig = parts[where[k]];
+                    if (sel[k].text == orig.text) continue;
+                    orig.text = sel[k].text;
+                    write_part(body, refs[where[k]], orig.text);
+                }
+                changed = true;
+                break;
             }
-        auto before = json::serialize(body.if_contains("max_tokens") ? *body.if_contains("max_tokens") : json::value()) +
-                      json::serialize(body.if_contains("max_completion_tokens") ? *body.if_contains("max_completion_tokens")
-                                                                                  : json::value());
-        auto v = p.impl->check(sel, &body, sc);
-        count(p, v.what);
-        if (v.what == gr::outcome::pass) continue;
-        note(ctx, p, v);
-        if (v.what == gr::outcome::redact) {
-            for (std::size_t k = 0; k < sel.size(); ++k) {
-                auto& orig = parts[where[k]];
-                if (sel[k].text == orig.text) continue;
-                orig.text = sel[k].text;
-                write_part(body, refs[where[k]], orig.text);
+            if (where.empty()) return violation(p, v, std::string());
+            std::size_t gi = where[std::min(v.part, where.size() - 1)];
+            bool in_tool = parts[gi].kind == gr::part_kind::tool;
+            auto notice = withheld_notice(p, v);
+            if (ctx.loop_turn && in_tool && v.rule != "max_messages" && parts[gi].text != notice) {
+                // The model reads a notice instead of the tool's text; the loop goes on.
+                parts[gi].text = std::move(notice);
+                write_part(body, refs[gi], parts[gi].text);
+                changed = true;
+                continue;
             }
-            changed = true;
-            auto after = json::serialize(body.if_contains("max_tokens") ? *body.if_contains("max_tokens") : json::value()) +
-                         json::serialize(body.if_contains("max_completion_tokens") ? *body.if_contains("max_completion_tokens")
-                                                                                     : json::value());
-            changed = changed || before != after;
-            continue;
+            return violation(p, v, "messages[" + std::to_string(parts[gi].index) + "]");
         }
-        // block
-        std::size_t gi = v.part < where.size() ? where[v.part] : 0;
-        bool in_tool = !where.empty() && parts[gi].kind == gr::part_kind::tool;
-        if (ctx.loop_turn && in_tool && v.rule != "max_messages") {
-            // The model reads a notice instead of the tool's text; the loop goes on.
-            parts[gi].text = withheld_notice(p, v);
-            write_part(body, refs[gi], parts[gi].text);
-            changed = true;
-            continue;
-        }
-        return violation(p, v, where.empty() ? std::string() : "messages[" + std::to_string(parts[gi].index) + "]");
     }
     if (changed) ctx.request.raw_body.clear();  // the body goes out re-serialised
     return std::nullopt;
@@ -223,8 +279,9 @@ std::optional<api_error> check_request(guardrail_settings const& s, turn_context
 
 // Runs the after_request plugins over a whole (non-streamed) answer. `schema_failure` is set when
 // a repairing schema-guard failed (the caller may ask the model once more).
-std::optional<api_error> check_answer(guardrail_settings const& s, turn_context& ctx, gr::scope& sc, turn_result& result,
-                                      guardrail_plugin const** schema_failure, std::string* schema_errors) {
+std::optional<api_error> check_answer(guardrail_settings const& s, turn_context& ctx, gr::scope& sc, std::size_t restorable,
+                                      turn_result& result, guardrail_plugin const** schema_failure,
+                                      std::string* schema_errors) {
     std::vector<gr::text_part> parts;
     answer_parts(result.response, parts);
     bool changed = false;
@@ -234,7 +291,17 @@ std::optional<api_error> check_answer(guardrail_settings const& s, turn_context&
         std::vector<gr::text_part> sel;
         for (auto const& part : parts)
             if (applies(p, part.kind)) sel.push_back(part);
-        auto v = p.impl->check(sel, &ctx.request.body, sc);
+        gr::verdict v;
+        if (p.whole) {
+            // One answer per choice (schema-guard reads one JSON document).
+            for (std::size_t k = 0; k < sel.size() && v.what == gr::outcome::pass; ++k) {
+                std::vector<gr::text_part> one(1, sel[k]);
+                v = p.impl->check(one, &ctx.request.body, sc);
+                if (v.what != gr::outcome::pass) v.part = k;
+            }
+        } else {
+            v = p.impl->check(sel, &ctx.request.body, sc);
+        }
         count(p, v.what);
         if (v.what == gr::outcome::pass) continue;
         note(ctx, p, v);
@@ -256,9 +323,12 @@ std::optional<api_error> check_answer(guardrail_settings const& s, turn_context&
         return e;
     }
     bool restore = false;
-    for (auto const& p : s.plugins) restore = restore || (p->restore && !sc.placeholders.empty());
+    for (auto const& p : s.plugins) restore = restore || (p->restore && restorable > 0);
     if (restore) {
-        restore_answer(result.response, sc);
+        // Only the request's placeholders: an after_request redaction stays redacted.
+        gr::scope inbound;
+        inbound.placeholders.assign(sc.placeholders.begin(), sc.placeholders.begin() + static_cast<std::ptrdiff_t>(restorable));
+        restore_answer(result.response, inbound);
         changed = true;
     }
     if (changed) result.raw_response.clear();
@@ -297,8 +367,10 @@ api_error schema_unrepaired(guardrail_plugin const& p, std::string const& errors
 // grows, and released (with placeholders restored) once no rule can match it any more.
 class guarded_sink final : public providers::chat_sink {
 public:
-    guarded_sink(guardrail_settings const& s, turn_context& ctx, gr::scope& sc, providers::chat_sink& inner)
-        : s_(s), ctx_(ctx), sc_(sc), inner_(inner) {
+    // `inbound`: the request's placeholders (what restore puts back); `sc`: the request's scope.
+    guarded_sink(guardrail_settings const& s, turn_context& ctx, gr::scope& sc, gr::scope const& inbound,
+                 providers::chat_sink& inner)
+        : s_(s), ctx_(ctx), sc_(sc), inbound_(inbound), inner_(inner) {
         for (auto const& p : s.plugins) {
             restore_ = restore_ || p->restore;
             if (p->stage != plugin_stage::after_request || !applies(*p, gr::part_kind::assistant)) continue;
@@ -314,6 +386,7 @@ public:
         if (error_) co_return false;
         auto* choices = chunk.if_contains("choices");
         if (!choices || !choices->is_array() || choices->get_array().empty()) co_return co_await inner_.on_chunk(chunk, raw);
+        remember_identity(chunk);
         bool changed = false;
         for (auto& c : choices->get_array()) {
             auto* co = c.if_object();
@@ -333,16 +406,15 @@ public:
             if (fin && !fin->is_null()) {
                 // The end of this choice: what is held has been checked and goes out now.
                 if (!final_check(st, idx)) co_return false;
+                st.finished = true;
                 auto rest = release(st, true);
                 if (!rest.empty()) {
-                    if (d && d->if_contains("content") && d->if_contains("content")->is_string()) {
-                        auto* cc = d->if_contains("content");
+                    if (!d) d = &(*co)["delta"].emplace_object();  // a finish chunk without a delta
+                    if (auto* cc = d->if_contains("content"); cc && cc->is_string())
                         *cc = json::value(std::string(cc->get_string()) + rest);
-                        changed = true;
-                    } else if (d) {
+                    else
                         (*d)["content"] = rest;
-                        changed = true;
-                    }
+                    changed = true;
                 }
             }
         }
@@ -352,18 +424,48 @@ public:
     asio::awaitable<bool> flush() override { co_return co_await inner_.flush(); }
     asio::awaitable<bool> on_comment(std::string_view text) override { co_return co_await inner_.on_comment(text); }
 
-    // The stream ended without a finish_reason for some choice: nothing held may be lost.
-    bool held_anything() const {
-        for (auto const& [i, st] : streams_)
-            if (!st.held.empty()) return true;
-        return false;
+    // The stream ended without a finish_reason for some choice: what is held is checked and sent
+    // (nothing may be lost). False when that last check blocks (error() is set).
+    asio::awaitable<bool> drain() {
+        for (auto& [idx, st] : streams_) {
+            if (st.finished) continue;
+            if (!final_check(st, idx)) co_return false;
+            st.finished = true;
+            auto rest = release(st, true);
+            if (rest.empty()) continue;
+            auto c = content_chunk(idx, rest);
+            if (!co_await inner_.on_chunk(c, no_raw_)) co_return true;
+        }
+        co_return true;
     }
 
 private:
     struct stream_state {
         std::string held;  // checked, not yet sent
         std::optional<gr::placeholder_restorer> restorer;
+        bool finished = false;
     };
+
+    void remember_identity(json::object const& chunk) {
+        for (auto key : {"id", "model", "created"})
+            if (auto const* v = chunk.if_contains(key)) identity_[key] = *v;
+    }
+
+    // A chunk that carries only `text` for choice `idx`, in the stream's own id and model.
+    json::object content_chunk(std::int64_t idx, std::string const& text) const {
+        json::object c = identity_;
+        c["object"] = "chat.completion.chunk";
+        json::object delta;
+        delta["content"] = text;
+        json::object choice;
+        choice["index"] = idx;
+        choice["delta"] = std::move(delta);
+        choice["finish_reason"] = nullptr;
+        json::array choices;
+        choices.push_back(std::move(choice));
+        c["choices"] = std::move(choices);
+        return c;
+    }
 
     static std::int64_t choice_index(json::object const& c) {
         auto const* i = c.if_contains("index");
@@ -410,7 +512,7 @@ private:
         std::string out = st.held.substr(0, n);
         st.held.erase(0, n);
         if (!restore_) return out;
-        if (!st.restorer) st.restorer.emplace(sc_);
+        if (!st.restorer) st.restorer.emplace(inbound_);
         auto r = st.restorer->feed(out);
         if (all) r += st.restorer->finish();
         return r;
@@ -419,7 +521,10 @@ private:
     guardrail_settings const& s_;
     turn_context& ctx_;
     gr::scope& sc_;
+    gr::scope const& inbound_;
     providers::chat_sink& inner_;
+    json::object identity_;  // id, model, created of the stream's chunks
+    std::string_view no_raw_;
     std::vector<guardrail_plugin const*> checked_;
     std::size_t window_ = 0;
     bool restore_ = false;
@@ -440,18 +545,32 @@ public:
     std::string_view name() const override { return "guardrails"; }
 
     asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) override {
-        gr::scope sc;
+        // One scope for all turns of a request (the agent loop's): a value keeps its placeholder.
+        gr::scope local;
+        gr::scope& sc = ctx.guardrail_scope ? *ctx.guardrail_scope : local;
         if (auto err = check_request(*s_, ctx, sc)) {
             turn_result blocked;
             blocked.error = std::move(*err);
             co_return blocked;
         }
+        // What restore may put back: the placeholders the requests made, not an answer's own.
+        gr::scope inbound;
+        inbound.placeholders = sc.placeholders;
+        std::size_t restorable = sc.placeholders.size();
         if (ctx.sink && checks_streams(*s_)) {
             auto* outer = ctx.sink;
-            guarded_sink g(*s_, ctx, sc, *outer);
+            guarded_sink g(*s_, ctx, sc, inbound, *outer);
             ctx.sink = &g;
+            struct restore_sink {
+                turn_context& c;
+                providers::chat_sink* s;
+                restore_sink(turn_context& cc, providers::chat_sink* ss) : c(cc), s(ss) {}
+                ~restore_sink() { c.sink = s; }
+            };
+            restore_sink put_back(ctx, outer);  // also when next() throws
             auto r = co_await next(ctx);
             ctx.sink = outer;
+            if (!r.error && !g.error()) co_await g.drain();
             if (g.error()) {
                 r.error = *g.error();
                 r.chunks_sent = true;
@@ -462,7 +581,7 @@ public:
         if (r.error || ctx.sink) co_return r;
         guardrail_plugin const* failed = nullptr;
         std::string errors;
-        if (auto err = check_answer(*s_, ctx, sc, r, &failed, &errors)) {
+        if (auto err = check_answer(*s_, ctx, sc, restorable, r, &failed, &errors)) {
             r.error = std::move(*err);
             co_return r;
         }
@@ -471,15 +590,15 @@ public:
         add_repair_messages(ctx.request.body, r, errors);
         ctx.request.raw_body.clear();
         auto again = co_await next(ctx);
+        again.tokens.add(r.tokens);  // both attempts were paid for
         if (again.error) co_return again;
         guardrail_plugin const* failed_again = nullptr;
         std::string errors_again;
-        if (auto err = check_answer(*s_, ctx, sc, again, &failed_again, &errors_again)) {
+        if (auto err = check_answer(*s_, ctx, sc, restorable, again, &failed_again, &errors_again)) {
             again.error = std::move(*err);
             co_return again;
         }
         if (failed_again) again.error = schema_unrepaired(*failed_again, errors_again);
-        again.tokens.add(r.tokens);
         co_return again;
     }
 

@@ -49,6 +49,8 @@ json::object answer_with(std::string const& content) {
 class fake_router final : public turn_filter {
 public:
     std::vector<std::string> pieces;
+    bool finish = true;         // send a finish chunk at the end
+    bool finish_delta = true;   // the finish chunk has a delta object
     std::string whole;
     std::vector<json::object> requests;
     std::string_view name() const override { return "router"; }
@@ -61,7 +63,9 @@ public:
                 auto c = chunk_with(p, false);
                 if (!co_await ctx.sink->on_chunk(c, no_raw)) co_return r;
             }
+            if (!finish) co_return r;
             auto fin = chunk_with("", true);
+            if (!finish_delta) fin.at("choices").as_array()[0].as_object().erase("delta");
             co_await ctx.sink->on_chunk(fin, no_raw);
             co_return r;
         }
@@ -90,7 +94,18 @@ struct run_result {
     std::size_t finishes = 0;
 };
 
+run_result run_body(std::shared_ptr<policy::guardrail_settings> s, fake_router& router, json::object body, bool stream,
+                    bool loop_turn = false);
+
 run_result run(std::shared_ptr<policy::guardrail_settings> s, fake_router& router, std::string const& user_text, bool stream) {
+    return run_body(std::move(s), router,
+                    json::parse(R"({"model":"m","messages":[{"role":"user","content":)" + json::serialize(json::value(user_text)) + "}]}")
+                        .as_object(),
+                    stream);
+}
+
+run_result run_body(std::shared_ptr<policy::guardrail_settings> s, fake_router& router, json::object body, bool stream,
+                    bool loop_turn) {
     auto filter = policy::make_guardrail_filter(s);
     std::vector<std::shared_ptr<turn_filter>> chain;
     chain.push_back(filter);
@@ -100,9 +115,8 @@ run_result run(std::shared_ptr<policy::guardrail_settings> s, fake_router& route
     run_result out;
     asio::io_context ioc;
     turn_context ctx;
-    ctx.request.body = json::parse(R"({"model":"m","messages":[{"role":"user","content":)" +
-                                   json::serialize(json::value(user_text)) + "}]}")
-                           .as_object();
+    ctx.request.body = std::move(body);
+    ctx.loop_turn = loop_turn;
     if (stream) ctx.sink = &sink;
     asio::co_spawn(ioc, [&]() -> asio::awaitable<void> { out.result = co_await p.run(ctx); }, asio::detached);
     ioc.run();
@@ -162,4 +176,49 @@ TEST(guardrail_filter, a_blocked_request_never_reaches_the_router_and_names_the_
     EXPECT_EQ(r.result.error->param, "messages[0]");
     EXPECT_EQ(r.result.error->message.find("this is forbidden"), std::string::npos);
     EXPECT_TRUE(router.requests.empty());
+}
+
+TEST(guardrail_filter, held_text_is_sent_when_a_stream_ends_without_a_finish_reason) {
+    auto s = settings_with("regex-guard", R"({"patterns":["(?i)project\\s+aurora"],"max_match_bytes":64})",
+                           policy::plugin_stage::after_request);
+    fake_router router;
+    router.pieces = {"Short answer, ", "all of it held back."};
+    router.finish = false;
+    auto r = run(s, router, "hi", true);
+    EXPECT_FALSE(r.result.error);
+    EXPECT_EQ(r.streamed, "Short answer, all of it held back.");
+}
+
+TEST(guardrail_filter, a_finish_chunk_without_a_delta_still_carries_the_held_text) {
+    auto s = settings_with("regex-guard", R"({"patterns":["(?i)project\\s+aurora"],"max_match_bytes":64})",
+                           policy::plugin_stage::after_request);
+    fake_router router;
+    router.pieces = {"Held ", "until the end."};
+    router.finish_delta = false;
+    auto r = run(s, router, "hi", true);
+    EXPECT_FALSE(r.result.error);
+    EXPECT_EQ(r.streamed, "Held until the end.");
+    EXPECT_EQ(r.finishes, 1u);
+}
+
+TEST(guardrail_filter, in_an_agent_loop_every_blocked_tool_result_is_withheld_not_only_the_first) {
+    auto s = settings_with("secret-scan", R"({"action":"block"})", policy::plugin_stage::before_request);
+    fake_router router;
+    router.whole = "ok";
+    auto body = json::parse(R"({"model":"m","messages":[
+        {"role":"user","content":"look both up"},
+        {"role":"assistant","content":null,"tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},
+                                                        {"id":"b","type":"function","function":{"name":"f","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"a","content":"key AKIAZ7QK3VXRM2PLN4TB"},
+        {"role":"tool","tool_call_id":"b","content":"other key AKIAZ7QK3VXRM2PLN4TB, again"}]})")
+                    .as_object();
+    auto r = run_body(s, router, std::move(body), false, true);
+    EXPECT_FALSE(r.result.error);
+    ASSERT_EQ(router.requests.size(), 1u);
+    auto const& msgs = router.requests[0].at("messages").as_array();
+    for (std::size_t i : {2u, 3u}) {
+        auto text = std::string(msgs[i].at("content").as_string());
+        EXPECT_EQ(text.find("AKIA"), std::string::npos) << i << ": " << text;
+        EXPECT_NE(text.find("withheld"), std::string::npos) << i;
+    }
 }
