@@ -370,7 +370,7 @@ public:
     // `inbound`: the request's placeholders (what restore puts back); `sc`: the request's scope.
     guarded_sink(guardrail_settings const& s, turn_context& ctx, gr::scope& sc, gr::scope const& inbound,
                  providers::chat_sink& inner)
-        : s_(s), ctx_(ctx), sc_(sc), inbound_(inbound), inner_(inner) {
+        : s_(s), ctx_(ctx), sc_(sc), inbound_(inbound), escaped_(escaped_scope(inbound)), inner_(inner) {
         for (auto const& p : s.plugins) {
             restore_ = restore_ || p->restore;
             if (p->stage != plugin_stage::after_request || !applies(*p, gr::part_kind::assistant)) continue;
@@ -402,11 +402,31 @@ public:
                 *content = json::value(release(st, false));
                 changed = true;
             }
+            // Tool-call arguments (JSON text) get the originals back too, JSON-escaped: the
+            // gateway's own tools (agent loop) and the client's need the real values.
+            if (restore_ && d)
+                if (auto* calls = d->if_contains("tool_calls"); calls && calls->is_array())
+                    for (auto& call : calls->get_array()) {
+                        auto* callo = call.if_object();
+                        auto* fn = callo ? callo->if_contains("function") : nullptr;
+                        auto* args = fn && fn->is_object() ? fn->get_object().if_contains("arguments") : nullptr;
+                        if (!args || !args->is_string()) continue;
+                        auto* ci = callo->if_contains("index");
+                        auto k = ci && ci->is_int64() ? ci->get_int64() : 0;
+                        auto it = st.args.try_emplace(k, escaped_).first;
+                        *args = json::value(it->second.feed(args->get_string()));
+                        changed = true;
+                    }
             auto* fin = co->if_contains("finish_reason");
             if (fin && !fin->is_null()) {
                 // The end of this choice: what is held has been checked and goes out now.
                 if (!final_check(st, idx)) co_return false;
                 st.finished = true;
+                if (auto tails = arg_tails(st); !tails.empty()) {
+                    if (!d) d = &(*co)["delta"].emplace_object();
+                    append_tool_call_tails(*d, std::move(tails));
+                    changed = true;
+                }
                 auto rest = release(st, true);
                 if (!rest.empty()) {
                     if (!d) d = &(*co)["delta"].emplace_object();  // a finish chunk without a delta
@@ -432,8 +452,14 @@ public:
             if (!final_check(st, idx)) co_return false;
             st.finished = true;
             auto rest = release(st, true);
-            if (rest.empty()) continue;
+            auto tails = arg_tails(st);
+            if (rest.empty() && tails.empty()) continue;
             auto c = content_chunk(idx, rest);
+            if (!tails.empty()) {
+                auto& d = c.at("choices").as_array()[0].as_object().at("delta").as_object();
+                if (rest.empty()) d.erase("content");
+                append_tool_call_tails(d, std::move(tails));
+            }
             if (!co_await inner_.on_chunk(c, no_raw_)) co_return true;
         }
         co_return true;
@@ -443,8 +469,32 @@ private:
     struct stream_state {
         std::string held;  // checked, not yet sent
         std::optional<gr::placeholder_restorer> restorer;
+        std::map<std::int64_t, gr::placeholder_restorer> args;  // per tool-call index
         bool finished = false;
     };
+
+    // What the argument restorers still hold (a possible placeholder prefix), per call index.
+    static std::vector<std::pair<std::int64_t, std::string>> arg_tails(stream_state& st) {
+        std::vector<std::pair<std::int64_t, std::string>> out;
+        for (auto& [k, r] : st.args)
+            if (auto t = r.finish(); !t.empty()) out.emplace_back(k, std::move(t));
+        st.args.clear();
+        return out;
+    }
+
+    static void append_tool_call_tails(json::object& delta, std::vector<std::pair<std::int64_t, std::string>> tails) {
+        json::array* calls = nullptr;
+        if (auto* c = delta.if_contains("tool_calls"); c && c->is_array()) calls = &c->get_array();
+        else calls = &delta["tool_calls"].emplace_array();
+        for (auto& [k, t] : tails) {
+            json::object fn;
+            fn["arguments"] = std::move(t);
+            json::object call;
+            call["index"] = k;
+            call["function"] = std::move(fn);
+            calls->push_back(std::move(call));
+        }
+    }
 
     void remember_identity(json::object const& chunk) {
         for (auto key : {"id", "model", "created"})
@@ -522,6 +572,7 @@ private:
     turn_context& ctx_;
     gr::scope& sc_;
     gr::scope const& inbound_;
+    gr::scope escaped_;  // inbound_ with JSON-escaped originals, for tool-call arguments
     providers::chat_sink& inner_;
     json::object identity_;  // id, model, created of the stream's chunks
     std::string_view no_raw_;

@@ -39,6 +39,19 @@ json::object chunk_with(std::string const& content, bool finish) {
     return c;
 }
 
+json::object tool_chunk_with(std::string const& args) {
+    auto c = chunk_with("", false);
+    json::object fn;
+    fn["arguments"] = args;
+    json::object call;
+    call["index"] = 0;
+    call["function"] = std::move(fn);
+    json::array calls;
+    calls.push_back(std::move(call));
+    c.at("choices").as_array()[0].as_object().at("delta").as_object()["tool_calls"] = std::move(calls);
+    return c;
+}
+
 json::object answer_with(std::string const& content) {
     return json::parse(R"({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":)" +
                        json::serialize(json::value(content)) + R"(},"finish_reason":"stop"}]})")
@@ -49,6 +62,7 @@ json::object answer_with(std::string const& content) {
 class fake_router final : public turn_filter {
 public:
     std::vector<std::string> pieces;
+    std::vector<std::string> arg_pieces;  // a tool call's arguments, streamed after the pieces
     bool finish = true;         // send a finish chunk at the end
     bool finish_delta = true;   // the finish chunk has a delta object
     std::string whole;
@@ -61,6 +75,10 @@ public:
         if (ctx.sink) {
             for (auto const& p : pieces) {
                 auto c = chunk_with(p, false);
+                if (!co_await ctx.sink->on_chunk(c, no_raw)) co_return r;
+            }
+            for (auto const& a : arg_pieces) {
+                auto c = tool_chunk_with(a);
                 if (!co_await ctx.sink->on_chunk(c, no_raw)) co_return r;
             }
             if (!finish) co_return r;
@@ -91,6 +109,7 @@ std::shared_ptr<policy::guardrail_settings> settings_with(char const* plugin, ch
 struct run_result {
     turn_result result;
     std::string streamed;  // the content the client received
+    std::string arguments;  // the streamed tool-call arguments, joined
     std::size_t finishes = 0;
 };
 
@@ -121,6 +140,15 @@ run_result run_body(std::shared_ptr<policy::guardrail_settings> s, fake_router& 
     asio::co_spawn(ioc, [&]() -> asio::awaitable<void> { out.result = co_await p.run(ctx); }, asio::detached);
     ioc.run();
     out.streamed = sink.content();
+    for (auto const& c : sink.chunks) {
+        auto const& choices = c.at("choices").as_array();
+        if (choices.empty()) continue;
+        auto const* d = choices[0].as_object().if_contains("delta");
+        auto const* tc = d && d->is_object() ? d->as_object().if_contains("tool_calls") : nullptr;
+        if (!tc) continue;
+        for (auto const& call : tc->as_array())
+            out.arguments += std::string(call.at("function").at("arguments").as_string());
+    }
     out.finishes = sink.finish_reasons().size();
     return out;
 }
@@ -221,4 +249,15 @@ TEST(guardrail_filter, in_an_agent_loop_every_blocked_tool_result_is_withheld_no
         EXPECT_EQ(text.find("AKIA"), std::string::npos) << i << ": " << text;
         EXPECT_NE(text.find("withheld"), std::string::npos) << i;
     }
+}
+
+TEST(guardrail_filter, streamed_tool_call_arguments_get_the_originals_back_json_escaped) {
+    auto s = settings_with("pii-redact", R"({"entities":["email"],"action":"redact","restore":true})",
+                           policy::plugin_stage::before_request, true);
+    fake_router router;
+    router.pieces = {"Looking up."};
+    router.arg_pieces = {R"({"email":"<EMA)", R"(IL_1>"})"};
+    auto r = run(s, router, "orders of dave@example.com", true);
+    EXPECT_FALSE(r.result.error);
+    EXPECT_EQ(r.arguments, R"({"email":"dave@example.com"})");
 }
