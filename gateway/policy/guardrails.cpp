@@ -779,28 +779,43 @@ mcp_screens make_mcp_screens(std::shared_ptr<guardrail_settings const> settings)
         };
     if (any_applies(*settings, gr::part_kind::mcp_result))
         out.result = [settings](std::string const&, json::object& result) -> std::optional<std::string> {
-            auto* content = result.if_contains("content");
-            if (!content || !content->is_array()) return std::nullopt;
+            // The texts of the result: content[].text, embedded resources' text, and
+            // structuredContent (as JSON text, re-read after a redaction).
             gr::scope sc;
             std::vector<gr::text_part> parts;
-            std::vector<std::size_t> where;
-            auto& items = content->get_array();
-            for (std::size_t i = 0; i < items.size(); ++i) {
-                auto* t = items[i].is_object() ? items[i].get_object().if_contains("text") : nullptr;
-                if (t && t->is_string()) {
-                    parts.push_back(gr::text_part{gr::part_kind::mcp_result, 0, std::string(t->get_string())});
-                    where.push_back(i);
+            std::vector<json::value*> where;  // the string each part came from
+            if (auto* content = result.if_contains("content"); content && content->is_array())
+                for (auto& item : content->get_array()) {
+                    auto* io = item.if_object();
+                    if (!io) continue;
+                    auto* t = io->if_contains("text");
+                    if (!t) {
+                        auto* res = io->if_contains("resource");
+                        t = res && res->is_object() ? res->get_object().if_contains("text") : nullptr;
+                    }
+                    if (t && t->is_string()) {
+                        parts.push_back(gr::text_part{gr::part_kind::mcp_result, 0, std::string(t->get_string())});
+                        where.push_back(t);
+                    }
                 }
-            }
+            auto* structured = result.if_contains("structuredContent");
+            std::size_t structured_at = parts.size();
+            if (structured && !structured->is_null())
+                parts.push_back(gr::text_part{gr::part_kind::mcp_result, 0, json::serialize(*structured)});
             if (parts.empty()) return std::nullopt;
             for (auto const& p : settings->plugins) {
                 if (p->stage != plugin_stage::before_request || !applies(*p, gr::part_kind::mcp_result)) continue;
                 auto v = p->impl->check(parts, nullptr, sc);
                 count(*p, v.what);
                 if (v.what == gr::outcome::block) return refusal(*p, v, "The tool's result was");
-                if (v.what == gr::outcome::redact)
-                    for (std::size_t k = 0; k < parts.size(); ++k)
-                        items[where[k]].get_object()["text"] = parts[k].text;
+                if (v.what != gr::outcome::redact) continue;
+                for (std::size_t k = 0; k < where.size(); ++k) *where[k] = json::value(parts[k].text);
+                if (structured_at < parts.size()) {
+                    boost::system::error_code ec;
+                    auto parsed = json::parse(parts[structured_at].text, ec);
+                    if (ec) return refusal(*p, v, "The tool's result was");
+                    *structured = std::move(parsed);
+                }
             }
             return std::nullopt;
         };

@@ -162,6 +162,9 @@ plugins:
       const redacted = await client.callTool({ name: 'everything__echo', arguments: { message: 'write to carol@example.net' } });
       assert.equal(redacted.isError ?? false, false);
       assert.equal(redacted.content[0].text, 'Echo: write to <EMAIL_1>', 'the server never saw the address');
+      // A result with structuredContent passes the same screens and keeps its shape.
+      const structured = await client.callTool({ name: 'everything__get-structured-content', arguments: { location: 'Chicago' } });
+      assert.equal(typeof structured.structuredContent?.temperature, 'number', JSON.stringify(structured));
     } finally { await client.close(); }
   });
 
