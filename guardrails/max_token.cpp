@@ -39,20 +39,21 @@ std::optional<std::size_t> limit(json::object const& c, std::string_view k) {
 
 bool is_mcp(part_kind k) { return k == part_kind::mcp_call || k == part_kind::mcp_result; }
 
-// The tokens of one message of the body: what the model reads of it.
-std::size_t message_tokens(json::value const& m) {
+// Every text of one message of the body that the model reads (name, content, tool-call names and
+// arguments), each given to `f`.
+template <class F>
+void for_each_text(json::value const& m, F&& f) {
     auto const* o = m.if_object();
-    if (!o) return 0;
-    std::size_t t = per_message_tokens;
-    if (auto const* name = o->if_contains("name"); name && name->is_string()) t += estimate_tokens(name->get_string());
+    if (!o) return;
+    if (auto const* name = o->if_contains("name"); name && name->is_string()) f(name->get_string());
     if (auto const* content = o->if_contains("content")) {
         if (content->is_string()) {
-            t += estimate_tokens(content->get_string());
+            f(content->get_string());
         } else if (content->is_array()) {
             for (auto const& el : content->get_array()) {
                 auto const* eo = el.if_object();
                 auto const* text = eo ? eo->if_contains("text") : nullptr;
-                if (text && text->is_string()) t += estimate_tokens(text->get_string());
+                if (text && text->is_string()) f(text->get_string());
             }
         }
     }
@@ -62,11 +63,17 @@ std::size_t message_tokens(json::value const& m) {
             auto const* fn = co ? co->if_contains("function") : nullptr;
             auto const* fo = fn ? fn->if_object() : nullptr;
             if (!fo) continue;
-            if (auto const* n = fo->if_contains("name"); n && n->is_string()) t += estimate_tokens(n->get_string());
-            if (auto const* a = fo->if_contains("arguments"); a && a->is_string())
-                t += estimate_tokens(a->get_string());
+            if (auto const* n = fo->if_contains("name"); n && n->is_string()) f(n->get_string());
+            if (auto const* a = fo->if_contains("arguments"); a && a->is_string()) f(a->get_string());
         }
     }
+}
+
+// The tokens of one message of the body: what the model reads of it.
+std::size_t message_tokens(json::value const& m) {
+    if (!m.is_object()) return 0;
+    std::size_t t = per_message_tokens;
+    for_each_text(m, [&](std::string_view s) { t += estimate_tokens(s); });
     return t;
 }
 
@@ -77,31 +84,9 @@ std::size_t message_tokens(json::value const& m) {
 std::size_t text_bound(std::string_view t) { return 2 * t.size() + 4; }
 
 std::size_t message_bound(json::value const& m) {
-    auto const* o = m.if_object();
-    if (!o) return 0;
+    if (!m.is_object()) return 0;
     std::size_t b = per_message_tokens;
-    if (auto const* name = o->if_contains("name"); name && name->is_string()) b += text_bound(name->get_string());
-    if (auto const* content = o->if_contains("content")) {
-        if (content->is_string()) {
-            b += text_bound(content->get_string());
-        } else if (content->is_array()) {
-            for (auto const& el : content->get_array()) {
-                auto const* eo = el.if_object();
-                auto const* text = eo ? eo->if_contains("text") : nullptr;
-                if (text && text->is_string()) b += text_bound(text->get_string());
-            }
-        }
-    }
-    if (auto const* calls = o->if_contains("tool_calls"); calls && calls->is_array()) {
-        for (auto const& call : calls->get_array()) {
-            auto const* co = call.if_object();
-            auto const* fn = co ? co->if_contains("function") : nullptr;
-            auto const* fo = fn ? fn->if_object() : nullptr;
-            if (!fo) continue;
-            if (auto const* n = fo->if_contains("name"); n && n->is_string()) b += text_bound(n->get_string());
-            if (auto const* a = fo->if_contains("arguments"); a && a->is_string()) b += text_bound(a->get_string());
-        }
-    }
+    for_each_text(m, [&](std::string_view s) { b += text_bound(s); });
     return b;
 }
 

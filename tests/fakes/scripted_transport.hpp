@@ -318,11 +318,9 @@ inline json::object text_result(std::string const& text, bool is_error = false) 
     return r;
 }
 
-// Runs one scenario on a fresh io_context and fails the test unless it finished.
+// Starts scenario `f` on `ioc`; `done` is set when it has finished (an exception is rethrown).
 template <class F>
-void run_coro(F f) {
-    asio::io_context ioc;
-    bool done = false;
+void spawn_scenario(asio::io_context& ioc, F& f, bool& done) {
     asio::co_spawn(
         ioc,
         [&]() -> asio::awaitable<void> {
@@ -332,6 +330,14 @@ void run_coro(F f) {
         [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
         });
+}
+
+// Runs one scenario on a fresh io_context and fails the test unless it finished.
+template <class F>
+void run_coro(F f) {
+    asio::io_context ioc;
+    bool done = false;
+    spawn_scenario(ioc, f, done);
     ioc.run_for(std::chrono::seconds(10));
     ASSERT_TRUE(done) << "the scenario did not finish";
 }
@@ -341,15 +347,7 @@ template <class F>
 void run_coro_simulated(manual_clock& clk, F f) {
     asio::io_context ioc;
     bool done = false;
-    asio::co_spawn(
-        ioc,
-        [&]() -> asio::awaitable<void> {
-            co_await f(ioc.get_executor());
-            done = true;
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
+    spawn_scenario(ioc, f, done);
     ASSERT_TRUE(run_simulated(ioc, clk, [&] { return done; })) << "the scenario did not finish";
 }
 
