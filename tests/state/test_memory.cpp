@@ -1,0 +1,249 @@
+// The sliding-window arithmetic, the memory stores and the UTC periods, on a simulated clock.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <thread>
+
+#include "state/memory.hpp"
+
+namespace state = toolgate::state;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::int64_t minute = 60'000;
+constexpr std::int64_t t0 = 1'764'633'600'000;  // 2025-12-02T00:00:00Z, a bucket edge
+
+template <class T>
+T run(asio::awaitable<T> a) {
+    asio::io_context ioc;
+    auto f = asio::co_spawn(ioc, std::move(a), asio::use_future);
+    ioc.run();
+    return f.get();
+}
+
+state::window_verdict admit(state::window_counts& w, state::window_spec const& s, std::int64_t now, std::int64_t amount = 1) {
+    auto v = state::window_check(w, s, now, amount);
+    if (v.allowed) state::window_add(w, s, now, now, amount);
+    return v;
+}
+
+}  // namespace
+
+TEST(Window, AdmitsExactlyTheLimitThenRefusesWithRetryAfter) {
+    state::window_spec s{minute, 5};
+    state::window_counts w;
+    for (int i = 0; i < 5; ++i) {
+        auto v = admit(w, s, t0 + i * 100);
+        ASSERT_TRUE(v.allowed) << i;
+        EXPECT_EQ(v.remaining, 4 - i);
+    }
+    auto v = admit(w, s, t0 + 600);
+    EXPECT_FALSE(v.allowed);
+    EXPECT_EQ(v.remaining, 0);
+    // Everything was counted in the first 1 s bucket, which leaves the window 61 s after t0.
+    EXPECT_EQ(v.retry_after_ms, 61'000 - 600);
+    EXPECT_EQ(v.reset_ms, 61'000 - 600);
+    EXPECT_FALSE(admit(w, s, t0 + 60'999).allowed);
+    EXPECT_TRUE(admit(w, s, t0 + 61'000).allowed);
+}
+
+TEST(Window, NoSpanOfOneMinuteEverHoldsMoreThanTheLimit) {
+    // Requests at every 250 ms for 5 minutes; admitted times must never have more than N in any
+    // 60 s interval (a fixed window admits 2N across its edge).
+    state::window_spec s{minute, 10};
+    state::window_counts w;
+    std::vector<std::int64_t> admitted;
+    for (std::int64_t t = t0 + 123; t < t0 + 5 * minute; t += 250)
+        if (admit(w, s, t).allowed) admitted.push_back(t);
+    ASSERT_GE(admitted.size(), 40u);
+    for (std::size_t i = 0; i < admitted.size(); ++i) {
+        std::size_t in_span = 0;
+        for (std::size_t j = i; j < admitted.size() && admitted[j] < admitted[i] + minute; ++j) ++in_span;
+        EXPECT_LE(in_span, 10u) << "from " << admitted[i] - t0;
+    }
+}
+
+TEST(Window, BurstAtTheEdgeOfAFixedWindowIsRefused) {
+    state::window_spec s{minute, 3};
+    state::window_counts w;
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(admit(w, s, t0 + 59'900).allowed);
+    // A fixed window would open again at t0 + 60 s.
+    EXPECT_FALSE(admit(w, s, t0 + 60'100).allowed);
+}
+
+TEST(Window, TokenCorrectionsMoveTheCount) {
+    state::window_spec s{minute, 1000};
+    state::window_counts w;
+    EXPECT_TRUE(admit(w, s, t0, 800).allowed);   // the estimate
+    EXPECT_FALSE(admit(w, s, t0 + 10, 300).allowed);
+    state::window_add(w, s, t0, t0 + 2'000, -600);  // the real usage was 200
+    auto v = admit(w, s, t0 + 2'000, 300);
+    EXPECT_TRUE(v.allowed);
+    EXPECT_EQ(v.remaining, 500);
+    // A correction never takes a bucket below zero.
+    state::window_add(w, s, t0, t0 + 2'000, -10'000);
+    EXPECT_EQ(state::window_check(w, s, t0 + 2'000, 0).used, 300);
+}
+
+TEST(Window, CorrectionsOutsideTheWindowAreIgnored) {
+    state::window_spec s{minute, 100};
+    state::window_counts w;
+    EXPECT_TRUE(admit(w, s, t0, 50).allowed);
+    EXPECT_TRUE(admit(w, s, t0 + 2 * minute, 10).allowed);
+    state::window_add(w, s, t0, t0 + 2 * minute, 40);  // t0's bucket has left
+    EXPECT_EQ(state::window_check(w, s, t0 + 2 * minute, 0).used, 10);
+}
+
+TEST(Window, AnAmountOverTheLimitNeverFits) {
+    state::window_spec s{minute, 100};
+    state::window_counts w;
+    auto v = state::window_check(w, s, t0, 101);
+    EXPECT_FALSE(v.allowed);
+    EXPECT_EQ(v.retry_after_ms, -1);
+}
+
+TEST(Window, HourAndDayWindowsUseWiderBuckets) {
+    state::window_spec hour{60 * minute, 2};
+    state::window_counts w;
+    EXPECT_TRUE(admit(w, hour, t0).allowed);
+    EXPECT_TRUE(admit(w, hour, t0 + 30 * minute).allowed);
+    auto v = admit(w, hour, t0 + 59 * minute);
+    EXPECT_FALSE(v.allowed);
+    EXPECT_EQ(v.retry_after_ms, 61 * minute - 59 * minute);  // the first 1-minute bucket leaves
+    EXPECT_TRUE(admit(w, hour, t0 + 61 * minute).allowed);
+}
+
+TEST(MemoryCounters, AdmitIsAllOrNothing) {
+    auto c = state::make_memory_counters();
+    std::vector<state::limit_check> checks(2);
+    checks[0] = {"a", {minute, 10}, 1};
+    checks[1] = {"b", {minute, 1}, 1};
+    EXPECT_TRUE(run(c->admit(checks, t0))->allowed);
+    auto r = run(c->admit(checks, t0 + 1));
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->allowed);
+    EXPECT_EQ(r->rejected, 1u);
+    // "a" was not counted by the refused admit.
+    std::vector<state::limit_check> only_a(1, checks[0]);
+    EXPECT_EQ(run(c->admit(only_a, t0 + 2))->verdicts[0].used, 1);
+}
+
+TEST(MemoryCounters, ExactUnderConcurrencyFromManyThreads) {
+    auto c = state::make_memory_counters();
+    std::atomic<int> admitted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            std::vector<state::limit_check> checks(1, state::limit_check{"k", {minute, 50}, 1});
+            for (int i = 0; i < 100; ++i)
+                if (run(c->admit(checks, t0 + i))->allowed) admitted.fetch_add(1);
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(admitted.load(), 50);
+}
+
+TEST(MemoryCounters, LeasesAreBoundedAndLapse) {
+    auto c = state::make_memory_counters();
+    EXPECT_TRUE(*run(c->acquire("c", 2, "r1", t0, 1000)));
+    EXPECT_TRUE(*run(c->acquire("c", 2, "r2", t0, 1000)));
+    EXPECT_FALSE(*run(c->acquire("c", 2, "r3", t0, 1000)));
+    EXPECT_TRUE(run(c->release("c", "r1")));
+    EXPECT_TRUE(*run(c->acquire("c", 2, "r3", t0, 1000)));
+    EXPECT_FALSE(*run(c->acquire("c", 2, "r4", t0 + 999, 1000)));
+    EXPECT_TRUE(*run(c->acquire("c", 2, "r4", t0 + 1000, 1000)));  // r2 and r3 lapsed
+}
+
+TEST(MemoryCounters, BoundedByMaxCounters) {
+    state::memory_options o;
+    o.max_counters = 16 * 16;
+    auto c = state::make_memory_counters(o);
+    for (int i = 0; i < 10'000; ++i) {
+        std::vector<state::limit_check> checks(1, state::limit_check{"u" + std::to_string(i), {minute, 1}, 1});
+        ASSERT_TRUE(run(c->admit(checks, t0 + i))->allowed);
+    }
+    // The newest is still counted.
+    std::vector<state::limit_check> last(1, state::limit_check{"u9999", {minute, 1}, 1});
+    EXPECT_FALSE(run(c->admit(last, t0 + 10'000))->allowed);
+}
+
+TEST(LedgerBook, ReservationsBoundConcurrentSpend) {
+    state::ledger_book b;
+    std::vector<state::budget_line> lines(2);
+    lines[0] = {"key:k", "2025-12-02", 1'000'000};  // $1 a day
+    lines[1] = {"team:t", "2025-12", 1'500'000};
+    EXPECT_TRUE(b.reserve(lines, "r1", 600'000, t0, 60'000).allowed);
+    auto r2 = b.reserve(lines, "r2", 600'000, t0, 60'000);
+    EXPECT_FALSE(r2.allowed);
+    EXPECT_EQ(r2.rejected, 0u);
+    EXPECT_EQ(r2.spent_micros[0], 600'000);
+    b.settle(lines, "r1", 100'000);  // it cost less
+    EXPECT_EQ(b.spent("key:k", "2025-12-02"), 100'000);
+    EXPECT_TRUE(b.reserve(lines, "r2", 600'000, t0, 60'000).allowed);
+    // The team line is shared with another key.
+    std::vector<state::budget_line> other(1, state::budget_line{"team:t", "2025-12", 1'500'000});
+    auto r3 = b.reserve(other, "r3", 900'000, t0, 60'000);
+    EXPECT_FALSE(r3.allowed);
+    EXPECT_EQ(r3.spent_micros[0], 700'000);
+}
+
+TEST(LedgerBook, ALapsedReservationIsReleased) {
+    state::ledger_book b;
+    std::vector<state::budget_line> lines(1, state::budget_line{"key:k", "2025-12-02", 1'000});
+    EXPECT_TRUE(b.reserve(lines, "r1", 1'000, t0, 5'000).allowed);
+    EXPECT_FALSE(b.reserve(lines, "r2", 1, t0 + 4'999, 5'000).allowed);
+    EXPECT_TRUE(b.reserve(lines, "r2", 1, t0 + 5'000, 5'000).allowed);
+}
+
+TEST(LedgerBook, ActualCostMayExceedTheReservation) {
+    state::ledger_book b;
+    std::vector<state::budget_line> lines(1, state::budget_line{"key:k", "d", 1'000});
+    EXPECT_TRUE(b.reserve(lines, "r1", 100, t0, 5'000).allowed);
+    b.settle(lines, "r1", 1'200);
+    EXPECT_EQ(b.spent("key:k", "d"), 1'200);
+    EXPECT_FALSE(b.reserve(lines, "r2", 0, t0, 5'000).allowed);
+}
+
+TEST(UtcPeriods, RollOverAtMidnightAndMonthEnd) {
+    std::int64_t last_ms_of_nov = 1'764'547'199'999;  // 2025-11-30T23:59:59.999Z
+    EXPECT_EQ(state::utc_day(last_ms_of_nov), "2025-11-30");
+    EXPECT_EQ(state::utc_month(last_ms_of_nov), "2025-11");
+    EXPECT_EQ(state::utc_day(last_ms_of_nov + 1), "2025-12-01");
+    EXPECT_EQ(state::utc_month(last_ms_of_nov + 1), "2025-12");
+    EXPECT_EQ(state::utc_day_end(last_ms_of_nov), last_ms_of_nov + 1);
+    EXPECT_EQ(state::utc_month_end(last_ms_of_nov), last_ms_of_nov + 1);
+    // December ends on the 31st, February 2028 on the 29th.
+    EXPECT_EQ(state::utc_day(state::utc_month_end(t0) - 1), "2025-12-31");
+    std::int64_t feb_2028 = 1'832'976'000'000;  // 2028-02-01T00:00:00Z
+    EXPECT_EQ(state::utc_day(state::utc_month_end(feb_2028) - 1), "2028-02-29");
+    EXPECT_EQ(state::utc_month(state::utc_month_end(feb_2028)), "2028-03");
+}
+
+TEST(Hashing, Sha256Hex) {
+    EXPECT_EQ(state::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(MemoryLog, KeepsTheNewestAndFilters) {
+    state::memory_options o;
+    o.log_rows = 3;
+    auto log = state::make_memory_log(o);
+    for (int i = 0; i < 5; ++i) {
+        state::log_record r;
+        r.ts_ms = t0 + i;
+        r.key = i % 2 ? "odd" : "even";
+        r.status = 200;
+        log->append(r);
+    }
+    state::log_query q;
+    auto all = run(log->query(q));
+    ASSERT_EQ(all->size(), 3u);
+    EXPECT_EQ(all->front().id, 5);
+    q.key = "odd";
+    EXPECT_EQ(run(log->query(q))->size(), 1u);
+    q.key.clear();
+    q.before_id = 5;
+    EXPECT_EQ(run(log->query(q))->size(), 2u);
+}
