@@ -15,6 +15,7 @@
 #include "gateway/api/state.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_runtime.hpp"
+#include "gateway/policy/access.hpp"
 #include "gateway/policy/registry.hpp"
 #include "gateway/routing/router.hpp"
 
@@ -28,9 +29,11 @@ app_state::app_state(gateway_config const& c) : cfg(c), mcp(std::make_unique<mcp
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
     router = std::make_unique<routing::router>(cfg.routing(), raw);
-    auto routed = routing::make_router_filter(*router);
-    chat_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, routed, turn_kind::chat));
-    embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(cfg, routed, turn_kind::embeddings));
+    if (cfg.access_settings) access = std::make_unique<policy::access_runtime>(*cfg.access_settings);
+    filter_inputs in{cfg, routing::make_router_filter(*router), access.get(),
+                     [r = router.get()](turn_context const& ctx) { return r->quote(ctx); }};
+    chat_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::chat));
+    embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::embeddings));
     access_log = spdlog::get("access");
     log = spdlog::default_logger();
     api::build_models_cache(*this);
@@ -68,9 +71,10 @@ struct route {
     handler_fn handler;
     bool v1 = true;
     bool counted = true;  // in the request metrics
+    bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 10> routes{{
+constexpr std::array<route, 21> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
@@ -78,9 +82,20 @@ constexpr std::array<route, 10> routes{{
     {"/v1/mcp/servers", "GET", &api::mcp_servers},
     {"/v1/mcp/tools", "GET", &api::mcp_tools},
     {"/v1/mcp/tools/call", "POST", &api::mcp_call},
-    {"/health", "GET", &api::health, false, false},
-    {"/healthz", "GET", &api::health, false, false},
-    {"/metrics", "GET", &api::metrics, false, false},
+    {"/admin/keys", "GET", &api::admin_list_keys, false, true, false},
+    {"/admin/keys", "POST", &api::admin_create_key, false, true, false},
+    {"/admin/keys/{id}", "GET", &api::admin_get_key, false, true, false},
+    {"/admin/keys/{id}", "PATCH", &api::admin_update_key, false, true, false},
+    {"/admin/keys/{id}", "DELETE", &api::admin_delete_key, false, true, false},
+    {"/admin/keys/{id}/rotate", "POST", &api::admin_rotate_key, false, true, false},
+    {"/admin/keys/{id}/disable", "POST", &api::admin_disable_key, false, true, false},
+    {"/admin/keys/{id}/enable", "POST", &api::admin_enable_key, false, true, false},
+    {"/admin/spend", "GET", &api::admin_spend, false, true, false},
+    {"/admin/logs", "GET", &api::admin_logs, false, true, false},
+    {"/admin/audit", "GET", &api::admin_audit, false, true, false},
+    {"/health", "GET", &api::health, false, false, false},
+    {"/healthz", "GET", &api::health, false, false, false},
+    {"/metrics", "GET", &api::metrics, false, false, false},
 }};
 
 
@@ -175,17 +190,26 @@ public:
         header_list headers;  // (no braced list in a coroutine: CONTRIBUTING.md)
         headers.emplace_back("x-request-id", rec.request_id);
         state_.stats.inflight_add(1);
-        api_request r{state_, services, req, out, cancel, rec, headers, {}, nullptr};
+        api_request r{state_, services, req, out, cancel, rec, headers, {}, nullptr, {}};
 
         if (state_.front && req.path == state_.cfg.mcp_front.path) {
             rec.route = "/mcp";
-            rec.status = co_await state_.front->handle(req, out, cancel);
+            // With virtual keys, /mcp takes them (their mcp_tools); else its own mcp_front.keys.
+            std::optional<mcp_front_key> identity;
+            bool refused = false;
+            if (state_.access && state_.access->keys_configured() && req.method != "OPTIONS") {
+                refused = !co_await authenticate(r);
+                if (!refused && r.access_scope.key) identity = mcp_identity(*r.access_scope.key);
+            }
+            if (!refused) rec.status = co_await state_.front->handle(req, out, cancel, identity ? &*identity : nullptr);
         } else {
             std::string allowed;
             if (auto const* route = find_route(req.path, req.method, r.params, allowed)) {
                 rec.route = std::string(route->pattern);
                 rec.counted = route->counted;
-                co_await route->handler(r);
+                bool admitted = true;
+                if (route->keyed && state_.access) admitted = co_await authenticate(r);
+                if (admitted) co_await route->handler(r);
             } else if (!allowed.empty()) {
                 rec.route = "unmatched";
                 headers.emplace_back("allow", allowed);
@@ -196,6 +220,10 @@ public:
             }
         }
         if (rec.status == 0) rec.status = cancelled_status(cancel);
+        if (state_.access) {
+            co_await state_.access->finish(r.access_scope);
+            rec.cost_usd = r.access_scope.cost_usd;
+        }
         state_.stats.inflight_add(-1);
         log_request(rec);
     }
@@ -205,8 +233,70 @@ public:
     }
 
 private:
+    // The virtual key of the request (401 answered here when it is missing or unknown).
+    asio::awaitable<bool> authenticate(api_request& r) {
+        auto err = co_await state_.access->authenticate(r.req.header("authorization"), r.req.header("x-api-key"),
+                                                        r.access_scope);
+        if (err) {
+            if (err->status == 401) r.headers.emplace_back("www-authenticate", "Bearer");
+            co_await reply_error(r, *err);
+            co_return false;
+        }
+        if (auto const& k = r.access_scope.key) {
+            r.rec.key = k->name;
+            r.rec.team = k->team;
+        }
+        co_return true;
+    }
+
+    static mcp_front_key mcp_identity(policy::virtual_key const& k) {
+        mcp_front_key id;
+        id.name = k.name;
+        id.tools = k.mcp_tools;
+        return id;
+    }
+
+    void write_log_record(request_record const& rec, double seconds) {
+        auto* log = state_.access ? state_.access->log() : nullptr;
+        if (!log || !rec.counted || rec.route.starts_with("/admin/")) return;
+        state::log_record out;
+        out.kind = state::log_kind::request;
+        out.ts_ms = policy::unix_now_ms() - static_cast<std::int64_t>(seconds * 1000);
+        out.request_id = rec.request_id;
+        out.key = rec.key;
+        out.team = rec.team;
+        out.model = rec.model;
+        out.status = rec.status;
+        auto& o = out.record;
+        o["kind"] = "request";
+        o["route"] = rec.route;
+        o["method"] = rec.method;
+        if (!rec.provider.empty()) o["provider"] = rec.provider;
+        if (!rec.upstream_model.empty()) o["upstream_model"] = rec.upstream_model;
+        if (!rec.tool.empty()) o["tool"] = rec.tool;
+        o["attempts"] = rec.attempts;
+        o["stream"] = rec.stream;
+        o["prompt_tokens"] = rec.tokens.prompt_tokens;
+        o["completion_tokens"] = rec.tokens.completion_tokens;
+        o["cost_usd"] = rec.cost_usd;
+        o["latency_ms"] = seconds * 1000.0;
+        if (rec.loop) {
+            o["iterations"] = rec.iterations;
+            o["tool_calls"] = rec.tool_calls;
+            o["tool_errors"] = rec.tool_errors;
+        }
+        if (!rec.error_code.empty()) o["error"] = rec.error_code;
+        if (!rec.guardrails.empty()) {
+            json::array g;
+            for (auto const& v : rec.guardrails) g.emplace_back(v);
+            o["guardrails"] = std::move(g);
+        }
+        log->append(std::move(out));
+    }
+
     void log_request(request_record& rec) {
         double seconds = std::chrono::duration<double>(clock_type::now() - rec.start).count();
+        write_log_record(rec, seconds);
         if (rec.counted)
             state_.stats.record_request(rec.route, rec.status, rec.provider, rec.status == 200 ? rec.model : "", seconds,
                                         rec.tokens.prompt_tokens, rec.tokens.completion_tokens);
@@ -221,6 +311,8 @@ private:
                        iso_now(), rec.request_id, json_escape(rec.method), rec.route, rec.status);
         if (!rec.model.empty()) fmt::format_to(out, R"(,"model":"{}")", json_escape(rec.model));
         if (!rec.tool.empty()) fmt::format_to(out, R"(,"tool":"{}")", json_escape(rec.tool));
+        if (!rec.key.empty()) fmt::format_to(out, R"(,"key":"{}")", rec.key);
+        if (rec.cost_usd > 0) fmt::format_to(out, R"(,"cost_usd":{:.6f})", rec.cost_usd);
         if (!rec.provider.empty()) fmt::format_to(out, R"(,"provider":"{}")", rec.provider);
         if (!rec.upstream_model.empty() && rec.upstream_model != rec.model)
             fmt::format_to(out, R"(,"upstream_model":"{}")", json_escape(rec.upstream_model));

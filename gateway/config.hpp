@@ -21,6 +21,7 @@ namespace toolgate::gateway {
 
 namespace policy {
 struct guardrail_settings;
+struct access_settings;
 }
 namespace routing {
 struct routing_config;
@@ -85,6 +86,9 @@ struct gateway_config {
     routing::routing_config const& routing() const;
     // The guardrail plugins (gateway/policy/guardrails.hpp), built while parsing; null: none.
     std::shared_ptr<policy::guardrail_settings const> guardrail_settings;
+    // Keys, teams, rate limits, budgets, the request log and the state stores
+    // (gateway/policy/access.hpp); null: none configured.
+    std::shared_ptr<policy::access_settings const> access_settings;
     // The providers, built (and so validated) once while parsing, in the order of `providers`;
     // shared by every copy of the config and all worker threads.
     std::vector<std::shared_ptr<providers::provider>> built_providers;

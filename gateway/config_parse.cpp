@@ -11,6 +11,7 @@
 #include "agentloop/config.hpp"
 #include "common/config_reader.hpp"
 #include "gateway/mcp_front_config.hpp"
+#include "gateway/policy/access.hpp"
 #include "gateway/policy/guardrails.hpp"
 #include "gateway/routing/parse.hpp"
 #include "mcp/config.hpp"
@@ -68,7 +69,8 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     reader r(source, env);
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names", "agent_loop",
-                            "mcp_front", "aliases", "strategy", "pools", "plugins"});
+                            "mcp_front", "aliases", "strategy", "pools", "plugins", "state", "auth", "admin", "keys",
+                            "teams", "rate_limits", "budgets", "request_log"});
 
     if (auto s = root["server"]) parse_server(r, s, cfg.server);
     if (auto l = root["log"]) parse_log(r, l, cfg.log);
@@ -90,6 +92,12 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
         // Relative file names in a plugin's config are read from the config file's folder.
         auto slash = source.rfind('/');
         cfg.guardrail_settings = policy::parse_plugins(r, pl, slash == std::string::npos ? "." : source.substr(0, slash));
+    }
+
+    {
+        auto access = std::make_shared<policy::access_settings>();
+        policy::parse_access(r, root, *access);
+        if (access->active()) cfg.access_settings = std::move(access);
     }
 
     if (cfg.providers_from_env) {

@@ -371,7 +371,8 @@ bool streamed(mcp::message const& msg) { return msg.method == "tools/call"; }
 
 }  // namespace
 
-asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& out, cancel_token& cancel) {
+asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& out, cancel_token& cancel,
+                                      mcp_front_key const* identity) {
     auto self = impl_;
     auto& cfg = self->cfg;
     header_list headers;
@@ -384,8 +385,8 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
         reply = fail(403, mcp::errc::invalid_request, "Host not allowed");
     else if (!self->origin_allowed(req.header("origin")))
         reply = fail(403, mcp::errc::invalid_request, "Origin not allowed");
-    mcp_front_key const* key = nullptr;
-    if (!reply && !cfg.keys.empty()) {
+    mcp_front_key const* key = identity;
+    if (!reply && !key && !cfg.keys.empty()) {
         key = self->authenticate(req);
         if (!key) {
             headers.emplace_back("www-authenticate", "Bearer");

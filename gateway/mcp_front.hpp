@@ -22,7 +22,10 @@ public:
     mcp_front& operator=(mcp_front const&) = delete;
 
     // Answers one HTTP request to the MCP path; returns the status for the access log.
-    asio::awaitable<int> handle(inbound_request& req, response_channel& out, cancel_token& cancel);
+    // `identity`: the caller as the gateway's virtual keys already established it (its name and
+    // tools); null: /mcp checks its own mcp_front.keys.
+    asio::awaitable<int> handle(inbound_request& req, response_channel& out, cancel_token& cancel,
+                                mcp_front_key const* identity = nullptr);
     std::size_t session_count() const;
     // Ends the sessions' GET streams (the gateway is stopping); calls in flight may still finish.
     void shutdown();

@@ -26,6 +26,9 @@
 namespace toolgate::guardrails {
 struct scope;
 }
+namespace toolgate::gateway::policy {
+struct request_scope;
+}
 
 namespace toolgate::gateway {
 
@@ -56,6 +59,10 @@ struct turn_context {
     std::vector<std::string>* guardrail_log = nullptr;
     // The guardrails' state shared by all turns of one request (the agent loop's included); may be null.
     guardrails::scope* guardrail_scope = nullptr;
+    // The caller's key and the request's policy state (gateway/policy/access.hpp); may be null.
+    policy::request_scope* access = nullptr;
+    // What the turn cost in USD once the budget filter priced it; negative: not priced yet.
+    double cost_usd = -1;
 };
 
 using turn_result = providers::chat_outcome;

@@ -146,6 +146,30 @@ asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::cha
     co_return result;
 }
 
+// One request-log record per tool call the loop ran.
+void log_tool_calls(api_request& r, std::vector<agentloop::tool_call_record> const& calls) {
+    auto* log = r.app.access ? r.app.access->log() : nullptr;
+    if (!log) return;
+    auto now = policy::unix_now_ms();
+    for (auto const& c : calls) {
+        state::log_record rec;
+        rec.kind = state::log_kind::tool;
+        rec.ts_ms = now;
+        rec.request_id = r.rec.request_id;
+        rec.key = r.rec.key;
+        rec.team = r.rec.team;
+        rec.model = r.rec.model;
+        rec.status = c.ok ? 200 : 0;
+        rec.record["kind"] = "tool";
+        rec.record["tool"] = c.name;
+        rec.record["call_id"] = c.id;
+        rec.record["ok"] = c.ok;
+        if (!c.error.empty()) rec.record["error"] = c.error;
+        rec.record["latency_ms"] = std::chrono::duration<double, std::milli>(c.duration).count();
+        log->append(std::move(rec));
+    }
+}
+
 asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream) {
     r.rec.loop = true;
     agentloop::loop_input in;
@@ -180,6 +204,7 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
     r.rec.tool_calls = res.calls.size();
     for (auto const& c : res.calls) r.rec.tool_errors += c.ok ? 0 : 1;
     if (res.stopped != agentloop::stop_reason::none) r.rec.stopped = agentloop::to_string(res.stopped);
+    log_tool_calls(r, res.calls);
     if (!res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1)
         r.app.hybrid.remember(res.client_call_ids, std::move(res.transcript));
     if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
@@ -221,7 +246,7 @@ asio::awaitable<void> chat_completions(api_request& r) {
     std::optional<api_error> plan_error;
     if (!r.app.cfg.mcp_servers.empty() && r.app.cfg.agent_loop.inject_tools) {
         auto catalog = r.app.injected();
-        plan_error = plan_loop(r.app.cfg, r.req, r.app.hybrid, *catalog, *body, plan, body_changed);
+        plan_error = plan_loop(r.app.cfg, r.req, r.app.hybrid, *catalog, *body, plan, body_changed, r.access_scope.key.get());
     }
     if (plan_error) {
         co_await reply_error(r, *plan_error);

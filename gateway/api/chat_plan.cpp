@@ -85,7 +85,7 @@ std::optional<api_error> apply_limit_headers(inbound_request const& req, agentlo
 
 std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store& hybrid,
                                    injected_catalog const& catalog, json::object& body, loop_plan& plan,
-                                   bool& body_changed) {
+                                   bool& body_changed, policy::virtual_key const* key) {
     // Without MCP tools there is no loop (and nothing remembered from one): a plain pass-through.
     if (cfg.mcp_servers.empty() || !cfg.agent_loop.inject_tools) return std::nullopt;
     auto& messages = body.at("messages").get_array();
@@ -124,10 +124,14 @@ std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request co
         if (!servers.empty() && !servers.count(t.server)) continue;
         if (!tools.empty() && !tools.count(t.exposed)) continue;
         if (plan.client_tools.count(t.exposed)) continue;  // the client's own tool of that name wins
+        if (key && !key->allows_tool(t.exposed)) continue;
         offered.push_back(i);
     }
     if (offered.empty()) return std::nullopt;
     plan.limits = cfg.agent_loop.limits;
+    if (key && key->max_iterations) plan.limits.max_iterations = std::min(plan.limits.max_iterations, key->max_iterations);
+    if (key && key->max_tool_calls)
+        plan.limits.max_tool_calls_per_turn = std::min(plan.limits.max_tool_calls_per_turn, key->max_tool_calls);
     if (auto err = apply_limit_headers(req, plan.limits)) return err;
     if (auto const* n = body.if_contains("n"); n && n->is_number() && n->to_number<double>() > 1)
         return api_error::bad_request("'n' greater than 1 cannot be combined with the gateway's MCP tools; send n: 1, "

@@ -13,6 +13,7 @@
 #include "common/api_error.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/config.hpp"
+#include "gateway/policy/keys.hpp"
 #include "gateway/server.hpp"
 
 namespace toolgate::gateway {
@@ -26,10 +27,11 @@ struct loop_plan {
 
 // Fills `plan` and adds the offered tools' definitions to body["tools"] (after the client's own);
 // `body_changed` tells the caller to drop the client's raw bytes. A request may only tighten the
-// configured limits (x-toolgate-max-* headers). Returns the 400 to answer when the request is wrong.
+// configured limits (x-toolgate-max-* headers). `key`: only the MCP tools it may use, within its
+// agent-loop limits. Returns the 400 to answer when the request is wrong.
 std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store& hybrid,
                                    injected_catalog const& catalog, boost::json::object& body, loop_plan& plan,
-                                   bool& body_changed);
+                                   bool& body_changed, policy::virtual_key const* key = nullptr);
 
 // The x-toolgate-max-* and -timeout headers applied to `l`; a 400 when one is malformed.
 std::optional<api_error> apply_limit_headers(inbound_request const& req, agentloop::limits& l);

@@ -13,6 +13,17 @@ asio::awaitable<void> get_model(api_request& r);
 asio::awaitable<void> mcp_servers(api_request& r);       // mcp_admin.cpp
 asio::awaitable<void> mcp_tools(api_request& r);
 asio::awaitable<void> mcp_call(api_request& r);
+asio::awaitable<void> admin_list_keys(api_request& r);   // admin.cpp
+asio::awaitable<void> admin_create_key(api_request& r);
+asio::awaitable<void> admin_get_key(api_request& r);
+asio::awaitable<void> admin_update_key(api_request& r);
+asio::awaitable<void> admin_delete_key(api_request& r);
+asio::awaitable<void> admin_rotate_key(api_request& r);
+asio::awaitable<void> admin_disable_key(api_request& r);
+asio::awaitable<void> admin_enable_key(api_request& r);
+asio::awaitable<void> admin_spend(api_request& r);
+asio::awaitable<void> admin_logs(api_request& r);
+asio::awaitable<void> admin_audit(api_request& r);
 asio::awaitable<void> health(api_request& r);            // health.cpp
 asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 

@@ -14,6 +14,7 @@
 #include "common/task_group.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
+#include "gateway/policy/filters.hpp"
 #include "gateway/mcp_runtime.hpp"
 
 namespace toolgate::gateway::api {
@@ -30,10 +31,11 @@ std::string servers_json(app_state& app) {
     return json::serialize(o);
 }
 
-std::string tools_json(app_state& app) {
+std::string tools_json(app_state& app, policy::virtual_key const* key) {
     auto cat = app.aggregator().snapshot();
     json::array tools;
     for (auto const& t : cat->tools) {
+        if (key && !key->allows_tool(t.exposed)) continue;
         json::object o{{"name", t.exposed}, {"server", t.server}, {"original_name", t.name}};
         for (char const* k : {"title", "description", "inputSchema", "outputSchema", "annotations"})
             if (auto const* v = t.definition.if_contains(k)) o[k] = *v;
@@ -134,7 +136,7 @@ asio::awaitable<void> call_streamed(api_request& r, json::object args) {
 
 asio::awaitable<void> mcp_servers(api_request& r) { co_await reply_json(r, servers_json(r.app)); }
 
-asio::awaitable<void> mcp_tools(api_request& r) { co_await reply_json(r, tools_json(r.app)); }
+asio::awaitable<void> mcp_tools(api_request& r) { co_await reply_json(r, tools_json(r.app, r.access_scope.key.get())); }
 
 asio::awaitable<void> mcp_call(api_request& r) {
     auto body = co_await parse_body(r);
@@ -153,6 +155,11 @@ asio::awaitable<void> mcp_call(api_request& r) {
         args = a->get_object();
     }
     r.rec.tool = std::string(name->get_string());
+    if (auto const& key = r.access_scope.key; key && !key->allows_tool(r.rec.tool)) {
+        if (r.app.access) r.app.access->stats().forbidden.fetch_add(1, std::memory_order_relaxed);
+        co_await reply_error(r, policy::tool_not_allowed(r.rec.tool));
+        co_return;
+    }
     if (auto* st = body->if_contains("stream"); st && st->is_bool() && st->get_bool()) {
         co_await call_streamed(r, std::move(args));
         co_return;

@@ -115,6 +115,7 @@ turn_context make_turn(api_request& r, providers::call_context& call) {
     ctx.guardrail_log = &r.rec.guardrails;
     if (!r.guard_scope) r.guard_scope = std::make_shared<guardrails::scope>();
     ctx.guardrail_scope = r.guard_scope.get();
+    if (r.app.access) ctx.access = &r.access_scope;
     return ctx;
 }
 

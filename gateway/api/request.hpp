@@ -16,6 +16,7 @@
 #include "common/api_error.hpp"
 #include "common/cancel.hpp"
 #include "gateway/pipeline.hpp"
+#include "gateway/policy/access.hpp"
 #include "gateway/server.hpp"
 #include "providers/provider.hpp"
 
@@ -55,6 +56,10 @@ struct request_record {
     std::size_t tool_errors = 0;
     std::string_view stopped;
     std::vector<std::string> guardrails;  // verdicts other than pass: "plugin:outcome:rule"
+    // keys and budgets
+    std::string key;   // the key's name
+    std::string team;
+    double cost_usd = 0;
 };
 
 // Path parameters of the matched route ("/v1/models/{id*}" gives {"id": ...}).
@@ -76,6 +81,8 @@ struct api_request {
     // What the guardrails carry across this request's model turns (pii placeholders); made on
     // the first turn.
     std::shared_ptr<guardrails::scope> guard_scope;
+    // The caller's key and what the policies hold for this request (concurrency leases).
+    policy::request_scope access_scope;
 
     std::string_view param(std::string_view name) const;
 };

@@ -27,6 +27,9 @@ class mcp_front;
 namespace routing {
 class router;
 }
+namespace policy {
+class access_runtime;
+}
 
 // The MCP tools as the model sees them (OpenAI function entries), rebuilt when the catalog changes.
 struct injected_catalog {
@@ -43,6 +46,8 @@ struct app_state {
     std::unique_ptr<mcp_front> front;  // destroyed before the MCP runtime
     std::vector<std::shared_ptr<providers::provider>> providers;
     std::unique_ptr<routing::router> router;
+    // Keys, limits, budgets, the request log; null when none is configured.
+    std::unique_ptr<policy::access_runtime> access;
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     agentloop::hybrid_store hybrid;

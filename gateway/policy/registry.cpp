@@ -4,7 +4,6 @@
 
 #include "gateway/policy/guardrails.hpp"
 
-
 namespace toolgate::gateway {
 
 namespace {
@@ -13,29 +12,45 @@ struct filter_row {
     std::string_view name;
     bool chat = true;
     bool embeddings = true;
-    // nullptr when the config does not enable it; `innermost` is the router.
-    std::shared_ptr<turn_filter> (*make)(gateway_config const&, std::shared_ptr<turn_filter> const& innermost);
+    // nullptr when the config does not enable it.
+    std::shared_ptr<turn_filter> (*make)(filter_inputs const&);
 };
 
-// Outermost first. Policies (keys, rate limits, budgets, guardrails, cache) take their rows above
-// the router as they land.
-constexpr std::array<filter_row, 2> rows{{
-    {"guardrails", true, false,
-     [](gateway_config const& cfg, std::shared_ptr<turn_filter> const&) {
-         return policy::make_guardrail_filter(cfg.guardrail_settings);
+std::chrono::milliseconds lease_of(gateway_config const& cfg) {
+    // A request cannot outlive its timeout: a lease or reservation it left behind lapses soon after.
+    return cfg.server.request_timeout + std::chrono::minutes(1);
+}
+
+// Outermost first.
+constexpr std::array<filter_row, 6> rows{{
+    {"request_log", true, true,
+     [](filter_inputs const& in) {
+         return in.access && in.access->log() ? policy::make_turn_log_filter(*in.access) : nullptr;
      }},
-    {"router", true, true,
-     [](gateway_config const&, std::shared_ptr<turn_filter> const& innermost) { return innermost; }},
+    {"keys", true, true,
+     [](filter_inputs const& in) { return in.access ? policy::make_key_filter(*in.access) : nullptr; }},
+    {"rate_limits", true, true,
+     [](filter_inputs const& in) {
+         return in.access && in.access->may_limit() ? policy::make_limit_filter(*in.access, lease_of(in.cfg))
+                                                                : nullptr;
+     }},
+    {"budget", true, true,
+     [](filter_inputs const& in) {
+         return in.access && in.access->may_budget() ? policy::make_budget_filter(*in.access, in.price, lease_of(in.cfg))
+                                                      : nullptr;
+     }},
+    {"guardrails", true, false,
+     [](filter_inputs const& in) { return policy::make_guardrail_filter(in.cfg.guardrail_settings); }},
+    {"router", true, true, [](filter_inputs const& in) { return in.innermost; }},
 }};
 
 }  // namespace
 
-std::vector<std::shared_ptr<turn_filter>> build_filters(gateway_config const& cfg, std::shared_ptr<turn_filter> innermost,
-                                                        turn_kind kind) {
+std::vector<std::shared_ptr<turn_filter>> build_filters(filter_inputs const& in, turn_kind kind) {
     std::vector<std::shared_ptr<turn_filter>> out;
     for (auto const& row : rows) {
         if (kind == turn_kind::chat ? !row.chat : !row.embeddings) continue;
-        if (auto f = row.make(cfg, innermost)) out.push_back(std::move(f));
+        if (auto f = row.make(in)) out.push_back(std::move(f));
     }
     return out;
 }

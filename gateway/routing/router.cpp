@@ -315,6 +315,49 @@ struct router::impl {
         return out;
     }
 
+    // The dearest price among the targets that may serve this turn (for budget reservations).
+    price_quote quote(turn_context const& ctx) const {
+        price_quote q;
+        q.known = true;
+        auto take = [&q](providers::provider const& p, std::string const& model) {
+            providers::model_price const* price = nullptr;
+            if (auto it = p.config().prices.find(model); it != p.config().prices.end()) price = &it->second;
+            else if (auto const* e = providers::catalog_find(p.config(), model)) price = &e->price;
+            if (!price) {
+                if (q.known) q.model = model;
+                q.known = false;
+                return;
+            }
+            q.input = std::max(q.input, price->input);
+            q.output = std::max(q.output, price->output);
+        };
+        auto requested = resolve_alias(ctx.requested_model);
+        pool_rt const* pool = pool_named(requested);
+        if (!pool) {
+            auto slash = requested.find('/');
+            bool pinned = (slash != std::string::npos && provider_named(std::string_view(requested).substr(0, slash))) ||
+                          provider_named(requested) != nullptr;
+            if (!pinned && default_pool) pool = &*default_pool;
+        }
+        if (pool) {
+            bool any = false;
+            for (auto const& t : pool->targets) {
+                auto const& model = upstream_model(*t, requested);
+                if (!serves(*t, model)) continue;
+                any = true;
+                take(*t->provider, model);
+            }
+            if (any) return q;
+        }
+        if (auto r = plain.resolve(requested)) {
+            take(*r->provider, r->upstream_model);
+            return q;
+        }
+        q.model = ctx.requested_model;  // nobody serves it: routing answers 404 before any cost
+        q.known = true;
+        return q;
+    }
+
     static asio::awaitable<bool> pause(std::chrono::milliseconds d, cancel_token& cancel) {
         asio::steady_timer timer(co_await asio::this_coro::executor);
         timer.expires_after(d);
@@ -594,6 +637,8 @@ router::router(routing_config const& cfg, std::vector<providers::provider*> prov
 router::~router() = default;
 
 asio::awaitable<turn_result> router::run(turn_context& ctx) const { return impl_->run(ctx); }
+
+price_quote router::quote(turn_context const& ctx) const { return impl_->quote(ctx); }
 
 json::array router::health() const {
     json::array out;

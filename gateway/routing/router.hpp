@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gateway/pipeline.hpp"
+#include "gateway/policy/filters.hpp"
 #include "gateway/routing/config.hpp"
 
 namespace toolgate::gateway::routing {
@@ -33,6 +34,8 @@ verdict classify(turn_result const& r, bool cancelled, bool delivered, retry_pol
 // Whether an attempt that ended so counts against the target's circuit breaker.
 bool counts_as_failure(turn_result const& r);
 
+using policy::price_quote;
+
 class router {
 public:
     router(routing_config const& cfg, std::vector<providers::provider*> providers);
@@ -41,6 +44,8 @@ public:
     router& operator=(router const&) = delete;
 
     asio::awaitable<turn_result> run(turn_context& ctx) const;
+    // The dearest price per million tokens among the targets that may serve `ctx` (budgets).
+    policy::price_quote quote(turn_context const& ctx) const;
 
     // /health: every pool's targets with breaker state and figures (empty without pools).
     boost::json::array health() const;

@@ -91,7 +91,8 @@ TEST(build_filters, puts_the_router_innermost_for_chat_and_embeddings) {
     gateway_config cfg;
     auto router = filter("router", log, true);
     for (auto kind : {turn_kind::chat, turn_kind::embeddings}) {
-        auto chain = build_filters(cfg, router, kind);
+        filter_inputs in{cfg, router, nullptr, {}};
+        auto chain = build_filters(in, kind);
         ASSERT_FALSE(chain.empty());
         EXPECT_EQ(chain.back(), router) << "the router answers last";
         std::vector<std::string> names;

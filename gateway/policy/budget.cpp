@@ -1,0 +1,206 @@
+// The budget filter: before a turn its maximum cost is reserved on every budget line of the key
+// and its team (day and month, UTC); after it, the real cost replaces the reservation. A turn the
+// client abandons mid-stream is charged for what was produced (usage when the provider sent it,
+// else the input estimate and the streamed text).
+#include <boost/json/value.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "gateway/policy/filters.hpp"
+#include "providers/wire.hpp"
+
+namespace toolgate::gateway::policy {
+
+namespace {
+
+void set_header(header_list* headers, std::string_view name, std::string value) {
+    if (headers == nullptr) return;
+    for (auto& [k, v] : *headers)
+        if (k == name) {
+            v = std::move(value);
+            return;
+        }
+    headers->emplace_back(std::string(name), std::move(value));
+}
+
+turn_result refuse(api_error e) {
+    turn_result r;
+    r.error = failure(std::move(e));
+    return r;
+}
+
+std::int64_t to_micros(double usd) { return usd <= 0 ? 0 : static_cast<std::int64_t>(std::ceil(usd * 1e6 - 1e-6)); }
+
+struct budget_plan {
+    std::vector<state::budget_line> lines;
+    std::vector<std::string> labels;  // "daily_usd 5 of key support-app"
+};
+
+void add_lines(budget_plan& p, budget_set const& b, std::string const& scope, std::string const& who, std::int64_t now) {
+    if (b.daily_usd > 0) {
+        p.lines.push_back(state::budget_line{scope, state::utc_day(now), to_micros(b.daily_usd)});
+        p.labels.push_back(fmt::format("daily budget of {} (${})", who, b.daily_usd));
+    }
+    if (b.monthly_usd > 0) {
+        p.lines.push_back(state::budget_line{scope, state::utc_month(now), to_micros(b.monthly_usd)});
+        p.labels.push_back(fmt::format("monthly budget of {} (${})", who, b.monthly_usd));
+    }
+}
+
+budget_plan plan_budget(request_scope const& scope, std::int64_t now) {
+    budget_plan p;
+    if (!scope.key) return p;
+    add_lines(p, scope.key->budget, "key:" + scope.key->id, "key " + scope.key->name, now);
+    if (scope.key_team) add_lines(p, scope.key_team->budget, "team:" + scope.key_team->name, "team " + scope.key_team->name, now);
+    return p;
+}
+
+// Counts the text a streamed turn delivered, for a turn that ends without usage.
+class counting_sink final : public providers::chat_sink {
+public:
+    explicit counting_sink(providers::chat_sink& inner) : inner_(inner) {}
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        count(chunk);
+        return inner_.on_chunk(chunk, raw);
+    }
+    asio::awaitable<bool> flush() override { return inner_.flush(); }
+    asio::awaitable<bool> on_comment(std::string_view text) override { return inner_.on_comment(text); }
+    std::size_t bytes() const { return bytes_; }
+
+private:
+    void count(json::object const& chunk) {
+        auto const* choices = chunk.if_contains("choices");
+        if (!choices || !choices->is_array()) return;
+        for (auto const& c : choices->get_array()) {
+            auto const* co = c.if_object();
+            auto const* delta = co ? co->if_contains("delta") : nullptr;
+            auto const* d = delta ? delta->if_object() : nullptr;
+            if (!d) continue;
+            if (auto const* t = d->if_contains("content"); t && t->is_string()) bytes_ += t->get_string().size();
+            if (auto const* tc = d->if_contains("tool_calls"); tc && tc->is_array())
+                for (auto const& call : tc->get_array())
+                    if (auto const* f = call.is_object() ? call.get_object().if_contains("function") : nullptr; f && f->is_object())
+                        if (auto const* a = f->get_object().if_contains("arguments"); a && a->is_string()) bytes_ += a->get_string().size();
+        }
+    }
+    providers::chat_sink& inner_;
+    std::size_t bytes_ = 0;
+};
+
+api_error over_budget(std::string const& label, std::int64_t spent, std::int64_t limit, header_list* headers) {
+    set_header(headers, "x-should-retry", "false");
+    return api_error{429, "insufficient_quota", "budget_exceeded",
+                     fmt::format("The {} is used up (spent or reserved ${:.6f} of ${:.6f}); this request cannot fit", label,
+                                 double(spent) / 1e6, double(limit) / 1e6)};
+}
+
+api_error unpriced(std::string const& model) {
+    return api_error{403, "permission_error", "model_unpriced",
+                     "model '" + model + "' has no price, and this key has a budget (set the provider's prices, or budgets.unpriced: allow)"};
+}
+
+api_error ledger_down() {
+    return api_error{503, "server_error", "state_unavailable", "the budget ledger is unavailable; retry later"};
+}
+
+class budget_filter final : public turn_filter {
+public:
+    budget_filter(access_runtime& rt, price_fn price, std::chrono::milliseconds lease)
+        : rt_(rt), price_(std::move(price)), lease_ms_(lease.count()) {}
+    std::string_view name() const override { return "budget"; }
+
+    asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) override {
+        auto* scope = ctx.access;
+        if (!scope || !scope->key) co_return co_await next(ctx);
+        auto now = unix_now_ms();
+        auto plan = plan_budget(*scope, now);
+        if (plan.lines.empty()) co_return co_await next(ctx);
+        auto quote = price_(ctx);
+        if (!quote.known && !rt_.settings().unpriced_allow) {
+            rt_.stats().unpriced.fetch_add(1, std::memory_order_relaxed);
+            co_return refuse(unpriced(quote.model.empty() ? ctx.requested_model : quote.model));
+        }
+        auto input = input_tokens_estimate(ctx.request);
+        auto output = output_allowance(ctx.request.body, rt_.settings().default_max_tokens);
+        auto reserve = to_micros((double(input) * quote.input + double(output) * quote.output) / 1e6);
+        auto reservation = ctx.request_id + ":" + std::to_string(seq_.fetch_add(1, std::memory_order_relaxed));
+        auto started = std::chrono::steady_clock::now();
+        auto held = co_await rt_.ledger().reserve(plan.lines, reservation, reserve, now, lease_ms_);
+        note_latency(started);
+        if (!held) {
+            if (rt_.settings().on_unavailable == fail_mode::closed) {
+                rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
+                co_return refuse(ledger_down());
+            }
+            rt_.stats().store_open_passes.fetch_add(1, std::memory_order_relaxed);
+            co_return co_await next(ctx);
+        }
+        if (!held->allowed) {
+            rt_.stats().budget_exceeded.fetch_add(1, std::memory_order_relaxed);
+            auto i = held->rejected;
+            co_return refuse(over_budget(plan.labels[i], held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
+        }
+        std::optional<counting_sink> counter;
+        auto* outer = ctx.sink;
+        if (outer) {
+            counter.emplace(*outer);
+            ctx.sink = &*counter;
+        }
+        auto result = co_await next(ctx);
+        ctx.sink = outer;
+        auto cost = cost_of(ctx, result, input, counter ? counter->bytes() : 0);
+        ctx.cost_usd = cost;
+        scope->cost_usd += cost;
+        auto who = spend_of(ctx, *scope, now);
+        started = std::chrono::steady_clock::now();
+        auto settled = co_await rt_.ledger().settle(plan.lines, reservation, to_micros(cost), who);
+        note_latency(started);
+        if (!settled) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);  // the reservation lapses
+        co_return result;
+    }
+
+private:
+    static double cost_of(turn_context const& ctx, turn_result const& r, std::int64_t input, std::size_t streamed) {
+        if (!ctx.provider) return 0;  // no provider was called
+        providers::usage u = r.tokens;
+        if (!u.present) {
+            // No usage: a refused call costs nothing; a stream cut short costs its prompt and what it sent.
+            if (!r.chunks_sent && r.error) return 0;
+            u.prompt_tokens = input;
+            u.completion_tokens = static_cast<std::int64_t>((streamed + 3) / 4);
+        }
+        return ctx.provider->config().cost(ctx.upstream_model, u);
+    }
+
+    static state::spend_entry spend_of(turn_context const& ctx, request_scope const& scope, std::int64_t now) {
+        state::spend_entry e;
+        e.request_id = ctx.request_id;
+        e.key = scope.key->id;
+        e.team = scope.key->team;
+        e.model = ctx.upstream_model.empty() ? ctx.requested_model : ctx.upstream_model;
+        e.provider = ctx.provider ? std::string(ctx.provider->name()) : std::string();
+        e.ts_ms = now;
+        return e;
+    }
+
+    void note_latency(std::chrono::steady_clock::time_point started) {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+        rt_.stats().ledger_calls.fetch_add(1, std::memory_order_relaxed);
+        rt_.stats().ledger_us.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+    }
+
+    access_runtime& rt_;
+    price_fn price_;
+    std::int64_t lease_ms_;
+    std::atomic<std::uint64_t> seq_{0};
+};
+
+}  // namespace
+
+std::shared_ptr<turn_filter> make_budget_filter(access_runtime& rt, price_fn price, std::chrono::milliseconds lease) {
+    return std::make_shared<budget_filter>(rt, std::move(price), lease);
+}
+
+}  // namespace toolgate::gateway::policy

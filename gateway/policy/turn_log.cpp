@@ -1,0 +1,99 @@
+// The request log's per-turn records: one per model turn (the agent loop's included), with who,
+// what answered, tokens, cost, latency and time to first token. Appending never blocks.
+#include <boost/json/value.hpp>
+
+#include <chrono>
+
+#include "gateway/policy/filters.hpp"
+
+namespace toolgate::gateway::policy {
+
+namespace {
+
+// Notes when the first chunk of a streamed turn passes.
+class first_chunk_sink final : public providers::chat_sink {
+public:
+    explicit first_chunk_sink(providers::chat_sink& inner) : inner_(inner) {}
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        if (!first_) first_ = std::chrono::steady_clock::now();
+        return inner_.on_chunk(chunk, raw);
+    }
+    asio::awaitable<bool> flush() override { return inner_.flush(); }
+    asio::awaitable<bool> on_comment(std::string_view text) override { return inner_.on_comment(text); }
+    std::optional<std::chrono::steady_clock::time_point> first_;
+
+private:
+    providers::chat_sink& inner_;
+};
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+state::log_record turn_record(turn_context const& ctx, turn_result const& r, double latency_ms, double ttft_ms,
+                              std::int64_t ts) {
+    state::log_record rec;
+    rec.kind = state::log_kind::turn;
+    rec.ts_ms = ts;
+    rec.request_id = ctx.request_id;
+    if (ctx.access && ctx.access->key) {
+        rec.key = ctx.access->key->name;
+        rec.team = ctx.access->key->team;
+    }
+    rec.model = ctx.requested_model;
+    rec.status = r.error ? r.error->status : 200;
+    auto& o = rec.record;
+    o["kind"] = "turn";
+    o["turn"] = ctx.access ? ctx.access->turns : 0;
+    o["loop_turn"] = ctx.loop_turn;
+    o["model"] = ctx.requested_model;
+    if (ctx.provider) o["provider"] = ctx.provider->name();
+    if (!ctx.upstream_model.empty()) o["upstream_model"] = ctx.upstream_model;
+    o["attempts"] = ctx.attempts;
+    o["stream"] = ctx.sink != nullptr;
+    o["prompt_tokens"] = r.tokens.prompt_tokens;
+    o["completion_tokens"] = r.tokens.completion_tokens;
+    o["usage_reported"] = r.tokens.present;
+    double cost = ctx.cost_usd;
+    if (cost < 0) cost = ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens) : 0;
+    o["cost_usd"] = cost;
+    o["latency_ms"] = latency_ms;
+    if (ttft_ms >= 0) o["ttft_ms"] = ttft_ms;
+    o["status"] = rec.status;
+    if (r.error) o["error"] = r.error->code;
+    return rec;
+}
+
+class turn_log_filter final : public turn_filter {
+public:
+    explicit turn_log_filter(access_runtime& rt) : rt_(rt) {}
+    std::string_view name() const override { return "request_log"; }
+
+    asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) override {
+        auto* log = rt_.log();
+        if (!log) co_return co_await next(ctx);
+        auto ts = unix_now_ms();
+        auto start = std::chrono::steady_clock::now();
+        std::optional<first_chunk_sink> probe;
+        auto* outer = ctx.sink;
+        if (outer) {
+            probe.emplace(*outer);
+            ctx.sink = &*probe;
+        }
+        auto result = co_await next(ctx);
+        ctx.sink = outer;
+        auto end = std::chrono::steady_clock::now();
+        double ttft = probe && probe->first_ ? ms_between(start, *probe->first_) : -1;
+        log->append(turn_record(ctx, result, ms_between(start, end), ttft, ts));
+        co_return result;
+    }
+
+private:
+    access_runtime& rt_;
+};
+
+}  // namespace
+
+std::shared_ptr<turn_filter> make_turn_log_filter(access_runtime& rt) { return std::make_shared<turn_log_filter>(rt); }
+
+}  // namespace toolgate::gateway::policy
