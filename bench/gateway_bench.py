@@ -112,6 +112,33 @@ def peak_rss_mb(pid):
     return 0.0
 
 
+def variant_yaml(name, work, redis_port):
+    if name == "guard6":
+        # Every guardrail that passes this answer (schema-guard would refuse the fixed non-JSON answer).
+        return """
+plugins:
+  - { name: secret-scan, config: { action: block } }
+  - { name: pii-redact, config: { action: redact, restore: true } }
+  - { name: prompt-shield, config: { threshold: 0.7 } }
+  - { name: word-filter, config: { words: [darn, heck, blast] } }
+  - { name: max-token, config: { max_input_tokens: 32000, max_output_tokens: 4096 } }
+  - { name: regex-guard, stage: after_request, config: { patterns: ['(?i)project\\s+aurora'] } }
+"""
+    # A key, rate limits (requests and tokens) and a budget on every request; limits far above what
+    # the run reaches, so every request is checked and counted but none is refused.
+    store = {"keys_mem": "state: { persist: false }",
+             "keys_sqlite": f"state: {{ sqlite: {{ path: {work}/bench.db }} }}\nrequest_log: {{ enabled: true }}",
+             "keys_redis": f"state: {{ redis: {{ url: 'redis://127.0.0.1:{redis_port}/0', timeout: 500ms }} }}"}[name]
+    return f"""
+{store}
+keys:
+  - name: bench
+    key: sk-bench-key-1
+    limits: {{ requests_per_minute: 1000000000, tokens_per_minute: 1000000000000 }}
+    budget: {{ daily_usd: 1000000000 }}
+"""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
@@ -120,7 +147,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="toolgate worker threads (0: one per core)")
     ap.add_argument("--cases", default="json,stream,lb3,fb50",
                     help="comma-separated: json, stream, lb3 (3-target loadbalance pool), fb50 (fallback, first target "
-                         "fails 50%%), guard6 (json through a second gateway with six guardrails on, schema-guard aside)")
+                         "fails 50%%), guard6 (json through a second gateway with six guardrails on, schema-guard aside), "
+                         "keys_mem, keys_sqlite (with the request log), keys_redis (a key, a rate limit and a budget on "
+                         "every request, on each store)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
     ap.add_argument("--no-build", action="store_true", help="use the existing binary")
     args = ap.parse_args()
@@ -138,7 +167,7 @@ def main():
     os.chmod(work, 0o755)  # nginx workers (www-data when started as root) read the static stream file
     procs = []
     try:
-        nginx_port, gw_port, guard_port = free_port(), free_port(), free_port()
+        nginx_port, gw_port = free_port(), free_port()
         os.makedirs(f"{work}/www/stream/v1/chat", exist_ok=True)
         with open(f"{work}/www/stream/v1/chat/completions", "w") as f:
             f.write(sse_body())
@@ -190,6 +219,7 @@ providers:
     type: openai
     base_url: http://127.0.0.1:{nginx_port}/v1
     models: [bench-model]
+    prices: {{ bench-model: {{ input: 2.5, output: 10 }} }}
   - name: nginx-stream
     type: openai
     base_url: http://127.0.0.1:{nginx_port}/stream/v1
@@ -215,29 +245,32 @@ pools:
         gw = subprocess.Popen([args.binary, "serve", "--config", f"{work}/gateway.yaml"], stderr=gw_log)
         procs.append(gw)
         wait_port(gw_port)
-        guard = None
-        if "guard6" in args.cases.split(","):
-            # The same gateway with every guardrail that passes this answer (schema-guard would refuse
-            # the fixed non-JSON answer), to compare against the plain gateway in the same run.
-            with open(f"{work}/gateway.yaml") as f:
-                base = f.read().replace(f"127.0.0.1:{gw_port}", f"127.0.0.1:{guard_port}")
-            with open(f"{work}/guard.yaml", "w") as f:
-                f.write(base + """
-plugins:
-  - { name: secret-scan, config: { action: block } }
-  - { name: pii-redact, config: { action: redact, restore: true } }
-  - { name: prompt-shield, config: { threshold: 0.7 } }
-  - { name: word-filter, config: { words: [darn, heck, blast] } }
-  - { name: max-token, config: { max_input_tokens: 32000, max_output_tokens: 4096 } }
-  - { name: regex-guard, stage: after_request, config: { patterns: ['(?i)project\\s+aurora'] } }
-""")
-            guard = subprocess.Popen([args.binary, "serve", "--config", f"{work}/guard.yaml"], stderr=gw_log)
-            procs.append(guard)
+        # Variants: the same gateway with policies on, each its own process on its own port, measured
+        # against the same direct nginx answer (and so comparable with the plain `json` case).
+        wanted = set(args.cases.split(","))
+        redis_port = None
+        if "keys_redis" in wanted:
+            redis_port = free_port()
+            redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
+            procs.append(subprocess.Popen([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                           "--appendonly", "no"], stdout=subprocess.DEVNULL))
+            wait_port(redis_port)
+        with open(f"{work}/gateway.yaml") as f:
+            base = f.read()
+        variants = {}
+        for name in [c for c in ("guard6", "keys_mem", "keys_sqlite", "keys_redis") if c in wanted]:
+            port = free_port()
+            text = base.replace(f"127.0.0.1:{gw_port}", f"127.0.0.1:{port}") + variant_yaml(name, work, redis_port)
+            with open(f"{work}/{name}.yaml", "w") as f:
+                f.write(text)
+            proc = subprocess.Popen([args.binary, "serve", "--config", f"{work}/{name}.yaml"], stderr=gw_log)
+            procs.append(proc)
             try:
-                wait_port(guard_port)
+                wait_port(port)
             except RuntimeError:
                 with open(f"{work}/toolgate.log") as f:
-                    raise RuntimeError("the guardrails gateway did not start:\n" + f.read()[-2000:])
+                    raise RuntimeError(f"the {name} gateway did not start:\n" + f.read()[-2000:])
+            variants[name] = (port, proc)
 
         # Sanity: both answer 200 with the same payload before any timing.
         for model, stream in (("bench-model", False), ("bench-stream", True), ("bench-lb3", False),
@@ -252,8 +285,9 @@ plugins:
         results = []
         cases = [("bench-model", False, "json", "json"), ("bench-stream", True, "stream", "stream"),
                  ("bench-lb3", False, "json lb3", "lb3"), ("bench-fallback50", False, "json fb50", "fb50"),
-                 ("bench-model", False, "json guard6", "guard6")]
-        wanted = set(args.cases.split(","))
+                 ("bench-model", False, "json guard6", "guard6"), ("bench-model", False, "json keys_mem", "keys_mem"),
+                 ("bench-model", False, "json keys_sqlite", "keys_sqlite"),
+                 ("bench-model", False, "json keys_redis", "keys_redis")]
         for model, stream, label, key in cases:
             if key not in wanted:
                 continue
@@ -262,12 +296,13 @@ plugins:
             with open(lua, "w") as f:
                 f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                         f"wrk.body = {json.dumps(request_body(model, stream))}\n")
+                if key.startswith("keys_"):
+                    f.write('wrk.headers["Authorization"] = "Bearer sk-bench-key-1"\n')
             for conns in [int(c) for c in args.connections.split(",")]:
                 direct, through, cpu_per_req, user_per_req = [], [], [], []
                 for _ in range(args.rounds):
                     for target in ("direct", "gateway"):
-                        port = guard_port if key == "guard6" else gw_port
-                        proc = guard if key == "guard6" else gw
+                        port, proc = variants.get(key, (gw_port, gw))
                         url = (f"http://127.0.0.1:{nginx_port}{direct_path}" if target == "direct"
                                else f"http://127.0.0.1:{port}/v1/chat/completions")
                         cpu0 = cpu_seconds(proc.pid)
@@ -297,6 +332,13 @@ plugins:
                     "user_us_per_req": med(user_per_req),
                 })
         rss = peak_rss_mb(gw.pid)
+        for name, (port, _) in variants.items():
+            if name.startswith("keys_"):
+                m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
+                rows = [l for l in m.splitlines() if l.startswith(("toolgate_request_log_records_total",
+                                                                     "toolgate_policy_rejections_total{reason=\"rate",
+                                                                     "toolgate_limiter_seconds", "toolgate_ledger_seconds"))]
+                print(f"{name}: " + "; ".join(rows))
 
         print(f"\ntoolgate vs. nginx direct, {args.rounds} interleaved rounds x {args.duration}s, best round for req/s, "
               f"median for latency and CPU; {os.cpu_count()} cores shared by wrk, nginx and toolgate")

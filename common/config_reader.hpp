@@ -83,7 +83,7 @@ public:
 
     std::chrono::milliseconds duration(YAML::Node const& n, std::string const& path) const {
         auto d = parse_duration(str(n, path));
-        if (!d) fail(n, path, "must be a duration such as 30s, 1500ms or 5m");
+        if (!d) fail(n, path, "must be a duration such as 30s, 1500ms, 5m or 30d");
         return *d;
     }
 

@@ -18,9 +18,10 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     else if (unit == "ms") factor_ms = 1;
     else if (unit == "m") factor_ms = 60'000;
     else if (unit == "h") factor_ms = 3'600'000;
+    else if (unit == "d") factor_ms = 86'400'000;
     else return std::nullopt;
     double ms = value * factor_ms;
-    if (!std::isfinite(ms) || ms < 0 || ms > 30.0 * 24 * 3'600'000) return std::nullopt;
+    if (!std::isfinite(ms) || ms < 0 || ms > 400.0 * 24 * 3'600'000) return std::nullopt;
     return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
 }
 

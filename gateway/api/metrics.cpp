@@ -1,6 +1,7 @@
 // GET /metrics: Prometheus text for requests, routing targets and MCP servers.
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
+#include "gateway/policy/access.hpp"
 #include "gateway/policy/guardrails.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_runtime.hpp"
@@ -37,6 +38,7 @@ std::string mcp_metrics(app_state& app) {
 asio::awaitable<void> metrics(api_request& r) {
     auto text = r.app.stats.render() + r.app.routing_metrics() + mcp_metrics(r.app);
     if (r.app.cfg.guardrail_settings) text += policy::guardrail_metrics(*r.app.cfg.guardrail_settings);
+    if (r.app.access) text += r.app.access->metrics_text();
     r.rec.status = 200;
     co_await r.out.send(200, "text/plain; version=0.0.4; charset=utf-8", text, r.headers);
 }

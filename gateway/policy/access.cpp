@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "common/prometheus.hpp"
+
 namespace toolgate::gateway::policy {
 
 namespace {
@@ -122,49 +124,63 @@ asio::awaitable<void> access_runtime::finish(request_scope& scope) {
 }
 
 std::string access_runtime::metrics_text() const {
-    fmt::memory_buffer b;
-    auto out = std::back_inserter(b);
-    fmt::format_to(out, "# HELP toolgate_policy_rejections_total Requests refused by keys, rate limits and budgets.\n"
-                        "# TYPE toolgate_policy_rejections_total counter\n");
-    auto row = [&](std::string_view reason, std::atomic<std::uint64_t> const& v) {
-        fmt::format_to(out, "toolgate_policy_rejections_total{{reason=\"{}\"}} {}\n", reason, v.load(std::memory_order_relaxed));
-    };
-    row("missing_api_key", stats_.auth_missing);
-    row("invalid_api_key", stats_.auth_invalid);
-    row("forbidden", stats_.forbidden);
-    row("rate_limited", stats_.rate_limited);
-    row("budget_exceeded", stats_.budget_exceeded);
-    row("model_unpriced", stats_.unpriced);
-    row("state_unavailable", stats_.store_errors);
-    fmt::format_to(out, "# HELP toolgate_policy_store_open_passes_total Requests admitted while the state store was unavailable (on_unavailable: open).\n"
-                        "# TYPE toolgate_policy_store_open_passes_total counter\n"
-                        "toolgate_policy_store_open_passes_total {}\n", stats_.store_open_passes.load());
-    fmt::format_to(out, "# HELP toolgate_limiter_seconds Time spent in rate-limit checks.\n# TYPE toolgate_limiter_seconds summary\n"
-                        "toolgate_limiter_seconds_sum {:.6f}\ntoolgate_limiter_seconds_count {}\n",
-                   stats_.limiter_us.load() / 1e6, stats_.limiter_calls.load());
-    fmt::format_to(out, "# HELP toolgate_ledger_seconds Time spent in budget reservations and settlements.\n# TYPE toolgate_ledger_seconds summary\n"
-                        "toolgate_ledger_seconds_sum {:.6f}\ntoolgate_ledger_seconds_count {}\n",
-                   stats_.ledger_us.load() / 1e6, stats_.ledger_calls.load());
+    prometheus::writer w;
+    auto load = [](std::atomic<std::uint64_t> const& v) { return v.load(std::memory_order_relaxed); };
+    w.family("toolgate_policy_rejections_total", "counter", "Requests refused by keys, rate limits and budgets, by reason.");
+    w.sample("toolgate_policy_rejections_total", {{"reason", "missing_api_key"}}, load(stats_.auth_missing));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "invalid_api_key"}}, load(stats_.auth_invalid));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "forbidden"}}, load(stats_.forbidden));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "rate_limited"}}, load(stats_.rate_limited));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "budget_exceeded"}}, load(stats_.budget_exceeded));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "model_unpriced"}}, load(stats_.unpriced));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "state_unavailable"}}, load(stats_.store_errors));
+    w.family("toolgate_policy_open_passes_total", "counter",
+             "Requests admitted while the state store was unavailable (on_unavailable: open).");
+    w.sample("toolgate_policy_open_passes_total", {}, load(stats_.store_open_passes));
+    w.family("toolgate_limiter_seconds", "summary", "Time spent in rate-limit checks.");
+    w.sample("toolgate_limiter_seconds_sum", {}, double(load(stats_.limiter_us)) / 1e6);
+    w.sample("toolgate_limiter_seconds_count", {}, load(stats_.limiter_calls));
+    w.family("toolgate_ledger_seconds", "summary", "Time spent in budget reservations and settlements.");
+    w.sample("toolgate_ledger_seconds_sum", {}, double(load(stats_.ledger_us)) / 1e6);
+    w.sample("toolgate_ledger_seconds_count", {}, load(stats_.ledger_calls));
+    {
+        std::lock_guard lock(spend_mu_);
+        w.family("toolgate_spend_usd_total", "counter", "USD charged, by key and team.");
+        for (auto const& [who, usd] : spend_) w.sample("toolgate_spend_usd_total", {{"key", who.first}, {"team", who.second}}, usd);
+    }
     if (redis_) {
         auto const& rs = state::stats(*redis_);
-        fmt::format_to(out, "# HELP toolgate_redis_up Whether the last Redis command got an answer.\n# TYPE toolgate_redis_up gauge\n"
-                            "toolgate_redis_up {}\n", rs.up.load() ? 1 : 0);
-        fmt::format_to(out, "# HELP toolgate_redis_commands_total Redis commands sent.\n# TYPE toolgate_redis_commands_total counter\n"
-                            "toolgate_redis_commands_total {}\n", rs.commands.load());
-        fmt::format_to(out, "# HELP toolgate_redis_failures_total Redis commands without an answer.\n# TYPE toolgate_redis_failures_total counter\n"
-                            "toolgate_redis_failures_total {}\n", rs.failures.load());
-        fmt::format_to(out, "# HELP toolgate_redis_recoveries_total Times Redis came back after being unavailable.\n# TYPE toolgate_redis_recoveries_total counter\n"
-                            "toolgate_redis_recoveries_total {}\n", rs.recoveries.load());
+        w.family("toolgate_redis_up", "gauge", "Whether the last Redis command got an answer.");
+        w.sample("toolgate_redis_up", {}, std::uint64_t(rs.up.load() ? 1 : 0));
+        w.family("toolgate_redis_commands_total", "counter", "Redis commands sent.");
+        w.sample("toolgate_redis_commands_total", {}, std::uint64_t(rs.commands.load()));
+        w.family("toolgate_redis_failures_total", "counter", "Redis commands without an answer.");
+        w.sample("toolgate_redis_failures_total", {}, std::uint64_t(rs.failures.load()));
+        w.family("toolgate_redis_recoveries_total", "counter", "Times Redis came back after being unavailable.");
+        w.sample("toolgate_redis_recoveries_total", {}, std::uint64_t(rs.recoveries.load()));
     }
     if (log_) {
         auto const& ls = log_->stats();
-        fmt::format_to(out, "# HELP toolgate_request_log_records_total Request-log records by outcome.\n# TYPE toolgate_request_log_records_total counter\n"
-                            "toolgate_request_log_records_total{{outcome=\"written\"}} {}\n"
-                            "toolgate_request_log_records_total{{outcome=\"dropped\"}} {}\n"
-                            "toolgate_request_log_records_total{{outcome=\"failed\"}} {}\n",
-                       ls.written.load(), ls.dropped.load(), ls.failed.load());
+        w.family("toolgate_request_log_records_total", "counter", "Request- and audit-log records, by outcome.");
+        w.sample("toolgate_request_log_records_total", {{"outcome", "written"}}, std::uint64_t(ls.written.load()));
+        w.sample("toolgate_request_log_records_total", {{"outcome", "dropped"}}, std::uint64_t(ls.dropped.load()));
+        w.sample("toolgate_request_log_records_total", {{"outcome", "failed"}}, std::uint64_t(ls.failed.load()));
     }
-    return std::string(b.data(), b.size());
+    return w.take();
+}
+
+void access_runtime::note_spend(virtual_key const& k, double usd) {
+    if (usd <= 0) return;
+    std::lock_guard lock(spend_mu_);
+    auto it = spend_.find({k.name, k.team});
+    if (it == spend_.end()) {
+        if (spend_.size() >= 1000) {  // bounded: the rest is folded into one series
+            spend_[{"other", "other"}] += usd;
+            return;
+        }
+        it = spend_.emplace(std::make_pair(k.name, k.team), 0.0).first;
+    }
+    it->second += usd;
 }
 
 }  // namespace toolgate::gateway::policy

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,8 @@ struct access_settings {
     std::optional<state::sqlite_options> sqlite;  // state.sqlite (or implied by a feature that needs it)
     std::optional<state::redis_options> redis;
     fail_mode on_unavailable = fail_mode::closed;
+    // state.persist: false keeps keys, spend and the log in memory (nothing survives a restart).
+    bool persist = true;
     state::memory_options memory;
     std::optional<bool> auth_required;  // auth.required; default: when keys exist
     std::string admin_token;
@@ -116,6 +119,8 @@ public:
 
     // Prometheus text for the policies.
     std::string metrics_text() const;
+    // Counts a charge for /metrics (bounded series).
+    void note_spend(virtual_key const& k, double usd);
 
 private:
     access_settings s_;
@@ -128,6 +133,8 @@ private:
     key_directory dir_;
     std::map<std::string, team, std::less<>> teams_;
     access_metrics stats_;
+    mutable std::mutex spend_mu_;
+    std::map<std::pair<std::string, std::string>, double> spend_;
 };
 
 // Milliseconds since the Unix epoch (the clock of the limits and budgets).

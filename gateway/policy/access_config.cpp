@@ -14,7 +14,12 @@ namespace toolgate::gateway::policy {
 namespace {
 
 void parse_state(reader const& r, YAML::Node const& n, access_settings& out) {
-    r.check_keys(n, "state", {"sqlite", "redis", "memory"});
+    r.check_keys(n, "state", {"sqlite", "redis", "memory", "persist"});
+    if (auto p = n["persist"]) {
+        out.persist = r.boolean(p, "state.persist");
+        if (!out.persist && n["sqlite"])
+            r.fail(p, "state.persist", "false keeps everything in memory; it cannot go with state.sqlite");
+    }
     if (auto s = n["sqlite"]) {
         r.check_keys(s, "state.sqlite", {"path", "queue", "busy_timeout"});
         state::sqlite_options o;
@@ -211,12 +216,12 @@ void parse_access(reader const& r, YAML::Node const& root, access_settings& out)
         state::log_retention ret;
         if (auto a = n["max_age"]) ret.max_age_ms = r.duration(a, "request_log.max_age").count();
         if (auto m = n["max_rows"]) ret.max_rows = static_cast<std::int64_t>(r.integer(m, "request_log.max_rows", 100, 1'000'000'000));
-        if (out.log_enabled && !out.log_in_memory && !out.sqlite) out.sqlite = state::sqlite_options{};
+        if (out.log_enabled && !out.log_in_memory && !out.sqlite && out.persist) out.sqlite = state::sqlite_options{};
         if (out.sqlite) out.sqlite->retention = ret;
     }
     // Durable state without a state section: the embedded SQLite file in the working directory.
     bool needs_durable = (!out.admin_token.empty() || out.any_budgets()) && !out.redis;
-    if (needs_durable && !out.sqlite) out.sqlite = state::sqlite_options{};
+    if (needs_durable && !out.sqlite && out.persist) out.sqlite = state::sqlite_options{};
 }
 
 }  // namespace toolgate::gateway::policy

@@ -153,6 +153,7 @@ public:
         auto cost = cost_of(ctx, result, input, counter ? counter->bytes() : 0);
         ctx.cost_usd = cost;
         scope->cost_usd += cost;
+        rt_.note_spend(*scope->key, cost);
         auto who = spend_of(ctx, *scope, now);
         started = std::chrono::steady_clock::now();
         auto settled = co_await rt_.ledger().settle(plan.lines, reservation, to_micros(cost), who);

@@ -30,6 +30,12 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+// The budget filter prices a turn it reserved for; without a budget the log prices it here.
+double cost_of(turn_context const& ctx, turn_result const& r) {
+    if (ctx.cost_usd >= 0) return ctx.cost_usd;
+    return ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens) : 0;
+}
+
 state::log_record turn_record(turn_context const& ctx, turn_result const& r, double latency_ms, double ttft_ms,
                               std::int64_t ts) {
     state::log_record rec;
@@ -54,9 +60,7 @@ state::log_record turn_record(turn_context const& ctx, turn_result const& r, dou
     o["prompt_tokens"] = r.tokens.prompt_tokens;
     o["completion_tokens"] = r.tokens.completion_tokens;
     o["usage_reported"] = r.tokens.present;
-    double cost = ctx.cost_usd;
-    if (cost < 0) cost = ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens) : 0;
-    o["cost_usd"] = cost;
+    o["cost_usd"] = cost_of(ctx, r);
     o["latency_ms"] = latency_ms;
     if (ttft_ms >= 0) o["ttft_ms"] = ttft_ms;
     o["status"] = rec.status;
@@ -84,6 +88,7 @@ public:
         ctx.sink = outer;
         auto end = std::chrono::steady_clock::now();
         double ttft = probe && probe->first_ ? ms_between(start, *probe->first_) : -1;
+        if (ctx.cost_usd < 0 && ctx.access) ctx.access->cost_usd += cost_of(ctx, result);
         log->append(turn_record(ctx, result, ms_between(start, end), ttft, ts));
         co_return result;
     }

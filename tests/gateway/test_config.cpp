@@ -123,6 +123,7 @@ TEST(duration, units) {
     EXPECT_EQ(*parse_duration("5m"), std::chrono::minutes(5));
     EXPECT_EQ(*parse_duration("2.5s"), std::chrono::milliseconds(2500));
     EXPECT_EQ(*parse_duration("7"), std::chrono::seconds(7));
+    EXPECT_EQ(*parse_duration("30d"), std::chrono::hours(30 * 24));
     EXPECT_FALSE(parse_duration("-1s"));
     EXPECT_FALSE(parse_duration("1 parsec"));
     EXPECT_FALSE(parse_duration(""));
