@@ -127,7 +127,8 @@ plugins:
     # A key, rate limits (requests and tokens) and a budget on every request; limits far above what
     # the run reaches, so every request is checked and counted but none is refused.
     store = {"keys_mem": "state: { persist: false }",
-             "keys_sqlite": f"state: {{ sqlite: {{ path: {work}/bench.db }} }}\nrequest_log: {{ enabled: true }}",
+             "keys_sqlite": f"state: {{ sqlite: {{ path: {work}/bench.db }} }}",
+             "keys_log": f"state: {{ sqlite: {{ path: {work}/bench-log.db }} }}\nrequest_log: {{ enabled: true }}",
              "keys_redis": f"state: {{ redis: {{ url: 'redis://127.0.0.1:{redis_port}/0', timeout: 500ms }} }}"}[name]
     return f"""
 {store}
@@ -148,8 +149,8 @@ def main():
     ap.add_argument("--cases", default="json,stream,lb3,fb50",
                     help="comma-separated: json, stream, lb3 (3-target loadbalance pool), fb50 (fallback, first target "
                          "fails 50%%), guard6 (json through a second gateway with six guardrails on, schema-guard aside), "
-                         "keys_mem, keys_sqlite (with the request log), keys_redis (a key, a rate limit and a budget on "
-                         "every request, on each store)")
+                         "keys_mem, keys_sqlite, keys_redis (a key, a rate limit and a budget on every request, on "
+                         "each store), keys_log (keys_sqlite with the request log on)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
     ap.add_argument("--no-build", action="store_true", help="use the existing binary")
     args = ap.parse_args()
@@ -258,7 +259,7 @@ pools:
         with open(f"{work}/gateway.yaml") as f:
             base = f.read()
         variants = {}
-        for name in [c for c in ("guard6", "keys_mem", "keys_sqlite", "keys_redis") if c in wanted]:
+        for name in [c for c in ("guard6", "keys_mem", "keys_sqlite", "keys_log", "keys_redis") if c in wanted]:
             port = free_port()
             text = base.replace(f"127.0.0.1:{gw_port}", f"127.0.0.1:{port}") + variant_yaml(name, work, redis_port)
             with open(f"{work}/{name}.yaml", "w") as f:
@@ -287,6 +288,7 @@ pools:
                  ("bench-lb3", False, "json lb3", "lb3"), ("bench-fallback50", False, "json fb50", "fb50"),
                  ("bench-model", False, "json guard6", "guard6"), ("bench-model", False, "json keys_mem", "keys_mem"),
                  ("bench-model", False, "json keys_sqlite", "keys_sqlite"),
+                 ("bench-model", False, "json keys_log", "keys_log"),
                  ("bench-model", False, "json keys_redis", "keys_redis")]
         for model, stream, label, key in cases:
             if key not in wanted:

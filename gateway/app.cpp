@@ -209,7 +209,7 @@ public:
                 rec.counted = route->counted;
                 bool admitted = true;
                 if (route->keyed && state_.access) admitted = co_await authenticate(r);
-                if (admitted) co_await route->handler(r);
+                if (admitted) co_await run_handler(*route, r);
             } else if (!allowed.empty()) {
                 rec.route = "unmatched";
                 headers.emplace_back("allow", allowed);
@@ -233,6 +233,20 @@ public:
     }
 
 private:
+    // A handler that throws still ends its request here: leases released, the request logged (the
+    // server answers 500 if nothing was sent).
+    static asio::awaitable<void> run_handler(route const& rt, api_request& r) {
+        std::exception_ptr failed;
+        try {
+            co_await rt.handler(r);
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        if (!failed) co_return;
+        if (r.app.access) co_await r.app.access->finish(r.access_scope);
+        std::rethrow_exception(failed);
+    }
+
     // The virtual key of the request (401 answered here when it is missing or unknown).
     asio::awaitable<bool> authenticate(api_request& r) {
         auto err = co_await state_.access->authenticate(r.req.header("authorization"), r.req.header("x-api-key"),

@@ -16,6 +16,7 @@
 
 #include "gateway/app.hpp"
 #include "gateway/config_parse.hpp"
+#include "gateway/policy/access.hpp"
 #include "gateway/routing/config.hpp"
 #include "gateway/demo_mcp_server.hpp"
 #include "gateway/mcp_front.hpp"
@@ -75,6 +76,33 @@ void print_summary(gateway_config const& cfg) {
         spdlog::info("provider '{}' type {}{}{}", p.name, p.type, from_env ? " (from environment)" : "",
                      models.empty() ? std::string(", serves any model routed to it") : ", models: " + models);
     }
+}
+
+// What check-config found about keys, limits, budgets and where their state goes.
+void print_access(gateway_config const& cfg) {
+    if (!cfg.access_settings) return;
+    auto const& a = *cfg.access_settings;
+    std::cout << "  keys: " << a.keys.size() << " from the config";
+    if (!a.admin_token.empty()) std::cout << ", more through the admin API (/admin/keys)";
+    std::cout << "; auth " << (a.auth_required.value_or(!a.keys.empty() || !a.admin_token.empty()) ? "required" : "optional")
+              << "\n";
+    for (auto const& k : a.keys) {
+        std::cout << "    " << k.name << (k.team.empty() ? "" : " (team " + k.team + ")");
+        for (std::size_t i = 0; i < toolgate::gateway::policy::limit_fields.size(); ++i)
+            if (k.limits[i] > 0) std::cout << " " << toolgate::gateway::policy::limit_fields[i].name << "=" << k.limits[i];
+        if (k.budget.daily_usd > 0) std::cout << " daily_usd=" << k.budget.daily_usd;
+        if (k.budget.monthly_usd > 0) std::cout << " monthly_usd=" << k.budget.monthly_usd;
+        std::cout << "\n";
+    }
+    if (!a.rules.empty()) std::cout << "  rate_limits: " << a.rules.size() << " rule(s) besides keys and teams\n";
+    std::cout << "  state: counters in " << (a.redis ? "redis" : "memory") << ", spend and admin keys in "
+              << (a.redis ? "redis" : a.sqlite ? "sqlite " + a.sqlite->path : "memory (lost at restart)");
+    if (a.log_enabled)
+        std::cout << ", request log in "
+                  << (a.log_postgres ? std::string("postgres")
+                      : a.log_in_memory || !a.sqlite ? std::string("memory")
+                                                     : "sqlite " + a.sqlite->path);
+    std::cout << "\n";
 }
 
 // What check-config found in the routing sections, so a user sees how names will resolve.
@@ -165,6 +193,7 @@ int main(int argc, char** argv) {
     if (check->parsed()) {
         std::cout << config_path << ": OK (" << cfg.providers.size() << " provider(s))\n";
         print_routing(cfg);
+        print_access(cfg);
         return 0;
     }
 

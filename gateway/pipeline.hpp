@@ -65,6 +65,18 @@ struct turn_context {
     double cost_usd = -1;
 };
 
+// For a filter that wraps ctx.sink: puts the sink it found back on every way out (an exception
+// included); now() does it early.
+struct sink_restorer {
+    explicit sink_restorer(turn_context& c) : ctx(c), saved(c.sink) {}
+    sink_restorer(sink_restorer const&) = delete;
+    sink_restorer& operator=(sink_restorer const&) = delete;
+    ~sink_restorer() { now(); }
+    void now() { ctx.sink = saved; }
+    turn_context& ctx;
+    providers::chat_sink* saved;
+};
+
 using turn_result = providers::chat_outcome;
 using next_fn = std::function<asio::awaitable<turn_result>(turn_context&)>;
 

@@ -12,7 +12,7 @@ PKGS=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev
   libssl-dev ca-certificates libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
-  libsqlite3-dev sqlite3 libhiredis-dev redis-server
+  libsqlite3-dev sqlite3 libhiredis-dev redis-server libpq-dev postgresql
   curl openssl
 )
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -217,14 +217,14 @@ private:
 
     stripe& stripe_of(std::string const& key) { return stripes_[std::hash<std::string>{}(key) % stripes]; }
 
-    window_counts& touch(stripe& st, limit_check const& c, std::int64_t now_ms) {
+    window_counts& touch(stripe& st, limit_check const& c, std::int64_t now_ms, std::vector<limit_check> const& call) {
         auto it = st.map.find(c.key);
         if (it != st.map.end()) {
             st.lru.splice(st.lru.begin(), st.lru, it->second.lru);
             it->second.spec = c.spec;
             return it->second.counts;
         }
-        if (st.map.size() >= per_stripe_) evict(st, now_ms);
+        if (st.map.size() >= per_stripe_) evict(st, now_ms, call);
         st.lru.push_front(c.key);
         auto& e = st.map[c.key];
         e.spec = c.spec;
@@ -232,18 +232,32 @@ private:
         return e.counts;
     }
 
-    // Idle counters go first (forgetting them changes nothing); then the least recently used.
-    void evict(stripe& st, std::int64_t now_ms) {
+    // Idle counters go first (forgetting them changes nothing). Counters still counting are kept
+    // up to twice the bound; past that the least recently used one goes (its key's count restarts:
+    // the price of a memory bound under a flood of distinct keys). A counter of the current call is
+    // never dropped (the call holds a pointer to it).
+    void evict(stripe& st, std::int64_t now_ms, std::vector<limit_check> const& call) {
+        auto in_call = [&call](std::string const& key) {
+            for (auto const& c : call)
+                if (c.key == key) return true;
+            return false;
+        };
         for (auto it = st.lru.rbegin(); it != st.lru.rend(); ++it) {
             auto m = st.map.find(*it);
-            if (window_idle(m->second.counts, m->second.spec, now_ms)) {
+            if (!in_call(*it) && window_idle(m->second.counts, m->second.spec, now_ms)) {
                 st.lru.erase(m->second.lru);
                 st.map.erase(m);
                 return;
             }
         }
-        st.map.erase(st.lru.back());
-        st.lru.pop_back();
+        if (st.map.size() < 2 * per_stripe_) return;
+        for (auto it = st.lru.rbegin(); it != st.lru.rend(); ++it) {
+            if (in_call(*it)) continue;
+            auto m = st.map.find(*it);
+            st.lru.erase(m->second.lru);
+            st.map.erase(m);
+            return;
+        }
     }
 
     result<admit_result> admit_now(std::vector<limit_check> const& checks, std::int64_t now_ms) {
@@ -259,7 +273,7 @@ private:
             if (need[i]) locks[i] = std::unique_lock(stripes_[i].mu);
         std::vector<window_counts*> counts(checks.size());
         for (std::size_t i = 0; i < checks.size(); ++i) {
-            counts[i] = &touch(stripe_of(checks[i].key), checks[i], now_ms);
+            counts[i] = &touch(stripe_of(checks[i].key), checks[i], now_ms, checks);
             out.verdicts[i] = window_check(*counts[i], checks[i].spec, now_ms, checks[i].amount);
             if (!out.verdicts[i].allowed && out.allowed) {
                 out.allowed = false;

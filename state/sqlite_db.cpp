@@ -307,26 +307,26 @@ void sqlite_db::run_batch(std::vector<detail::write_item>& batch) {
     char const* reason = "";
     std::string what;
     try {
-        c.exec("BEGIN IMMEDIATE");
+        c.prepare("BEGIN IMMEDIATE").run();
         for (std::size_t i = 0; i < batch.size(); ++i) {
             auto& item = batch[i];
             if (item.log) {
                 insert_log(*item.log);
             } else if (item.run) {
                 // A durable write in a savepoint of its own: one refused (a constraint) fails alone.
-                c.exec("SAVEPOINT item");
+                c.prepare("SAVEPOINT item").run();
                 try {
                     outcome[i].second = item.run(c);
-                    c.exec("RELEASE item");
+                    c.prepare("RELEASE item").run();
                 } catch (detail::sqlite_error const&) {
                     if (!c.in_transaction()) throw;  // SQLite rolled the whole batch back
-                    c.exec("ROLLBACK TO item");
-                    c.exec("RELEASE item");
+                    c.prepare("ROLLBACK TO item").run();
+                    c.prepare("RELEASE item").run();
                     outcome[i].first = make_error_code(errc::storage);
                 }
             }
         }
-        c.exec("COMMIT");
+        c.prepare("COMMIT").run();
         committed = true;
     } catch (std::exception const& e) {
         what = e.what();

@@ -156,7 +156,8 @@ asio::awaitable<void> set_disabled(api_request& r, bool disabled) {
     auto k = co_await load_key(r, true);
     if (!k) co_return;
     k->disabled = disabled;
-    if (!co_await save(r, *k, {})) co_return;
+    std::string no_old_hash;
+    if (!co_await save(r, *k, no_old_hash)) co_return;
     audit(*r.app.access, disabled ? "key.disable" : "key.enable", *k, r.rec.request_id);
     co_await reply_json(r, key_json(*k, nullptr));
 }
@@ -296,7 +297,8 @@ asio::awaitable<void> admin_create_key(api_request& r) {
     }
     auto& rt = *r.app.access;
     bool failed = false;
-    bool taken = co_await name_taken(rt, k.name, {}, failed);
+    std::string no_id;
+    bool taken = co_await name_taken(rt, k.name, no_id, failed);
     if (failed) {
         co_await reply_error(r, store_error());
         co_return;
@@ -310,7 +312,8 @@ asio::awaitable<void> admin_create_key(api_request& r) {
     k.hash = state::sha256_hex(text);
     k.prefix = policy::display_prefix(text);
     k.created_ms = policy::unix_now_ms();
-    if (!co_await save(r, k, {})) co_return;
+    std::string no_old_hash;
+    if (!co_await save(r, k, no_old_hash)) co_return;
     audit(rt, "key.create", k, r.rec.request_id);
     co_await reply_status(r, 201, key_json(k, &text));
 }
@@ -344,7 +347,8 @@ asio::awaitable<void> admin_update_key(api_request& r) {
             co_return;
         }
     }
-    if (!co_await save(r, *k, {})) co_return;
+    std::string no_old_hash;
+    if (!co_await save(r, *k, no_old_hash)) co_return;
     audit(*r.app.access, "key.update", *k, r.rec.request_id);
     co_await reply_json(r, key_json(*k, nullptr));
 }

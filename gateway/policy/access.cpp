@@ -54,9 +54,10 @@ access_runtime::access_runtime(access_settings s)
                  : redis_               ? state::make_redis_keys(redis_)
                  : sqlite_              ? state::make_sqlite_keys(sqlite_)
                                         : state::make_memory_keys()),
-      log_(!s_.log_enabled && s_.admin_token.empty() ? nullptr
+      log_((!s_.log_enabled || s_.log_postgres) && s_.admin_token.empty() ? nullptr
            : (sqlite_ && !s_.log_in_memory) ? state::make_sqlite_log(sqlite_)
                                              : state::make_memory_log(s_.memory)),
+      request_log_(s_.log_enabled && s_.log_postgres ? state::make_postgres_log(*s_.log_postgres) : nullptr),
       dir_(s_.keys, key_store_) {
     for (auto const& t : s_.teams) teams_.emplace(t.name, t);
     // A key's team without an entry of its own still groups its spend.
@@ -159,12 +160,18 @@ std::string access_runtime::metrics_text() const {
         w.family("toolgate_redis_recoveries_total", "counter", "Times Redis came back after being unavailable.");
         w.sample("toolgate_redis_recoveries_total", {}, std::uint64_t(rs.recoveries.load()));
     }
-    if (log_) {
-        auto const& ls = log_->stats();
+    if (log_ || request_log_) {
+        std::uint64_t written = 0, dropped = 0, failed = 0;
+        for (auto const* l : {log_.get(), request_log_.get()}) {
+            if (!l) continue;
+            written += l->stats().written.load();
+            dropped += l->stats().dropped.load();
+            failed += l->stats().failed.load();
+        }
         w.family("toolgate_request_log_records_total", "counter", "Request- and audit-log records, by outcome.");
-        w.sample("toolgate_request_log_records_total", {{"outcome", "written"}}, std::uint64_t(ls.written.load()));
-        w.sample("toolgate_request_log_records_total", {{"outcome", "dropped"}}, std::uint64_t(ls.dropped.load()));
-        w.sample("toolgate_request_log_records_total", {{"outcome", "failed"}}, std::uint64_t(ls.failed.load()));
+        w.sample("toolgate_request_log_records_total", {{"outcome", "written"}}, written);
+        w.sample("toolgate_request_log_records_total", {{"outcome", "dropped"}}, dropped);
+        w.sample("toolgate_request_log_records_total", {{"outcome", "failed"}}, failed);
     }
     return w.take();
 }

@@ -24,6 +24,7 @@
 #include "state/ledger.hpp"
 #include "state/log_store.hpp"
 #include "state/memory.hpp"
+#include "state/postgres.hpp"
 #include "state/redis.hpp"
 #include "state/sqlite.hpp"
 
@@ -61,6 +62,7 @@ struct access_settings {
     bool log_enabled = false;
     bool log_payloads = false;
     bool log_in_memory = false;  // request_log.store: memory
+    std::optional<state::postgres_options> log_postgres;  // request_log.store: postgres (request records only)
     bool any_limits() const;
     bool any_budgets() const;
     // Anything configured that needs the runtime (keys, limits, budgets, the request log, state).
@@ -101,13 +103,14 @@ public:
     state::ledger& ledger() { return *ledger_; }
     state::key_store* key_store() { return key_store_.get(); }
     // The request log (null unless request_log is on) and the audit log (with the admin API).
-    state::log_store* log() { return s_.log_enabled ? log_.get() : nullptr; }
+    state::log_store* log() { return s_.log_enabled ? (request_log_ ? request_log_.get() : log_.get()) : nullptr; }
     state::log_store* audit() { return log_.get(); }
     state::redis_pool* redis() { return redis_.get(); }
     team const* find_team(std::string_view name) const;
     // Keys made through the admin API may carry limits and budgets of their own.
     bool may_limit() const { return key_store_ || s_.any_limits(); }
-    bool may_budget() const { return key_store_ || s_.any_budgets(); }
+    // Every keyed turn is priced and recorded (spend per key and team), budget or not.
+    bool may_budget() const { return key_store_ || !s_.keys.empty(); }
     access_metrics& stats() { return stats_; }
 
     // Who is calling: the bearer token (or x-api-key) of the request. Fills `scope.key`; returns
@@ -130,6 +133,7 @@ private:
     std::shared_ptr<state::ledger> ledger_;
     std::shared_ptr<state::key_store> key_store_;
     std::shared_ptr<state::log_store> log_;
+    std::shared_ptr<state::log_store> request_log_;  // request_log.store: postgres; null: log_ holds both
     key_directory dir_;
     std::map<std::string, team, std::less<>> teams_;
     access_metrics stats_;

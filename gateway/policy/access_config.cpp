@@ -203,21 +203,35 @@ void parse_access(reader const& r, YAML::Node const& root, access_settings& out)
         if (auto m = n["default_max_tokens"]) out.default_max_tokens = static_cast<std::int64_t>(r.integer(m, "budgets.default_max_tokens", 1, 10'000'000));
     }
     if (auto n = root["request_log"]) {
-        r.check_keys(n, "request_log", {"enabled", "store", "payloads", "max_age", "max_rows"});
+        r.check_keys(n, "request_log", {"enabled", "store", "url", "payloads", "max_age", "max_rows"});
         out.log_enabled = true;
         if (auto e = n["enabled"]) out.log_enabled = r.boolean(e, "request_log.enabled");
+        bool postgres = false;
         if (auto s = n["store"]) {
             auto v = r.str(s, "request_log.store");
-            if (v != "sqlite" && v != "memory")
-                r.fail(s, "request_log.store", "must be sqlite or memory (postgres is not available in this build)");
+            if (v != "sqlite" && v != "memory" && v != "postgres")
+                r.fail(s, "request_log.store", "must be sqlite, memory or postgres");
             out.log_in_memory = v == "memory";
+            postgres = v == "postgres";
+        }
+        // The request records go to PostgreSQL; the audit log stays with the state (sqlite or memory).
+        if (auto u = n["url"]) {
+            if (!postgres) r.fail(u, "request_log.url", "is only for store: postgres");
+            state::postgres_options o;
+            o.url = r.str(u, "request_log.url");
+            if (o.url.empty()) r.fail(u, "request_log.url", "must not be empty");
+            out.log_postgres = o;
+        } else if (postgres) {
+            r.fail(n, "request_log.url", "is required with store: postgres (postgresql://user[:password]@host:port/db)");
         }
         if (auto p = n["payloads"]) out.log_payloads = r.boolean(p, "request_log.payloads");
         state::log_retention ret;
         if (auto a = n["max_age"]) ret.max_age_ms = r.duration(a, "request_log.max_age").count();
         if (auto m = n["max_rows"]) ret.max_rows = static_cast<std::int64_t>(r.integer(m, "request_log.max_rows", 100, 1'000'000'000));
-        if (out.log_enabled && !out.log_in_memory && !out.sqlite && out.persist) out.sqlite = state::sqlite_options{};
+        if (out.log_enabled && !out.log_in_memory && !out.log_postgres && !out.sqlite && out.persist)
+            out.sqlite = state::sqlite_options{};
         if (out.sqlite) out.sqlite->retention = ret;
+        if (out.log_postgres) out.log_postgres->retention = ret;
     }
     // Durable state without a state section: the embedded SQLite file in the working directory.
     bool needs_durable = (!out.admin_token.empty() || out.any_budgets()) && !out.redis;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "common/ids.hpp"
 #include "gateway/policy/filters.hpp"
 #include "providers/wire.hpp"
 
@@ -31,22 +32,27 @@ turn_result refuse(api_error e) {
     return r;
 }
 
-std::int64_t to_micros(double usd) { return usd <= 0 ? 0 : static_cast<std::int64_t>(std::ceil(usd * 1e6 - 1e-6)); }
+// Saturated at a billion dollars: a cast of a larger double to int64 is undefined.
+std::int64_t to_micros(double usd) {
+    if (!(usd > 0)) return 0;
+    return static_cast<std::int64_t>(std::ceil(std::min(usd, 1e9) * 1e6 - 1e-6));
+}
+
+// A line without a budget still records spend (for /admin/spend and the metrics).
+constexpr std::int64_t unlimited = std::int64_t(1) << 62;
 
 struct budget_plan {
     std::vector<state::budget_line> lines;
-    std::vector<std::string> labels;  // "daily_usd 5 of key support-app"
+    std::vector<std::string> labels;  // "daily budget of key support-app ($5)"
+    bool limited = false;             // some line has a budget: reserve before the turn
 };
 
 void add_lines(budget_plan& p, budget_set const& b, std::string const& scope, std::string const& who, std::int64_t now) {
-    if (b.daily_usd > 0) {
-        p.lines.push_back(state::budget_line{scope, state::utc_day(now), to_micros(b.daily_usd)});
-        p.labels.push_back(fmt::format("daily budget of {} (${})", who, b.daily_usd));
-    }
-    if (b.monthly_usd > 0) {
-        p.lines.push_back(state::budget_line{scope, state::utc_month(now), to_micros(b.monthly_usd)});
-        p.labels.push_back(fmt::format("monthly budget of {} (${})", who, b.monthly_usd));
-    }
+    p.lines.push_back(state::budget_line{scope, state::utc_day(now), b.daily_usd > 0 ? to_micros(b.daily_usd) : unlimited});
+    p.labels.push_back(fmt::format("daily budget of {} (${})", who, b.daily_usd));
+    p.lines.push_back(state::budget_line{scope, state::utc_month(now), b.monthly_usd > 0 ? to_micros(b.monthly_usd) : unlimited});
+    p.labels.push_back(fmt::format("monthly budget of {} (${})", who, b.monthly_usd));
+    p.limited = p.limited || b.any();
 }
 
 budget_plan plan_budget(request_scope const& scope, std::int64_t now) {
@@ -54,6 +60,7 @@ budget_plan plan_budget(request_scope const& scope, std::int64_t now) {
     if (!scope.key) return p;
     add_lines(p, scope.key->budget, "key:" + scope.key->id, "key " + scope.key->name, now);
     if (scope.key_team) add_lines(p, scope.key_team->budget, "team:" + scope.key_team->name, "team " + scope.key_team->name, now);
+    else if (!scope.key->team.empty()) add_lines(p, budget_set{}, "team:" + scope.key->team, "team " + scope.key->team, now);
     return p;
 }
 
@@ -89,6 +96,7 @@ private:
     std::size_t bytes_ = 0;
 };
 
+
 api_error over_budget(std::string const& label, std::int64_t spent, std::int64_t limit, header_list* headers) {
     set_header(headers, "x-should-retry", "false");
     return api_error{429, "insufficient_quota", "budget_exceeded",
@@ -116,59 +124,66 @@ public:
         if (!scope || !scope->key) co_return co_await next(ctx);
         auto now = unix_now_ms();
         auto plan = plan_budget(*scope, now);
-        if (plan.lines.empty()) co_return co_await next(ctx);
-        auto quote = price_(ctx);
-        if (!quote.known && !rt_.settings().unpriced_allow) {
-            rt_.stats().unpriced.fetch_add(1, std::memory_order_relaxed);
-            co_return refuse(unpriced(quote.model.empty() ? ctx.requested_model : quote.model));
-        }
+        auto reservation = fast_hex(32);  // never the client's request id: two turns must not share one
         auto input = input_tokens_estimate(ctx.request);
-        auto output = output_allowance(ctx.request.body, rt_.settings().default_max_tokens);
-        auto reserve = to_micros((double(input) * quote.input + double(output) * quote.output) / 1e6);
-        auto reservation = ctx.request_id + ":" + std::to_string(seq_.fetch_add(1, std::memory_order_relaxed));
-        auto started = std::chrono::steady_clock::now();
-        auto held = co_await rt_.ledger().reserve(plan.lines, reservation, reserve, now, lease_ms_);
-        note_latency(started);
-        if (!held) {
-            if (rt_.settings().on_unavailable == fail_mode::closed) {
-                rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
-                co_return refuse(ledger_down());
+        if (plan.limited) {
+            auto quote = price_(ctx);
+            if (!quote.known && !rt_.settings().unpriced_allow) {
+                rt_.stats().unpriced.fetch_add(1, std::memory_order_relaxed);
+                co_return refuse(unpriced(quote.model.empty() ? ctx.requested_model : quote.model));
             }
-            rt_.stats().store_open_passes.fetch_add(1, std::memory_order_relaxed);
-            co_return co_await next(ctx);
-        }
-        if (!held->allowed) {
-            rt_.stats().budget_exceeded.fetch_add(1, std::memory_order_relaxed);
-            auto i = held->rejected;
-            co_return refuse(over_budget(plan.labels[i], held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
+            auto output = output_allowance(ctx.request.body, rt_.settings().default_max_tokens);
+            auto reserve = to_micros((double(input) * quote.input + double(output) * quote.output) / 1e6);
+            auto started = std::chrono::steady_clock::now();
+            auto held = co_await rt_.ledger().reserve(plan.lines, reservation, reserve, now, lease_ms_);
+            note_latency(started);
+            if (!held) {
+                if (rt_.settings().on_unavailable == fail_mode::closed) {
+                    rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
+                    co_return refuse(ledger_down());
+                }
+                // Admitted without a reservation; the spend is still recorded below if the ledger is back.
+                rt_.stats().store_open_passes.fetch_add(1, std::memory_order_relaxed);
+            } else if (!held->allowed) {
+                rt_.stats().budget_exceeded.fetch_add(1, std::memory_order_relaxed);
+                auto i = held->rejected;
+                co_return refuse(over_budget(plan.labels[i], held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
+            }
         }
         std::optional<counting_sink> counter;
-        auto* outer = ctx.sink;
-        if (outer) {
-            counter.emplace(*outer);
+        sink_restorer restore(ctx);
+        if (ctx.sink) {
+            counter.emplace(*ctx.sink);
             ctx.sink = &*counter;
         }
         auto result = co_await next(ctx);
-        ctx.sink = outer;
-        auto cost = cost_of(ctx, result, input, counter ? counter->bytes() : 0);
+        restore.now();
+        bool cancelled = ctx.call && ctx.call->cancel.cancelled();
+        auto cost = cost_of(ctx, result, input, counter ? counter->bytes() : 0, cancelled);
         ctx.cost_usd = cost;
         scope->cost_usd += cost;
         rt_.note_spend(*scope->key, cost);
         auto who = spend_of(ctx, *scope, now);
-        started = std::chrono::steady_clock::now();
-        auto settled = co_await rt_.ledger().settle(plan.lines, reservation, to_micros(cost), who);
+        auto micros = to_micros(cost);
+        auto started = std::chrono::steady_clock::now();
+        // A settle that fails is tried once more (a Redis connection that failed reconnects); a
+        // reservation left behind lapses with its lease.
+        auto settled = co_await rt_.ledger().settle(plan.lines, reservation, micros, who);
+        if (!settled) settled = co_await rt_.ledger().settle(plan.lines, reservation, micros, who);
         note_latency(started);
-        if (!settled) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);  // the reservation lapses
+        if (!settled) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
         co_return result;
     }
 
 private:
-    static double cost_of(turn_context const& ctx, turn_result const& r, std::int64_t input, std::size_t streamed) {
+    static double cost_of(turn_context const& ctx, turn_result const& r, std::int64_t input, std::size_t streamed,
+                          bool cancelled) {
         if (!ctx.provider) return 0;  // no provider was called
         providers::usage u = r.tokens;
         if (!u.present) {
-            // No usage: a refused call costs nothing; a stream cut short costs its prompt and what it sent.
-            if (!r.chunks_sent && r.error) return 0;
+            // No usage: a call refused or failed before an answer costs nothing; one the client
+            // abandoned (the provider had the prompt) costs its prompt and what it sent.
+            if (!r.chunks_sent && r.error && !cancelled) return 0;
             u.prompt_tokens = input;
             u.completion_tokens = static_cast<std::int64_t>((streamed + 3) / 4);
         }
@@ -195,7 +210,6 @@ private:
     access_runtime& rt_;
     price_fn price_;
     std::int64_t lease_ms_;
-    std::atomic<std::uint64_t> seq_{0};
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/ids.hpp"
 #include "gateway/policy/filters.hpp"
 #include "providers/wire.hpp"
 
@@ -104,7 +105,10 @@ planned_checks plan_checks(access_runtime const& rt, request_scope const& scope,
         switch (rule.applies) {
             case rate_rule::scope::global: add_scope(p, rule.limits, "global", "the gateway", first_turn, tokens); break;
             case rate_rule::scope::user:
-                if (!scope.user.empty()) add_scope(p, rule.limits, "user:" + scope.user, "user " + scope.user, first_turn, tokens);
+                // Per tenant: one key's "alice" is not another's.
+                if (!scope.user.empty())
+                    add_scope(p, rule.limits, "user:" + (scope.key ? scope.key->id + ":" : std::string()) + scope.user,
+                              "user " + scope.user, first_turn, tokens);
                 break;
             case rate_rule::scope::model:
                 if (rule.model == model) add_scope(p, rule.limits, "model:" + model, "model " + model, first_turn, tokens);
@@ -203,7 +207,7 @@ public:
         }
         // Concurrency slots last: a request refused above holds none.
         for (auto const& slot : plan.concurrency) {
-            auto lease = ctx.request_id + ":" + std::to_string(lease_seq_.fetch_add(1, std::memory_order_relaxed));
+            auto lease = fast_hex(32);  // never the client's request id: two requests must not share a slot
             auto got = co_await rt_.counters().acquire(slot.counter, slot.limit, lease, now, lease_ms_);
             if (!got && rt_.settings().on_unavailable == fail_mode::closed) {
                 rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
@@ -248,7 +252,6 @@ private:
 
     access_runtime& rt_;
     std::int64_t lease_ms_;
-    std::atomic<std::uint64_t> lease_seq_{0};
 };
 
 }  // namespace
@@ -272,10 +275,12 @@ std::int64_t input_tokens_estimate(providers::chat_request const& req) {
 }
 
 std::int64_t output_allowance(json::object const& body, std::int64_t fallback) {
+    constexpr std::int64_t max_output_tokens = 1 << 30;
     for (auto name : {"max_completion_tokens", "max_tokens"}) {
         auto const* v = body.if_contains(name);
-        if (v && v->is_int64() && v->get_int64() > 0) return v->get_int64();
-        if (v && v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), 1u << 30));
+        // Capped: no model writes a billion tokens, and the sums below must not overflow.
+        if (v && v->is_int64() && v->get_int64() > 0) return std::min<std::int64_t>(v->get_int64(), max_output_tokens);
+        if (v && v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), max_output_tokens));
     }
     return fallback;
 }

@@ -26,6 +26,7 @@ private:
     providers::chat_sink& inner_;
 };
 
+
 double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -79,13 +80,13 @@ public:
         auto ts = unix_now_ms();
         auto start = std::chrono::steady_clock::now();
         std::optional<first_chunk_sink> probe;
-        auto* outer = ctx.sink;
-        if (outer) {
-            probe.emplace(*outer);
+        sink_restorer restore(ctx);
+        if (ctx.sink) {
+            probe.emplace(*ctx.sink);
             ctx.sink = &*probe;
         }
         auto result = co_await next(ctx);
-        ctx.sink = outer;
+        restore.now();
         auto end = std::chrono::steady_clock::now();
         double ttft = probe && probe->first_ ? ms_between(start, *probe->first_) : -1;
         if (ctx.cost_usd < 0 && ctx.access) ctx.access->cost_usd += cost_of(ctx, result);

@@ -15,7 +15,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startGateway, waitFor, toolgateBin } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
-import { startRedis, sqlite, sqliteText } from './lib/state_peers.mjs';
+import { startRedis, sqlite, sqliteText, startPostgres, psql } from './lib/state_peers.mjs';
 
 // --- helpers -------------------------------------------------------------------------------------
 
@@ -1068,6 +1068,40 @@ keys:
   await redis.start();
   await waitFor(async () => (await chat(closed, 'sk-limited', {})).status === 200, 15000, 'the closed replica serving again');
   assert.equal((await chat(open, 'sk-limited', {})).status, 200);
+});
+
+test('request_log on postgres: two chat requests land in request_log, as psql reads them', async (t) => {
+  const pg = await startPostgres();
+  defer(t, () => pg.close());
+  const up = await upstreamFor(t, startFakeUpstream);
+  // A password in the URL (trust auth ignores it) must not show up in the gateway's output.
+  const gw = await gateway(t, `providers_from_env: false
+providers:
+${provider(up, { 'mock-1': { input: 1000, output: 1000 } })}
+auth: { required: true }
+keys:
+  - { name: pg-logger, key: sk-pg-logger, team: data }
+request_log: { store: postgres, url: "${pg.url('postgres', 'tg:pw-e2e-not-logged')}", payloads: false }
+`);
+  const ids = [];
+  for (const text of ['secret-phrase-one', 'secret-phrase-two']) {
+    const r = await chat(gw, 'sk-pg-logger', { messages: user(text) });
+    assert.equal(r.status, 200, why(r, gw));
+    ids.push(r.headers['x-request-id']);
+  }
+  assert.ok(ids[0] && ids[1] && ids[0] !== ids[1], JSON.stringify(ids));
+  const count = async () => {
+    try {
+      return Number(await psql(pg, "SELECT count(*) FROM request_log WHERE kind = 'request' AND key = 'pg-logger'"));
+    } catch { return -1; }  // the table is created when the gateway first connects
+  };
+  await waitFor(async () => (await count()) === 2, 10000, 'two request records in postgres');
+  const rows = (await psql(pg, `SELECT request_id, key, team, model, status, record->>'provider', record->>'route',
+      (record->>'prompt_tokens')::int FROM request_log WHERE kind = 'request' ORDER BY id`)).split('\n');
+  assert.deepEqual(rows, ids.map((id) => `${id}|pg-logger|data|mock-1|200|fake|/v1/chat/completions|11`));
+  assert.equal(await psql(pg, "SELECT count(*) FROM request_log WHERE record::text LIKE '%secret-phrase%'"), '0', 'payloads off');
+  assert.equal(await psql(pg, 'SELECT count(*) FROM audit_log'), '0');
+  assert.doesNotMatch(gw.logs, /pw-e2e-not-logged/);
 });
 
 test('the suite leaves no database file in the working directory', () => {

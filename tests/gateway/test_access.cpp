@@ -327,3 +327,56 @@ TEST(access_filters, an_unpriced_model_under_a_budget_is_refused_unless_allowed)
     auto allowed = h.request("sk-app-12345", "free");
     EXPECT_FALSE(allowed.result.error) << allowed.result.error->message;
 }
+
+TEST(access_filters, an_absurd_max_tokens_cannot_overflow_past_limits_or_budgets) {
+    policy::access_settings s;
+    auto k = key_named("app", "sk-app-12345");
+    k.limits[3] = 1000;         // tokens_per_minute
+    k.budget.daily_usd = 100;
+    s.keys.push_back(k);
+    harness h(s);
+    auto r = h.request("sk-app-12345", "m", R"({"max_tokens":9223372036854775807})");
+    ASSERT_TRUE(r.result.error);
+    EXPECT_EQ(r.result.error->status, 429);
+    EXPECT_EQ(h.router->calls, 0);
+    EXPECT_EQ(policy::output_allowance(json::parse(R"({"max_tokens":9223372036854775807})").as_object(), 0), 1 << 30);
+    EXPECT_EQ(policy::output_allowance(json::parse(R"({"max_completion_tokens":18446744073709551615})").as_object(), 0), 1 << 30);
+    // The counts were not wiped by a negative amount: a normal request still fits and is counted.
+    EXPECT_FALSE(h.request("sk-app-12345").result.error);
+}
+
+TEST(access_filters, a_user_limit_is_per_key_so_tenants_do_not_share_a_user_name) {
+    policy::access_settings s;
+    s.keys.push_back(key_named("a", "sk-tenant-a-1"));
+    s.keys.push_back(key_named("b", "sk-tenant-b-1"));
+    policy::rate_rule rule;
+    rule.applies = policy::rate_rule::scope::user;
+    rule.limits[0] = 1;
+    s.rules.push_back(rule);
+    harness h(s);
+    EXPECT_FALSE(h.request("sk-tenant-a-1", "m", R"({"user":"alice"})").result.error);
+    EXPECT_TRUE(h.request("sk-tenant-a-1", "m", R"({"user":"alice"})").result.error);
+    EXPECT_FALSE(h.request("sk-tenant-b-1", "m", R"({"user":"alice"})").result.error) << "another key's alice";
+}
+
+TEST(access_filters, spend_is_recorded_for_keys_without_a_budget) {
+    policy::access_settings s;
+    auto k = key_named("app", "sk-app-12345");
+    k.team = "t";
+    s.keys.push_back(k);
+    harness h(s);
+    EXPECT_FALSE(h.request("sk-app-12345", "free").result.error) << "no budget: no price needed";
+    EXPECT_FALSE(h.request("sk-app-12345").result.error);
+    asio::io_context ioc;
+    std::int64_t key_month = -1, team_day = -1;
+    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+        auto now = policy::unix_now_ms();
+        auto a = co_await h.rt->ledger().spent("key:key_app", state::utc_month(now));
+        auto b = co_await h.rt->ledger().spent("team:t", state::utc_day(now));
+        key_month = a ? *a : -2;
+        team_day = b ? *b : -2;
+    }, asio::detached);
+    ioc.run();
+    EXPECT_EQ(key_month, 7'000'000);  // 3 * $1 + 2 * $2
+    EXPECT_EQ(team_day, 7'000'000);
+}
