@@ -48,7 +48,10 @@ struct rate_rule {
 struct access_settings {
     std::optional<state::sqlite_options> sqlite;  // state.sqlite (or implied by a feature that needs it)
     std::optional<state::redis_options> redis;
-    fail_mode on_unavailable = fail_mode::closed;
+    // state.redis.on_unavailable: what the rate limits and the budgets do while their store cannot
+    // answer (keys always fail closed: an unknown key is never let in).
+    fail_mode limits_unavailable = fail_mode::closed;
+    fail_mode budgets_unavailable = fail_mode::closed;
     // state.persist: false keeps keys, spend and the log in memory (nothing survives a restart).
     bool persist = true;
     state::memory_options memory;

@@ -39,10 +39,19 @@ void parse_state(reader const& r, YAML::Node const& n, access_settings& out) {
             if (o.timeout.count() < 1 || o.timeout.count() > 60'000) r.fail(t, "state.redis.timeout", "must be between 1ms and 60s");
         }
         if (auto m = s["on_unavailable"]) {
-            auto v = r.str(m, "state.redis.on_unavailable");
-            if (v == "open") out.on_unavailable = fail_mode::open;
-            else if (v == "closed") out.on_unavailable = fail_mode::closed;
-            else r.fail(m, "state.redis.on_unavailable", "must be open (admit while Redis is down) or closed (refuse with 503)");
+            auto mode = [&r](YAML::Node const& v, std::string const& path) {
+                auto t = r.str(v, path);
+                if (t == "open") return fail_mode::open;
+                if (t != "closed") r.fail(v, path, "must be open (admit while Redis is down) or closed (refuse with 503)");
+                return fail_mode::closed;
+            };
+            if (m.IsMap()) {  // per feature
+                r.check_keys(m, "state.redis.on_unavailable", {"rate_limits", "budgets"});
+                if (auto f = m["rate_limits"]) out.limits_unavailable = mode(f, "state.redis.on_unavailable.rate_limits");
+                if (auto f = m["budgets"]) out.budgets_unavailable = mode(f, "state.redis.on_unavailable.budgets");
+            } else {
+                out.limits_unavailable = out.budgets_unavailable = mode(m, "state.redis.on_unavailable");
+            }
         }
         try {
             (void)make_redis_pool(o);  // validates the URL now

@@ -138,7 +138,7 @@ public:
             auto held = co_await rt_.ledger().reserve(plan.lines, reservation, reserve, now, lease_ms_);
             note_latency(started);
             if (!held) {
-                if (rt_.settings().on_unavailable == fail_mode::closed) {
+                if (rt_.settings().budgets_unavailable == fail_mode::closed) {
                     rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
                     co_return refuse(ledger_down());
                 }

@@ -189,7 +189,7 @@ public:
         if (!plan.checks.empty()) admitted = co_await rt_.counters().admit(plan.checks, now);
         note_latency(started);
         if (!admitted) {
-            if (rt_.settings().on_unavailable == fail_mode::closed) {
+            if (rt_.settings().limits_unavailable == fail_mode::closed) {
                 rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
                 co_return refuse(store_down());
             }
@@ -209,7 +209,7 @@ public:
         for (auto const& slot : plan.concurrency) {
             auto lease = fast_hex(32);  // never the client's request id: two requests must not share a slot
             auto got = co_await rt_.counters().acquire(slot.counter, slot.limit, lease, now, lease_ms_);
-            if (!got && rt_.settings().on_unavailable == fail_mode::closed) {
+            if (!got && rt_.settings().limits_unavailable == fail_mode::closed) {
                 rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
                 co_await undo(plan, now, tokens, *scope);
                 co_return refuse(store_down());

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "gateway/policy/filters.hpp"
+#include "guardrails/guardrail.hpp"
 
 namespace toolgate::gateway::policy {
 
@@ -37,8 +38,17 @@ double cost_of(turn_context const& ctx, turn_result const& r) {
     return ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens) : 0;
 }
 
+// request_log.payloads: the messages as the provider got them (after the guardrails' redaction),
+// and a non-streamed answer unless pii-redact restored originals into it.
+void add_payload(json::object& o, turn_context const& ctx, turn_result const& r) {
+    if (auto const* m = ctx.request.body.if_contains("messages")) o["messages"] = *m;
+    bool restored = ctx.guardrail_scope && !ctx.guardrail_scope->placeholders.empty();
+    if (restored || ctx.sink) return;
+    if (auto const* c = r.response.if_contains("choices")) o["choices"] = *c;
+}
+
 state::log_record turn_record(turn_context const& ctx, turn_result const& r, double latency_ms, double ttft_ms,
-                              std::int64_t ts) {
+                              std::int64_t ts, bool payloads) {
     state::log_record rec;
     rec.kind = state::log_kind::turn;
     rec.ts_ms = ts;
@@ -66,6 +76,7 @@ state::log_record turn_record(turn_context const& ctx, turn_result const& r, dou
     if (ttft_ms >= 0) o["ttft_ms"] = ttft_ms;
     o["status"] = rec.status;
     if (r.error) o["error"] = r.error->code;
+    if (payloads) add_payload(o, ctx, r);
     return rec;
 }
 
@@ -90,7 +101,7 @@ public:
         auto end = std::chrono::steady_clock::now();
         double ttft = probe && probe->first_ ? ms_between(start, *probe->first_) : -1;
         if (ctx.cost_usd < 0 && ctx.access) ctx.access->cost_usd += cost_of(ctx, result);
-        log->append(turn_record(ctx, result, ms_between(start, end), ttft, ts));
+        log->append(turn_record(ctx, result, ms_between(start, end), ttft, ts, rt_.settings().log_payloads));
         co_return result;
     }
 

@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include "gateway/config_parse.hpp"
 #include "gateway/pipeline.hpp"
@@ -379,4 +380,25 @@ TEST(access_filters, spend_is_recorded_for_keys_without_a_budget) {
     ioc.run();
     EXPECT_EQ(key_month, 7'000'000);  // 3 * $1 + 2 * $2
     EXPECT_EQ(team_day, 7'000'000);
+}
+
+TEST(access_filters, turn_records_carry_payloads_only_when_asked) {
+    for (bool payloads : {false, true}) {
+        policy::access_settings s;
+        s.keys.push_back(key_named("app", "sk-app-12345"));
+        s.log_enabled = true;
+        s.log_in_memory = true;
+        s.log_payloads = payloads;
+        harness h(s);
+        EXPECT_FALSE(h.request("sk-app-12345", "m", R"({"messages":[{"role":"user","content":"the secret plan"}]})").result.error);
+        asio::io_context ioc;
+        std::string text;
+        asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+            auto rows = co_await h.rt->log()->query(state::log_query());
+            if (rows && !rows->empty()) text = json::serialize(rows->front().rec.record);
+        }, asio::detached);
+        ioc.run();
+        ASSERT_FALSE(text.empty());
+        EXPECT_EQ(text.find("the secret plan") != std::string::npos, payloads) << text;
+    }
 }
