@@ -17,9 +17,12 @@ namespace toolgate::state {
 // ---- shared helpers ----
 
 std::string sha256_hex(std::string_view text) {
+    // Fetched once: OpenSSL 3 looks the algorithm up again on every EVP_sha256() digest otherwise,
+    // and every request hashes its key.
+    static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+    EVP_Digest(text.data(), text.size(), digest, &len, md, nullptr);
     static constexpr char hex[] = "0123456789abcdef";
     std::string out(len * 2, '0');
     for (unsigned i = 0; i < len; ++i) {
@@ -48,19 +51,32 @@ std::int64_t utc_ms(int year, int month0, int day) {
 
 }  // namespace
 
-std::string utc_day(std::int64_t ms) {
-    auto tm = utc_tm(ms);
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    return buf;
+namespace {
+
+// The day and month names of one UTC day, kept per thread: every priced turn asks for them.
+struct day_names {
+    std::int64_t day = INT64_MIN;  // days since the epoch
+    std::string day_name, month_name;
+};
+
+day_names const& names_of(std::int64_t ms) {
+    thread_local day_names cached;
+    auto day = ms >= 0 ? ms / 86'400'000 : (ms - 86'399'999) / 86'400'000;
+    if (cached.day != day) {
+        auto tm = utc_tm(ms);
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        cached.day_name = buf;
+        cached.month_name.assign(buf, 7);
+        cached.day = day;
+    }
+    return cached;
 }
 
-std::string utc_month(std::int64_t ms) {
-    auto tm = utc_tm(ms);
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
-    return buf;
-}
+}  // namespace
+
+std::string utc_day(std::int64_t ms) { return names_of(ms).day_name; }
+std::string utc_month(std::int64_t ms) { return names_of(ms).month_name; }
 
 std::int64_t utc_day_end(std::int64_t ms) {
     auto tm = utc_tm(ms);
@@ -89,21 +105,41 @@ struct ledger_book::impl {
         std::int64_t spent = 0;
         // reservation id -> (micros, expiry)
         std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> held;
+        std::int64_t held_sum = 0;
+        std::int64_t first_expiry = INT64_MAX;  // no lease lapses before this
     };
     mutable std::mutex mu;
     std::map<std::pair<std::string, std::string>, line_state> lines;
 
+    // What open reservations hold; lapsed ones (their request never settled) are dropped first.
+    // The sum is kept, so this walks the reservations only when one may have lapsed.
     static std::int64_t reserved(line_state& s, std::int64_t now_ms) {
-        std::int64_t sum = 0;
+        if (now_ms < s.first_expiry) return s.held_sum;
+        s.first_expiry = INT64_MAX;
         for (auto it = s.held.begin(); it != s.held.end();) {
             if (it->second.second <= now_ms) {
-                it = s.held.erase(it);  // a lease that lapsed (its request never settled)
+                s.held_sum -= it->second.first;
+                it = s.held.erase(it);
                 continue;
             }
-            sum += it->second.first;
+            s.first_expiry = std::min(s.first_expiry, it->second.second);
             ++it;
         }
-        return sum;
+        return s.held_sum;
+    }
+
+    static void hold(line_state& s, std::string const& id, std::int64_t micros, std::int64_t expiry) {
+        release(s, id);
+        s.held.emplace(id, std::make_pair(micros, expiry));
+        s.held_sum += micros;
+        s.first_expiry = std::min(s.first_expiry, expiry);
+    }
+
+    static void release(line_state& s, std::string const& id) {
+        auto it = s.held.find(id);
+        if (it == s.held.end()) return;
+        s.held_sum -= it->second.first;
+        s.held.erase(it);
     }
 };
 
@@ -128,7 +164,7 @@ reserve_result ledger_book::reserve(std::vector<budget_line> const& lines, std::
         }
     }
     if (!out.allowed) return out;
-    for (auto* s : states) s->held[reservation] = {micros, now_ms + lease_ms};
+    for (auto* s : states) impl::hold(*s, reservation, micros, now_ms + lease_ms);
     return out;
 }
 
@@ -136,7 +172,7 @@ void ledger_book::settle(std::vector<budget_line> const& lines, std::string cons
     std::lock_guard lock(impl_->mu);
     for (auto const& l : lines) {
         auto& s = impl_->lines[{l.scope, l.period}];
-        s.held.erase(reservation);
+        impl::release(s, reservation);
         s.spent += actual;
     }
 }

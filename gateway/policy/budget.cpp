@@ -43,24 +43,35 @@ constexpr std::int64_t unlimited = std::int64_t(1) << 62;
 
 struct budget_plan {
     std::vector<state::budget_line> lines;
-    std::vector<std::string> labels;  // "daily budget of key support-app ($5)"
+    struct label {
+        std::string_view what;  // "key" or "team"
+        std::string_view name;
+        bool daily;
+        double usd;
+    };
+    std::vector<label> labels;  // formatted only when a line refuses
     bool limited = false;             // some line has a budget: reserve before the turn
 };
 
-void add_lines(budget_plan& p, budget_set const& b, std::string const& scope, std::string const& who, std::int64_t now) {
+void add_lines(budget_plan& p, budget_set const& b, std::string scope, std::string_view what, std::string_view name,
+               std::int64_t now) {
     p.lines.push_back(state::budget_line{scope, state::utc_day(now), b.daily_usd > 0 ? to_micros(b.daily_usd) : unlimited});
-    p.labels.push_back(fmt::format("daily budget of {} (${})", who, b.daily_usd));
-    p.lines.push_back(state::budget_line{scope, state::utc_month(now), b.monthly_usd > 0 ? to_micros(b.monthly_usd) : unlimited});
-    p.labels.push_back(fmt::format("monthly budget of {} (${})", who, b.monthly_usd));
+    p.labels.push_back(budget_plan::label{what, name, true, b.daily_usd});
+    p.lines.push_back(state::budget_line{std::move(scope), state::utc_month(now), b.monthly_usd > 0 ? to_micros(b.monthly_usd) : unlimited});
+    p.labels.push_back(budget_plan::label{what, name, false, b.monthly_usd});
     p.limited = p.limited || b.any();
+}
+
+std::string label_text(budget_plan::label const& l) {
+    return fmt::format("{} budget of {} {} (${})", l.daily ? "daily" : "monthly", l.what, l.name, l.usd);
 }
 
 budget_plan plan_budget(request_scope const& scope, std::int64_t now) {
     budget_plan p;
     if (!scope.key) return p;
-    add_lines(p, scope.key->budget, "key:" + scope.key->id, "key " + scope.key->name, now);
-    if (scope.key_team) add_lines(p, scope.key_team->budget, "team:" + scope.key_team->name, "team " + scope.key_team->name, now);
-    else if (!scope.key->team.empty()) add_lines(p, budget_set{}, "team:" + scope.key->team, "team " + scope.key->team, now);
+    add_lines(p, scope.key->budget, "key:" + scope.key->id, "key", scope.key->name, now);
+    if (scope.key_team) add_lines(p, scope.key_team->budget, "team:" + scope.key_team->name, "team", scope.key_team->name, now);
+    else if (!scope.key->team.empty()) add_lines(p, budget_set{}, "team:" + scope.key->team, "team", scope.key->team, now);
     return p;
 }
 
@@ -147,7 +158,7 @@ public:
             } else if (!held->allowed) {
                 rt_.stats().budget_exceeded.fetch_add(1, std::memory_order_relaxed);
                 auto i = held->rejected;
-                co_return refuse(over_budget(plan.labels[i], held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
+                co_return refuse(over_budget(label_text(plan.labels[i]), held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
             }
         }
         std::optional<counting_sink> counter;

@@ -60,58 +60,72 @@ private:
 
 struct planned_checks {
     std::vector<state::limit_check> checks;
-    std::vector<std::string> labels;     // "requests_per_minute of key support-app"
+    struct label {
+        std::string_view field;  // "requests_per_minute"
+        std::string_view what;   // "key", "team", "user", "model", "the gateway"
+        std::string_view name;
+    };
+    std::vector<label> labels;  // formatted only when a check refuses
     std::vector<limit_unit> units;
     struct slot {
         std::string counter;
         std::int64_t limit;
-        std::string label;
+        label why;
     };
     std::vector<slot> concurrency;
     std::vector<std::size_t> token_checks;  // indexes into checks
 };
 
-void add_scope(planned_checks& p, limit_set const& limits, std::string const& counter_scope, std::string const& who,
-               bool first_turn, std::int64_t tokens) {
+// `what` and `name` must outlive the plan (the key, the team, the request scope, the turn's model).
+void add_scope(planned_checks& p, limit_set const& limits, std::string const& counter_scope, std::string_view what,
+               std::string_view name, bool first_turn, std::int64_t tokens) {
     for (std::size_t i = 0; i < limit_fields.size(); ++i) {
         auto const& f = limit_fields[i];
         if (limits[i] <= 0) continue;
-        auto label = std::string(f.name) + " of " + who;
-        auto counter = "rl:" + counter_scope + ":" + std::string(f.name);
+        planned_checks::label why{f.name, what, name};
         if (f.unit == limit_unit::concurrent) {
-            if (first_turn) p.concurrency.push_back({"cc:" + counter_scope, limits[i], std::move(label)});
+            if (first_turn) p.concurrency.push_back({"cc:" + counter_scope, limits[i], why});
             continue;
         }
         if (f.unit == limit_unit::requests && !first_turn) continue;
         state::limit_check c;
-        c.key = std::move(counter);
+        c.key.reserve(4 + counter_scope.size() + f.name.size());
+        c.key.append("rl:").append(counter_scope).append(":").append(f.name);
         c.spec = state::window_spec{f.span_ms, limits[i]};
         c.amount = f.unit == limit_unit::tokens ? tokens : 1;
         if (f.unit == limit_unit::tokens) p.token_checks.push_back(p.checks.size());
         p.checks.push_back(std::move(c));
-        p.labels.push_back(std::move(label));
+        p.labels.push_back(why);
         p.units.push_back(f.unit);
     }
+}
+
+std::string label_text(planned_checks::label const& l) {
+    std::string out(l.field);
+    out.append(" of ").append(l.what);
+    if (!l.name.empty()) out.append(" ").append(l.name);
+    return out;
 }
 
 planned_checks plan_checks(access_runtime const& rt, request_scope const& scope, std::string const& model,
                            bool first_turn, std::int64_t tokens) {
     planned_checks p;
     if (auto const* k = scope.key.get()) {
-        add_scope(p, k->limits, "key:" + k->id, "key " + k->name, first_turn, tokens);
-        if (scope.key_team) add_scope(p, scope.key_team->limits, "team:" + scope.key_team->name, "team " + scope.key_team->name, first_turn, tokens);
+        add_scope(p, k->limits, "key:" + k->id, "key", k->name, first_turn, tokens);
+        if (scope.key_team)
+            add_scope(p, scope.key_team->limits, "team:" + scope.key_team->name, "team", scope.key_team->name, first_turn, tokens);
     }
     for (auto const& rule : rt.settings().rules) {
         switch (rule.applies) {
-            case rate_rule::scope::global: add_scope(p, rule.limits, "global", "the gateway", first_turn, tokens); break;
+            case rate_rule::scope::global: add_scope(p, rule.limits, "global", "the gateway", {}, first_turn, tokens); break;
             case rate_rule::scope::user:
                 // Per tenant: one key's "alice" is not another's.
                 if (!scope.user.empty())
                     add_scope(p, rule.limits, "user:" + (scope.key ? scope.key->id + ":" : std::string()) + scope.user,
-                              "user " + scope.user, first_turn, tokens);
+                              "user", scope.user, first_turn, tokens);
                 break;
             case rate_rule::scope::model:
-                if (rule.model == model) add_scope(p, rule.limits, "model:" + model, "model " + model, first_turn, tokens);
+                if (rule.model == model) add_scope(p, rule.limits, "model:" + model, "model", model, first_turn, tokens);
                 break;
         }
     }
@@ -203,7 +217,7 @@ public:
         if (!admitted->allowed) {
             rt_.stats().rate_limited.fetch_add(1, std::memory_order_relaxed);
             auto const& v = admitted->verdicts[admitted->rejected];
-            co_return refuse(limited(plan.labels[admitted->rejected], v.retry_after_ms, ctx.response_headers));
+            co_return refuse(limited(label_text(plan.labels[admitted->rejected]), v.retry_after_ms, ctx.response_headers));
         }
         // Concurrency slots last: a request refused above holds none.
         for (auto const& slot : plan.concurrency) {
@@ -217,7 +231,7 @@ public:
             if (got && !*got) {
                 rt_.stats().rate_limited.fetch_add(1, std::memory_order_relaxed);
                 co_await undo(plan, now, tokens, *scope);
-                co_return refuse(limited(slot.label, 1000, ctx.response_headers));
+                co_return refuse(limited(label_text(slot.why), 1000, ctx.response_headers));
             }
             if (got) scope->leases.emplace_back(slot.counter, std::move(lease));
         }
