@@ -1,4 +1,5 @@
 // GET /v1/models and /v1/models/{id}: the configured providers' models with catalog prices.
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -42,11 +43,39 @@ void build_models_cache(app_state& app) {
     app.models_json = json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 
-asio::awaitable<void> list_models(api_request& r) { co_await reply_json(r, r.app.models_json); }
+namespace {
+
+// The list as a key with a `models` list sees it: only what it may call.
+std::string models_of_key(app_state const& app, policy::virtual_key const& key) {
+    auto all = json::parse(app.models_json).as_object();
+    json::array data;
+    if (auto const* d = all.if_contains("data"); d && d->is_array())
+        for (auto const& m : d->get_array()) {
+            auto const* id = m.is_object() ? m.get_object().if_contains("id") : nullptr;
+            if (id && id->is_string() && key.allows_model(id->get_string())) data.push_back(m);
+        }
+    json::object out;
+    out["object"] = "list";
+    out["data"] = std::move(data);
+    return json::serialize(out);
+}
+
+}  // namespace
+
+asio::awaitable<void> list_models(api_request& r) {
+    auto const& key = r.access_scope.key;
+    if (key && key->models) {
+        co_await reply_json(r, models_of_key(r.app, *key));
+        co_return;
+    }
+    co_await reply_json(r, r.app.models_json);
+}
 
 asio::awaitable<void> get_model(api_request& r) {
     std::string id(r.param("id"));
-    if (auto it = r.app.models_by_id.find(id); it != r.app.models_by_id.end()) {
+    auto const& key = r.access_scope.key;
+    bool hidden = key && !key->allows_model(id);  // a model the key may not use does not exist for it
+    if (auto it = r.app.models_by_id.find(id); !hidden && it != r.app.models_by_id.end()) {
         co_await reply_json(r, it->second);
         co_return;
     }

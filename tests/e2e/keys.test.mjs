@@ -248,6 +248,17 @@ keys:
     assert.equal(h.choices[0].message.content, 'reply from mock-2', 'a key without models may use every model');
   });
 
+  test('/v1/models lists only what a key may use; another model does not exist for it', async () => {
+    const limited = await (await fetch(gw.url + '/v1/models', { headers: { authorization: 'Bearer sk-support-123' } })).json();
+    assert.deepEqual(limited.data.map((m) => m.id), ['mock-1']);
+    const all = await (await fetch(gw.url + '/v1/models', { headers: { authorization: 'Bearer sk-hashed-456' } })).json();
+    assert.ok(all.data.length > 1, JSON.stringify(all));
+    const hidden = await fetch(gw.url + '/v1/models/mock-2', { headers: { authorization: 'Bearer sk-support-123' } });
+    assert.equal(hidden.status, 404);
+    const shown = await fetch(gw.url + '/v1/models/mock-1', { headers: { authorization: 'Bearer sk-support-123' } });
+    assert.equal(shown.status, 200);
+  });
+
   test('a model outside the key\'s models: 403 model_not_allowed, for chat and embeddings', async () => {
     const before = up.state.requests.length;
     const client = sdk(gw, 'sk-support-123');
