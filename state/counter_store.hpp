@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,21 @@ public:
     virtual asio::awaitable<result<bool>> acquire(std::string const& key, std::int64_t limit, std::string const& lease,
                                                   std::int64_t now_ms, std::int64_t lease_ms) = 0;
     virtual asio::awaitable<result<void>> release(std::string const& key, std::string const& lease) = 0;
+
+    // The same, answered at once by a store that needs no I/O (memory), which spares the caller a
+    // coroutine frame per call on the request path; nullopt / false: await the call above instead.
+    virtual std::optional<result<admit_result>> admit_now(std::vector<limit_check> const& checks, std::int64_t now_ms) {
+        (void)checks;
+        (void)now_ms;
+        return std::nullopt;
+    }
+    virtual bool adjust_now(limit_check const& check, std::int64_t at_ms, std::int64_t delta, std::int64_t now_ms) {
+        (void)check;
+        (void)at_ms;
+        (void)delta;
+        (void)now_ms;
+        return false;
+    }
 };
 
 }  // namespace toolgate::state

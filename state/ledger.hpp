@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,26 @@ public:
     // Releases `reservation` on `lines` and adds `actual_micros` to each; durable when it returns.
     virtual asio::awaitable<result<void>> settle(std::vector<budget_line> const& lines, std::string const& reservation,
                                                  std::int64_t actual_micros, spend_entry const& who) = 0;
+    // The same, answered at once by a ledger whose step needs no I/O (memory; sqlite's reserve),
+    // sparing a coroutine frame per call; nullopt / false: await the call above instead.
+    virtual std::optional<result<reserve_result>> reserve_now(std::vector<budget_line> const& lines,
+                                                              std::string const& reservation, std::int64_t micros,
+                                                              std::int64_t now_ms, std::int64_t lease_ms) {
+        (void)lines;
+        (void)reservation;
+        (void)micros;
+        (void)now_ms;
+        (void)lease_ms;
+        return std::nullopt;
+    }
+    virtual bool settle_now(std::vector<budget_line> const& lines, std::string const& reservation,
+                            std::int64_t actual_micros, spend_entry const& who) {
+        (void)lines;
+        (void)reservation;
+        (void)actual_micros;
+        (void)who;
+        return false;
+    }
     // What `scope` spent in `period` (settled only).
     virtual asio::awaitable<result<std::int64_t>> spent(std::string const& scope, std::string const& period) = 0;
 };

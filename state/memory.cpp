@@ -64,7 +64,7 @@ day_names const& names_of(std::int64_t ms) {
     auto day = ms >= 0 ? ms / 86'400'000 : (ms - 86'399'999) / 86'400'000;
     if (cached.day != day) {
         auto tm = utc_tm(ms);
-        char buf[16];
+        char buf[40];
         std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
         cached.day_name = buf;
         cached.month_name.assign(buf, 7);
@@ -199,15 +199,24 @@ public:
     std::string_view kind() const override { return "memory"; }
 
     asio::awaitable<result<admit_result>> admit(std::vector<limit_check> const& checks, std::int64_t now_ms) override {
-        co_return admit_now(checks, now_ms);
+        co_return admit_locked(checks, now_ms);
     }
 
     asio::awaitable<result<void>> adjust(limit_check const& check, std::int64_t at_ms, std::int64_t delta,
                                          std::int64_t now_ms) override {
+        adjust_now(check, at_ms, delta, now_ms);
+        co_return result<void>();
+    }
+
+    std::optional<result<admit_result>> admit_now(std::vector<limit_check> const& checks, std::int64_t now_ms) override {
+        return admit_locked(checks, now_ms);
+    }
+
+    bool adjust_now(limit_check const& check, std::int64_t at_ms, std::int64_t delta, std::int64_t now_ms) override {
         auto& st = stripe_of(check.key);
         std::lock_guard lock(st.mu);
         if (auto* w = st.find(check.key)) window_add(*w, check.spec, at_ms, now_ms, delta);
-        co_return result<void>();
+        return true;
     }
 
     asio::awaitable<result<bool>> acquire(std::string const& key, std::int64_t limit, std::string const& lease,
@@ -296,7 +305,7 @@ private:
         }
     }
 
-    result<admit_result> admit_now(std::vector<limit_check> const& checks, std::int64_t now_ms) {
+    result<admit_result> admit_locked(std::vector<limit_check> const& checks, std::int64_t now_ms) {
         admit_result out;
         out.allowed = true;
         out.verdicts.resize(checks.size());
@@ -341,6 +350,15 @@ public:
     }
     asio::awaitable<result<std::int64_t>> spent(std::string const& scope, std::string const& period) override {
         co_return book_.spent(scope, period);
+    }
+    std::optional<result<reserve_result>> reserve_now(std::vector<budget_line> const& lines, std::string const& reservation,
+                                                      std::int64_t micros, std::int64_t now_ms, std::int64_t lease_ms) override {
+        return book_.reserve(lines, reservation, micros, now_ms, lease_ms);
+    }
+    bool settle_now(std::vector<budget_line> const& lines, std::string const& reservation, std::int64_t actual_micros,
+                    spend_entry const&) override {
+        book_.settle(lines, reservation, actual_micros);
+        return true;
     }
 
 private:

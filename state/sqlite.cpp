@@ -40,7 +40,7 @@ std::string previous_month(std::string const& month) {
         m = 12;
         --y;
     }
-    char buf[16];
+    char buf[32];
     std::snprintf(buf, sizeof buf, "%04d-%02d", y, m);
     return buf;
 }
@@ -114,6 +114,11 @@ public:
                                                     std::string const& reservation, std::int64_t micros,
                                                     std::int64_t now_ms, std::int64_t lease_ms) override {
         co_return book_.reserve(lines, reservation, micros, now_ms, lease_ms);
+    }
+
+    std::optional<result<reserve_result>> reserve_now(std::vector<budget_line> const& lines, std::string const& reservation,
+                                                      std::int64_t micros, std::int64_t now_ms, std::int64_t lease_ms) override {
+        return book_.reserve(lines, reservation, micros, now_ms, lease_ms);  // reservations are the process's own
     }
 
     asio::awaitable<result<void>> settle(std::vector<budget_line> const& lines, std::string const& reservation,

@@ -146,7 +146,11 @@ public:
             auto output = output_allowance(ctx.request.body, rt_.settings().default_max_tokens);
             auto reserve = to_micros((double(input) * quote.input + double(output) * quote.output) / 1e6);
             auto started = std::chrono::steady_clock::now();
-            auto held = co_await rt_.ledger().reserve(plan.lines, reservation, reserve, now, lease_ms_);
+            state::result<state::reserve_result> held;
+            if (auto at_once = rt_.ledger().reserve_now(plan.lines, reservation, reserve, now, lease_ms_))
+                held = std::move(*at_once);
+            else
+                held = co_await rt_.ledger().reserve(plan.lines, reservation, reserve, now, lease_ms_);
             note_latency(started);
             if (!held) {
                 if (rt_.settings().budgets_unavailable == fail_mode::closed) {
@@ -179,10 +183,12 @@ public:
         auto started = std::chrono::steady_clock::now();
         // A settle that fails is tried once more (a Redis connection that failed reconnects); a
         // reservation left behind lapses with its lease.
-        auto settled = co_await rt_.ledger().settle(plan.lines, reservation, micros, who);
-        if (!settled) settled = co_await rt_.ledger().settle(plan.lines, reservation, micros, who);
+        if (!rt_.ledger().settle_now(plan.lines, reservation, micros, who)) {
+            auto settled = co_await rt_.ledger().settle(plan.lines, reservation, micros, who);
+            if (!settled) settled = co_await rt_.ledger().settle(plan.lines, reservation, micros, who);
+            if (!settled) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
+        }
         note_latency(started);
-        if (!settled) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
         co_return result;
     }
 

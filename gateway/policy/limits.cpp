@@ -200,7 +200,10 @@ public:
         auto now = unix_now_ms();
         auto started = std::chrono::steady_clock::now();
         auto admitted = nothing_to_count();
-        if (!plan.checks.empty()) admitted = co_await rt_.counters().admit(plan.checks, now);
+        if (!plan.checks.empty()) {
+            if (auto at_once = rt_.counters().admit_now(plan.checks, now)) admitted = std::move(*at_once);
+            else admitted = co_await rt_.counters().admit(plan.checks, now);
+        }
         note_latency(started);
         if (!admitted) {
             if (rt_.settings().limits_unavailable == fail_mode::closed) {
@@ -241,6 +244,7 @@ public:
             auto real = result.tokens.prompt_tokens + result.tokens.completion_tokens;
             if (real != tokens)
                 for (auto i : plan.token_checks) {
+                    if (rt_.counters().adjust_now(plan.checks[i], now, real - tokens, unix_now_ms())) continue;
                     auto r = co_await rt_.counters().adjust(plan.checks[i], now, real - tokens, unix_now_ms());
                     if (!r) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
                 }
