@@ -58,10 +58,10 @@ result<std::vector<ledger_row>> load_ledger(sqlite_conn& c, std::array<std::stri
     return rows;
 }
 
-// One journal row for the settle and the totals of every line, in the writer's transaction.
-detail::write_fn journal(std::vector<budget_line> const& lines, std::int64_t micros, spend_entry who) {
+// One journal row for the settle; the lines' totals are added by the writer, once per batch.
+detail::write_fn journal(std::int64_t micros, spend_entry who) {
     if (who.ts_ms == 0) who.ts_ms = detail::now_ms();
-    return [lines, micros, who = std::move(who)](sqlite_conn& c) -> std::int64_t {
+    return [micros, who = std::move(who)](sqlite_conn& c) -> std::int64_t {
         c.prepare(
              "INSERT INTO spend(ts_ms, request_id, key, team, model, provider, micros) "
              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
@@ -73,17 +73,15 @@ detail::write_fn journal(std::vector<budget_line> const& lines, std::int64_t mic
             .bind(6, who.provider)
             .bind(7, micros)
             .run();
-        for (auto const& l : lines) {
-            c.prepare(
-                 "INSERT INTO ledger(scope, period, micros) VALUES(?1, ?2, ?3) "
-                 "ON CONFLICT(scope, period) DO UPDATE SET micros = micros + excluded.micros")
-                .bind(1, l.scope)
-                .bind(2, l.period)
-                .bind(3, micros)
-                .run();
-        }
         return 0;
     };
+}
+
+std::vector<detail::ledger_delta> deltas(std::vector<budget_line> const& lines, std::int64_t micros) {
+    std::vector<detail::ledger_delta> out;
+    out.reserve(lines.size());
+    for (auto const& l : lines) out.push_back(detail::ledger_delta{l.scope, l.period, micros});
+    return out;
 }
 
 auto read_spent(std::string scope, std::string period) {
@@ -124,7 +122,7 @@ public:
     asio::awaitable<result<void>> settle(std::vector<budget_line> const& lines, std::string const& reservation,
                                          std::int64_t actual_micros, spend_entry const& who) override {
         book_.settle(lines, reservation, actual_micros);
-        auto [ec, unused] = co_await db_->write(journal(lines, actual_micros, who), nothrow_awaitable);
+        auto [ec, unused] = co_await db_->write_spend(journal(actual_micros, who), deltas(lines, actual_micros), nothrow_awaitable);
         (void)unused;
         if (ec) co_return ec;
         co_return result<void>();

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 
 namespace toolgate::state {
 
@@ -308,10 +309,15 @@ void sqlite_db::run_batch(std::vector<detail::write_item>& batch) {
     std::string what;
     try {
         c.prepare("BEGIN IMMEDIATE").run();
+        std::map<std::pair<std::string, std::string>, std::int64_t> totals;  // ledger lines of the batch
         for (std::size_t i = 0; i < batch.size(); ++i) {
             auto& item = batch[i];
             if (item.log) {
                 insert_log(*item.log);
+            } else if (!item.ledger.empty()) {
+                // A spend: its journal row cannot fail alone, and its lines are written once per batch.
+                if (item.run) outcome[i].second = item.run(c);
+                for (auto const& d : item.ledger) totals[{d.scope, d.period}] += d.micros;
             } else if (item.run) {
                 // A durable write in a savepoint of its own: one refused (a constraint) fails alone.
                 c.prepare("SAVEPOINT item").run();
@@ -326,6 +332,13 @@ void sqlite_db::run_batch(std::vector<detail::write_item>& batch) {
                 }
             }
         }
+        for (auto const& [line, micros] : totals)
+            c.prepare("INSERT INTO ledger(scope, period, micros) VALUES(?1, ?2, ?3) "
+                      "ON CONFLICT(scope, period) DO UPDATE SET micros = micros + excluded.micros")
+                .bind(1, line.first)
+                .bind(2, line.second)
+                .bind(3, micros)
+                .run();
         c.prepare("COMMIT").run();
         committed = true;
     } catch (std::exception const& e) {

@@ -121,10 +121,19 @@ private:
 // log record, or neither (a marker that flush() waits on).
 using write_fn = std::function<std::int64_t(sqlite_conn&)>;
 
+// What a settle adds to one ledger line; the writer sums a batch's additions per line and
+// writes each line once, in the batch's transaction.
+struct ledger_delta {
+    std::string scope;
+    std::string period;
+    std::int64_t micros = 0;
+};
+
 struct write_item {
     write_fn run;
     std::optional<log_record> log;
     std::unique_ptr<write_waiter> waiter;
+    std::vector<ledger_delta> ledger;  // applied with the batch (run then cannot fail alone)
 };
 
 }  // namespace detail
@@ -151,6 +160,21 @@ public:
                 enqueue(std::move(item));
             },
             token, std::move(run));
+    }
+
+    // A spend: `run` (the journal row, which cannot fail alone: no savepoint of its own) and the
+    // additions to ledger lines, summed per line over the batch; completes like write().
+    template <class Token>
+    auto write_spend(detail::write_fn run, std::vector<detail::ledger_delta> deltas, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::int64_t)>(
+            [this](auto handler, detail::write_fn fn, std::vector<detail::ledger_delta> d) {
+                detail::write_item item;
+                item.run = std::move(fn);
+                item.ledger = std::move(d);
+                item.waiter = std::make_unique<detail::write_waiter_for<decltype(handler)>>(std::move(handler));
+                enqueue(std::move(item));
+            },
+            token, std::move(run), std::move(deltas));
     }
 
     // Never blocks: when the queue is full the record is dropped and counted.
