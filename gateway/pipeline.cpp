@@ -15,6 +15,22 @@ asio::awaitable<turn_result> turn_pipeline::step(turn_context& ctx, std::size_t 
     co_return co_await filters_[index]->on_turn(ctx, next);
 }
 
+void set_header(header_list* headers, std::string_view name, std::string value) {
+    if (headers == nullptr) return;
+    for (auto& [k, v] : *headers)
+        if (k == name) {
+            v = std::move(value);
+            return;
+        }
+    headers->emplace_back(std::string(name), std::move(value));
+}
+
+turn_result local_error(api_error e) {
+    turn_result r;
+    r.error = failure(std::move(e));
+    return r;
+}
+
 std::optional<model_router::route> model_router::resolve(std::string_view model) const {
     if (model.empty()) return std::nullopt;
     if (auto slash = model.find('/'); slash != std::string_view::npos) {

@@ -80,6 +80,11 @@ struct sink_restorer {
 using turn_result = providers::chat_outcome;
 using next_fn = std::function<asio::awaitable<turn_result>(turn_context&)>;
 
+// Helpers of the filters: set (or replace) a header of the answer (`headers` may be null), and
+// a turn answered locally with `e` (a refusal before the provider is called).
+void set_header(header_list* headers, std::string_view name, std::string value);
+turn_result local_error(api_error e);
+
 class turn_filter {
 public:
     virtual ~turn_filter() = default;

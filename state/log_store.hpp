@@ -53,7 +53,7 @@ struct log_row {
 struct log_stats {
     std::atomic<std::uint64_t> written{0};
     std::atomic<std::uint64_t> dropped{0};
-    std::atomic<std::uint64_t> failed{0};  // batches the store refused
+    std::atomic<std::uint64_t> failed{0};  // records of batches the store refused
 };
 
 struct log_retention {

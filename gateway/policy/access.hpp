@@ -84,6 +84,8 @@ struct request_scope {
     std::vector<std::pair<std::string, std::string>> leases;  // (counter, lease) to release
     double cost_usd = 0;  // over all turns
     unsigned turns = 0;
+    // The current turn's input tokens, estimated once by the key filter for the filters after it.
+    std::int64_t turn_input_tokens = 0;
 };
 
 // Counts for /metrics (any thread).
@@ -100,7 +102,7 @@ public:
 
     access_settings const& settings() const { return s_; }
     bool auth_required() const;
-    bool keys_configured() const { return !dir_.empty() && (!dir_.config_keys().empty() || dir_.store()); }
+    bool keys_configured() const { return !dir_.empty(); }
     key_directory& keys() { return dir_; }
     state::counter_store& counters() { return *counters_; }
     state::ledger& ledger() { return *ledger_; }

@@ -16,21 +16,7 @@ namespace toolgate::gateway::policy {
 
 namespace {
 
-void set_header(header_list* headers, std::string_view name, std::string value) {
-    if (headers == nullptr) return;
-    for (auto& [k, v] : *headers)
-        if (k == name) {
-            v = std::move(value);
-            return;
-        }
-    headers->emplace_back(std::string(name), std::move(value));
-}
 
-turn_result refuse(api_error e) {
-    turn_result r;
-    r.error = failure(std::move(e));
-    return r;
-}
 
 // Saturated at a billion dollars: a cast of a larger double to int64 is undefined.
 std::int64_t to_micros(double usd) {
@@ -136,12 +122,12 @@ public:
         auto now = unix_now_ms();
         auto plan = plan_budget(*scope, now);
         auto reservation = fast_hex(32);  // never the client's request id: two turns must not share one
-        auto input = input_tokens_estimate(ctx.request);
+        auto input = scope->turn_input_tokens;
         if (plan.limited) {
             auto quote = price_(ctx);
             if (!quote.known && !rt_.settings().unpriced_allow) {
                 rt_.stats().unpriced.fetch_add(1, std::memory_order_relaxed);
-                co_return refuse(unpriced(quote.model.empty() ? ctx.requested_model : quote.model));
+                co_return local_error(unpriced(quote.model.empty() ? ctx.requested_model : quote.model));
             }
             auto output = output_allowance(ctx.request.body, rt_.settings().default_max_tokens);
             auto reserve = to_micros((double(input) * quote.input + double(output) * quote.output) / 1e6);
@@ -155,14 +141,14 @@ public:
             if (!held) {
                 if (rt_.settings().budgets_unavailable == fail_mode::closed) {
                     rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
-                    co_return refuse(ledger_down());
+                    co_return local_error(ledger_down());
                 }
                 // Admitted without a reservation; the spend is still recorded below if the ledger is back.
                 rt_.stats().store_open_passes.fetch_add(1, std::memory_order_relaxed);
             } else if (!held->allowed) {
                 rt_.stats().budget_exceeded.fetch_add(1, std::memory_order_relaxed);
                 auto i = held->rejected;
-                co_return refuse(over_budget(label_text(plan.labels[i]), held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
+                co_return local_error(over_budget(label_text(plan.labels[i]), held->spent_micros[i], plan.lines[i].limit_micros, ctx.response_headers));
             }
         }
         std::optional<counting_sink> counter;

@@ -170,18 +170,11 @@ public:
         if (restores_) inbound.placeholders = sc.placeholders;
         std::size_t restorable = sc.placeholders.size();
         if (ctx.sink && checks_streams(*s_)) {
-            auto* outer = ctx.sink;
-            auto g = make_guarded_sink(*s_, ctx, sc, inbound, *outer);
+            sink_restorer put_back(ctx);  // also when next() throws
+            auto g = make_guarded_sink(*s_, ctx, sc, inbound, *ctx.sink);
             ctx.sink = g.get();
-            struct restore_sink {
-                turn_context& c;
-                providers::chat_sink* s;
-                restore_sink(turn_context& cc, providers::chat_sink* ss) : c(cc), s(ss) {}
-                ~restore_sink() { c.sink = s; }
-            };
-            restore_sink put_back(ctx, outer);  // also when next() throws
             auto r = co_await next(ctx);
-            ctx.sink = outer;
+            put_back.now();
             if (!r.error && !g->error()) co_await g->drain();
             if (g->error()) {
                 r.error = *g->error();

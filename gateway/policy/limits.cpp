@@ -15,21 +15,7 @@ namespace toolgate::gateway::policy {
 
 namespace {
 
-void set_header(header_list* headers, std::string_view name, std::string value) {
-    if (headers == nullptr) return;
-    for (auto& [k, v] : *headers)
-        if (k == name) {
-            v = std::move(value);
-            return;
-        }
-    headers->emplace_back(std::string(name), std::move(value));
-}
 
-turn_result refuse(api_error e) {
-    turn_result r;
-    r.error = failure(std::move(e));
-    return r;
-}
 
 // ---- keys ----
 
@@ -38,12 +24,15 @@ public:
     explicit key_filter(access_runtime& rt) : rt_(rt) {}
     std::string_view name() const override { return "keys"; }
     asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) override {
-        if (ctx.access) ++ctx.access->turns;  // the first filter of a turn that knows its scope
+        if (ctx.access) {  // the first filter of a turn that knows its scope
+            ++ctx.access->turns;
+            ctx.access->turn_input_tokens = input_tokens_estimate(ctx.request);
+        }
         auto const* key = ctx.access ? ctx.access->key.get() : nullptr;
         // The agent loop's own turns may go to agent_loop.tool_turn_model: the gateway's choice.
         if (key && !ctx.loop_turn && !key->allows_model(ctx.requested_model)) {
             rt_.stats().forbidden.fetch_add(1, std::memory_order_relaxed);
-            co_return refuse(model_not_allowed(*key, ctx.requested_model));
+            co_return local_error(model_not_allowed(*key, ctx.requested_model));
         }
         co_return co_await next(ctx);
     }
@@ -194,7 +183,7 @@ public:
         if (!scope) co_return co_await next(ctx);
         bool first = scope->turns <= 1;
         if (first && scope->user.empty()) scope->user = user_of(ctx.request.body);
-        auto tokens = input_tokens_estimate(ctx.request) + output_allowance(ctx.request.body, 0);
+        auto tokens = scope->turn_input_tokens + output_allowance(ctx.request.body, 0);
         auto plan = plan_checks(rt_, *scope, ctx.requested_model, first, tokens);
         if (plan.checks.empty() && plan.concurrency.empty()) co_return co_await next(ctx);
         auto now = unix_now_ms();
@@ -208,7 +197,7 @@ public:
         if (!admitted) {
             if (rt_.settings().limits_unavailable == fail_mode::closed) {
                 rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
-                co_return refuse(store_down());
+                co_return local_error(store_down());
             }
             rt_.stats().store_open_passes.fetch_add(1, std::memory_order_relaxed);
             co_return co_await next(ctx);
@@ -220,7 +209,7 @@ public:
         if (!admitted->allowed) {
             rt_.stats().rate_limited.fetch_add(1, std::memory_order_relaxed);
             auto const& v = admitted->verdicts[admitted->rejected];
-            co_return refuse(limited(label_text(plan.labels[admitted->rejected]), v.retry_after_ms, ctx.response_headers));
+            co_return local_error(limited(label_text(plan.labels[admitted->rejected]), v.retry_after_ms, ctx.response_headers));
         }
         // Concurrency slots last: a request refused above holds none.
         for (auto const& slot : plan.concurrency) {
@@ -229,12 +218,12 @@ public:
             if (!got && rt_.settings().limits_unavailable == fail_mode::closed) {
                 rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
                 co_await undo(plan, now, tokens, *scope);
-                co_return refuse(store_down());
+                co_return local_error(store_down());
             }
             if (got && !*got) {
                 rt_.stats().rate_limited.fetch_add(1, std::memory_order_relaxed);
                 co_await undo(plan, now, tokens, *scope);
-                co_return refuse(limited(label_text(slot.why), 1000, ctx.response_headers));
+                co_return local_error(limited(label_text(slot.why), 1000, ctx.response_headers));
             }
             if (got) scope->leases.emplace_back(slot.counter, std::move(lease));
         }

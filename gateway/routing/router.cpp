@@ -70,15 +70,6 @@ struct pool_rt {
     }
 };
 
-void set_header(header_list* headers, std::string_view name, std::string value) {
-    if (headers == nullptr) return;
-    for (auto& [k, v] : *headers)
-        if (k == name) {
-            v = std::move(value);
-            return;
-        }
-    headers->emplace_back(std::string(name), std::move(value));
-}
 
 unsigned header_count(header_list const* headers, std::string_view name) {
     if (headers == nullptr) return 0;
