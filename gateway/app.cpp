@@ -231,6 +231,7 @@ public:
     void on_shutdown() override {
         if (state_.front) state_.front->shutdown();
     }
+    std::size_t background_work() const override { return state_.access ? state_.access->closing() : 0; }
 
 private:
     // A handler that throws still ends its request here: leases released, the request logged (the

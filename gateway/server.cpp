@@ -442,10 +442,24 @@ struct server::impl {
             if (!co_await sessions.wait_for(std::chrono::seconds(2)))
                 log->warn("{} connection(s) did not end after being cancelled; stopping anyway", sessions.size());
         }
+        co_await background_done();
         for (auto& w : workers) {
             w->guard.reset();
             w->ioc.stop();
         }
+    }
+
+    // Polled: a few milliseconds at shutdown, and the handler's counter needs no notifier.
+    asio::awaitable<void> background_done() {
+        auto until = std::chrono::steady_clock::now() + std::max<std::chrono::milliseconds>(opts.shutdown_grace, std::chrono::seconds(1));
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        while (handler.background_work() > 0 && std::chrono::steady_clock::now() < until) {
+            t.expires_after(std::chrono::milliseconds(2));
+            auto [ec] = co_await t.async_wait(nothrow_awaitable);
+            if (ec) break;
+        }
+        if (auto left = handler.background_work())
+            log->warn("stopping with {} settle(s) still unanswered; their reservations lapse", left);
     }
 };
 

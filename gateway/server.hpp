@@ -65,6 +65,9 @@ public:
     // The graceful stop begins (any thread): end what would otherwise run until the grace period is
     // over, such as long-lived event streams.
     virtual void on_shutdown() {}
+    // Work the handler runs after its answers went out (settles sent to a shared store): the
+    // graceful stop waits, within the grace period, until none is left.
+    virtual std::size_t background_work() const { return 0; }
 };
 
 struct server_options : server_limits {

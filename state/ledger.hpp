@@ -75,6 +75,9 @@ public:
         (void)who;
         return false;
     }
+    // Whether reserve_now / settle_now always answer (never nullopt / false) for this ledger.
+    virtual bool reserves_at_once() const { return false; }
+    virtual bool settles_at_once() const { return false; }
     // What `scope` spent in `period` (settled only).
     virtual asio::awaitable<result<std::int64_t>> spent(std::string const& scope, std::string const& period) = 0;
 };

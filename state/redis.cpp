@@ -77,16 +77,15 @@ script_call admit_call(std::string const& prefix, std::vector<limit_check> const
     return c;
 }
 
-result<admit_result> read_admit(result<redis_reply> const& r, std::size_t checks) {
-    if (!r) return r.error();
-    auto v = integers(*r, 2 + 5 * checks);
-    if (!v) return unexpected(*r, "admit");
+// The admit script's reply (also the head of the open-turn script's): allowed, rejected, then
+// five integers per check.
+admit_result admission_of(std::int64_t const* v, std::size_t checks) {
     admit_result out;
-    out.allowed = (*v)[0] == 1;
-    out.rejected = out.allowed ? 0 : static_cast<std::size_t>((*v)[1]);
+    out.allowed = v[0] == 1;
+    out.rejected = out.allowed ? 0 : static_cast<std::size_t>(v[1]);
     out.verdicts.resize(checks);
     for (std::size_t i = 0; i < checks; ++i) {
-        auto const* f = v->data() + 2 + 5 * i;
+        auto const* f = v + 2 + 5 * i;
         auto& w = out.verdicts[i];
         w.allowed = f[0] == 1;
         w.used = f[1];
@@ -95,6 +94,13 @@ result<admit_result> read_admit(result<redis_reply> const& r, std::size_t checks
         w.retry_after_ms = f[4];
     }
     return out;
+}
+
+result<admit_result> read_admit(result<redis_reply> const& r, std::size_t checks) {
+    if (!r) return r.error();
+    auto v = integers(*r, 2 + 5 * checks);
+    if (!v) return unexpected(*r, "admit");
+    return admission_of(v->data(), checks);
 }
 
 script_call adjust_call(std::string const& prefix, limit_check const& check, std::int64_t at_ms, std::int64_t delta,
@@ -315,6 +321,134 @@ private:
     std::shared_ptr<redis_pool> pool_;
 };
 
+// ---- turns: admit + reserve in one script, adjust + settle in another ----
+
+script_call open_turn_call(std::string const& prefix, turn_open const& t) {
+    auto const& checks = *t.checks;
+    auto lines = t.lines ? *t.lines : std::vector<budget_line>();
+    script_call c;
+    c.keys.reserve(checks.size() + 2 * lines.size());
+    c.args.reserve(6 + 4 * checks.size() + lines.size());
+    for (auto const& k : checks) c.keys.push_back(prefix + k.key);
+    for (auto const& l : lines) {
+        auto k = line_key(prefix, l);
+        c.keys.push_back(k);
+        c.keys.push_back(std::move(k) + ":res");
+    }
+    c.args.push_back(str(t.now_ms));
+    c.args.push_back(str(static_cast<std::int64_t>(checks.size())));
+    c.args.push_back(str(static_cast<std::int64_t>(lines.size())));
+    for (auto const& k : checks) {
+        c.args.push_back(str(k.spec.bucket_ms()));
+        c.args.push_back(str(k.spec.span_ms));
+        c.args.push_back(str(k.spec.limit));
+        c.args.push_back(str(k.amount));
+    }
+    c.args.push_back(t.reservation ? *t.reservation : std::string());
+    c.args.push_back(str(t.micros));
+    c.args.push_back(str(t.lease_ms));
+    for (auto const& l : lines) c.args.push_back(str(l.limit_micros));
+    return c;
+}
+
+// Built, never assigned: GCC 12 sees the result's vectors as maybe uninitialized in an assignment.
+turn_admission failed_turn(boost::system::error_code e, std::size_t lines) {
+    return turn_admission{result<admit_result>(e),
+                          lines ? std::optional<result<reserve_result>>(std::in_place, e) : std::nullopt};
+}
+
+turn_admission read_open_turn(result<redis_reply> const& r, std::size_t checks, std::size_t lines) {
+    if (!r) return failed_turn(r.error(), lines);
+    auto v = integers(*r, 2 + 5 * checks + 2 + lines);
+    if (!v) return failed_turn(unexpected(*r, "open turn"), lines);
+    turn_admission out{result<admit_result>(admission_of(v->data(), checks)), std::nullopt};
+    auto const* res = v->data() + 2 + 5 * checks;
+    if (res[0] != -1) {
+        reserve_result b;
+        b.allowed = res[0] == 1;
+        b.rejected = b.allowed ? 0 : static_cast<std::size_t>(res[1]);
+        b.spent_micros.assign(res + 2, res + 2 + lines);
+        out.reserved.emplace(std::move(b));
+    }
+    return out;
+}
+
+script_call close_turn_call(std::string const& prefix, turn_close const& t) {
+    auto adjust = t.adjust && t.delta != 0 ? *t.adjust : std::vector<limit_check>();
+    auto lines = t.lines ? *t.lines : std::vector<budget_line>();
+    script_call c;
+    for (auto const& k : adjust) c.keys.push_back(prefix + k.key);
+    for (auto const& l : lines) {
+        auto k = line_key(prefix, l);
+        c.keys.push_back(k);
+        c.keys.push_back(std::move(k) + ":res");
+    }
+    if (!lines.empty()) c.keys.push_back(prefix + "spend:journal");
+    c.args.push_back(str(t.now_ms));
+    c.args.push_back(str(static_cast<std::int64_t>(adjust.size())));
+    c.args.push_back(str(static_cast<std::int64_t>(lines.size())));
+    c.args.push_back(str(t.at_ms));
+    c.args.push_back(str(t.delta));
+    for (auto const& k : adjust) c.args.push_back(str(k.spec.bucket_ms()));
+    if (!lines.empty()) {
+        c.args.push_back(*t.reservation);
+        c.args.push_back(str(t.micros));
+        c.args.push_back(str(line_ttl_ms));
+        c.args.push_back(journal_entry(*t.who, t.micros, lines));
+        c.args.push_back(str(journal_last_index));
+        c.args.push_back(str(t.reserved_micros));
+    }
+    return c;
+}
+
+class redis_gate final : public turn_gate {
+public:
+    explicit redis_gate(std::shared_ptr<redis_pool> pool) : pool_(std::move(pool)) {}
+
+    std::optional<turn_admission> open_now(turn_open const& t) override {
+        if (!t.checks->empty() || (t.lines && !t.lines->empty())) return std::nullopt;
+        turn_admission out;  // nothing to ask
+        out.admitted = admit_nothing();
+        return out;
+    }
+
+    asio::awaitable<turn_admission> open(turn_open const& t) override {
+        if (auto none = open_now(t)) co_return std::move(*none);
+        auto call = open_turn_call(pool_->prefix(), t);
+        auto r = co_await pool_->eval(detail::open_turn_script(), std::move(call.keys), std::move(call.args));
+        co_return read_open_turn(r, t.checks->size(), t.lines ? t.lines->size() : 0);
+    }
+
+    bool close_now(turn_close const& t) override {
+        return (!t.adjust || t.adjust->empty() || t.delta == 0) && (!t.lines || t.lines->empty());
+    }
+
+    // Tried once more on failure (a connection that failed reconnects); a reservation left behind
+    // lapses with its lease.
+    asio::awaitable<result<void>> close(turn_close const& t) override {
+        if (close_now(t)) co_return result<void>();
+        auto call = close_turn_call(pool_->prefix(), t);
+        auto r = co_await pool_->eval(detail::close_turn_script(), call.keys, call.args);
+        auto done = read_done(r, "close turn");
+        if (!done) {
+            r = co_await pool_->eval(detail::close_turn_script(), std::move(call.keys), std::move(call.args));
+            done = read_done(r, "close turn");
+        }
+        co_return done;
+    }
+
+    bool close_after_answer() const override { return true; }
+
+private:
+    static admit_result admit_nothing() {
+        admit_result out;
+        out.allowed = true;
+        return out;
+    }
+
+    std::shared_ptr<redis_pool> pool_;
+};
+
 // ---- keys ----
 
 struct key_names {
@@ -502,6 +636,9 @@ std::shared_ptr<counter_store> make_redis_counters(std::shared_ptr<redis_pool> p
 }
 std::shared_ptr<ledger> make_redis_ledger(std::shared_ptr<redis_pool> pool) {
     return std::make_shared<redis_ledger>(std::move(pool));
+}
+std::shared_ptr<turn_gate> make_redis_gate(std::shared_ptr<redis_pool> pool) {
+    return std::make_shared<redis_gate>(std::move(pool));
 }
 std::shared_ptr<key_store> make_redis_keys(std::shared_ptr<redis_pool> pool) {
     return std::make_shared<redis_keys>(std::move(pool));

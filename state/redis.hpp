@@ -13,6 +13,7 @@
 #include "state/counter_store.hpp"
 #include "state/key_store.hpp"
 #include "state/ledger.hpp"
+#include "state/turn_gate.hpp"
 
 namespace toolgate::state {
 
@@ -40,6 +41,8 @@ redis_stats const& stats(redis_pool const& pool);
 
 std::shared_ptr<counter_store> make_redis_counters(std::shared_ptr<redis_pool> pool);
 std::shared_ptr<ledger> make_redis_ledger(std::shared_ptr<redis_pool> pool);
+// A turn's admission and reservation in one script, its corrections and settle in another.
+std::shared_ptr<turn_gate> make_redis_gate(std::shared_ptr<redis_pool> pool);
 std::shared_ptr<key_store> make_redis_keys(std::shared_ptr<redis_pool> pool);
 
 }  // namespace toolgate::state

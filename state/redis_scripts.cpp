@@ -4,96 +4,176 @@
 // number formatting.
 #include "state/redis_scripts.hpp"
 
+#include <string>
+
 namespace toolgate::state::detail {
+
+namespace {
 
 // Mirrors window_check and window_add (state/window.cpp) exactly: a check at `now` counts the
 // bucket floor(now / width) and the 60 before it; a bucket b leaves the window at (b + 61) * width.
 // The TTL only collects idle counters; it runs on Redis's clock, hence the margin for replicas
-// whose clocks (which pass `now`) are a few seconds off.
-redis_script const& admit_script() {
-    static redis_script const s(R"lua(
-local now = tonumber(ARGV[1])
-local out = {1, 0}
-local current = {}
-for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 4
-  local w, limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local cur = math.floor(now / w)
-  local oldest = cur - 60
-  current[i] = cur
-  local flat = redis.call('HGETALL', KEYS[i])
-  local live, stale, used, newest = {}, {}, 0, oldest - 1
-  for j = 1, #flat, 2 do
-    local b, c = tonumber(flat[j]), tonumber(flat[j + 1])
-    if b == nil or b < oldest then
-      stale[#stale + 1] = flat[j]
-    elseif b <= cur and c ~= nil and c > 0 then
-      used = used + c
-      live[b] = c
-      if b > newest then newest = b end
+// whose clocks (which pass `now`) are a few seconds off. The checks are keys[k0 + 1 .. k0 + n],
+// their arguments args[a0 + 1 ..], four each: bucket width, span, limit, amount.
+constexpr char const* window_lib = R"lua(
+local function admit_check(keys, k0, n, args, a0, now)
+  local out, current = {1, 0}, {}
+  for i = 1, n do
+    local key = keys[k0 + i]
+    local a = a0 + 1 + (i - 1) * 4
+    local w, limit, amount = tonumber(args[a]), tonumber(args[a + 2]), tonumber(args[a + 3])
+    local cur = math.floor(now / w)
+    local oldest = cur - 60
+    current[i] = cur
+    local flat = redis.call('HGETALL', key)
+    local live, stale, used, newest = {}, {}, 0, oldest - 1
+    for j = 1, #flat, 2 do
+      local b, c = tonumber(flat[j]), tonumber(flat[j + 1])
+      if b == nil or b < oldest then
+        stale[#stale + 1] = flat[j]
+      elseif b <= cur and c ~= nil and c > 0 then
+        used = used + c
+        live[b] = c
+        if b > newest then newest = b end
+      end
     end
-  end
-  if #stale > 0 then redis.call('HDEL', KEYS[i], unpack(stale)) end
-  local reset = 0
-  if newest >= oldest then reset = math.max(0, (newest + 61) * w - now) end
-  local fits = amount <= limit - used
-  local remaining, retry = 0, 0
-  if fits then
-    remaining = limit - used - amount
-  else
-    remaining = math.max(0, limit - used)
-    if amount > limit then
-      retry = -1
+    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+    local reset = 0
+    if newest >= oldest then reset = math.max(0, (newest + 61) * w - now) end
+    local fits = amount <= limit - used
+    local remaining, retry = 0, 0
+    if fits then
+      remaining = limit - used - amount
     else
-      local need, freed = used + amount - limit, 0
-      for b = oldest, cur do
-        local c = live[b]
-        if c ~= nil then
-          freed = freed + c
-          if freed >= need then
-            retry = math.max(1, (b + 61) * w - now)
-            break
+      remaining = math.max(0, limit - used)
+      if amount > limit then
+        retry = -1
+      else
+        local need, freed = used + amount - limit, 0
+        for b = oldest, cur do
+          local c = live[b]
+          if c ~= nil then
+            freed = freed + c
+            if freed >= need then
+              retry = math.max(1, (b + 61) * w - now)
+              break
+            end
           end
         end
       end
+      if out[1] == 1 then
+        out[1] = 0
+        out[2] = i - 1
+      end
     end
-    if out[1] == 1 then
+    local k = #out
+    out[k + 1] = fits and 1 or 0
+    out[k + 2] = used
+    out[k + 3] = remaining
+    out[k + 4] = reset
+    out[k + 5] = retry
+  end
+  return out, current
+end
+
+local function admit_count(keys, k0, n, args, a0, current)
+  for i = 1, n do
+    local key = keys[k0 + i]
+    local a = a0 + 1 + (i - 1) * 4
+    local field = string.format('%d', current[i])
+    if redis.call('HINCRBY', key, field, args[a + 3]) < 0 then redis.call('HSET', key, field, '0') end
+    local ttl = math.max(2 * tonumber(args[a + 1]), 62 * tonumber(args[a])) + 10000
+    redis.call('PEXPIRE', key, string.format('%d', ttl))
+  end
+end
+
+-- Like window_add: only a counter that exists, only a bucket still in the window, never below 0.
+local function adjust_one(key, now, w, at, delta)
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  local cur, b = math.floor(now / w), math.floor(at / w)
+  if b < cur - 60 or b > cur then return 0 end
+  local field = string.format('%d', b)
+  if redis.call('HINCRBY', key, field, delta) < 0 then redis.call('HSET', key, field, '0') end
+  return 1
+end
+)lua";
+
+// A line is two keys (its hash, its reservations): keys[k0 + 2i - 1], keys[k0 + 2i]. A
+// reservation made again under the same id replaces the first (as in ledger_book). A member is
+// "<reservation>:<micros>"; the id is everything before the last colon.
+constexpr char const* ledger_lib = R"lua(
+local function reserve_check(keys, k0, n, now_text, micros, limits, l0)
+  local out = {1, 0}
+  for i = 1, n do
+    local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
+    redis.call('ZREMRANGEBYSCORE', r, '-inf', now_text)
+    local used = tonumber(redis.call('HGET', h, 'spent') or '0') or 0
+    for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
+      local held = tonumber(string.match(m, ':(%-?%d+)$'))
+      if held ~= nil then used = used + held end
+    end
+    out[#out + 1] = used
+    if out[1] == 1 and used + micros > tonumber(limits[l0 + i]) then
       out[1] = 0
       out[2] = i - 1
     end
   end
-  local k = #out
-  out[k + 1] = fits and 1 or 0
-  out[k + 2] = used
-  out[k + 3] = remaining
-  out[k + 4] = reset
-  out[k + 5] = retry
+  return out
 end
-if out[1] == 1 then
-  for i = 1, #KEYS do
-    local a = 2 + (i - 1) * 4
-    local field = string.format('%d', current[i])
-    if redis.call('HINCRBY', KEYS[i], field, ARGV[a + 3]) < 0 then redis.call('HSET', KEYS[i], field, '0') end
-    local ttl = math.max(2 * tonumber(ARGV[a + 1]), 62 * tonumber(ARGV[a])) + 10000
-    redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+
+local function drop_reservation(r, id)
+  for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
+    if string.match(m, '^(.*):%-?%d+$') == id then redis.call('ZREM', r, m) end
   end
 end
+
+-- fresh: the id is new (a turn's own), so no earlier reservation under it needs dropping.
+local function reserve_hold(keys, k0, n, id, micros_text, now, lease_ms, fresh)
+  local member = id .. ':' .. micros_text
+  local score = string.format('%d', now + lease_ms)
+  local keep = lease_ms + 60000
+  for i = 1, n do
+    local r = keys[k0 + 2 * i]
+    if not fresh then drop_reservation(r, id) end
+    redis.call('ZADD', r, score, member)
+    if redis.call('PTTL', r) < keep then redis.call('PEXPIRE', r, string.format('%d', keep)) end
+  end
+end
+
+-- held: the reserved amount when the caller knows it (its member is removed at once), else nil;
+-- an empty id: nothing was reserved.
+local function settle_lines(keys, k0, n, id, held, actual, ttl, journal, entry, last)
+  for i = 1, n do
+    local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
+    if id == '' then
+    elseif held then redis.call('ZREM', r, id .. ':' .. held)
+    else drop_reservation(r, id) end
+    redis.call('HINCRBY', h, 'spent', actual)
+    redis.call('PEXPIRE', h, ttl)
+  end
+  redis.call('LPUSH', journal, entry)
+  redis.call('LTRIM', journal, '0', last)
+end
+)lua";
+
+std::string with(char const* lib, char const* body) { return std::string(lib) + body; }
+
+}  // namespace
+
+redis_script const& admit_script() {
+    static redis_script const s(with(window_lib, R"lua(
+local now = tonumber(ARGV[1])
+local out, current = admit_check(KEYS, 0, #KEYS, ARGV, 1, now)
+if out[1] == 1 then admit_count(KEYS, 0, #KEYS, ARGV, 1, current) end
 return out
-)lua");
+)lua"));
     return s;
 }
 
-// Like window_add: only a counter that exists, only a bucket still in the window, never below 0.
 redis_script const& adjust_script() {
-    static redis_script const s(R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local now, w, at = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cur, b = math.floor(now / w), math.floor(at / w)
-if b < cur - 60 or b > cur then return 0 end
-local field = string.format('%d', b)
-if redis.call('HINCRBY', KEYS[1], field, ARGV[4]) < 0 then redis.call('HSET', KEYS[1], field, '0') end
-return 1
-)lua");
+    static redis_script const s(with(window_lib, R"lua(
+return adjust_one(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+)lua"));
     return s;
 }
 
@@ -111,61 +191,63 @@ return 1
     return s;
 }
 
-// All or nothing over the lines; a reservation made again under the same id replaces the first
-// (as in ledger_book). A member is "<reservation>:<micros>"; the id is everything before the
-// last colon.
 redis_script const& reserve_script() {
-    static redis_script const s(R"lua(
-local now, id, micros, lease_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+    static redis_script const s(with(ledger_lib, R"lua(
+local now, micros, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = #KEYS / 2
-local out = {1, 0}
-for i = 1, n do
-  local h, r = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('ZREMRANGEBYSCORE', r, '-inf', ARGV[1])
-  local used = tonumber(redis.call('HGET', h, 'spent') or '0') or 0
-  for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
-    local held = tonumber(string.match(m, ':(%-?%d+)$'))
-    if held ~= nil then used = used + held end
-  end
-  out[#out + 1] = used
-  if out[1] == 1 and used + micros > tonumber(ARGV[4 + i]) then
-    out[1] = 0
-    out[2] = i - 1
-  end
+local out = reserve_check(KEYS, 0, n, ARGV[1], micros, ARGV, 4)
+if out[1] == 1 then reserve_hold(KEYS, 0, n, ARGV[2], ARGV[3], now, lease_ms, false) end
+return out
+)lua"));
+    return s;
+}
+
+redis_script const& settle_script() {
+    static redis_script const s(with(ledger_lib, R"lua(
+local n = (#KEYS - 1) / 2
+settle_lines(KEYS, 0, n, ARGV[1], nil, ARGV[2], ARGV[3], KEYS[#KEYS], ARGV[4], ARGV[5])
+return 1
+)lua"));
+    return s;
+}
+
+// Nothing is counted unless the reservation fits too: a turn the budget refuses does not use up
+// its rate limits.
+redis_script const& open_turn_script() {
+    static redis_script const s(std::string(window_lib) + ledger_lib + R"lua(
+local now, n, m = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, current = admit_check(KEYS, 0, n, ARGV, 3, now)
+local r0 = 3 + 4 * n
+local res
+if out[1] == 1 and m > 0 then
+  res = reserve_check(KEYS, n, m, ARGV[1], tonumber(ARGV[r0 + 2]), ARGV, r0 + 3)
+else
+  res = {-1, 0}
+  for i = 1, m do res[#res + 1] = 0 end
 end
-if out[1] == 1 then
-  local member = id .. ':' .. ARGV[3]
-  local score = string.format('%d', now + lease_ms)
-  local keep = lease_ms + 60000
-  for i = 1, n do
-    local r = KEYS[2 * i]
-    for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
-      if string.match(m, '^(.*):%-?%d+$') == id then redis.call('ZREM', r, m) end
-    end
-    redis.call('ZADD', r, score, member)
-    if redis.call('PTTL', r) < keep then redis.call('PEXPIRE', r, string.format('%d', keep)) end
-  end
+if out[1] == 1 and res[1] ~= 0 then
+  admit_count(KEYS, 0, n, ARGV, 3, current)
+  if m > 0 then reserve_hold(KEYS, n, m, ARGV[r0 + 1], ARGV[r0 + 2], now, tonumber(ARGV[r0 + 3]), true) end
 end
+for i = 1, #res do out[#out + 1] = res[i] end
 return out
 )lua");
     return s;
 }
 
-redis_script const& settle_script() {
-    static redis_script const s(R"lua(
-local id = ARGV[1]
-local n = (#KEYS - 1) / 2
-for i = 1, n do
-  local h, r = KEYS[2 * i - 1], KEYS[2 * i]
-  for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
-    if string.match(m, '^(.*):%-?%d+$') == id then redis.call('ZREM', r, m) end
-  end
-  redis.call('HINCRBY', h, 'spent', ARGV[2])
-  redis.call('PEXPIRE', h, ARGV[3])
+redis_script const& close_turn_script() {
+    static redis_script const s(std::string(window_lib) + ledger_lib + R"lua(
+local now, n, m = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local at, delta = tonumber(ARGV[4]), ARGV[5]
+if delta ~= '0' then
+  for i = 1, n do adjust_one(KEYS[i], now, tonumber(ARGV[5 + i]), at, delta) end
 end
-local j = KEYS[#KEYS]
-redis.call('LPUSH', j, ARGV[4])
-redis.call('LTRIM', j, '0', ARGV[5])
+if m > 0 then
+  local s = 5 + n
+  local held = ARGV[s + 6]
+  if held == '-1' then held = nil end
+  settle_lines(KEYS, n, m, ARGV[s + 1], held, ARGV[s + 2], ARGV[s + 3], KEYS[n + 2 * m + 1], ARGV[s + 4], ARGV[s + 5])
+end
 return 1
 )lua");
     return s;

@@ -27,6 +27,17 @@ redis_script const& reserve_script();
 // KEYS: per line its hash and its reservations, then the journal. ARGV: reservation, actual
 // micros, the lines' TTL (ms), the journal entry, the journal's last index kept.
 redis_script const& settle_script();
+// A model turn's admission and reservation together. KEYS: the n counters, then per line its
+// hash and its reservations (m lines). ARGV: now, n, m, four per check as in admit, then
+// reservation, micros, lease_ms, then per line its limit. Reply: admit's reply, then reserve's,
+// whose first element is -1 when it was not asked (a check refused, or no lines). Nothing is
+// counted or held unless everything fits. The reservation id must be new (a turn's own).
+redis_script const& open_turn_script();
+// Its token corrections and its settle. KEYS: the n counters to correct, then per line its hash
+// and its reservations, then the journal (when m > 0). ARGV: now, n, m, at, delta, per counter
+// its bucket width, then settle's ARGV and the micros reserved under the id (-1: not known; when
+// m > 0). Reply: 1.
+redis_script const& close_turn_script();
 // KEYS: key:<id>, keyhash, keys. ARGV: id, hash, prefix, attrs, created_ms, updated_ms.
 redis_script const& put_key_script();
 // KEYS: keyhash. ARGV: hash, the prefix of key records. Reply: nil or {id, {field, value, ...}}.

@@ -118,6 +118,7 @@ public:
                                                       std::int64_t micros, std::int64_t now_ms, std::int64_t lease_ms) override {
         return book_.reserve(lines, reservation, micros, now_ms, lease_ms);  // reservations are the process's own
     }
+    bool reserves_at_once() const override { return true; }
 
     asio::awaitable<result<void>> settle(std::vector<budget_line> const& lines, std::string const& reservation,
                                          std::int64_t actual_micros, spend_entry const& who) override {

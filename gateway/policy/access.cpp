@@ -3,6 +3,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 
 #include "common/prometheus.hpp"
@@ -28,19 +33,44 @@ std::int64_t unix_now_ms() {
         .count();
 }
 
+namespace {
+
+void append_int(std::string& out, std::int64_t v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+}  // namespace
+
 std::string format_reset(std::int64_t ms) {
     if (ms <= 0) return "0s";
-    if (ms < 1000) return fmt::format("{}ms", ms);
+    std::string out;
+    if (ms < 1000) {
+        append_int(out, ms);
+        return out += "ms";
+    }
     auto total_s = ms / 1000;
     if (total_s < 60) {
-        auto text = fmt::format("{}.{:03}", total_s, ms % 1000);
-        while (text.back() == '0') text.pop_back();
-        if (text.back() == '.') text.pop_back();
-        return text + "s";
+        append_int(out, total_s);
+        if (auto frac = ms % 1000) {  // "59.5s": no trailing zeros
+            char digits[3] = {char('0' + frac / 100), char('0' + frac / 10 % 10), char('0' + frac % 10)};
+            std::size_t n = 3;
+            while (digits[n - 1] == '0') --n;
+            out += '.';
+            out.append(digits, n);
+        }
+        return out += 's';
     }
     auto h = total_s / 3600, m = (total_s % 3600) / 60, sec = total_s % 60;
-    if (h) return fmt::format("{}h{}m{}s", h, m, sec);
-    return fmt::format("{}m{}s", m, sec);
+    if (h) {
+        append_int(out, h);
+        out += 'h';
+    }
+    append_int(out, m);
+    out += 'm';
+    append_int(out, sec);
+    return out += 's';
 }
 
 access_runtime::access_runtime(access_settings s)
@@ -50,6 +80,7 @@ access_runtime::access_runtime(access_settings s)
       counters_(redis_ ? state::make_redis_counters(redis_) : state::make_memory_counters(s_.memory)),
       ledger_(redis_ ? state::make_redis_ledger(redis_)
                      : sqlite_ ? state::make_sqlite_ledger(sqlite_) : state::make_memory_ledger()),
+      gate_(redis_ ? state::make_redis_gate(redis_) : state::make_store_gate(counters_, ledger_)),
       key_store_(s_.admin_token.empty() ? nullptr
                  : redis_               ? state::make_redis_keys(redis_)
                  : sqlite_              ? state::make_sqlite_keys(sqlite_)
@@ -124,6 +155,61 @@ asio::awaitable<void> access_runtime::finish(request_scope& scope) {
     scope.leases.clear();
 }
 
+namespace {
+
+// What a background close needs, owned (the turn that asked has answered and gone).
+struct owned_close {
+    std::vector<state::limit_check> adjust;
+    std::vector<state::budget_line> lines;
+    std::string reservation;
+    state::spend_entry who;
+    state::turn_close view;
+};
+
+std::shared_ptr<owned_close> own(state::turn_close const& t) {
+    auto o = std::make_shared<owned_close>();
+    if (t.adjust) o->adjust = *t.adjust;
+    if (t.lines) o->lines = *t.lines;
+    if (t.reservation) o->reservation = *t.reservation;
+    if (t.who) o->who = *t.who;
+    o->view = t;
+    o->view.adjust = t.adjust ? &o->adjust : nullptr;
+    o->view.lines = t.lines ? &o->lines : nullptr;
+    o->view.reservation = t.reservation ? &o->reservation : nullptr;
+    o->view.who = t.who ? &o->who : nullptr;
+    return o;
+}
+
+struct closing_guard {
+    explicit closing_guard(std::shared_ptr<std::atomic<std::size_t>> c) : count(std::move(c)) {}
+    closing_guard(closing_guard const&) = delete;
+    closing_guard& operator=(closing_guard const&) = delete;
+    ~closing_guard() { count->fetch_sub(1, std::memory_order_acq_rel); }
+    std::shared_ptr<std::atomic<std::size_t>> count;
+};
+
+asio::awaitable<void> close_in_background(std::shared_ptr<state::turn_gate> gate, std::shared_ptr<owned_close> o,
+                                          std::shared_ptr<std::atomic<std::size_t>> closing,
+                                          std::atomic<std::uint64_t>* errors) {
+    closing_guard guard(std::move(closing));
+    bool ok = false;
+    try {
+        auto r = co_await gate->close(o->view);
+        ok = r.has_value();
+    } catch (std::exception const& e) {
+        spdlog::warn("a turn's settle failed: {}", e.what());
+    }
+    // The runtime outlives every close that resumes (the server waits for them before it stops).
+    if (!ok) errors->fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void access_runtime::close_later(asio::any_io_executor const& ex, state::turn_close const& t) {
+    closing_->fetch_add(1, std::memory_order_acq_rel);
+    asio::co_spawn(ex, close_in_background(gate_, own(t), closing_, &stats_.store_errors), asio::detached);
+}
+
 std::string access_runtime::metrics_text() const {
     prometheus::writer w;
     auto load = [](std::atomic<std::uint64_t> const& v) { return v.load(std::memory_order_relaxed); };
@@ -138,10 +224,10 @@ std::string access_runtime::metrics_text() const {
     w.family("toolgate_policy_open_passes_total", "counter",
              "Requests admitted while the state store was unavailable (on_unavailable: open).");
     w.sample("toolgate_policy_open_passes_total", {}, load(stats_.store_open_passes));
-    w.family("toolgate_limiter_seconds", "summary", "Time spent in rate-limit checks.");
+    w.family("toolgate_limiter_seconds", "summary", "Time spent admitting turns (rate-limit checks and budget reservations, one store call).");
     w.sample("toolgate_limiter_seconds_sum", {}, double(load(stats_.limiter_us)) / 1e6);
     w.sample("toolgate_limiter_seconds_count", {}, load(stats_.limiter_calls));
-    w.family("toolgate_ledger_seconds", "summary", "Time spent in budget reservations and settlements.");
+    w.family("toolgate_ledger_seconds", "summary", "Time spent closing turns (token corrections and settlements, one store call).");
     w.sample("toolgate_ledger_seconds_sum", {}, double(load(stats_.ledger_us)) / 1e6);
     w.sample("toolgate_ledger_seconds_count", {}, load(stats_.ledger_calls));
     {

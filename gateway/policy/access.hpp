@@ -6,6 +6,7 @@
 // Per request, a request_scope carries the caller's key and what must be undone when the request
 // ends (concurrency leases); it lives in api_request and the turn filters reach it through the
 // turn context.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
@@ -27,6 +28,7 @@
 #include "state/postgres.hpp"
 #include "state/redis.hpp"
 #include "state/sqlite.hpp"
+#include "state/turn_gate.hpp"
 
 namespace YAML {
 class Node;
@@ -106,6 +108,12 @@ public:
     key_directory& keys() { return dir_; }
     state::counter_store& counters() { return *counters_; }
     state::ledger& ledger() { return *ledger_; }
+    // The counters and the ledger as one model turn asks them (one script each way on Redis).
+    state::turn_gate& gate() { return *gate_; }
+    // Runs a turn's close in the background on `ex` (copies what it needs): for a gate whose
+    // close may follow the answer. Counted until done; the server waits for it at shutdown.
+    void close_later(asio::any_io_executor const& ex, state::turn_close const& t);
+    std::size_t closing() const { return closing_->load(std::memory_order_acquire); }
     state::key_store* key_store() { return key_store_.get(); }
     // The request log (null unless request_log is on) and the audit log (with the admin API).
     state::log_store* log() { return s_.log_enabled ? (request_log_ ? request_log_.get() : log_.get()) : nullptr; }
@@ -136,6 +144,9 @@ private:
     std::shared_ptr<state::redis_pool> redis_;
     std::shared_ptr<state::counter_store> counters_;
     std::shared_ptr<state::ledger> ledger_;
+    std::shared_ptr<state::turn_gate> gate_;
+    // Shared with the background closes, which may outlive a runtime stopped past its grace.
+    std::shared_ptr<std::atomic<std::size_t>> closing_ = std::make_shared<std::atomic<std::size_t>>(0);
     std::shared_ptr<state::key_store> key_store_;
     std::shared_ptr<state::log_store> log_;
     std::shared_ptr<state::log_store> request_log_;  // request_log.store: postgres; null: log_ holds both

@@ -1,6 +1,6 @@
 #pragma once
 // The turn filters of keys, rate limits, budgets and the request log (registry.cpp puts them in
-// the chain: request log, keys, rate limits, budget, guardrails, ..., router).
+// the chain: request log, admission (keys, rate limits, budgets), guardrails, ..., router).
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,12 +20,10 @@ struct price_quote {
 };
 using price_fn = std::function<price_quote(turn_context const&)>;
 
-// 403 model_not_allowed for a model outside the key's `models`.
-std::shared_ptr<turn_filter> make_key_filter(access_runtime& rt);
-// Requests, tokens and concurrency per key, team, user, model and globally; x-ratelimit-* headers.
-std::shared_ptr<turn_filter> make_limit_filter(access_runtime& rt, std::chrono::milliseconds lease);
-// Reserve before, settle after, on every line of the key's and its team's budgets.
-std::shared_ptr<turn_filter> make_budget_filter(access_runtime& rt, price_fn price, std::chrono::milliseconds lease);
+// Per turn: 403 model_not_allowed for a model outside the key's `models`; requests, tokens and
+// concurrency per key, team, user, model and globally (x-ratelimit-* headers); the key's and its
+// team's budgets, reserved before and settled after (admission.cpp).
+std::shared_ptr<turn_filter> make_admission_filter(access_runtime& rt, price_fn price, std::chrono::milliseconds lease);
 // One record per model turn into the request log.
 std::shared_ptr<turn_filter> make_turn_log_filter(access_runtime& rt);
 

@@ -1,69 +1,18 @@
-// The key filter (which models a key may use) and the rate-limit filter. Deciding what to count is
-// a plain function (plan_checks); the filter only asks the counter store and answers.
+// The rate limits: what a turn counts (plan_checks), the x-ratelimit-* headers and the refusals.
+// The admission filter (admission.cpp) asks the stores.
 #include <boost/json/value.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
+#include <array>
+#include <charconv>
 #include <cmath>
 
-#include "common/ids.hpp"
-#include "gateway/policy/filters.hpp"
+#include "gateway/policy/plans.hpp"
 #include "providers/wire.hpp"
 
 namespace toolgate::gateway::policy {
 
 namespace {
-
-
-
-// ---- keys ----
-
-class key_filter final : public turn_filter {
-public:
-    explicit key_filter(access_runtime& rt) : rt_(rt) {}
-    std::string_view name() const override { return "keys"; }
-    asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) override {
-        if (ctx.access) {  // the first filter of a turn that knows its scope
-            ++ctx.access->turns;
-            ctx.access->turn_input_tokens = input_tokens_estimate(ctx.request);
-        }
-        auto const* key = ctx.access ? ctx.access->key.get() : nullptr;
-        // The agent loop's own turns may go to agent_loop.tool_turn_model: the gateway's choice.
-        if (key && !ctx.loop_turn && !key->allows_model(ctx.requested_model)) {
-            rt_.stats().forbidden.fetch_add(1, std::memory_order_relaxed);
-            co_return local_error(model_not_allowed(*key, ctx.requested_model));
-        }
-        co_return co_await next(ctx);
-    }
-
-private:
-    static api_error model_not_allowed(virtual_key const& k, std::string const& model) {
-        return api_error{403, "permission_error", "model_not_allowed",
-                         "key '" + k.name + "' may not use model '" + model + "'"};
-    }
-    access_runtime& rt_;
-};
-
-// ---- rate limits ----
-
-struct planned_checks {
-    std::vector<state::limit_check> checks;
-    struct label {
-        std::string_view field;  // "requests_per_minute"
-        std::string_view what;   // "key", "team", "user", "model", "the gateway"
-        std::string_view name;
-    };
-    std::vector<label> labels;  // formatted only when a check refuses
-    std::vector<limit_unit> units;
-    struct slot {
-        std::string counter;
-        std::int64_t limit;
-        label why;
-    };
-    std::vector<slot> concurrency;
-    std::vector<std::size_t> token_checks;  // indexes into checks
-};
 
 // `what` and `name` must outlive the plan (the key, the team, the request scope, the turn's model).
 void add_scope(planned_checks& p, limit_set const& limits, std::string const& counter_scope, std::string_view what,
@@ -82,7 +31,7 @@ void add_scope(planned_checks& p, limit_set const& limits, std::string const& co
         c.key.append("rl:").append(counter_scope).append(":").append(f.name);
         c.spec = state::window_spec{f.span_ms, limits[i]};
         c.amount = f.unit == limit_unit::tokens ? tokens : 1;
-        if (f.unit == limit_unit::tokens) p.token_checks.push_back(p.checks.size());
+        if (f.unit == limit_unit::tokens) p.token_checks.push_back(c);
         p.checks.push_back(std::move(c));
         p.labels.push_back(why);
         p.units.push_back(f.unit);
@@ -95,6 +44,29 @@ std::string label_text(planned_checks::label const& l) {
     if (!l.name.empty()) out.append(" ").append(l.name);
     return out;
 }
+
+void unit_headers(header_list* headers, planned_checks const& p, state::admit_result const& r, limit_unit unit,
+                  std::array<std::string_view, 3> const& names, std::int64_t now) {
+    std::optional<std::size_t> best;
+    for (std::size_t i = 0; i < p.checks.size(); ++i) {
+        if (p.units[i] != unit) continue;
+        if (!best || r.verdicts[i].remaining < r.verdicts[*best].remaining) best = i;
+    }
+    if (!best) return;
+    auto const& v = r.verdicts[*best];
+    auto const& c = p.checks[*best];
+    set_header(headers, names[0], std::to_string(c.spec.limit));
+    set_header(headers, names[1], std::to_string(v.remaining));
+    // An admitted request is in the window too: no reset before its own bucket leaves.
+    auto reset = v.reset_ms;
+    if (v.allowed) {
+        auto w = c.spec.bucket_ms();
+        reset = std::max(reset, (now / w + state::window_slots) * w - now);
+    }
+    set_header(headers, names[2], format_reset(reset));
+}
+
+}  // namespace
 
 planned_checks plan_checks(access_runtime const& rt, request_scope const& scope, std::string const& model,
                            bool first_turn, std::int64_t tokens) {
@@ -127,29 +99,17 @@ std::string user_of(json::object const& body) {
     return std::string(std::string_view(u->get_string()).substr(0, 256));
 }
 
-// The tightest of one unit's verdicts for the x-ratelimit-* headers.
-void rate_headers(header_list* headers, planned_checks const& p, state::admit_result const& r, limit_unit unit,
-                  std::string_view suffix, std::int64_t now) {
-    std::optional<std::size_t> best;
-    for (std::size_t i = 0; i < p.checks.size(); ++i) {
-        if (p.units[i] != unit) continue;
-        if (!best || r.verdicts[i].remaining < r.verdicts[*best].remaining) best = i;
-    }
-    if (!best) return;
-    auto const& v = r.verdicts[*best];
-    auto const& c = p.checks[*best];
-    set_header(headers, "x-ratelimit-limit-" + std::string(suffix), std::to_string(c.spec.limit));
-    set_header(headers, "x-ratelimit-remaining-" + std::string(suffix), std::to_string(v.remaining));
-    // An admitted request is in the window too: no reset before its own bucket leaves.
-    auto reset = v.reset_ms;
-    if (v.allowed) {
-        auto w = c.spec.bucket_ms();
-        reset = std::max(reset, (now / w + state::window_slots) * w - now);
-    }
-    set_header(headers, "x-ratelimit-reset-" + std::string(suffix), format_reset(reset));
+void rate_headers(header_list* headers, planned_checks const& p, state::admit_result const& r, std::int64_t now) {
+    static constexpr std::array<std::string_view, 3> requests{"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+                                                              "x-ratelimit-reset-requests"};
+    static constexpr std::array<std::string_view, 3> tokens{"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+                                                            "x-ratelimit-reset-tokens"};
+    unit_headers(headers, p, r, limit_unit::requests, requests, now);
+    unit_headers(headers, p, r, limit_unit::tokens, tokens, now);
 }
 
-api_error limited(std::string const& label, std::int64_t retry_after_ms, header_list* headers) {
+api_error limited(planned_checks::label const& why, std::int64_t retry_after_ms, header_list* headers) {
+    auto label = label_text(why);
     api_error e{429, "rate_limit_error", "rate_limit_exceeded", "Rate limit reached: " + label};
     if (retry_after_ms < 0) {
         e.message = "This request needs more than the " + label + " allows; it can never be admitted";
@@ -163,105 +123,9 @@ api_error limited(std::string const& label, std::int64_t retry_after_ms, header_
     return e;
 }
 
-state::result<state::admit_result> nothing_to_count() {
-    state::admit_result r;
-    r.allowed = true;
-    return r;
-}
-
-api_error store_down() {
+api_error limits_down() {
     return api_error{503, "server_error", "state_unavailable", "the rate-limit store is unavailable; retry later"};
 }
-
-class limit_filter final : public turn_filter {
-public:
-    limit_filter(access_runtime& rt, std::chrono::milliseconds lease) : rt_(rt), lease_ms_(lease.count()) {}
-    std::string_view name() const override { return "rate_limits"; }
-
-    asio::awaitable<turn_result> on_turn(turn_context& ctx, next_fn const& next) override {
-        auto* scope = ctx.access;
-        if (!scope) co_return co_await next(ctx);
-        bool first = scope->turns <= 1;
-        if (first && scope->user.empty()) scope->user = user_of(ctx.request.body);
-        auto tokens = scope->turn_input_tokens + output_allowance(ctx.request.body, 0);
-        auto plan = plan_checks(rt_, *scope, ctx.requested_model, first, tokens);
-        if (plan.checks.empty() && plan.concurrency.empty()) co_return co_await next(ctx);
-        auto now = unix_now_ms();
-        auto started = std::chrono::steady_clock::now();
-        auto admitted = nothing_to_count();
-        if (!plan.checks.empty()) {
-            if (auto at_once = rt_.counters().admit_now(plan.checks, now)) admitted = std::move(*at_once);
-            else admitted = co_await rt_.counters().admit(plan.checks, now);
-        }
-        note_latency(started);
-        if (!admitted) {
-            if (rt_.settings().limits_unavailable == fail_mode::closed) {
-                rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
-                co_return local_error(store_down());
-            }
-            rt_.stats().store_open_passes.fetch_add(1, std::memory_order_relaxed);
-            co_return co_await next(ctx);
-        }
-        if (!plan.checks.empty()) {
-            rate_headers(ctx.response_headers, plan, *admitted, limit_unit::requests, "requests", now);
-            rate_headers(ctx.response_headers, plan, *admitted, limit_unit::tokens, "tokens", now);
-        }
-        if (!admitted->allowed) {
-            rt_.stats().rate_limited.fetch_add(1, std::memory_order_relaxed);
-            auto const& v = admitted->verdicts[admitted->rejected];
-            co_return local_error(limited(label_text(plan.labels[admitted->rejected]), v.retry_after_ms, ctx.response_headers));
-        }
-        // Concurrency slots last: a request refused above holds none.
-        for (auto const& slot : plan.concurrency) {
-            auto lease = fast_hex(32);  // never the client's request id: two requests must not share a slot
-            auto got = co_await rt_.counters().acquire(slot.counter, slot.limit, lease, now, lease_ms_);
-            if (!got && rt_.settings().limits_unavailable == fail_mode::closed) {
-                rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
-                co_await undo(plan, now, tokens, *scope);
-                co_return local_error(store_down());
-            }
-            if (got && !*got) {
-                rt_.stats().rate_limited.fetch_add(1, std::memory_order_relaxed);
-                co_await undo(plan, now, tokens, *scope);
-                co_return local_error(limited(label_text(slot.why), 1000, ctx.response_headers));
-            }
-            if (got) scope->leases.emplace_back(slot.counter, std::move(lease));
-        }
-        auto result = co_await next(ctx);
-        // Tokens were admitted on the estimate; the usage corrects them.
-        if (!plan.token_checks.empty() && result.tokens.present) {
-            auto real = result.tokens.prompt_tokens + result.tokens.completion_tokens;
-            if (real != tokens)
-                for (auto i : plan.token_checks) {
-                    if (rt_.counters().adjust_now(plan.checks[i], now, real - tokens, unix_now_ms())) continue;
-                    auto r = co_await rt_.counters().adjust(plan.checks[i], now, real - tokens, unix_now_ms());
-                    if (!r) rt_.stats().store_errors.fetch_add(1, std::memory_order_relaxed);
-                }
-        }
-        co_return result;
-    }
-
-private:
-    // A request refused for concurrency gives back what it counted and the slots it took.
-    asio::awaitable<void> undo(planned_checks const& plan, std::int64_t at, std::int64_t tokens, request_scope& scope) {
-        for (std::size_t i = 0; i < plan.checks.size(); ++i) {
-            auto back = plan.units[i] == limit_unit::tokens ? -tokens : -1;
-            (void)co_await rt_.counters().adjust(plan.checks[i], at, back, unix_now_ms());
-        }
-        co_await rt_.finish(scope);
-    }
-
-    void note_latency(std::chrono::steady_clock::time_point started) {
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
-        rt_.stats().limiter_calls.fetch_add(1, std::memory_order_relaxed);
-        rt_.stats().limiter_us.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
-    }
-
-    access_runtime& rt_;
-    std::int64_t lease_ms_;
-};
-
-}  // namespace
 
 std::int64_t input_tokens_estimate(providers::chat_request const& req) {
     std::size_t bytes = 0;
@@ -294,11 +158,6 @@ std::int64_t output_allowance(json::object const& body, std::int64_t fallback) {
 
 api_error tool_not_allowed(std::string_view tool) {
     return api_error{403, "permission_error", "tool_not_allowed", "this key may not call tool '" + std::string(tool) + "'"};
-}
-
-std::shared_ptr<turn_filter> make_key_filter(access_runtime& rt) { return std::make_shared<key_filter>(rt); }
-std::shared_ptr<turn_filter> make_limit_filter(access_runtime& rt, std::chrono::milliseconds lease) {
-    return std::make_shared<limit_filter>(rt, lease);
 }
 
 }  // namespace toolgate::gateway::policy

@@ -22,22 +22,14 @@ std::chrono::milliseconds lease_of(gateway_config const& cfg) {
 }
 
 // Outermost first.
-constexpr std::array<filter_row, 6> rows{{
+constexpr std::array<filter_row, 4> rows{{
     {"request_log", true, true,
      [](filter_inputs const& in) {
          return in.access && in.access->log() ? policy::make_turn_log_filter(*in.access) : nullptr;
      }},
-    {"keys", true, true,
-     [](filter_inputs const& in) { return in.access ? policy::make_key_filter(*in.access) : nullptr; }},
-    {"rate_limits", true, true,
+    {"admission", true, true,
      [](filter_inputs const& in) {
-         return in.access && in.access->may_limit() ? policy::make_limit_filter(*in.access, lease_of(in.cfg))
-                                                                : nullptr;
-     }},
-    {"budget", true, true,
-     [](filter_inputs const& in) {
-         return in.access && in.access->may_budget() ? policy::make_budget_filter(*in.access, in.price, lease_of(in.cfg))
-                                                      : nullptr;
+         return in.access ? policy::make_admission_filter(*in.access, in.price, lease_of(in.cfg)) : nullptr;
      }},
     {"guardrails", true, false,
      [](filter_inputs const& in) { return policy::make_guardrail_filter(in.cfg.guardrail_settings); }},

@@ -5,9 +5,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <stdexcept>
 #include <thread>
 
 #include "state/memory.hpp"
+#include "state/turn_gate.hpp"
 
 namespace state = toolgate::state;
 namespace asio = boost::asio;
@@ -246,4 +248,110 @@ TEST(MemoryLog, KeepsTheNewestAndFilters) {
     q.key.clear();
     q.before_id = 5;
     EXPECT_EQ(run(log->query(q))->size(), 2u);
+}
+
+// ---- the turn gate over memory counters and a memory ledger ----
+
+namespace {
+
+struct gate_case {
+    std::vector<state::limit_check> checks;
+    std::vector<state::limit_check> tokens;
+    std::vector<state::budget_line> lines;
+    std::string reservation;
+    state::turn_open open(std::int64_t micros, std::int64_t now) const {
+        state::turn_open t;
+        t.checks = &checks;
+        t.lines = &lines;
+        t.reservation = &reservation;
+        t.micros = micros;
+        t.now_ms = now;
+        t.lease_ms = minute;
+        return t;
+    }
+};
+
+gate_case turn_case(std::string id) {
+    gate_case g;
+    g.checks.push_back({"rl:key:k1:rpm", {minute, 2}, 1});
+    g.checks.push_back({"rl:key:k1:tpm", {minute, 100}, 40});
+    g.tokens.push_back(g.checks[1]);
+    g.lines.push_back({"key:k1", "2025-12-02", 1'000});
+    g.reservation = std::move(id);
+    return g;
+}
+
+}  // namespace
+
+TEST(StoreGate, CountsAndReservesTogetherAndABudgetRefusalCountsNothing) {
+    auto counters = state::make_memory_counters();
+    auto ledger = state::make_memory_ledger();
+    auto gate = state::make_store_gate(counters, ledger);
+    auto a = turn_case("r1");
+    auto first = gate->open_now(a.open(600, t0));
+    ASSERT_TRUE(first);
+    ASSERT_TRUE(first->admitted && first->admitted->allowed);
+    ASSERT_TRUE(first->reserved && *first->reserved && (*first->reserved)->allowed);
+
+    auto b = turn_case("r2");
+    auto second = gate->open_now(b.open(600, t0 + 1));  // 600 + 600 > 1000
+    ASSERT_TRUE(second);
+    ASSERT_TRUE(second->admitted && second->admitted->allowed);
+    ASSERT_TRUE(second->reserved && *second->reserved);
+    EXPECT_FALSE((*second->reserved)->allowed);
+    EXPECT_EQ((*second->reserved)->spent_micros[0], 600);
+
+    // r1 closes: its tokens corrected (+10), its cost settled (700, more than reserved).
+    state::spend_entry who;
+    who.request_id = "r1";
+    state::turn_close close;
+    close.adjust = &a.tokens;
+    close.at_ms = t0;
+    close.delta = 10;
+    close.now_ms = t0 + 2;
+    close.lines = &a.lines;
+    close.reservation = &a.reservation;
+    close.micros = 700;
+    close.who = &who;
+    EXPECT_TRUE(gate->close_now(close));
+    EXPECT_EQ(*run(ledger->spent("key:k1", "2025-12-02")), 700);
+
+    // The refused r2 counted nothing: one request and 50 tokens so far.
+    auto c = turn_case("r3");
+    auto third = gate->open_now(c.open(100, t0 + 3));
+    ASSERT_TRUE(third && third->admitted && third->admitted->allowed);
+    EXPECT_EQ(third->admitted->verdicts[0].used, 1);
+    EXPECT_EQ(third->admitted->verdicts[1].used, 50);
+    // A rate-limit refusal reserves nothing.
+    auto d = turn_case("r4");
+    auto fourth = gate->open_now(d.open(100, t0 + 4));
+    ASSERT_TRUE(fourth && fourth->admitted);
+    EXPECT_FALSE(fourth->admitted->allowed);
+    EXPECT_FALSE(fourth->reserved);
+    std::vector<state::budget_line> probe_lines = a.lines;
+    auto probe = ledger->reserve_now(probe_lines, "probe", 0, t0 + 5, minute);
+    ASSERT_TRUE(probe && *probe);
+    EXPECT_EQ((*probe)->spent_micros[0], 800);  // 700 spent + r3's 100 held
+}
+
+TEST(StoreGate, RefusesCountersThatNeedIo) {
+    class slow_counters final : public state::counter_store {
+    public:
+        std::string_view kind() const override { return "slow"; }
+        asio::awaitable<state::result<state::admit_result>> admit(std::vector<state::limit_check> const&, std::int64_t) override {
+            state::admit_result r;
+            co_return r;
+        }
+        asio::awaitable<state::result<void>> adjust(state::limit_check const&, std::int64_t, std::int64_t, std::int64_t) override {
+            co_return state::result<void>();
+        }
+        asio::awaitable<state::result<bool>> acquire(std::string const&, std::int64_t, std::string const&, std::int64_t,
+                                                     std::int64_t) override {
+            co_return true;
+        }
+        asio::awaitable<state::result<void>> release(std::string const&, std::string const&) override {
+            co_return state::result<void>();
+        }
+    };
+    EXPECT_THROW(state::make_store_gate(std::make_shared<slow_counters>(), state::make_memory_ledger()), std::invalid_argument);
 }

@@ -798,3 +798,110 @@ TEST_F(redis_test, keys_are_put_found_rotated_listed_and_removed) {
     EXPECT_EQ(w_.run(keys->list())->size(), 1u);
     EXPECT_EQ(cmd(*p, args{"HLEN", "tg:keyhash"}).integer, 1);
 }
+
+// ---- the turn gate: one script to open a turn, one to close it ----
+
+TEST_F(redis_test, a_turn_opens_and_closes_in_one_script_each_and_a_budget_refusal_counts_nothing) {
+    auto p = pool();
+    auto gate = state::make_redis_gate(p);
+    auto ledger = state::make_redis_ledger(p);
+    std::vector<state::limit_check> checks{check("rl:key:k1:rpm", 60'000, 2), check("rl:key:k1:tpm", 60'000, 100, 40)};
+    std::vector<state::limit_check> tokens{checks[1]};
+    std::vector<state::budget_line> lines{line("key:k1", "2025-12-02", 1'000)};
+    auto open = [&](std::string const& id, std::int64_t micros, std::int64_t now) {
+        state::turn_open t;
+        t.checks = &checks;
+        t.lines = &lines;
+        t.reservation = &id;
+        t.micros = micros;
+        t.now_ms = now;
+        t.lease_ms = 60'000;
+        EXPECT_FALSE(gate->open_now(t));  // Redis is always asked
+        return w_.run(gate->open(t));
+    };
+    // Loaded first: the first EVALSHA of a script the server does not know is followed by an EVAL.
+    cmd(*p, args{"SCRIPT", "LOAD", state::detail::open_turn_script().text});
+    cmd(*p, args{"SCRIPT", "LOAD", state::detail::close_turn_script().text});
+    auto commands = [&] { return state::stats(*p).commands.load(); };
+    auto before = commands();
+    auto first = open("r1", 600, t0);
+    EXPECT_EQ(commands() - before, 1u);  // one round trip for the counts and the reservation
+    ASSERT_TRUE(first.admitted && first.admitted->allowed);
+    ASSERT_TRUE(first.reserved && *first.reserved && (*first.reserved)->allowed);
+
+    auto second = open("r2", 600, t0 + 1);  // 600 + 600 > 1000
+    ASSERT_TRUE(second.admitted && second.admitted->allowed);
+    ASSERT_TRUE(second.reserved && *second.reserved);
+    EXPECT_FALSE((*second.reserved)->allowed);
+    EXPECT_EQ((*second.reserved)->spent_micros, (std::vector<std::int64_t>{600}));
+
+    state::spend_entry who{"r1", "k1", "", "gpt-x", "openai", t0 + 2};
+    std::string r1 = "r1";
+    state::turn_close close;
+    close.adjust = &tokens;
+    close.at_ms = t0;
+    close.delta = 10;
+    close.now_ms = t0 + 2;
+    close.lines = &lines;
+    close.reservation = &r1;
+    close.micros = 700;
+    close.who = &who;
+    close.reserved_micros = 600;  // its member is removed without a scan
+    EXPECT_FALSE(gate->close_now(close));
+    EXPECT_TRUE(gate->close_after_answer());
+    before = commands();
+    ASSERT_TRUE(w_.run(gate->close(close)));
+    EXPECT_EQ(commands() - before, 1u);  // one round trip for the corrections and the settle
+    EXPECT_EQ(*w_.run(ledger->spent("key:k1", "2025-12-02")), 700);
+    EXPECT_EQ(cmd(*p, args{"LLEN", "tg:spend:journal"}).integer, 1);
+
+    // The refused r2 counted nothing: one request and 50 tokens so far; r1's reservation is gone.
+    auto third = open("r3", 100, t0 + 3);
+    ASSERT_TRUE(third.admitted && third.admitted->allowed);
+    EXPECT_EQ(third.admitted->verdicts[0].used, 1);
+    EXPECT_EQ(third.admitted->verdicts[1].used, 50);
+    ASSERT_TRUE(third.reserved && *third.reserved);
+    EXPECT_EQ((*third.reserved)->spent_micros, (std::vector<std::int64_t>{700}));
+    // A rate-limit refusal reserves nothing.
+    auto fourth = open("r4", 100, t0 + 4);
+    ASSERT_TRUE(fourth.admitted);
+    EXPECT_FALSE(fourth.admitted->allowed);
+    EXPECT_EQ(fourth.admitted->rejected, 0u);
+    EXPECT_FALSE(fourth.reserved);
+    auto probe = w_.run(ledger->reserve(lines, "probe", 0, t0 + 5, 60'000));
+    ASSERT_TRUE(probe);
+    EXPECT_EQ(probe->spent_micros, (std::vector<std::int64_t>{800}));  // 700 spent + r3's 100 held
+
+    // A turn without a budget line counts only; without checks and lines nothing is asked.
+    std::vector<state::budget_line> none;
+    state::turn_open bare;
+    bare.checks = &checks;
+    bare.lines = &none;
+    bare.now_ms = t0 + 61 * 60'000;  // a fresh window
+    auto counted = w_.run(gate->open(bare));
+    ASSERT_TRUE(counted.admitted && counted.admitted->allowed);
+    EXPECT_FALSE(counted.reserved);
+    std::vector<state::limit_check> no_checks;
+    bare.checks = &no_checks;
+    ASSERT_TRUE(gate->open_now(bare));
+}
+
+TEST_F(redis_test, a_turn_gate_without_redis_fails_both_parts) {
+    auto p = pool(200ms);
+    server_->stop();
+    auto gate = state::make_redis_gate(p);
+    std::vector<state::limit_check> checks{check("rl:x", 60'000, 2)};
+    std::vector<state::budget_line> lines{line("key:k1", "2025-12-02", 1'000)};
+    std::string id = "r1";
+    state::turn_open t;
+    t.checks = &checks;
+    t.lines = &lines;
+    t.reservation = &id;
+    t.micros = 1;
+    t.now_ms = t0;
+    t.lease_ms = 60'000;
+    auto r = w_.run(gate->open(t));
+    EXPECT_FALSE(r.admitted);
+    ASSERT_TRUE(r.reserved);
+    EXPECT_FALSE(*r.reserved);
+}
