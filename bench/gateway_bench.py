@@ -339,8 +339,13 @@ pools:
                 m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
                 rows = [l for l in m.splitlines() if l.startswith(("toolgate_request_log_records_total",
                                                                      "toolgate_policy_rejections_total{reason=\"rate",
-                                                                     "toolgate_limiter_seconds", "toolgate_ledger_seconds"))]
+                                                                     "toolgate_limiter_seconds", "toolgate_ledger_seconds",
+                                                                     "toolgate_redis_commands_total"))]
                 print(f"{name}: " + "; ".join(rows))
+                values = {l.split()[0]: float(l.split()[1]) for l in rows if len(l.split()) == 2}
+                turns, cmds = values.get("toolgate_limiter_seconds_count", 0), values.get("toolgate_redis_commands_total")
+                if cmds is not None and turns:
+                    print(f"{name}: {cmds / turns:.2f} Redis commands per model turn")
 
         print(f"\ntoolgate vs. nginx direct, {args.rounds} interleaved rounds x {args.duration}s, best round for req/s, "
               f"median for latency and CPU; {os.cpu_count()} cores shared by wrk, nginx and toolgate")

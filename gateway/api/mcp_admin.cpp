@@ -10,6 +10,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 
 #include "common/task_group.hpp"
 #include "gateway/api/handlers.hpp"
@@ -24,10 +25,28 @@ namespace json = boost::json;
 namespace {
 
 // JSON is built in plain functions, not in coroutines (braced lists: CONTRIBUTING.md).
-std::string servers_json(app_state& app) {
+// A key limited to some MCP tools sees the servers that serve one of them, with those counted.
+std::string servers_json(app_state& app, policy::virtual_key const* key) {
+    auto all = app.aggregator().servers_status();
+    json::array shown;
+    if (!key || !key->mcp_tools) {
+        shown = std::move(all);
+    } else {
+        std::map<std::string, std::size_t, std::less<>> allowed;
+        for (auto const& t : app.aggregator().snapshot()->tools)
+            if (key->allows_tool(t.exposed)) ++allowed[t.server];
+        for (auto& v : all) {
+            auto& s = v.as_object();
+            auto const* name = s.if_contains("name");
+            auto it = name && name->is_string() ? allowed.find(std::string_view(name->get_string())) : allowed.end();
+            if (it == allowed.end()) continue;
+            s["tools"] = it->second;
+            shown.push_back(std::move(v));
+        }
+    }
     json::object o;
     o["object"] = "list";
-    o["data"] = app.aggregator().servers_status();
+    o["data"] = std::move(shown);
     return json::serialize(o);
 }
 
@@ -134,7 +153,9 @@ asio::awaitable<void> call_streamed(api_request& r, json::object args) {
 
 }  // namespace
 
-asio::awaitable<void> mcp_servers(api_request& r) { co_await reply_json(r, servers_json(r.app)); }
+asio::awaitable<void> mcp_servers(api_request& r) {
+    co_await reply_json(r, servers_json(r.app, r.access_scope.key.get()));
+}
 
 asio::awaitable<void> mcp_tools(api_request& r) { co_await reply_json(r, tools_json(r.app, r.access_scope.key.get())); }
 

@@ -942,6 +942,7 @@ ${demoServer}auth: { required: true }
 keys:
   - { name: echo-only, key: sk-echo-only, mcp_tools: [demo__echo] }
   - { name: everything, key: sk-everything }
+  - { name: elsewhere, key: sk-elsewhere, mcp_tools: ["other__*"] }
 `);
     await mcpUp(gw, 'sk-everything');
   });
@@ -969,6 +970,17 @@ keys:
     assert.equal((await ok.json()).result.content[0].text, 'allowed');
     assert.equal((await call('sk-everything', 'demo__add', { a: 1, b: 2 })).status, 200);
     assert.equal((await fetch(gw.url + '/v1/mcp/tools')).status, 401, 'no key, no tools');
+  });
+
+  test('/v1/mcp/servers shows a key the servers of its tools, counting only those', async () => {
+    const servers = async (key) => {
+      const r = await fetch(gw.url + '/v1/mcp/servers', { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(r.status, 200);
+      return (await r.json()).data.map((x) => [x.name, x.tools]);
+    };
+    assert.deepEqual(await servers('sk-everything'), [['demo', 3]]);
+    assert.deepEqual(await servers('sk-echo-only'), [['demo', 1]]);
+    assert.deepEqual(await servers('sk-elsewhere'), []);
   });
 
   test('chat requests of the key are offered only its tools', async () => {
