@@ -451,7 +451,10 @@ struct server::impl {
 
     // Polled: a few milliseconds at shutdown, and the handler's counter needs no notifier.
     asio::awaitable<void> background_done() {
-        auto until = std::chrono::steady_clock::now() + std::max<std::chrono::milliseconds>(opts.shutdown_grace, std::chrono::seconds(1));
+        // Bounded on its own (the drain before it may have used the grace): a settle is one
+        // store command with its own timeout.
+        auto wait = std::clamp<std::chrono::milliseconds>(opts.shutdown_grace, std::chrono::seconds(1), std::chrono::seconds(5));
+        auto until = std::chrono::steady_clock::now() + wait;
         asio::steady_timer t(co_await asio::this_coro::executor);
         while (handler.background_work() > 0 && std::chrono::steady_clock::now() < until) {
             t.expires_after(std::chrono::milliseconds(2));

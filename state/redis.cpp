@@ -323,9 +323,12 @@ private:
 
 // ---- turns: admit + reserve in one script, adjust + settle in another ----
 
+std::vector<limit_check> const no_checks;
+std::vector<budget_line> const no_lines;
+
 script_call open_turn_call(std::string const& prefix, turn_open const& t) {
     auto const& checks = *t.checks;
-    auto lines = t.lines ? *t.lines : std::vector<budget_line>();
+    auto const& lines = t.lines ? *t.lines : no_lines;
     script_call c;
     c.keys.reserve(checks.size() + 2 * lines.size());
     c.args.reserve(6 + 4 * checks.size() + lines.size());
@@ -374,9 +377,10 @@ turn_admission read_open_turn(result<redis_reply> const& r, std::size_t checks, 
 }
 
 script_call close_turn_call(std::string const& prefix, turn_close const& t) {
-    auto adjust = t.adjust && t.delta != 0 ? *t.adjust : std::vector<limit_check>();
-    auto lines = t.lines ? *t.lines : std::vector<budget_line>();
+    auto const& adjust = t.adjust && t.delta != 0 ? *t.adjust : no_checks;
+    auto const& lines = t.lines ? *t.lines : no_lines;
     script_call c;
+    c.keys.push_back(prefix + "closed:" + *t.id);
     for (auto const& k : adjust) c.keys.push_back(prefix + k.key);
     for (auto const& l : lines) {
         auto k = line_key(prefix, l);
@@ -396,7 +400,7 @@ script_call close_turn_call(std::string const& prefix, turn_close const& t) {
         c.args.push_back(str(line_ttl_ms));
         c.args.push_back(journal_entry(*t.who, t.micros, lines));
         c.args.push_back(str(journal_last_index));
-        c.args.push_back(str(t.reserved_micros));
+        c.args.push_back(t.reservation && !t.reservation->empty() ? str(t.reserved_micros) : std::string("-2"));
     }
     return c;
 }
@@ -430,7 +434,7 @@ public:
         auto call = close_turn_call(pool_->prefix(), t);
         auto r = co_await pool_->eval(detail::close_turn_script(), call.keys, call.args);
         auto done = read_done(r, "close turn");
-        if (!done) {
+        if (!done) {  // the marker keeps a first try that did run from counting twice
             r = co_await pool_->eval(detail::close_turn_script(), std::move(call.keys), std::move(call.args));
             done = read_done(r, "close turn");
         }

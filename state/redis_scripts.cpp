@@ -140,14 +140,13 @@ local function reserve_hold(keys, k0, n, id, micros_text, now, lease_ms, fresh)
   end
 end
 
--- held: the reserved amount when the caller knows it (its member is removed at once), else nil;
--- an empty id: nothing was reserved.
+-- held: '-1' when not known (the id's members are found and removed), '-2' when nothing was
+-- reserved, else the amount reserved under the id (its member is removed at once).
 local function settle_lines(keys, k0, n, id, held, actual, ttl, journal, entry, last)
   for i = 1, n do
     local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
-    if id == '' then
-    elseif held then redis.call('ZREM', r, id .. ':' .. held)
-    else drop_reservation(r, id) end
+    if held == '-1' then drop_reservation(r, id)
+    elseif held ~= '-2' then redis.call('ZREM', r, id .. ':' .. held) end
     redis.call('HINCRBY', h, 'spent', actual)
     redis.call('PEXPIRE', h, ttl)
   end
@@ -205,7 +204,7 @@ return out
 redis_script const& settle_script() {
     static redis_script const s(with(ledger_lib, R"lua(
 local n = (#KEYS - 1) / 2
-settle_lines(KEYS, 0, n, ARGV[1], nil, ARGV[2], ARGV[3], KEYS[#KEYS], ARGV[4], ARGV[5])
+settle_lines(KEYS, 0, n, ARGV[1], '-1', ARGV[2], ARGV[3], KEYS[#KEYS], ARGV[4], ARGV[5])
 return 1
 )lua"));
     return s;
@@ -235,18 +234,19 @@ return out
     return s;
 }
 
+// KEYS[1] marks the turn closed for a minute: a close tried again after a reply that never came
+// (the first may have run) changes nothing twice.
 redis_script const& close_turn_script() {
     static redis_script const s(std::string(window_lib) + ledger_lib + R"lua(
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', '60000') then return 0 end
 local now, n, m = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local at, delta = tonumber(ARGV[4]), ARGV[5]
 if delta ~= '0' then
-  for i = 1, n do adjust_one(KEYS[i], now, tonumber(ARGV[5 + i]), at, delta) end
+  for i = 1, n do adjust_one(KEYS[1 + i], now, tonumber(ARGV[5 + i]), at, delta) end
 end
 if m > 0 then
   local s = 5 + n
-  local held = ARGV[s + 6]
-  if held == '-1' then held = nil end
-  settle_lines(KEYS, n, m, ARGV[s + 1], held, ARGV[s + 2], ARGV[s + 3], KEYS[n + 2 * m + 1], ARGV[s + 4], ARGV[s + 5])
+  settle_lines(KEYS, 1 + n, m, ARGV[s + 1], ARGV[s + 6], ARGV[s + 2], ARGV[s + 3], KEYS[1 + n + 2 * m + 1], ARGV[s + 4], ARGV[s + 5])
 end
 return 1
 )lua");

@@ -33,10 +33,11 @@ redis_script const& settle_script();
 // whose first element is -1 when it was not asked (a check refused, or no lines). Nothing is
 // counted or held unless everything fits. The reservation id must be new (a turn's own).
 redis_script const& open_turn_script();
-// Its token corrections and its settle. KEYS: the n counters to correct, then per line its hash
-// and its reservations, then the journal (when m > 0). ARGV: now, n, m, at, delta, per counter
-// its bucket width, then settle's ARGV and the micros reserved under the id (-1: not known; when
-// m > 0). Reply: 1.
+// Its token corrections and its settle, once per turn. KEYS: the turn's close marker, the n
+// counters to correct, then per line its hash and its reservations, then the journal (when m > 0).
+// ARGV: now, n, m, at, delta, per counter its bucket width, then settle's ARGV and what was held
+// under the id ('-1' not known, '-2' nothing, else the micros; when m > 0). Reply: 1, or 0 when
+// the turn was closed already.
 redis_script const& close_turn_script();
 // KEYS: key:<id>, keyhash, keys. ARGV: id, hash, prefix, attrs, created_ms, updated_ms.
 redis_script const& put_key_script();

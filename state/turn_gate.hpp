@@ -23,9 +23,9 @@ namespace asio = boost::asio;
 // The pointers are the caller's and must outlive the call (set each field; no braced init in a
 // coroutine body).
 struct turn_open {
-    std::vector<limit_check> const* checks = nullptr;  // counted all or nothing
+    std::vector<limit_check> const* checks = nullptr;  // required; counted all or nothing
     std::vector<budget_line> const* lines = nullptr;   // empty or null: nothing reserved
-    std::string const* reservation = nullptr;          // new for each turn
+    std::string const* reservation = nullptr;          // new for each turn; required with lines
     std::int64_t micros = 0;
     std::int64_t now_ms = 0;
     std::int64_t lease_ms = 0;
@@ -39,15 +39,16 @@ struct turn_admission {
 };
 
 struct turn_close {
+    std::string const* id = nullptr;  // unique per turn (required by the Redis gate: a close counts once)
     std::vector<limit_check> const* adjust = nullptr;  // counted at at_ms, each corrected by delta
     std::int64_t at_ms = 0;
     std::int64_t delta = 0;
     std::int64_t now_ms = 0;
     std::vector<budget_line> const* lines = nullptr;  // empty or null: nothing to settle
-    std::string const* reservation = nullptr;
+    std::string const* reservation = nullptr;          // required with lines; empty: nothing was reserved
     std::int64_t micros = 0;
-    spend_entry const* who = nullptr;
-    std::int64_t reserved_micros = -1;  // what open reserved under `reservation` (-1: nothing, or not known)
+    spend_entry const* who = nullptr;  // required with lines
+    std::int64_t reserved_micros = -1;  // what open reserved under `reservation` (-1: not known)
 };
 
 class turn_gate {
@@ -65,7 +66,8 @@ public:
     virtual bool close_after_answer() const { return false; }
 };
 
-// Over counters that answer at once (memory) and any ledger. Throws std::invalid_argument for
+// Over counters that answer at once (memory) and any ledger: "all or nothing" is counted, then
+// undone when the budget refuses (a concurrent turn may see the count for that moment). Throws std::invalid_argument for
 // counters that need I/O (use the Redis gate with Redis counters).
 std::shared_ptr<turn_gate> make_store_gate(std::shared_ptr<counter_store> counters, std::shared_ptr<ledger> ledger);
 

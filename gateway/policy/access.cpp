@@ -163,6 +163,7 @@ struct owned_close {
     std::vector<state::budget_line> lines;
     std::string reservation;
     state::spend_entry who;
+    std::string id;
     state::turn_close view;
 };
 
@@ -172,16 +173,22 @@ std::shared_ptr<owned_close> own(state::turn_close const& t) {
     if (t.lines) o->lines = *t.lines;
     if (t.reservation) o->reservation = *t.reservation;
     if (t.who) o->who = *t.who;
+    if (t.id) o->id = *t.id;
     o->view = t;
     o->view.adjust = t.adjust ? &o->adjust : nullptr;
     o->view.lines = t.lines ? &o->lines : nullptr;
     o->view.reservation = t.reservation ? &o->reservation : nullptr;
     o->view.who = t.who ? &o->who : nullptr;
+    o->view.id = t.id ? &o->id : nullptr;
     return o;
 }
 
+// Counts a close from before it is spawned until its frame is gone (run, failed, or destroyed
+// unrun with its io_context).
 struct closing_guard {
-    explicit closing_guard(std::shared_ptr<std::atomic<std::size_t>> c) : count(std::move(c)) {}
+    explicit closing_guard(std::shared_ptr<std::atomic<std::size_t>> c) : count(std::move(c)) {
+        count->fetch_add(1, std::memory_order_acq_rel);
+    }
     closing_guard(closing_guard const&) = delete;
     closing_guard& operator=(closing_guard const&) = delete;
     ~closing_guard() { count->fetch_sub(1, std::memory_order_acq_rel); }
@@ -189,25 +196,26 @@ struct closing_guard {
 };
 
 asio::awaitable<void> close_in_background(std::shared_ptr<state::turn_gate> gate, std::shared_ptr<owned_close> o,
-                                          std::shared_ptr<std::atomic<std::size_t>> closing,
-                                          std::atomic<std::uint64_t>* errors) {
-    closing_guard guard(std::move(closing));
+                                          std::shared_ptr<closing_guard> guard,
+                                          std::shared_ptr<std::atomic<std::uint64_t>> errors) {
     bool ok = false;
     try {
         auto r = co_await gate->close(o->view);
         ok = r.has_value();
     } catch (std::exception const& e) {
         spdlog::warn("a turn's settle failed: {}", e.what());
+    } catch (...) {
+        spdlog::warn("a turn's settle failed");
     }
-    // The runtime outlives every close that resumes (the server waits for them before it stops).
     if (!ok) errors->fetch_add(1, std::memory_order_relaxed);
+    guard.reset();
 }
 
 }  // namespace
 
 void access_runtime::close_later(asio::any_io_executor const& ex, state::turn_close const& t) {
-    closing_->fetch_add(1, std::memory_order_acq_rel);
-    asio::co_spawn(ex, close_in_background(gate_, own(t), closing_, &stats_.store_errors), asio::detached);
+    auto guard = std::make_shared<closing_guard>(closing_);
+    asio::co_spawn(ex, close_in_background(gate_, own(t), std::move(guard), close_errors_), asio::detached);
 }
 
 std::string access_runtime::metrics_text() const {
@@ -220,7 +228,8 @@ std::string access_runtime::metrics_text() const {
     w.sample("toolgate_policy_rejections_total", {{"reason", "rate_limited"}}, load(stats_.rate_limited));
     w.sample("toolgate_policy_rejections_total", {{"reason", "budget_exceeded"}}, load(stats_.budget_exceeded));
     w.sample("toolgate_policy_rejections_total", {{"reason", "model_unpriced"}}, load(stats_.unpriced));
-    w.sample("toolgate_policy_rejections_total", {{"reason", "state_unavailable"}}, load(stats_.store_errors));
+    w.sample("toolgate_policy_rejections_total", {{"reason", "state_unavailable"}},
+             load(stats_.store_errors) + close_errors_->load(std::memory_order_relaxed));
     w.family("toolgate_policy_open_passes_total", "counter",
              "Requests admitted while the state store was unavailable (on_unavailable: open).");
     w.sample("toolgate_policy_open_passes_total", {}, load(stats_.store_open_passes));

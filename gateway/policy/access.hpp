@@ -147,6 +147,7 @@ private:
     std::shared_ptr<state::turn_gate> gate_;
     // Shared with the background closes, which may outlive a runtime stopped past its grace.
     std::shared_ptr<std::atomic<std::size_t>> closing_ = std::make_shared<std::atomic<std::size_t>>(0);
+    std::shared_ptr<std::atomic<std::uint64_t>> close_errors_ = std::make_shared<std::atomic<std::uint64_t>>(0);
     std::shared_ptr<state::key_store> key_store_;
     std::shared_ptr<state::log_store> log_;
     std::shared_ptr<state::log_store> request_log_;  // request_log.store: postgres; null: log_ holds both

@@ -25,6 +25,7 @@ struct turn_plan {
     planned_checks limits;
     budget_plan budget;
     std::string reservation;    // never the client's request id: two turns must not share one
+    std::string turn_id;        // the reservation, or (a gate that needs one) a new id all the same
     std::int64_t tokens = 0;    // counted on the token limits: the input estimate and the output allowance
     std::int64_t input = 0;
     std::int64_t now = 0;
@@ -67,6 +68,7 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
             p.reservation = fast_hex(32);
         }
     }
+    p.turn_id = p.reservation.empty() && rt.gate().close_after_answer() ? fast_hex(32) : p.reservation;
     p.open.checks = &p.limits.checks;
     p.open.lines = &p.budget.held;
     p.open.reservation = &p.reservation;
@@ -79,21 +81,19 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
 // What the gate answered: the refusal to send, or nullopt to go on.
 std::optional<api_error> judge(access_runtime& rt, turn_plan const& p, state::turn_admission const& a,
                                header_list* headers) {
-    if (!p.limits.checks.empty()) {
-        if (!a.admitted) {
-            if (rt.settings().limits_unavailable == fail_mode::closed) {
-                count(rt.stats().store_errors);
-                return limits_down();
-            }
-            count(rt.stats().store_open_passes);
-        } else {
-            rate_headers(headers, p.limits, *a.admitted, p.now);
-            if (!a.admitted->allowed) {
-                count(rt.stats().rate_limited);
-                auto i = a.admitted->rejected;
-                return limited(p.limits.labels[i], a.admitted->verdicts[i].retry_after_ms, headers);
-            }
+    bool counted = !p.limits.checks.empty() && a.admitted;
+    if (!p.limits.checks.empty() && !a.admitted) {
+        if (rt.settings().limits_unavailable == fail_mode::closed) {
+            count(rt.stats().store_errors);
+            return limits_down();
         }
+        count(rt.stats().store_open_passes);
+    }
+    if (counted && !a.admitted->allowed) {
+        rate_headers(headers, p.limits, *a.admitted, p.now);
+        count(rt.stats().rate_limited);
+        auto i = a.admitted->rejected;
+        return limited(p.limits.labels[i], a.admitted->verdicts[i].retry_after_ms, headers);
     }
     if (p.budget.limited() && a.reserved) {
         auto const& held = *a.reserved;
@@ -105,11 +105,13 @@ std::optional<api_error> judge(access_runtime& rt, turn_plan const& p, state::tu
             // Admitted without a reservation; the spend is still settled after the turn.
             count(rt.stats().store_open_passes);
         } else if (!held->allowed) {
+            // Nothing was counted: no x-ratelimit-* headers that would say otherwise.
             count(rt.stats().budget_exceeded);
             auto i = held->rejected;
             return over_budget(p.budget.held_labels[i], held->spent_micros[i], p.budget.held[i].limit_micros, headers);
         }
     }
+    if (counted) rate_headers(headers, p.limits, *a.admitted, p.now);
     return std::nullopt;
 }
 
@@ -165,10 +167,11 @@ public:
 
         state::spend_entry who;
         state::turn_close close;
+        close.id = &plan.turn_id;
         close.now_ms = unix_now_ms();
         close.at_ms = plan.now;
-        // Tokens were admitted on the estimate; the usage corrects them.
-        if (!plan.limits.token_checks.empty() && result.tokens.present) {
+        // Tokens were admitted on the estimate; the usage corrects them (only counts that were made).
+        if (!plan.limits.token_checks.empty() && result.tokens.present && admission->admitted) {
             close.adjust = &plan.limits.token_checks;
             close.delta = result.tokens.prompt_tokens + result.tokens.completion_tokens - plan.tokens;
         }

@@ -838,6 +838,8 @@ TEST_F(redis_test, a_turn_opens_and_closes_in_one_script_each_and_a_budget_refus
     state::spend_entry who{"r1", "k1", "", "gpt-x", "openai", t0 + 2};
     std::string r1 = "r1";
     state::turn_close close;
+    std::string turn = "turn-r1";
+    close.id = &turn;
     close.adjust = &tokens;
     close.at_ms = t0;
     close.delta = 10;
@@ -852,6 +854,10 @@ TEST_F(redis_test, a_turn_opens_and_closes_in_one_script_each_and_a_budget_refus
     before = commands();
     ASSERT_TRUE(w_.run(gate->close(close)));
     EXPECT_EQ(commands() - before, 1u);  // one round trip for the corrections and the settle
+    EXPECT_EQ(*w_.run(ledger->spent("key:k1", "2025-12-02")), 700);
+    EXPECT_EQ(cmd(*p, args{"LLEN", "tg:spend:journal"}).integer, 1);
+    // Tried again (as after a reply that never came): counted once.
+    ASSERT_TRUE(w_.run(gate->close(close)));
     EXPECT_EQ(*w_.run(ledger->spent("key:k1", "2025-12-02")), 700);
     EXPECT_EQ(cmd(*p, args{"LLEN", "tg:spend:journal"}).integer, 1);
 
