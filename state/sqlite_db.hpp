@@ -240,6 +240,8 @@ private:
     std::condition_variable wake_;
     std::vector<detail::write_item> queue_;
     bool stopping_ = false;
+    bool lingering_ = false;       // the writer waits for a batch to fill (wake it only when it has)
+    std::size_t last_batch_ = 0;   // writer thread only
 
     // The writer thread's own bookkeeping.
     std::size_t batches_since_expiry_ = 0;
