@@ -116,8 +116,23 @@ struct ledger_book::impl {
         std::int64_t held_sum = 0;
         std::int64_t first_expiry = INT64_MAX;  // no lease lapses before this
     };
+    // Looked up by views of the caller's strings: no key is built for a line that exists.
+    struct line_less {
+        using is_transparent = void;
+        using view = std::pair<std::string_view, std::string_view>;
+        static view v(std::pair<std::string, std::string> const& k) { return {k.first, k.second}; }
+        static view v(view k) { return k; }
+        template <class A, class B>
+        bool operator()(A const& a, B const& b) const { return v(a) < v(b); }
+    };
     mutable std::mutex mu;
-    std::map<std::pair<std::string, std::string>, line_state> lines;
+    std::map<std::pair<std::string, std::string>, line_state, line_less> lines;
+
+    line_state& line(std::string_view scope, std::string_view period) {
+        auto it = lines.find(line_less::view{scope, period});
+        if (it == lines.end()) it = lines.emplace(std::make_pair(std::string(scope), std::string(period)), line_state{}).first;
+        return it->second;
+    }
 
     // What open reservations hold; lapsed ones (their request never settled) are dropped first.
     // The sum is kept, so this walks the reservations only when one may have lapsed.
@@ -162,7 +177,7 @@ reserve_result ledger_book::reserve(std::vector<budget_line> const& lines, std::
     states.reserve(lines.size());
     out.allowed = true;
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        auto& s = impl_->lines[{lines[i].scope, lines[i].period}];
+        auto& s = impl_->line(lines[i].scope, lines[i].period);
         states.push_back(&s);
         auto used = s.spent + impl::reserved(s, now_ms);
         out.spent_micros.push_back(used);
@@ -179,7 +194,7 @@ reserve_result ledger_book::reserve(std::vector<budget_line> const& lines, std::
 void ledger_book::settle(std::vector<budget_line> const& lines, std::string const& reservation, std::int64_t actual) {
     std::lock_guard lock(impl_->mu);
     for (auto const& l : lines) {
-        auto& s = impl_->lines[{l.scope, l.period}];
+        auto& s = impl_->line(l.scope, l.period);
         impl::release(s, reservation);
         s.spent += actual;
     }
@@ -187,12 +202,12 @@ void ledger_book::settle(std::vector<budget_line> const& lines, std::string cons
 
 void ledger_book::load(std::string const& scope, std::string const& period, std::int64_t micros) {
     std::lock_guard lock(impl_->mu);
-    impl_->lines[{scope, period}].spent += micros;
+    impl_->line(scope, period).spent += micros;
 }
 
 std::int64_t ledger_book::spent(std::string const& scope, std::string const& period) const {
     std::lock_guard lock(impl_->mu);
-    auto it = impl_->lines.find({scope, period});
+    auto it = impl_->lines.find(impl::line_less::view{scope, period});
     return it == impl_->lines.end() ? 0 : it->second.spent;
 }
 

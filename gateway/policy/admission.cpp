@@ -5,6 +5,7 @@
 // below); coroutine bodies follow the GCC 12 rules in CONTRIBUTING.md.
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -49,9 +50,10 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
     }
     p.now = unix_now_ms();
     bool first = scope.turns <= 1;
+    auto asked = output_allowance(ctx.request.body, -1);  // the request's own max tokens, or -1
     if (limits) {
         if (first && scope.user.empty()) scope.user = user_of(ctx.request.body);
-        p.tokens = p.input + output_allowance(ctx.request.body, 0);
+        p.tokens = p.input + std::max<std::int64_t>(asked, 0);
         p.limits = plan_checks(rt, scope, ctx.requested_model, first, p.tokens);
     }
     std::int64_t micros = 0;
@@ -63,7 +65,7 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
                 count(rt.stats().unpriced);
                 return unpriced(quote.model.empty() ? ctx.requested_model : quote.model);
             }
-            auto output = output_allowance(ctx.request.body, rt.settings().default_max_tokens);
+            auto output = asked >= 0 ? asked : rt.settings().default_max_tokens;
             micros = to_micros((double(p.input) * quote.input + double(output) * quote.output) / 1e6);
             p.reservation = fast_hex(32);
         }
