@@ -14,6 +14,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   libsqlite3-dev sqlite3 libhiredis-dev redis-server libpq-dev postgresql
   curl openssl
+  clang libclang-rt-14-dev
 )
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   PKGS+=(nodejs npm)

@@ -11,3 +11,5 @@ cmake --build "$BUILD" -j"$(nproc)"
 export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir "$BUILD" --output-on-failure --timeout 600
+# A bounded fuzz run of every parser target (clang + libFuzzer; scripts/fuzz.sh 600 for a long one).
+./scripts/fuzz.sh "${TOOLGATE_FUZZ_SECONDS:-15}"

@@ -15,10 +15,15 @@ namespace {
 [[noreturn]] void bad_url(std::string_view url, std::string_view why) {
     // The password is not repeated: the message goes to the start-up log.
     std::string shown(url);
+    // Everything before the last '@' but a scheme that comes before it is masked, also in text
+    // that is no URL at all (found by tests/fuzz/fuzz_redis_url.cpp).
     if (auto at = shown.rfind('@'); at != std::string::npos) {
+        std::size_t from = 0;  // after a leading "scheme://", else from the start
         auto scheme = shown.find("://");
-        auto from = scheme == std::string::npos ? 0 : scheme + 3;
-        if (from <= at) shown.replace(from, at - from, "***");
+        if (scheme != std::string::npos && scheme < at && scheme > 0 &&
+            shown.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == scheme)
+            from = scheme + 3;
+        shown.replace(from, at - from, "***");
     }
     throw std::invalid_argument("state.redis.url \"" + shown + "\": " + std::string(why) +
                                 " (expected redis://[:password@]host[:port][/db])");

@@ -284,6 +284,19 @@ TEST(redis_protocol, rejects_other_urls_naming_the_problem_without_the_password)
     EXPECT_THROW(state::make_redis_pool(state::redis_options{"redis://h:1/x", "tg:", 50ms, 250ms}), std::invalid_argument);
 }
 
+// Found by tests/fuzz/fuzz_redis_url.cpp: text that is no URL at all used to be shown whole.
+TEST(redis_protocol, never_repeats_a_password_of_text_that_is_no_url) {
+    for (auto const* url : {"reids>\xffredi\xff\xff\xff//:s1cretp@hs://ost:1", "reissd:/o:s1cretp@breissd://:s1cretp@bss",
+                            "re dis://:s1cretp@h", ":s1cretp@h", "redis:/:s1cretp@h:1"}) {
+        try {
+            state::detail::parse_redis_url(url);
+            ADD_FAILURE() << url << " was accepted";
+        } catch (std::invalid_argument const& e) {
+            EXPECT_EQ(std::string(e.what()).find("s1cretp"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(redis_protocol, writes_commands_as_binary_safe_arrays) {
     EXPECT_EQ(state::detail::encode_command(args{"SET", "a\r\nb", ""}), "*3\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n$0\r\n\r\n");
     std::string zero("x\0y", 3);
