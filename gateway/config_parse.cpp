@@ -23,7 +23,7 @@ namespace {
 
 void parse_server(reader const& r, YAML::Node const& s, server_config& out) {
     r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads", "header_timeout",
-                               "keepalive_timeout", "body_timeout", "write_timeout"});
+                               "keepalive_timeout", "body_timeout", "write_timeout", "max_connections", "max_inflight"});
     if (auto n = s["listen"]) {
         auto a = parse_listen(r.str(n, "server.listen"));
         if (!a) r.fail(n, "server.listen", "must be HOST:PORT, e.g. 127.0.0.1:8080");
@@ -34,6 +34,8 @@ void parse_server(reader const& r, YAML::Node const& s, server_config& out) {
     if (auto n = s["request_timeout"]) out.request_timeout = r.duration(n, "server.request_timeout");
     if (auto n = s["shutdown_grace"]) out.shutdown_grace = r.duration(n, "server.shutdown_grace");
     if (auto n = s["threads"]) out.threads = static_cast<unsigned>(r.integer(n, "server.threads", 0, 256));
+    if (auto n = s["max_connections"]) out.max_connections = r.integer(n, "server.max_connections", 1, 1'000'000);
+    if (auto n = s["max_inflight"]) out.max_inflight = r.integer(n, "server.max_inflight", 1, 1'000'000);
     for (auto [key, field] : {std::pair{"header_timeout", &server_limits::header_timeout},
                               std::pair{"keepalive_timeout", &server_limits::keepalive_timeout},
                               std::pair{"body_timeout", &server_limits::body_timeout},

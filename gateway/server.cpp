@@ -215,6 +215,8 @@ struct server::impl {
     std::optional<asio::signal_set> signals;
     std::atomic<bool> stopping{false};
     task_group sessions;  // every connection, each on its worker's executor
+    std::atomic<std::size_t> connections{0};  // open client connections
+    std::atomic<std::size_t> inflight{0};     // requests in the handler
     std::shared_ptr<asio::ssl::context> tls = http::make_verifying_tls_context();
     std::shared_ptr<spdlog::logger> log = spdlog::default_logger();
 
@@ -249,6 +251,20 @@ struct server::impl {
         }
     }
 
+    // 503 overloaded with Retry-After: over server.max_connections (the connection then closes) or
+    // server.max_inflight (it stays open: the request was read whole).
+    static header_list retry_soon() {
+        header_list h;
+        h.emplace_back("retry-after", "1");
+        return h;
+    }
+    asio::awaitable<bool> respond_overloaded(beast::tcp_stream& stream, bool keep_alive, std::string_view what) {
+        api_error err{503, "server_error", "overloaded", "the gateway is at its limit of " + std::string(what) + "; retry shortly"};
+        channel ch(stream, keep_alive, opts.write_timeout);
+        co_await ch.send(err.status, "application/json", err.to_json(), retry_soon());
+        co_return !ch.broken();
+    }
+
     // 413, then the rest of the upload is read and dropped so the client sees the answer.
     asio::awaitable<void> reject_too_large(beast::tcp_stream& stream) {
         auto err = api_error::payload_too_large("request body is larger than the limit of " +
@@ -264,6 +280,11 @@ struct server::impl {
         error_code ec;
         sock.set_option(tcp::no_delay(true), ec);
         beast::tcp_stream stream(std::move(sock));
+        struct counted {
+            std::atomic<std::size_t>& n;
+            ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
+        } open_guard{connections};
+        bool over_capacity = connections.fetch_add(1, std::memory_order_relaxed) >= opts.max_connections;
         session_state st{&stream, false};
         w.sessions.push_front(&st);
         auto self_it = w.sessions.begin();
@@ -336,6 +357,20 @@ struct server::impl {
             req.body = std::move(msg.body());
             bool keep_alive = msg.keep_alive() && !stopping.load(std::memory_order_relaxed);
 
+            if (over_capacity) {
+                co_await respond_overloaded(stream, false, "open connections");
+                break;
+            }
+            if (inflight.fetch_add(1, std::memory_order_relaxed) >= opts.max_inflight) {
+                inflight.fetch_sub(1, std::memory_order_relaxed);
+                bool sent = co_await respond_overloaded(stream, keep_alive, "requests in flight");
+                if (!sent || !keep_alive) break;
+                continue;
+            }
+            struct release_slot {
+                std::atomic<std::size_t>& n;
+                ~release_slot() { n.fetch_sub(1, std::memory_order_relaxed); }
+            } slot{inflight};
             channel ch(stream, keep_alive, opts.write_timeout);
             cancel_token cancel;
             bool failed = false;

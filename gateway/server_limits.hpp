@@ -14,6 +14,9 @@ struct server_limits {
     std::chrono::milliseconds keepalive_timeout{75'000};  // idle time between requests
     std::chrono::milliseconds body_timeout{60'000};       // to receive a request's body
     std::chrono::milliseconds write_timeout{60'000};      // a client not reading for this long is dropped
+    // Overload: past these, new work gets a fast 503 `overloaded` with Retry-After instead of a queue.
+    std::size_t max_connections = 10'000;  // open client connections (one more is answered 503 and closed)
+    std::size_t max_inflight = 4'096;      // requests being handled at once, over all workers
 };
 
 }  // namespace toolgate::gateway

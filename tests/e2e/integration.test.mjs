@@ -305,6 +305,87 @@ providers:
   });
 });
 
+describe('overload: server.max_inflight and server.max_connections answer a fast 503', () => {
+  let upstream, gw;
+  before(async () => {
+    upstream = await startFakeUpstream();
+    gw = await startGateway(`
+providers_from_env: false
+server: { max_inflight: 2, max_connections: 4 }
+providers:
+  - { name: local, type: openai, base_url: "${upstream.url}", timeout: 30s, models: [mock-hang, mock-1] }
+`);
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.close();
+  });
+
+  const chat = (model, signal) => fetch(gw.url + '/v1/chat/completions', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody(model), signal });
+
+  test('past max_inflight: 503 overloaded with Retry-After, and the slots come back', async () => {
+    const held = new AbortController();
+    const hanging = [chat('mock-hang', held.signal).catch(() => null), chat('mock-hang', held.signal).catch(() => null)];
+    await waitFor(() => upstream.state.requests.filter((r) => r.body?.model === 'mock-hang').length >= 2, 5000, 'two upstream calls');
+    const start = Date.now();
+    const res = await chat('mock-1');
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    const body = await res.json();
+    assert.equal(body.error.code, 'overloaded');
+    assert.equal(body.error.type, 'server_error');
+    assert.ok(Date.now() - start < 1000, 'answered at once, not queued');
+    held.abort();
+    await Promise.all(hanging);
+    await waitFor(async () => (await chat('mock-1')).status === 200, 5000, 'a slot free again');
+  });
+
+});
+
+describe('overload: server.max_connections', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway(`
+providers_from_env: false
+server: { max_connections: 4 }
+`);
+  });
+  after(async () => { await gw?.stop(); });
+
+  // One request on a raw connection: the answer's text, once the gateway closes or answers.
+  const ask = (s) => new Promise((resolve) => {
+    let text = '';
+    const done = () => resolve(text);
+    s.on('data', (d) => { text += d; if (/\r\n\r\n[\s\S]*\}$/.test(text) || /^HTTP\/1\.1 200/.test(text)) done(); });
+    s.once('close', done);
+    s.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+  });
+
+  test('connections past the limit get 503 overloaded and are closed; those before are served', async () => {
+    const socks = [];
+    try {
+      for (let i = 0; i < 6; i++) {  // the harness's own check may hold one more
+        const s = net.connect(gw.port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        socks.push(s);
+      }
+      const first = await ask(socks[0]);
+      assert.match(first, /^HTTP\/1\.1 200/);
+      const last = socks[5];
+      const closed = new Promise((r) => last.once('close', r));
+      const text = await ask(last);
+      await closed;
+      assert.match(text, /^HTTP\/1\.1 503/);
+      assert.match(text, /retry-after: 1/i);
+      assert.match(text, /"code":"overloaded"/);
+    } finally {
+      for (const s of socks) s.destroy();
+    }
+    await waitFor(async () => (await fetch(gw.url + '/healthz')).status === 200, 5000, 'connections free again');
+  });
+});
+
 describe('process lifecycle', () => {
   test('SIGTERM lets an in-flight stream finish, then exits 0', async () => {
     const gw = await startGateway(config('http://127.0.0.1:1/v1'));
