@@ -268,11 +268,20 @@ TEST(prompt_shield, adversarial_megabytes_stay_bounded) {
     EXPECT_EQ(v.what, tg::outcome::block);
     std::printf("[ prompt-shield ] 1 MB of jumbled signal words: %.1f ms\n", ms);
     EXPECT_LT(ms, 2000.0);  // about 50 ms in a release build; the sanitizers' allocator slows RE2's DFA resets
-    std::string comments;
-    while (comments.size() < (1 << 20)) comments += "<!--a--><span style='color:white'>b</span>";
-    ms = millis([&] { v = run(*g, comments, tg::part_kind::tool); });
-    std::printf("[ prompt-shield ] 1 MB of hidden regions: %.1f ms\n", ms);
-    EXPECT_LT(ms, 200.0);
+    // Hidden regions: linear in the input. Measured against 64 KiB of the same in the same run
+    // (an absolute bound failed on a loaded machine); 16 times the input may take at most 64 times
+    // as long, which a quadratic scan (256 times) cannot meet.
+    auto hidden = [&](std::size_t bytes) {
+        std::string comments;
+        while (comments.size() < bytes) comments += "<!--a--><span style='color:white'>b</span>";
+        double best = 1e9;
+        for (int i = 0; i < 3; ++i) best = std::min(best, millis([&] { v = run(*g, comments, tg::part_kind::tool); }));
+        return best;
+    };
+    double small = hidden(64 << 10), big = hidden(1 << 20);
+    std::printf("[ prompt-shield ] hidden regions: 64 KiB %.1f ms, 1 MB %.1f ms\n", small, big);
+    EXPECT_LT(big, 64 * std::max(small, 0.5));
+    EXPECT_LT(big, 2000.0);
 }
 
 TEST(prompt_shield, is_safe_to_share_between_threads) {
