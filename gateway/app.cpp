@@ -192,33 +192,15 @@ public:
         state_.stats.inflight_add(1);
         api_request r{state_, services, req, out, cancel, rec, headers, {}, nullptr, {}};
 
-        if (state_.front && req.path == state_.cfg.mcp_front.path) {
-            rec.route = "/mcp";
-            // With virtual keys, /mcp takes them (their mcp_tools); else its own mcp_front.keys.
-            std::optional<mcp_front_key> identity;
-            bool refused = false;
-            if (state_.access && state_.access->keys_configured() && req.method != "OPTIONS") {
-                refused = !co_await authenticate(r);
-                if (!refused && r.access_scope.key) identity = mcp_identity(*r.access_scope.key);
-            }
-            if (!refused) rec.status = co_await state_.front->handle(req, out, cancel, identity ? &*identity : nullptr);
-        } else {
-            std::string allowed;
-            if (auto const* route = find_route(req.path, req.method, r.params, allowed)) {
-                rec.route = std::string(route->pattern);
-                rec.counted = route->counted;
-                bool admitted = true;
-                if (route->keyed && state_.access) admitted = co_await authenticate(r);
-                if (admitted) co_await run_handler(*route, r);
-            } else if (!allowed.empty()) {
-                rec.route = "unmatched";
-                headers.emplace_back("allow", allowed);
-                co_await reply_error(r, api_error::method_not_allowed("use " + allowed + " for " + req.path));
-            } else {
-                rec.route = "unmatched";
-                co_await reply_error(r, api_error::not_found("no route for " + req.method + " " + req.path, "unknown_route"));
-            }
+        // A handler that throws still ends its request here: leases released, the gauge and the
+        // request log kept (the server answers 500 if nothing was sent).
+        std::exception_ptr failed;
+        try {
+            co_await dispatch(r);
+        } catch (...) {
+            failed = std::current_exception();
         }
+        if (failed && rec.status == 0) rec.status = 500;
         if (rec.status == 0) rec.status = cancelled_status(cancel);
         if (state_.access) {
             co_await state_.access->finish(r.access_scope);
@@ -226,6 +208,7 @@ public:
         }
         state_.stats.inflight_add(-1);
         log_request(rec);
+        if (failed) std::rethrow_exception(failed);
     }
 
     void on_shutdown() override {
@@ -234,18 +217,35 @@ public:
     std::size_t background_work() const override { return state_.access ? state_.access->closing() : 0; }
 
 private:
-    // A handler that throws still ends its request here: leases released, the request logged (the
-    // server answers 500 if nothing was sent).
-    static asio::awaitable<void> run_handler(route const& rt, api_request& r) {
-        std::exception_ptr failed;
-        try {
-            co_await rt.handler(r);
-        } catch (...) {
-            failed = std::current_exception();
+    // The route (or /mcp) of one request, authenticated where it must be.
+    asio::awaitable<void> dispatch(api_request& r) {
+        if (state_.front && r.req.path == state_.cfg.mcp_front.path) {
+            r.rec.route = "/mcp";
+            // With virtual keys, /mcp takes them (their mcp_tools); else its own mcp_front.keys.
+            std::optional<mcp_front_key> identity;
+            bool refused = false;
+            if (state_.access && state_.access->keys_configured() && r.req.method != "OPTIONS") {
+                refused = !co_await authenticate(r);
+                if (!refused && r.access_scope.key) identity = mcp_identity(*r.access_scope.key);
+            }
+            if (!refused) r.rec.status = co_await state_.front->handle(r.req, r.out, r.cancel, identity ? &*identity : nullptr);
+        } else {
+            std::string allowed;
+            if (auto const* route = find_route(r.req.path, r.req.method, r.params, allowed)) {
+                r.rec.route = std::string(route->pattern);
+                r.rec.counted = route->counted;
+                bool admitted = true;
+                if (route->keyed && state_.access) admitted = co_await authenticate(r);
+                if (admitted) co_await route->handler(r);
+            } else if (!allowed.empty()) {
+                r.rec.route = "unmatched";
+                r.headers.emplace_back("allow", allowed);
+                co_await reply_error(r, api_error::method_not_allowed("use " + allowed + " for " + r.req.path));
+            } else {
+                r.rec.route = "unmatched";
+                co_await reply_error(r, api_error::not_found("no route for " + r.req.method + " " + r.req.path, "unknown_route"));
+            }
         }
-        if (!failed) co_return;
-        if (r.app.access) co_await r.app.access->finish(r.access_scope);
-        std::rethrow_exception(failed);
     }
 
     // The virtual key of the request (401 answered here when it is missing or unknown).

@@ -69,6 +69,17 @@ struct worker {
     std::thread thread;
 };
 
+// One unit of `n` held for its lifetime (a connection, a request in flight); `before` is the
+// count it found.
+struct held_count {
+    explicit held_count(std::atomic<std::size_t>& c) : n(c), before(c.fetch_add(1, std::memory_order_relaxed)) {}
+    held_count(held_count const&) = delete;
+    held_count& operator=(held_count const&) = delete;
+    ~held_count() { n.fetch_sub(1, std::memory_order_relaxed); }
+    std::atomic<std::size_t>& n;
+    std::size_t before;
+};
+
 std::string make_head(int status, std::string_view content_type, header_list const& extra, std::size_t length,
                       bool chunked, bool keep_alive) {
     std::string h;
@@ -280,11 +291,8 @@ struct server::impl {
         error_code ec;
         sock.set_option(tcp::no_delay(true), ec);
         beast::tcp_stream stream(std::move(sock));
-        struct counted {
-            std::atomic<std::size_t>& n;
-            ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
-        } open_guard{connections};
-        bool over_capacity = connections.fetch_add(1, std::memory_order_relaxed) >= opts.max_connections;
+        held_count open_connection(connections);
+        bool over_capacity = open_connection.before >= opts.max_connections;
         session_state st{&stream, false};
         w.sessions.push_front(&st);
         auto self_it = w.sessions.begin();
@@ -361,16 +369,13 @@ struct server::impl {
                 co_await respond_overloaded(stream, false, "open connections");
                 break;
             }
-            if (inflight.fetch_add(1, std::memory_order_relaxed) >= opts.max_inflight) {
-                inflight.fetch_sub(1, std::memory_order_relaxed);
+            std::optional<held_count> slot(std::in_place, inflight);
+            if (slot->before >= opts.max_inflight) {
+                slot.reset();  // a refusal being written holds no slot
                 bool sent = co_await respond_overloaded(stream, keep_alive, "requests in flight");
                 if (!sent || !keep_alive) break;
                 continue;
             }
-            struct release_slot {
-                std::atomic<std::size_t>& n;
-                ~release_slot() { n.fetch_sub(1, std::memory_order_relaxed); }
-            } slot{inflight};
             channel ch(stream, keep_alive, opts.write_timeout);
             cancel_token cancel;
             bool failed = false;

@@ -21,6 +21,8 @@ namespace asio = boost::asio;
 
 enum class log_kind { request, turn, tool, audit };
 std::string_view to_string(log_kind k);
+// The kind named `s` ("request", "turn", ...), as stored.
+std::optional<log_kind> log_kind_from(std::string_view s);
 
 // One record. The indexed fields are columns (filters and paging use them); `record` holds
 // everything, serialized as JSON.

@@ -106,6 +106,12 @@ std::string_view to_string(log_kind k) {
     return "request";
 }
 
+std::optional<log_kind> log_kind_from(std::string_view s) {
+    for (auto k : std::array<log_kind, 4>{log_kind::request, log_kind::turn, log_kind::tool, log_kind::audit})
+        if (to_string(k) == s) return k;
+    return std::nullopt;
+}
+
 // ---- ledger_book ----
 
 struct ledger_book::impl {

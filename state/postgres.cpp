@@ -278,12 +278,6 @@ pg_status expire(PGconn* c, log_retention const& ret) {
 
 // ---- queries ----
 
-std::optional<log_kind> kind_from(std::string_view s) {
-    for (auto k : std::array<log_kind, 4>{log_kind::request, log_kind::turn, log_kind::tool, log_kind::audit})
-        if (to_string(k) == s) return k;
-    return std::nullopt;
-}
-
 // A log_query as SQL on the indexed columns, with the sqlite store's semantics: kind nullopt is
 // request, turn and tool (audit records live in their own table); newest first; before_id pages.
 struct query_sql {
@@ -332,7 +326,7 @@ std::vector<log_row> rows_of(PGresult const* r) {
     for (int i = 0; i < n; ++i) {
         log_row row;
         row.id = int64_at(r, i, 0);
-        row.rec.kind = kind_from(PQgetvalue(r, i, 1)).value_or(log_kind::request);
+        row.rec.kind = log_kind_from(PQgetvalue(r, i, 1)).value_or(log_kind::request);
         row.rec.ts_ms = int64_at(r, i, 2);
         row.rec.request_id = PQgetvalue(r, i, 3);
         row.rec.key = PQgetvalue(r, i, 4);

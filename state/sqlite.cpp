@@ -254,12 +254,6 @@ private:
 
 constexpr std::size_t max_query_rows = 1000;
 
-std::optional<log_kind> kind_from(std::string_view s) {
-    for (auto k : std::array<log_kind, 4>{log_kind::request, log_kind::turn, log_kind::tool, log_kind::audit})
-        if (to_string(k) == s) return k;
-    return std::nullopt;
-}
-
 // A log_query as SQL on the indexed columns; audit records live in their own table.
 struct log_sql {
     std::string sql;
@@ -310,7 +304,7 @@ log_sql query_sql(log_query const& q) {
 log_row log_row_of(sqlite_stmt const& s) {
     log_row row;
     row.id = s.int64(0);
-    row.rec.kind = kind_from(s.text(1)).value_or(log_kind::request);
+    row.rec.kind = log_kind_from(s.text(1)).value_or(log_kind::request);
     row.rec.ts_ms = s.int64(2);
     row.rec.request_id = s.text(3);
     row.rec.key = s.text(4);

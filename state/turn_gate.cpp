@@ -25,19 +25,18 @@ public:
         out.admitted = *counters_->admit_now(*t.checks, t.now_ms);
         if (!allowed(out.admitted) || !has(t.lines)) return out;
         out.reserved = *ledger_->reserve_now(*t.lines, *t.reservation, t.micros, t.now_ms, t.lease_ms);
-        if (out.admitted && refused(*out.reserved))
-            for (auto const& c : *t.checks) counters_->adjust_now(c, t.now_ms, -c.amount, t.now_ms);
+        if (out.admitted && refused(*out.reserved)) uncount(t);
         return out;
     }
 
     asio::awaitable<turn_admission> open(turn_open const& t) override {
         if (auto at_once = open_now(t)) co_return std::move(*at_once);
+        // Only a ledger that must be awaited gets here (open_now answered every other turn).
         turn_admission out;
         out.admitted = *counters_->admit_now(*t.checks, t.now_ms);
-        if (!allowed(out.admitted) || !has(t.lines)) co_return out;
+        if (!allowed(out.admitted)) co_return out;
         out.reserved = co_await ledger_->reserve(*t.lines, *t.reservation, t.micros, t.now_ms, t.lease_ms);
-        if (out.admitted && refused(*out.reserved))
-            for (auto const& c : *t.checks) counters_->adjust_now(c, t.now_ms, -c.amount, t.now_ms);
+        if (out.admitted && refused(*out.reserved)) uncount(t);
         co_return out;
     }
 
@@ -61,6 +60,11 @@ private:
     // A store error is not a refusal: the caller decides (on_unavailable) whether to go on.
     static bool allowed(result<admit_result> const& r) { return !r || r->allowed; }
     static bool refused(result<reserve_result> const& r) { return r && !r->allowed; }
+
+    // The budget refused: the turn's counts are taken back.
+    void uncount(turn_open const& t) {
+        for (auto const& c : *t.checks) counters_->adjust_now(c, t.now_ms, -c.amount, t.now_ms);
+    }
 
     void adjust(turn_close const& t) {
         if (!t.adjust || t.delta == 0) return;

@@ -86,8 +86,6 @@ struct request_scope {
     std::vector<std::pair<std::string, std::string>> leases;  // (counter, lease) to release
     double cost_usd = 0;  // over all turns
     unsigned turns = 0;
-    // The current turn's input tokens, estimated once by the key filter for the filters after it.
-    std::int64_t turn_input_tokens = 0;
 };
 
 // Counts for /metrics (any thread).
@@ -118,7 +116,6 @@ public:
     // The request log (null unless request_log is on) and the audit log (with the admin API).
     state::log_store* log() { return s_.log_enabled ? (request_log_ ? request_log_.get() : log_.get()) : nullptr; }
     state::log_store* audit() { return log_.get(); }
-    state::redis_pool* redis() { return redis_.get(); }
     team const* find_team(std::string_view name) const;
     // Keys made through the admin API may carry limits and budgets of their own.
     bool may_limit() const { return key_store_ || s_.any_limits(); }

@@ -26,7 +26,7 @@ struct turn_plan {
     planned_checks limits;
     budget_plan budget;
     std::string reservation;    // never the client's request id: two turns must not share one
-    std::string turn_id;        // the reservation, or (a gate that needs one) a new id all the same
+    std::string turn_id;        // without a reservation, for a gate that needs an id all the same
     std::int64_t tokens = 0;    // counted on the token limits: the input estimate and the output allowance
     std::int64_t input = 0;
     std::int64_t now = 0;
@@ -40,8 +40,7 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
                                    bool budgets, turn_context& ctx, turn_plan& p) {
     auto& scope = *ctx.access;
     ++scope.turns;
-    scope.turn_input_tokens = input_tokens_estimate(ctx.request);
-    p.input = scope.turn_input_tokens;
+    p.input = input_tokens_estimate(ctx.request);
     auto const* key = scope.key.get();
     // The agent loop's own turns may go to agent_loop.tool_turn_model: the gateway's choice.
     if (key && !ctx.loop_turn && !key->allows_model(ctx.requested_model)) {
@@ -70,7 +69,7 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
             p.reservation = fast_hex(32);
         }
     }
-    p.turn_id = p.reservation.empty() && rt.gate().close_after_answer() ? fast_hex(32) : p.reservation;
+    if (p.reservation.empty() && rt.gate().close_after_answer()) p.turn_id = fast_hex(32);
     p.open.checks = &p.limits.checks;
     p.open.lines = &p.budget.held;
     p.open.reservation = &p.reservation;
@@ -169,7 +168,7 @@ public:
 
         state::spend_entry who;
         state::turn_close close;
-        close.id = &plan.turn_id;
+        close.id = plan.reservation.empty() ? &plan.turn_id : &plan.reservation;
         close.now_ms = unix_now_ms();
         close.at_ms = plan.now;
         // Tokens were admitted on the estimate; the usage corrects them (only counts that were made).

@@ -18,7 +18,6 @@ constexpr std::int64_t unlimited = std::int64_t(1) << 62;
 
 void add_line(budget_plan& p, std::string scope, std::string period, double usd, budget_plan::label why) {
     p.lines.push_back(state::budget_line{std::move(scope), std::move(period), usd > 0 ? to_micros(usd) : unlimited});
-    p.labels.push_back(why);
     if (usd > 0) {
         p.held.push_back(p.lines.back());
         p.held_labels.push_back(why);

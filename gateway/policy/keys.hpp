@@ -111,7 +111,6 @@ public:
                   std::chrono::milliseconds cache_ttl = std::chrono::seconds(2));
 
     bool empty() const { return config_.empty() && !store_; }
-    state::key_store* store() const { return store_.get(); }
 
     // The key whose text is `token`: nullptr when unknown (or disabled: `disabled` tells). A store
     // error is passed on (the caller answers 503).

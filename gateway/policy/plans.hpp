@@ -51,14 +51,13 @@ api_error limits_down();
 std::int64_t to_micros(double usd);
 
 struct budget_plan {
-    std::vector<state::budget_line> lines;
+    std::vector<state::budget_line> lines;  // every line of the key and its team: all record spend
     struct label {
         std::string_view what;  // "key" or "team"
         std::string_view name;
         bool daily;
         double usd;
     };
-    std::vector<label> labels;
     // The lines with a budget, reserved on before the turn (the others only record spend).
     std::vector<state::budget_line> held;
     std::vector<label> held_labels;  // formatted only when a line refuses

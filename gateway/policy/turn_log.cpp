@@ -32,7 +32,7 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The budget filter prices a turn it reserved for; without a budget the log prices it here.
+// The admission filter prices every keyed turn; a turn without a key is priced here.
 double cost_of(turn_context const& ctx, turn_result const& r) {
     if (ctx.cost_usd >= 0) return ctx.cost_usd;
     return ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens) : 0;
@@ -47,8 +47,8 @@ void add_payload(json::object& o, turn_context const& ctx, turn_result const& r)
     if (auto const* c = r.response.if_contains("choices")) o["choices"] = *c;
 }
 
-state::log_record turn_record(turn_context const& ctx, turn_result const& r, double latency_ms, double ttft_ms,
-                              std::int64_t ts, bool payloads) {
+state::log_record turn_record(turn_context const& ctx, turn_result const& r, double cost_usd, double latency_ms,
+                              double ttft_ms, std::int64_t ts, bool payloads) {
     state::log_record rec;
     rec.kind = state::log_kind::turn;
     rec.ts_ms = ts;
@@ -71,7 +71,7 @@ state::log_record turn_record(turn_context const& ctx, turn_result const& r, dou
     o["prompt_tokens"] = r.tokens.prompt_tokens;
     o["completion_tokens"] = r.tokens.completion_tokens;
     o["usage_reported"] = r.tokens.present;
-    o["cost_usd"] = cost_of(ctx, r);
+    o["cost_usd"] = cost_usd;
     o["latency_ms"] = latency_ms;
     if (ttft_ms >= 0) o["ttft_ms"] = ttft_ms;
     o["status"] = rec.status;
@@ -100,8 +100,9 @@ public:
         restore.now();
         auto end = std::chrono::steady_clock::now();
         double ttft = probe && probe->first_ ? ms_between(start, *probe->first_) : -1;
-        if (ctx.cost_usd < 0 && ctx.access) ctx.access->cost_usd += cost_of(ctx, result);
-        log->append(turn_record(ctx, result, ms_between(start, end), ttft, ts, rt_.settings().log_payloads));
+        auto cost = cost_of(ctx, result);
+        if (ctx.cost_usd < 0 && ctx.access) ctx.access->cost_usd += cost;
+        log->append(turn_record(ctx, result, cost, ms_between(start, end), ttft, ts, rt_.settings().log_payloads));
         co_return result;
     }
 

@@ -342,8 +342,16 @@ TEST(access_filters, an_absurd_max_tokens_cannot_overflow_past_limits_or_budgets
     EXPECT_EQ(h.router->calls, 0);
     EXPECT_EQ(policy::output_allowance(json::parse(R"({"max_tokens":9223372036854775807})").as_object(), 0), 1 << 30);
     EXPECT_EQ(policy::output_allowance(json::parse(R"({"max_completion_tokens":18446744073709551615})").as_object(), 0), 1 << 30);
-    // The counts were not wiped by a negative amount: a normal request still fits and is counted.
-    EXPECT_FALSE(h.request("sk-app-12345").result.error);
+    // The counts were not wiped by a negative amount: a normal request still fits, and what it
+    // leaves is below the limit (a negative count would leave more than the limit).
+    auto normal = h.request("sk-app-12345");
+    ASSERT_FALSE(normal.result.error);
+    std::string remaining;
+    for (auto const& [k, v] : normal.headers)
+        if (k == "x-ratelimit-remaining-tokens") remaining = v;
+    ASSERT_FALSE(remaining.empty());
+    EXPECT_GE(std::stoll(remaining), 0);
+    EXPECT_LT(std::stoll(remaining), 1000);
 }
 
 TEST(access_filters, a_user_limit_is_per_key_so_tenants_do_not_share_a_user_name) {

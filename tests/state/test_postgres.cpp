@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/state/free_port.hpp"
 #include "state/postgres.hpp"
 
 using namespace toolgate;
@@ -48,21 +49,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr char const* pg_bin = "/usr/lib/postgresql/15/bin";
+using toolgate::testing::free_port;
 
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-        throw std::runtime_error("no free port");
-    ::close(s);
-    return ntohs(a.sin_port);
-}
+constexpr char const* pg_bin = "/usr/lib/postgresql/15/bin";
 
 // A shell command's exit code and output (stdout and stderr, trailing newlines removed).
 std::pair<int, std::string> shell(std::string const& cmd) {

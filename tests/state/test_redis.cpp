@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/state/free_port.hpp"
 #include "state/redis.hpp"
 #include "state/redis_pool.hpp"
 #include "state/redis_proto.hpp"
@@ -49,21 +50,9 @@ using args = std::vector<std::string>;
 
 namespace {
 
-constexpr std::int64_t t0 = 1'764'633'600'000;  // 2025-12-02T00:00:00Z
+using toolgate::testing::free_port;
 
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-        throw std::runtime_error("no free port");
-    ::close(s);
-    return ntohs(a.sin_port);
-}
+constexpr std::int64_t t0 = 1'764'633'600'000;  // 2025-12-02T00:00:00Z
 
 // redis-server as a child process; ready when it says so on its output (no polling).
 class redis_server {
