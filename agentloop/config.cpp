@@ -42,10 +42,12 @@ void parse_agent_loop(reader const& r, YAML::Node const& al, agent_loop_config& 
     r.check_keys(al, "agent_loop",
                  {"inject_tools", "max_iterations", "tool_timeout", "loop_timeout", "max_tool_calls_per_turn",
                   "max_parallel_tools", "max_tool_result_bytes", "max_total_tokens", "max_cost_usd",
-                  "keepalive_interval", "tool_turn_model"});
+                  "keepalive_interval", "tool_turn_model", "max_concurrent"});
     auto& l = cfg.limits;
     if (auto n = al["inject_tools"]) cfg.inject_tools = r.boolean(n, "agent_loop.inject_tools");
     if (auto n = al["tool_turn_model"]) cfg.tool_turn_model = r.str(n, "agent_loop.tool_turn_model");
+    if (auto n = al["max_concurrent"])
+        cfg.max_concurrent = static_cast<std::size_t>(r.integer(n, "agent_loop.max_concurrent", 1, 1'000'000));
     for (auto const& d : descriptors) {
         auto n = al[std::string(d.key)];
         if (!n) continue;

@@ -24,6 +24,8 @@ struct agent_loop_config {
     agentloop::limits limits;
     std::optional<std::chrono::milliseconds> loop_timeout;  // as configured; the gateway derives a default
     std::string tool_turn_model;  // turns that read tool results are routed through this model or pool
+    // Agent loops running at once over the gateway; one more is answered 503 overloaded at once.
+    std::size_t max_concurrent = 1024;
 };
 
 void parse_agent_loop(reader const& r, YAML::Node const& al, agent_loop_config& cfg);

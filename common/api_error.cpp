@@ -3,14 +3,17 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/text.hpp"
+
 namespace toolgate {
 
 std::string api_error::to_json() const {
     boost::json::object err;
-    err["message"] = message;
+    // A message may quote what the client sent (a path, a model name): never invalid UTF-8 in JSON.
+    err["message"] = utf8_valid(message);
     err["type"] = type;
     if (param.empty()) err["param"] = nullptr;
-    else err["param"] = param;
+    else err["param"] = utf8_valid(param);
     err["code"] = code;
     boost::json::object root;
     root["error"] = std::move(err);

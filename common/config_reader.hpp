@@ -35,11 +35,17 @@ public:
         throw config_error(os.str());
     }
 
+    // A mapping's key as text; a key that is itself a list or a mapping is refused.
+    std::string key(YAML::Node const& k, std::string const& path) const {
+        if (!k.IsScalar()) fail(k, path, "a key must be a plain name, not a list or a mapping");
+        return k.Scalar();
+    }
+
     void check_keys(YAML::Node const& map, std::string const& path, std::set<std::string> const& known) const {
         if (!map.IsMap()) fail(map, path, "must be a mapping");
         std::set<std::string> seen;
         for (auto const& kv : map) {
-            auto key = kv.first.as<std::string>();
+            auto key = this->key(kv.first, path);
             // yaml-cpp keeps the first of two equal keys silently; a typo'd duplicate must not pass.
             if (!seen.insert(key).second) fail(kv.first, path.empty() ? key : path + "." + key, "duplicate key");
             if (!known.count(key)) {
@@ -93,7 +99,7 @@ public:
             case YAML::NodeType::Map: {
                 json::object o;
                 for (auto const& kv : n) {
-                    auto key = kv.first.as<std::string>();
+                    auto key = this->key(kv.first, path);
                     o[key] = to_json(kv.second, path + "." + key);
                 }
                 return o;

@@ -20,4 +20,9 @@ inline void utf8_truncate(std::string& s, std::size_t max) {
     s.resize(max);
 }
 
+// `s` as valid UTF-8: every byte that does not start a well-formed sequence (RFC 3629: no
+// overlongs, no surrogates, nothing past U+10FFFF) becomes U+FFFD. Text echoed back to a client
+// (an unknown path, a model name) goes through it, so that a JSON answer is always valid JSON.
+std::string utf8_valid(std::string_view s);
+
 }  // namespace toolgate

@@ -60,7 +60,9 @@ void parse_log(reader const& r, YAML::Node const& l, log_config& out) {
 
 }  // namespace
 
-gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env) {
+namespace {
+
+gateway_config parse_sections(std::string const& yaml_text, std::string const& source, env_lookup const& env) {
     YAML::Node root;
     try {
         root = YAML::Load(yaml_text);
@@ -151,6 +153,18 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     }
     if (cfg.server.threads == 0) cfg.server.threads = std::max(1u, std::thread::hardware_concurrency());
     return cfg;
+}
+
+}  // namespace
+
+gateway_config parse_config(std::string const& yaml_text, std::string const& source, env_lookup const& env) {
+    try {
+        return parse_sections(yaml_text, source, env);
+    } catch (YAML::Exception const& e) {
+        // A node of another shape than its parser reads (the parsers check shapes; this is the net
+        // under them): still a config error with its line, never an exception out of start-up.
+        throw config_error(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
 }
 
 gateway_config load_config(std::string const& path, env_lookup const& env) {

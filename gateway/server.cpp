@@ -1,4 +1,5 @@
 #include "gateway/server.hpp"
+#include "gateway/http_request.hpp"
 
 #include "common/http_client.hpp"
 #include "common/asio_util.hpp"
@@ -37,6 +38,7 @@
 #include <thread>
 
 #include "common/api_error.hpp"
+#include "common/held_count.hpp"
 #include "common/text.hpp"
 
 namespace toolgate::gateway {
@@ -50,6 +52,27 @@ std::string_view inbound_request::header(std::string_view lower_name) const {
     for (auto const& [k, v] : headers)
         if (k == lower_name) return v;
     return {};
+}
+
+bool framing_is_plain(beast_request const& msg) {
+    auto [from, to] = msg.equal_range(bhttp::field::transfer_encoding);
+    if (from == to) return true;
+    auto v = from->value();
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return std::next(from) == to && beast::iequals(v, "chunked") && msg.count(bhttp::field::content_length) == 0;
+}
+
+inbound_request to_inbound(beast_request& msg) {
+    inbound_request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    auto q = req.target.find('?');
+    req.path = q == std::string::npos ? req.target : req.target.substr(0, q);
+    req.headers.reserve(16);
+    for (auto const& f : msg) req.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
+    req.body = std::move(msg.body());
+    return req;
 }
 
 namespace {
@@ -69,16 +92,6 @@ struct worker {
     std::thread thread;
 };
 
-// One unit of `n` held for its lifetime (a connection, a request in flight); `before` is the
-// count it found.
-struct held_count {
-    explicit held_count(std::atomic<std::size_t>& c) : n(c), before(c.fetch_add(1, std::memory_order_relaxed)) {}
-    held_count(held_count const&) = delete;
-    held_count& operator=(held_count const&) = delete;
-    ~held_count() { n.fetch_sub(1, std::memory_order_relaxed); }
-    std::atomic<std::size_t>& n;
-    std::size_t before;
-};
 
 std::string make_head(int status, std::string_view content_type, header_list const& extra, std::size_t length,
                       bool chunked, bool keep_alive) {
@@ -312,7 +325,15 @@ struct server::impl {
             bhttp::request_parser<bhttp::string_body> parser;
             parser.header_limit(64 * 1024);
             parser.body_limit(opts.max_body_bytes);
-            stream.expires_after(first ? opts.header_timeout : opts.keepalive_timeout);
+            if (!first && buffer.size() == 0) {
+                // Idle between two requests: keepalive_timeout for the next one's first bytes; its
+                // head then has header_timeout like any other (a slow head is no idle connection).
+                stream.expires_after(opts.keepalive_timeout);
+                auto [iec, in] = co_await stream.async_read_some(buffer.prepare(8 * 1024), nothrow_awaitable);
+                if (iec) break;
+                buffer.commit(in);
+            }
+            stream.expires_after(opts.header_timeout);
             first = false;
             auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow_awaitable);
             if (hec == bhttp::error::body_limit) {  // Content-Length above the limit, seen in the head
@@ -332,6 +353,13 @@ struct server::impl {
                 break;
             }
             st.busy = true;
+            if (!framing_is_plain(parser.get())) {
+                // Any coding but a lone "chunked" (or one beside Content-Length) could be framed
+                // differently by a proxy in front: refused, and the connection closed (RFC 9112 6.3).
+                co_await respond_error(stream, api_error::bad_request("unsupported Transfer-Encoding: only chunked is accepted",
+                                                                      "bad_http"));
+                break;
+            }
             auto expect = parser.get()[bhttp::field::expect];
             if (!expect.empty() && beast::iequals(expect, "100-continue")) {
                 static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -355,14 +383,7 @@ struct server::impl {
             stream.expires_never();
 
             auto& msg = parser.get();
-            inbound_request req;
-            req.method = std::string(msg.method_string());
-            req.target = std::string(msg.target());
-            auto q = req.target.find('?');
-            req.path = q == std::string::npos ? req.target : req.target.substr(0, q);
-            req.headers.reserve(16);
-            for (auto const& f : msg) req.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
-            req.body = std::move(msg.body());
+            auto req = to_inbound(msg);
             bool keep_alive = msg.keep_alive() && !stopping.load(std::memory_order_relaxed);
 
             if (over_capacity) {

@@ -8,6 +8,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <optional>
 
 #include "mcp/jsonrpc.hpp"
@@ -33,6 +34,7 @@ struct client_session::pending {
     std::optional<message> reply;
     progress_handler on_progress;
     bool cancelled = false;
+    bool answered_twice = false;  // logged once
     pending(time_source& c, asio::any_io_executor ex) : signal(c, std::move(ex)) {}
 };
 
@@ -175,6 +177,12 @@ void client_session::handle_message(std::string const& text) {
                 if (m.type == message::kind::error && m.id.is_null())
                     log_(log_level::warn, "server reported an error: " + m.error_message);
                 return;  // late answer to a call that timed out or was cancelled
+            }
+            if (it->second->reply) {
+                // A second answer to one request (or one with a reused id): the first one stands.
+                if (!std::exchange(it->second->answered_twice, true))
+                    log_(log_level::warn, "server answered request " + std::to_string(id) + " more than once; the first answer stands");
+                return;
             }
             it->second->reply = std::move(m);
             it->second->signal.cancel();

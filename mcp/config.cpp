@@ -33,7 +33,7 @@ std::vector<server_config> parse_servers(reader const& r, YAML::Node const& ms) 
             std::map<std::string, std::string> out;
             if (auto n = m[key]) {
                 if (!n.IsMap()) r.fail(n, path + "." + key, "must be a mapping");
-                for (auto const& kv : n) out[kv.first.as<std::string>()] = r.str(kv.second, path + "." + key);
+                for (auto const& kv : n) out[r.key(kv.first, path + "." + key)] = r.str(kv.second, path + "." + key);
             }
             return out;
         };

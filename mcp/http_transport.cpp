@@ -12,6 +12,7 @@
 #include "common/http_client.hpp"
 #include "common/asio_util.hpp"
 #include "common/sse.hpp"
+#include "mcp/http_reader.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/message_queue.hpp"
 #include "mcp/transport.hpp"
@@ -22,54 +23,7 @@ using boost::system::error_code;
 
 namespace {
 
-// Feeds an HTTP body (JSON or SSE) into the message queue.
-class message_reader final : public http::body_reader {
-public:
-    message_reader(detail::message_queue& q, std::size_t max_bytes, std::string* last_event_id,
-                   std::function<void(sse::event const&)> on_event = {})
-        : queue_(q), parser_(max_bytes), max_(max_bytes), last_event_id_(last_event_id), on_event_(std::move(on_event)) {}
-
-    void on_head(http::response const& head) override {
-        sse_ = head.header("content-type").find("text/event-stream") != std::string_view::npos;
-        session_id = std::string(head.header("mcp-session-id"));
-    }
-
-    asio::awaitable<bool> on_data(std::string_view data) override {
-        if (!sse_) {
-            if (json_.size() + data.size() > max_) co_return false;
-            json_.append(data);
-            co_return true;
-        }
-        events_.clear();
-        if (!parser_.feed(data, events_)) co_return false;
-        for (auto& ev : events_) {
-            if (!ev.id.empty() && last_event_id_) *last_event_id_ = ev.id;
-            if (on_event_ && !ev.type.empty() && ev.type != "message") {
-                on_event_(ev);
-                continue;
-            }
-            if (!ev.data.empty()) queue_.push(std::move(ev.data));
-        }
-        co_return true;
-    }
-
-    // A JSON body arrives whole: hand it over at the end.
-    void finish() {
-        if (!sse_ && !json_.empty()) queue_.push(std::move(json_));
-    }
-
-    std::string session_id;
-
-private:
-    detail::message_queue& queue_;
-    sse::parser parser_;
-    std::size_t max_;
-    std::string* last_event_id_;
-    std::function<void(sse::event const&)> on_event_;
-    bool sse_ = false;
-    std::string json_;
-    std::vector<sse::event> events_;
-};
+using detail::message_reader;
 
 class http_transport final : public transport {
 public:

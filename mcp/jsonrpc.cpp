@@ -94,20 +94,43 @@ std::string make_error(json::value const& id, int code, std::string_view message
         json::object{{"jsonrpc", "2.0"}, {"id", id}, {"error", json::object{{"code", code}, {"message", message}}}});
 }
 
-void line_framer::feed(std::string_view bytes, std::vector<std::string>& lines, std::size_t& oversized) {
+void line_framer::keep_tail(std::string_view piece) {
+    constexpr std::size_t keep = 256;
+    if (piece.size() >= keep) {
+        tail_.assign(piece.substr(piece.size() - keep));
+    } else {
+        tail_.append(piece);
+        if (tail_.size() > keep) tail_.erase(0, tail_.size() - keep);
+    }
+}
+
+void line_framer::feed(std::string_view bytes, std::vector<std::string>& lines, std::size_t& oversized,
+                       std::vector<std::int64_t>* dropped_ids) {
+    constexpr std::size_t keep = 256;
     while (!bytes.empty()) {
         auto nl = bytes.find('\n');
         auto piece = bytes.substr(0, nl);
         if (skipping_) {
+            keep_tail(piece);
             if (nl == std::string_view::npos) return;
             skipping_ = false;
+            if (dropped_ids)
+                if (auto id = answer_id_of_ends(head_, tail_)) dropped_ids->push_back(*id);
         } else if (partial_.size() + piece.size() > max_) {
+            head_.assign(partial_, 0, keep);
+            if (head_.size() < keep) head_.append(piece.substr(0, keep - head_.size()));
+            tail_.clear();
+            keep_tail(partial_.size() > keep ? std::string_view(partial_).substr(partial_.size() - keep) : partial_);
+            keep_tail(piece);
             partial_.clear();
+            partial_.shrink_to_fit();
             ++oversized;
             if (nl == std::string_view::npos) {
                 skipping_ = true;
                 return;
             }
+            if (dropped_ids)
+                if (auto id = answer_id_of_ends(head_, tail_)) dropped_ids->push_back(*id);
         } else if (nl == std::string_view::npos) {
             partial_.append(piece);
             return;
@@ -119,6 +142,49 @@ void line_framer::feed(std::string_view bytes, std::vector<std::string>& lines, 
         }
         bytes.remove_prefix(nl + 1);
     }
+}
+
+namespace {
+
+// `"id"` `:` a number, at `at` (spaces allowed around the colon); the number and where it ends.
+std::optional<std::pair<std::int64_t, std::size_t>> id_member(std::string_view s, std::size_t at) {
+    auto skip = [&](std::size_t i) {
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        return i;
+    };
+    at = skip(at);
+    if (s.substr(at, 4) != "\"id\"") return std::nullopt;
+    at = skip(at + 4);
+    if (at >= s.size() || s[at] != ':') return std::nullopt;
+    at = skip(at + 1);
+    std::size_t end = at;
+    while (end < s.size() && end - at < 18 && s[end] >= '0' && s[end] <= '9') ++end;
+    if (end == at) return std::nullopt;
+    return std::pair{std::stoll(std::string(s.substr(at, end - at))), end};
+}
+
+}  // namespace
+
+std::optional<std::int64_t> answer_id_of_ends(std::string_view head, std::string_view tail) {
+    // The head: {"id":N  or  {"jsonrpc":"2.0","id":N
+    if (!head.empty() && head[0] == '{') {
+        if (auto m = id_member(head, 1)) return m->first;
+        constexpr std::string_view jsonrpc = "\"jsonrpc\":\"2.0\",";
+        if (head.substr(1, jsonrpc.size()) == jsonrpc)
+            if (auto m = id_member(head, 1 + jsonrpc.size())) return m->first;
+    }
+    // The tail: ,"id":N}  (the last member)
+    while (!tail.empty() && (tail.back() == '\r' || tail.back() == ' ')) tail.remove_suffix(1);
+    if (tail.empty() || tail.back() != '}') return std::nullopt;
+    for (auto at = tail.rfind(','); at != std::string_view::npos; at = at == 0 ? std::string_view::npos : tail.rfind(',', at - 1)) {
+        auto m = id_member(tail, at + 1);
+        if (!m) continue;
+        auto end = m->second;
+        while (end < tail.size() && tail[end] == ' ') ++end;
+        if (end + 1 == tail.size()) return m->first;
+        break;  // the last comma before an id that is not the last member
+    }
+    return std::nullopt;
 }
 
 std::string id_key(json::value const& id) { return json::serialize(id); }

@@ -5,6 +5,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,18 +52,28 @@ std::string make_error(json::value const& id, int code, std::string_view message
 
 // Splits newline-delimited JSON: complete lines out, partial ones kept for the next read. A line
 // longer than the bound is dropped whole (reported once through `oversized`), and reading resumes
-// at the next newline, so a misbehaving server cannot grow our memory without bound.
+// at the next newline, so a misbehaving server cannot grow our memory without bound. Of a dropped
+// line only its first and last bytes are kept: when the line ends, the numeric id of the answer it
+// was (`{"jsonrpc":"2.0","id":7,...` or `...,"id":7}`) goes to `dropped_ids`, so that the caller
+// waiting for it can be told at once instead of at its timeout.
 class line_framer {
 public:
     explicit line_framer(std::size_t max_line_bytes) : max_(max_line_bytes) {}
-    void feed(std::string_view bytes, std::vector<std::string>& lines, std::size_t& oversized);
+    void feed(std::string_view bytes, std::vector<std::string>& lines, std::size_t& oversized,
+              std::vector<std::int64_t>* dropped_ids = nullptr);
     std::size_t buffered() const { return partial_.size(); }
 
 private:
+    void keep_tail(std::string_view piece);
     std::size_t max_;
     std::string partial_;
     bool skipping_ = false;
+    std::string head_, tail_;  // of the line being dropped
 };
+
+// The id of an answer from the first or last bytes of its line, when it is a top-level member
+// there ("id" right after "{" or after "jsonrpc", or the last member before the closing "}").
+std::optional<std::int64_t> answer_id_of_ends(std::string_view head, std::string_view tail);
 
 // An id as text, for maps and logs ("7", "\"abc\"").
 std::string id_key(json::value const& id);

@@ -261,16 +261,16 @@ std::optional<std::string> server_session::list(message const& msg, std::string_
                 });
     } else if (what == "resources/list") {
         key = "resources";
-        for (auto const& [srv, r] : cat->resources) take([&] { return r; });
+        for (auto const& entry : cat->resources) take([&] { return entry.second; });
     } else if (what == "resources/templates/list") {
         key = "resourceTemplates";
-        for (auto const& [srv, r] : cat->resource_templates) take([&] { return r; });
+        for (auto const& entry : cat->resource_templates) take([&] { return entry.second; });
     } else {
         key = "prompts";
-        for (auto const& [srv, p] : cat->prompts)
+        for (auto const& entry : cat->prompts)
             take([&] {
-                json::object d = p;
-                d["name"] = exposed_prompt_name(srv, str_of(p, "name"));
+                json::object d = entry.second;
+                d["name"] = exposed_prompt_name(entry.first, str_of(entry.second, "name"));
                 return d;
             });
     }

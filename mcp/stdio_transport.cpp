@@ -13,6 +13,7 @@
 #include <boost/process/v2/stdio.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
@@ -29,6 +30,34 @@ namespace bp = boost::process::v2;
 using boost::system::error_code;
 
 namespace {
+
+// What a server prints besides its messages is logged, but at most `burst` lines per window: a
+// server that floods its output must not flood the gateway's log (the rest are counted, and the
+// count is logged when the next window opens).
+struct log_budget {
+    static constexpr unsigned burst = 20;
+    static constexpr std::chrono::seconds window{10};
+    std::chrono::steady_clock::time_point opened{};
+    unsigned used = 0;
+    std::size_t suppressed = 0;
+
+    bool take(log_sink const& log, char const* what) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - opened >= window) {
+            if (suppressed > 0)
+                log(log_level::warn, std::to_string(suppressed) + " more line(s) of " + what + " were not logged");
+            opened = now;
+            used = 0;
+            suppressed = 0;
+        }
+        if (used < burst) {
+            ++used;
+            return true;
+        }
+        ++suppressed;
+        return false;
+    }
+};
 
 class stdio_transport final : public transport {
 public:
@@ -127,6 +156,7 @@ private:
     asio::awaitable<void> read_stdout(std::shared_ptr<bool> alive) {
         std::array<char, 64 * 1024> buf;
         std::vector<std::string> lines;
+        std::vector<std::int64_t> dropped_ids;
         for (;;) {
             auto [ec, n] = co_await out_.async_read_some(asio::buffer(buf), nothrow_awaitable);
             if (!*alive) co_return;
@@ -135,14 +165,22 @@ private:
                 co_return;
             }
             lines.clear();
+            dropped_ids.clear();
             std::size_t oversized = 0;
-            framer_.feed(std::string_view(buf.data(), n), lines, oversized);
+            framer_.feed(std::string_view(buf.data(), n), lines, oversized, &dropped_ids);
             if (oversized)
                 log_(log_level::warn, "dropped a message larger than " + std::to_string(opts_.max_message_bytes) + " bytes");
+            // The caller of an answer that was too large learns it now, not at its timeout.
+            for (auto id : dropped_ids)
+                queue_.push(make_error(json::value(id), errc::internal_error,
+                                       "the MCP server's answer was larger than the limit of " +
+                                           std::to_string(opts_.max_message_bytes) + " bytes"));
             for (auto& l : lines) {
-                // Servers sometimes print banners on stdout: anything not JSON is logged, not fatal.
+                // Servers sometimes print banners on stdout: anything not JSON is logged, not fatal,
+                // and at most a few lines a minute, so that a chatty server cannot flood the log.
                 if (l.front() != '{' && l.front() != '[') {
-                    log_(log_level::warn, "non-JSON output on stdout: " + l.substr(0, 200));
+                    if (noise_lines_.take(log_, "non-JSON stdout"))
+                        log_(log_level::warn, "non-JSON output on stdout: " + l.substr(0, 200));
                     continue;
                 }
                 queue_.push(std::move(l));
@@ -159,11 +197,12 @@ private:
             partial.append(buf.data(), n);
             std::size_t pos;
             while ((pos = partial.find('\n')) != std::string::npos) {
-                if (pos > 0) log_(log_level::info, "stderr: " + partial.substr(0, std::min<std::size_t>(pos, 2000)));
+                if (pos > 0 && stderr_lines_.take(log_, "stderr"))
+                    log_(log_level::info, "stderr: " + partial.substr(0, std::min<std::size_t>(pos, 2000)));
                 partial.erase(0, pos + 1);
             }
             if (partial.size() > 8192) {
-                log_(log_level::info, "stderr: " + partial.substr(0, 2000));
+                if (stderr_lines_.take(log_, "stderr")) log_(log_level::info, "stderr: " + partial.substr(0, 2000));
                 partial.clear();
             }
         }
@@ -177,6 +216,7 @@ private:
     asio::readable_pipe err_;
     detail::message_queue queue_;
     line_framer framer_;
+    log_budget noise_lines_, stderr_lines_;
     std::optional<bp::process> proc_;
     std::shared_ptr<bool> alive_;
     bool exited_ = false;

@@ -25,8 +25,9 @@ std::string finish_reason(std::string_view stop_reason) {
 
 usage usage_of(json::object const& u) {
     usage out;
-    out.prompt_tokens = num(u, "input_tokens") + num(u, "cache_creation_input_tokens") + num(u, "cache_read_input_tokens");
-    out.completion_tokens = num(u, "output_tokens");
+    out.prompt_tokens = token_count(u.if_contains("input_tokens")) + token_count(u.if_contains("cache_creation_input_tokens")) +
+                        token_count(u.if_contains("cache_read_input_tokens"));
+    out.completion_tokens = token_count(u.if_contains("output_tokens"));
     out.present = true;
     return out;
 }
@@ -46,7 +47,7 @@ public:
         wire::chat_view v;
         if (auto err = wire::read_chat(body, v)) return fail(*err);
         json::object req;
-        req["model"] = body.at("model");
+        if (auto const* model = body.if_contains("model")) req["model"] = *model;  // the router always sets it
         json::array messages;
         for (auto const& m : v.messages) {
             json::array blocks;
@@ -258,7 +259,7 @@ public:
                 if (auto sr = str(d->get_object(), "stop_reason"); !sr.empty()) finish_ = finish_reason(sr);
             if (auto const* u = e.if_contains("usage"); u && u->is_object()) {
                 auto const& uo = u->get_object();
-                if (uo.contains("output_tokens")) tokens.completion_tokens = num(uo, "output_tokens");
+                if (uo.contains("output_tokens")) tokens.completion_tokens = token_count(uo.if_contains("output_tokens"));
                 if (uo.contains("input_tokens")) tokens.prompt_tokens = usage_of(uo).prompt_tokens;
                 tokens.present = true;
             }

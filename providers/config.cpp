@@ -19,7 +19,7 @@ void parse_providers(reader const& r, YAML::Node const& ps, std::vector<provider
         json::object options;
         std::set<std::string> seen;
         for (auto const& kv : p) {
-            auto key = kv.first.as<std::string>();
+            auto key = r.key(kv.first, path);
             if (!seen.insert(key).second) r.fail(kv.first, path + "." + key, "duplicate key");
             if (!common.count(key)) {
                 // Type-specific keys are checked by the provider itself, below.
@@ -57,7 +57,7 @@ void parse_providers(reader const& r, YAML::Node const& ps, std::vector<provider
         if (auto n = p["headers"]) {
             if (!n.IsMap()) r.fail(n, path + ".headers", "must be a mapping of header names to values");
             for (auto const& kv : n) {
-                auto k = kv.first.as<std::string>();
+                auto k = r.key(kv.first, path + ".headers");
                 auto v = r.str(kv.second, path + ".headers." + k);
                 if (k.find_first_of(":\r\n ") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
                     r.fail(kv.first, path + ".headers." + k, "invalid header");
@@ -73,7 +73,7 @@ void parse_providers(reader const& r, YAML::Node const& ps, std::vector<provider
             if (!n.IsMap())
                 r.fail(n, path + ".prices", "must map model names to {input, output} USD per million tokens");
             for (auto const& kv : n) {
-                auto model = kv.first.as<std::string>();
+                auto model = r.key(kv.first, path + ".prices");
                 auto mp = path + ".prices." + model;
                 r.check_keys(kv.second, mp, {"input", "output"});
                 model_price price;

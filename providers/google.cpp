@@ -33,8 +33,8 @@ usage usage_of(json::object const& response) {
     auto const* m = response.if_contains("usageMetadata");
     if (!m || !m->is_object()) return u;
     auto const& mo = m->get_object();
-    u.prompt_tokens = num(mo, "promptTokenCount");
-    u.completion_tokens = num(mo, "candidatesTokenCount") + num(mo, "thoughtsTokenCount");
+    u.prompt_tokens = token_count(mo.if_contains("promptTokenCount"));
+    u.completion_tokens = token_count(mo.if_contains("candidatesTokenCount")) + token_count(mo.if_contains("thoughtsTokenCount"));
     u.present = true;
     return u;
 }

@@ -40,7 +40,13 @@ struct usage {
     }
 };
 
-// Reads an OpenAI "usage" object; absent or malformed fields count as zero.
+// A token count as an upstream reported it: a number, else 0; negative counts are 0 and counts
+// above 10^12 (no real turn comes near) are cut there, so that no answer can credit a budget or
+// overflow a sum. Fractions are dropped.
+inline constexpr std::int64_t max_token_count = 1'000'000'000'000;
+std::int64_t token_count(boost::json::value const* v);
+
+// Reads an OpenAI "usage" object; absent or malformed fields count as zero (see token_count).
 usage usage_from_json(boost::json::value const* v);
 
 struct chat_request {

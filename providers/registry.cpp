@@ -1,5 +1,6 @@
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "providers/catalog.hpp"
@@ -10,20 +11,24 @@
 
 namespace toolgate::providers {
 
+std::int64_t token_count(boost::json::value const* v) {
+    if (v == nullptr) return 0;
+    if (v->is_int64()) return std::clamp<std::int64_t>(v->get_int64(), 0, max_token_count);
+    if (v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), max_token_count));
+    if (v->is_double()) {
+        double d = v->get_double();  // NaN fails both tests: 0
+        if (d >= double(max_token_count)) return max_token_count;
+        return d >= 1 ? static_cast<std::int64_t>(d) : 0;
+    }
+    return 0;
+}
+
 usage usage_from_json(boost::json::value const* v) {
     usage u;
     if (v == nullptr || !v->is_object()) return u;
     auto const& o = v->get_object();
-    auto num = [&](char const* key) -> std::int64_t {
-        auto const* f = o.if_contains(key);
-        if (f == nullptr) return 0;
-        if (f->is_int64()) return f->get_int64();
-        if (f->is_uint64()) return static_cast<std::int64_t>(f->get_uint64());
-        if (f->is_double()) return static_cast<std::int64_t>(f->get_double());
-        return 0;
-    };
-    u.prompt_tokens = num("prompt_tokens");
-    u.completion_tokens = num("completion_tokens");
+    u.prompt_tokens = token_count(o.if_contains("prompt_tokens"));
+    u.completion_tokens = token_count(o.if_contains("completion_tokens"));
     u.present = true;
     return u;
 }

@@ -6,6 +6,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <ctime>
 #include <unordered_map>
 
@@ -140,8 +142,9 @@ std::int64_t num(json::object const& o, std::string_view key) {
     auto const* v = o.if_contains(key);
     if (!v) return 0;
     if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-    if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+    if (v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), INT64_MAX));
+    // Only doubles that an int64 holds are converted (the rest, NaN included, would be undefined).
+    if (v->is_double() && v->get_double() > -9.2e18 && v->get_double() < 9.2e18) return static_cast<std::int64_t>(v->get_double());
     return 0;
 }
 

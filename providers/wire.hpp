@@ -139,7 +139,7 @@ json::object chunk(std::string const& id, json::value const& created, std::strin
 json::object usage_chunk(std::string const& id, json::value const& created, std::string const& model, usage const& u);
 json::object usage_json(usage const& u);
 std::string_view str(json::object const& o, std::string_view key);  // "" unless a string
-std::int64_t num(json::object const& o, std::string_view key);       // 0 unless a number
+std::int64_t num(json::object const& o, std::string_view key);       // 0 unless a number an int64 holds
 // "data:image/png;base64,AAAA" -> (media type, data)
 std::optional<std::pair<std::string, std::string>> data_url(std::string_view url);
 // A tool call's arguments text as an object ({} when empty or not an object).

@@ -10,11 +10,23 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 SECONDS_PER="${1:-30}"
 shift || true
 TARGETS=("$@")
-if [ "${#TARGETS[@]}" -eq 0 ]; then TARGETS=(sse redis_reply redis_url jsonrpc tool_names); fi
+if [ "${#TARGETS[@]}" -eq 0 ]; then
+  TARGETS=(sse redis_reply redis_url jsonrpc tool_names native_wire openai_stream mcp_http server_session guardrails
+           config http_request)
+fi
 BUILD=build-fuzz
-cmake -S tests/fuzz -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+# The whole project, every library instrumented (-DTOOLGATE_FUZZ=ON); only the fuzz targets are built.
+if [ -f "$BUILD/CMakeCache.txt" ] && ! grep -q '^TOOLGATE_FUZZ:BOOL=ON' "$BUILD/CMakeCache.txt"; then rm -rf "$BUILD"; fi
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DTOOLGATE_FUZZ=ON \
+  >/dev/null
+build_targets=()
+for t in "${TARGETS[@]}"; do build_targets+=("fuzz_$t"); done
+if ! cmake --build "$BUILD" -j"$(nproc)" --target "${build_targets[@]}" >"$BUILD.log" 2>&1; then
+  grep -E 'error|FAILED' "$BUILD.log" | head -40
+  echo "fuzz: the build failed; see $BUILD.log"
+  exit 1
+fi
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 status=0
@@ -22,7 +34,9 @@ for t in "${TARGETS[@]}"; do
   work="$BUILD/corpus/$t" crashes="$BUILD/crashes/$t"
   mkdir -p "$work" "$crashes"
   cp -n tests/fuzz/corpus/"$t"/* "$work"/ 2>/dev/null || true
-  if "$BUILD/fuzz_$t" -max_total_time="$SECONDS_PER" -max_len=8192 -timeout=10 -rss_limit_mb=1024 \
+  dict=()
+  if [ -f "tests/fuzz/$t.dict" ]; then dict=(-dict="tests/fuzz/$t.dict"); fi
+  if "$BUILD/tests/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$SECONDS_PER" -max_len=8192 -timeout=10 -rss_limit_mb=1024 \
        -artifact_prefix="$crashes/" -print_final_stats=1 "$work" >"$BUILD/fuzz_$t.log" 2>&1; then
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$BUILD/fuzz_$t.log" | grep -oE '[0-9]+$' || echo "?")
     echo "fuzz $t: ${SECONDS_PER}s, $runs inputs, no crash ($(ls "$work" | wc -l) in its corpus)"

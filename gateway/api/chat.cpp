@@ -6,6 +6,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "common/held_count.hpp"
 #include "common/sse.hpp"
 #include "gateway/api/chat_plan.hpp"
 #include "gateway/api/handlers.hpp"
@@ -17,6 +18,13 @@ namespace toolgate::gateway::api {
 namespace json = boost::json;
 
 namespace {
+
+api_error loops_overloaded(std::size_t limit) {
+    api_error err{503, "server_error", "overloaded",
+                  "the gateway is running its limit of " + std::to_string(limit) + " agent loops; retry shortly"};
+    err.retry_after = "1";
+    return err;
+}
 
 // Chunks become SSE events, held until flush() so one upstream read is one write to the client.
 class sse_sink final : public providers::chat_sink {
@@ -254,6 +262,11 @@ asio::awaitable<void> chat_completions(api_request& r) {
     }
     if (body_changed) r.req.body.clear();
     if (plan.run) {
+        held_count slot(r.app.loops_running);
+        if (slot.before >= r.app.cfg.agent_loop.max_concurrent) {
+            co_await reply_error(r, loops_overloaded(r.app.cfg.agent_loop.max_concurrent));
+            co_return;
+        }
         co_await run_loop(r, std::move(*body), plan, stream);
         co_return;
     }

@@ -3,6 +3,7 @@
 // every worker thread. Mutable parts say how they are guarded: the metrics and the injected-tool
 // cache take their own short locks, the hybrid store is thread-safe, the router's targets keep
 // their own locks and atomics.
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,7 @@ struct app_state {
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     agentloop::hybrid_store hybrid;
+    std::atomic<std::size_t> loops_running{0};  // agent loops in progress, against agent_loop.max_concurrent
     metrics stats;
     std::shared_ptr<spdlog::logger> access_log;
     std::shared_ptr<spdlog::logger> log;

@@ -269,7 +269,7 @@ routing_config parse_routing(reader const& r, YAML::Node const& root, gateway_co
     if (auto as = root["aliases"]) {
         if (!as.IsMap()) r.fail(as, "aliases", "must map alias names to a pool, provider/model or model");
         for (auto const& kv : as) {
-            auto alias = kv.first.as<std::string>();
+            auto alias = r.key(kv.first, "aliases");
             auto path = "aliases." + alias;
             auto to = r.str(kv.second, path);
             if (alias.empty() || to.empty()) r.fail(kv.second, path, "alias and target must not be empty");
@@ -284,7 +284,7 @@ routing_config parse_routing(reader const& r, YAML::Node const& root, gateway_co
         }
         // Cycles: follow each alias; more steps than aliases means a loop.
         for (auto const& kv : as) {
-            auto start = kv.first.as<std::string>();
+            auto start = r.key(kv.first, "aliases");
             std::string at = start, chain = start;
             for (std::size_t steps = 0;; ++steps) {
                 auto it = rc.aliases.find(at);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "common/sse.hpp"
+#include "common/text.hpp"
 
 using toolgate::sse::event;
 using toolgate::sse::parser;
@@ -71,3 +72,15 @@ TEST(sse, oversized_event_fails) {
 }
 
 TEST(sse, format_data) { EXPECT_EQ(toolgate::sse::format_data("{}"), "data: {}\n\n"); }
+
+// Text echoed to a client in JSON (a path, a model name) is made valid UTF-8 first.
+TEST(text, utf8_valid_replaces_every_bad_byte_and_keeps_the_rest) {
+    using toolgate::utf8_valid;
+    EXPECT_EQ(utf8_valid("plain ascii"), "plain ascii");
+    EXPECT_EQ(utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"), "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80");
+    EXPECT_EQ(utf8_valid("/v1;chat/co\xedpletions"), "/v1;chat/co\xef\xbf\xbdpletions");
+    EXPECT_EQ(utf8_valid("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd") << "overlong";
+    EXPECT_EQ(utf8_valid("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd") << "a surrogate";
+    EXPECT_EQ(utf8_valid("\xf4\x90\x80\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd") << "past U+10FFFF";
+    EXPECT_EQ(utf8_valid("ab\xe2\x82"), "ab\xef\xbf\xbd\xef\xbf\xbd") << "cut short";
+}

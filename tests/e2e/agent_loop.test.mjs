@@ -271,3 +271,52 @@ describe('the offline default config (examples/gateway.yaml)', () => {
     assert.equal(text, 'The tool returned: 42');
   });
 });
+
+// agent_loop.max_concurrent: past it, a new agent loop is refused at once with 503 overloaded and
+// Retry-After (nothing queues); requests that run no loop are not counted; the slot comes back.
+describe('agent_loop.max_concurrent', () => {
+  let upstream, gw;
+  before(async () => {
+    upstream = await startFakeUpstream();
+    gw = await startGateway(`
+providers_from_env: false
+providers:
+  - { name: local, type: openai, base_url: "${upstream.url}", models: [mock-agent, mock-ok] }
+mcp_servers:
+  - { name: fixture, command: node, args: ["${fixture}"], env: { FIXTURE_BULK_TOOLS: "0" } }
+agent_loop: { max_concurrent: 1, tool_timeout: 20s }
+`);
+    await waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((x) => x.status === 'up'),
+      20000, 'MCP server up');
+  });
+  after(async () => {
+    await gw?.stop();
+    await upstream?.close();
+  });
+  const chat = (content, headers = {}) => fetch(gw.url + '/v1/chat/completions', {
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: 'mock-agent', messages: user(content) }) });
+
+  test('one loop runs; a second is refused with 503 overloaded at once; a request without a loop is served', async () => {
+    const seen = upstream.state.requests.length;
+    const first = chat('call fixture__slow {"ms":1500}');
+    // The first loop is running once its first turn reached the model.
+    await waitFor(() => upstream.state.requests.length > seen, 10000, 'the first loop to start');
+    const start = Date.now();
+    const second = await chat('call fixture__slow {"ms":1}');
+    assert.equal(second.status, 503);
+    assert.equal(second.headers.get('retry-after'), '1');
+    const body = await second.json();
+    assert.equal(body.error.code, 'overloaded');
+    assert.equal(body.error.type, 'server_error');
+    assert.match(body.error.message, /limit of 1 agent loops/);
+    assert.ok(Date.now() - start < 1000, 'refused at once, not queued');
+    const plain = await chat('hello', { 'x-toolgate-mcp-servers': 'none' });
+    assert.equal(plain.status, 200, 'a request that runs no loop does not count');
+    const r = await first;
+    assert.equal(r.status, 200);
+    assert.match((await r.json()).choices[0].message.content, /slow done/);
+    const again = await chat('call fixture__slow {"ms":1}');
+    assert.equal(again.status, 200, 'the slot came back');
+  });
+});

@@ -68,6 +68,32 @@ TEST(line_framer, huge_line_is_dropped_and_reading_resumes) {
     EXPECT_EQ(lines[0], "{\"ok\":1}");
 }
 
+// The caller of an answer too large to read learns it at once: the dropped line's id is found in
+// its first or last bytes, where JSON-RPC libraries put it.
+TEST(line_framer, reports_the_id_of_a_dropped_answer) {
+    line_framer f(100);
+    std::vector<std::string> lines;
+    std::vector<std::int64_t> ids;
+    std::size_t oversized = 0;
+    f.feed("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"x\":\"" + std::string(500, 'a'), lines, oversized, &ids);
+    EXPECT_TRUE(ids.empty()) << "known once the line ends";
+    f.feed(std::string(500, 'a') + "\"}}\n", lines, oversized, &ids);
+    ASSERT_EQ(ids, std::vector<std::int64_t>{7});
+    // The TypeScript SDK writes the id last.
+    ids.clear();
+    f.feed("{\"result\":{\"x\":\"" + std::string(500, 'b') + "\"},\"jsonrpc\":\"2.0\",\"id\": 12}\r\n", lines, oversized, &ids);
+    ASSERT_EQ(ids, std::vector<std::int64_t>{12});
+    // An id that is not a top-level member at either end is not guessed.
+    ids.clear();
+    f.feed("{\"result\":{\"id\":3,\"x\":\"" + std::string(500, 'c') + "\"}}\n", lines, oversized, &ids);
+    EXPECT_TRUE(ids.empty());
+    EXPECT_EQ(oversized, 3u);
+    EXPECT_TRUE(lines.empty());
+    EXPECT_EQ(answer_id_of_ends("{\"id\":5,", ""), 5);
+    EXPECT_EQ(answer_id_of_ends("", ",\"id\":9}"), 9);
+    EXPECT_EQ(answer_id_of_ends("", ",\"id\":9,\"x\":1}"), std::nullopt);
+}
+
 TEST(names, valid_names_pass_untouched) {
     EXPECT_EQ(model_safe_name("fs__read_file", "fs", "read_file"), "fs__read_file");
     EXPECT_TRUE(valid_model_tool_name("a-b_C9"));

@@ -212,3 +212,29 @@ TEST(golden_wire, anthropic_defaults_max_tokens_and_maps_tool_choice) {
     ASSERT_FALSE(w->encode_chat(body, false, nr));
     EXPECT_EQ(json::parse(nr.body).at("tool_choice"), json::parse(R"({"type":"none"})"));
 }
+
+// An upstream's token counts can never credit a budget or overflow a sum: negative counts are 0,
+// absurd ones are cut at max_token_count, fractions dropped, non-numbers 0.
+TEST(usage, counts_are_clamped_whatever_the_upstream_sends) {
+    json::value v = json::parse(R"({"prompt_tokens": -5000, "completion_tokens": 1e300})");
+    auto u = usage_from_json(&v);
+    EXPECT_EQ(u.prompt_tokens, 0);
+    EXPECT_EQ(u.completion_tokens, max_token_count);
+    v = json::parse(R"({"prompt_tokens": 18446744073709551615, "completion_tokens": 7.9})");
+    u = usage_from_json(&v);
+    EXPECT_EQ(u.prompt_tokens, max_token_count);
+    EXPECT_EQ(u.completion_tokens, 7);
+    v = json::parse(R"({"prompt_tokens": "12", "completion_tokens": null})");
+    u = usage_from_json(&v);
+    EXPECT_EQ(u.prompt_tokens, 0);
+    EXPECT_EQ(u.completion_tokens, 0);
+    // The native formats read their own fields the same way.
+    wire_settings s;
+    s.name = "p";
+    auto w = make_anthropic_wire(s);
+    auto d = w->decode_chat(R"({"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"x"}],
+        "stop_reason":"end_turn","usage":{"input_tokens":-10,"output_tokens":-3,"cache_read_input_tokens":1e40}})", "m");
+    ASSERT_FALSE(d.error);
+    EXPECT_EQ(d.tokens.prompt_tokens, max_token_count);
+    EXPECT_EQ(d.tokens.completion_tokens, 0);
+}

@@ -1,0 +1,69 @@
+#pragma once
+// The body of an MCP server's HTTP answer (a JSON object, or an SSE stream of messages) into the
+// transport's message queue, bounded in bytes; sans-io, so the fuzz target can drive it.
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/http_client.hpp"
+#include "common/sse.hpp"
+#include "mcp/message_queue.hpp"
+
+namespace toolgate::mcp::detail {
+
+namespace asio = boost::asio;
+
+// Feeds an HTTP body (JSON or SSE) into the message queue.
+class message_reader final : public http::body_reader {
+public:
+    message_reader(detail::message_queue& q, std::size_t max_bytes, std::string* last_event_id,
+                   std::function<void(sse::event const&)> on_event = {})
+        : queue_(q), parser_(max_bytes), max_(max_bytes), last_event_id_(last_event_id), on_event_(std::move(on_event)) {}
+
+    void on_head(http::response const& head) override {
+        sse_ = head.header("content-type").find("text/event-stream") != std::string_view::npos;
+        session_id = std::string(head.header("mcp-session-id"));
+    }
+
+    asio::awaitable<bool> on_data(std::string_view data) override {
+        if (!sse_) {
+            if (json_.size() + data.size() > max_) co_return false;
+            json_.append(data);
+            co_return true;
+        }
+        events_.clear();
+        if (!parser_.feed(data, events_)) co_return false;
+        for (auto& ev : events_) {
+            if (!ev.id.empty() && last_event_id_) *last_event_id_ = ev.id;
+            if (on_event_ && !ev.type.empty() && ev.type != "message") {
+                on_event_(ev);
+                continue;
+            }
+            if (!ev.data.empty()) queue_.push(std::move(ev.data));
+        }
+        co_return true;
+    }
+
+    // A JSON body arrives whole: hand it over at the end.
+    void finish() {
+        if (!sse_ && !json_.empty()) queue_.push(std::move(json_));
+    }
+
+    std::string session_id;
+
+private:
+    detail::message_queue& queue_;
+    sse::parser parser_;
+    std::size_t max_;
+    std::string* last_event_id_;
+    std::function<void(sse::event const&)> on_event_;
+    bool sse_ = false;
+    std::string json_;
+    std::vector<sse::event> events_;
+};
+
+}  // namespace toolgate::mcp::detail
