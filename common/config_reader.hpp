@@ -37,7 +37,7 @@ public:
 
     // A mapping's key as text; a key that is itself a list or a mapping is refused.
     std::string key(YAML::Node const& k, std::string const& path) const {
-        if (!k.IsScalar()) fail(k, path, "a key must be a plain name, not a list or a mapping");
+        if (!k.IsScalar()) fail(k, path, k.IsNull() ? "a key must not be empty" : "a key must be a plain name, not a list or a mapping");
         return k.Scalar();
     }
 

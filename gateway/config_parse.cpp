@@ -163,7 +163,7 @@ gateway_config parse_config(std::string const& yaml_text, std::string const& sou
     } catch (YAML::Exception const& e) {
         // A node of another shape than its parser reads (the parsers check shapes; this is the net
         // under them): still a config error with its line, never an exception out of start-up.
-        throw config_error(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+        throw config_error(e.mark.is_null() ? source + ": " + e.msg : source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
 }
 

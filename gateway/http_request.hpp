@@ -16,8 +16,8 @@ inbound_request to_inbound(beast_request& msg);
 
 // False when the request's framing is in doubt: a Transfer-Encoding other than one lone "chunked"
 // (Beast frames "chunked, identity" or "gzip" as having no body, so their bytes would be read as
-// the next request), or one beside a Content-Length. Such a request is refused and its connection
-// closed (RFC 9112 6.3).
+// the next request), one beside a Content-Length, or any in HTTP/1.0. Such a request is refused
+// and its connection closed (RFC 9112 6.1, 6.3).
 bool framing_is_plain(beast_request const& msg);
 
 }  // namespace toolgate::gateway

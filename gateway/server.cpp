@@ -57,6 +57,7 @@ std::string_view inbound_request::header(std::string_view lower_name) const {
 bool framing_is_plain(beast_request const& msg) {
     auto [from, to] = msg.equal_range(bhttp::field::transfer_encoding);
     if (from == to) return true;
+    if (msg.version() < 11) return false;  // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing
     auto v = from->value();
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -358,6 +359,7 @@ struct server::impl {
                 // differently by a proxy in front: refused, and the connection closed (RFC 9112 6.3).
                 co_await respond_error(stream, api_error::bad_request("unsupported Transfer-Encoding: only chunked is accepted",
                                                                       "bad_http"));
+                co_await drain(stream);  // so that the client reads the 400 instead of a reset
                 break;
             }
             auto expect = parser.get()[bhttp::field::expect];

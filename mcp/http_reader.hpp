@@ -36,7 +36,8 @@ public:
             co_return true;
         }
         events_.clear();
-        if (!parser_.feed(data, events_)) co_return false;
+        // The events completed before an oversized one are still delivered; then the body stops.
+        bool ok = parser_.feed(data, events_);
         for (auto& ev : events_) {
             if (!ev.id.empty() && last_event_id_) *last_event_id_ = ev.id;
             if (on_event_ && !ev.type.empty() && ev.type != "message") {
@@ -45,7 +46,7 @@ public:
             }
             if (!ev.data.empty()) queue_.push(std::move(ev.data));
         }
-        co_return true;
+        co_return ok;
     }
 
     // A JSON body arrives whole: hand it over at the end.

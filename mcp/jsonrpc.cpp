@@ -158,14 +158,21 @@ std::optional<std::pair<std::int64_t, std::size_t>> id_member(std::string_view s
     if (at >= s.size() || s[at] != ':') return std::nullopt;
     at = skip(at + 1);
     std::size_t end = at;
-    while (end < s.size() && end - at < 18 && s[end] >= '0' && s[end] <= '9') ++end;
-    if (end == at) return std::nullopt;
+    while (end < s.size() && end - at < 19 && s[end] >= '0' && s[end] <= '9') ++end;
+    if (end == at || end - at > 18) return std::nullopt;
+    // The whole number: what follows is the end of the member (7.5, 7e2 are no ids of ours).
+    auto next = skip(end);
+    if (next < s.size() && s[next] != ',' && s[next] != '}') return std::nullopt;
     return std::pair{std::stoll(std::string(s.substr(at, end - at))), end};
 }
 
 }  // namespace
 
 std::optional<std::int64_t> answer_id_of_ends(std::string_view head, std::string_view tail) {
+    // A request of the server (sampling, elicitation) carries an id of its own numbering, which may
+    // equal one of ours: never guessed.
+    if (head.find("\"method\"") != std::string_view::npos || tail.find("\"method\"") != std::string_view::npos)
+        return std::nullopt;
     // The head: {"id":N  or  {"jsonrpc":"2.0","id":N
     if (!head.empty() && head[0] == '{') {
         if (auto m = id_member(head, 1)) return m->first;

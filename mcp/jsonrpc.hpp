@@ -72,7 +72,8 @@ private:
 };
 
 // The id of an answer from the first or last bytes of its line, when it is a top-level member
-// there ("id" right after "{" or after "jsonrpc", or the last member before the closing "}").
+// there ("id" right after "{" or after "jsonrpc", or the last member before the closing "}"), a
+// whole number, and neither end names a "method" (a request of the server's own numbering).
 std::optional<std::int64_t> answer_id_of_ends(std::string_view head, std::string_view tail);
 
 // An id as text, for maps and logs ("7", "\"abc\"").

@@ -33,7 +33,7 @@ namespace {
 
 // What a server prints besides its messages is logged, but at most `burst` lines per window: a
 // server that floods its output must not flood the gateway's log (the rest are counted, and the
-// count is logged when the next window opens).
+// count is logged with the first line of a later window).
 struct log_budget {
     static constexpr unsigned burst = 20;
     static constexpr std::chrono::seconds window{10};
@@ -41,8 +41,7 @@ struct log_budget {
     unsigned used = 0;
     std::size_t suppressed = 0;
 
-    bool take(log_sink const& log, char const* what) {
-        auto now = std::chrono::steady_clock::now();
+    bool take(std::chrono::steady_clock::time_point now, log_sink const& log, char const* what) {
         if (now - opened >= window) {
             if (suppressed > 0)
                 log(log_level::warn, std::to_string(suppressed) + " more line(s) of " + what + " were not logged");
@@ -170,21 +169,21 @@ private:
             framer_.feed(std::string_view(buf.data(), n), lines, oversized, &dropped_ids);
             if (oversized)
                 log_(log_level::warn, "dropped a message larger than " + std::to_string(opts_.max_message_bytes) + " bytes");
-            // The caller of an answer that was too large learns it now, not at its timeout.
-            for (auto id : dropped_ids)
-                queue_.push(make_error(json::value(id), errc::internal_error,
-                                       "the MCP server's answer was larger than the limit of " +
-                                           std::to_string(opts_.max_message_bytes) + " bytes"));
             for (auto& l : lines) {
                 // Servers sometimes print banners on stdout: anything not JSON is logged, not fatal,
-                // and at most a few lines a minute, so that a chatty server cannot flood the log.
+                // and at most 20 lines per 10 s, so that a chatty server cannot flood the log.
                 if (l.front() != '{' && l.front() != '[') {
-                    if (noise_lines_.take(log_, "non-JSON stdout"))
+                    if (noise_lines_.take(std::chrono::steady_clock::now(), log_, "non-JSON stdout"))
                         log_(log_level::warn, "non-JSON output on stdout: " + l.substr(0, 200));
                     continue;
                 }
                 queue_.push(std::move(l));
             }
+            // The caller of an answer that was too large learns it now, not at its timeout.
+            for (auto id : dropped_ids)
+                queue_.push(make_error(json::value(id), errc::internal_error,
+                                       "the MCP server's answer was larger than the limit of " +
+                                           std::to_string(opts_.max_message_bytes) + " bytes"));
         }
     }
 
@@ -197,12 +196,12 @@ private:
             partial.append(buf.data(), n);
             std::size_t pos;
             while ((pos = partial.find('\n')) != std::string::npos) {
-                if (pos > 0 && stderr_lines_.take(log_, "stderr"))
+                if (pos > 0 && stderr_lines_.take(std::chrono::steady_clock::now(), log_, "stderr"))
                     log_(log_level::info, "stderr: " + partial.substr(0, std::min<std::size_t>(pos, 2000)));
                 partial.erase(0, pos + 1);
             }
             if (partial.size() > 8192) {
-                if (stderr_lines_.take(log_, "stderr")) log_(log_level::info, "stderr: " + partial.substr(0, 2000));
+                if (stderr_lines_.take(std::chrono::steady_clock::now(), log_, "stderr")) log_(log_level::info, "stderr: " + partial.substr(0, 2000));
                 partial.clear();
             }
         }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up, builds (with AddressSanitizer and UndefinedBehaviorSanitizer) and runs every test.
+# Sets up, builds (with AddressSanitizer and UndefinedBehaviorSanitizer) and runs every test, then
+# the fuzz targets for a bounded time and the ThreadSanitizer suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # ccache hits across clones in different directories
@@ -13,3 +14,5 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir "$BUILD" --output-on-failure --timeout 600
 # A bounded fuzz run of every parser target (clang + libFuzzer; scripts/fuzz.sh 600 for a long one).
 ./scripts/fuzz.sh "${TOOLGATE_FUZZ_SECONDS:-15}"
+# The concurrency-heavy suites under ThreadSanitizer (TOOLGATE_TEST_TSAN=0 leaves them out).
+if [ "${TOOLGATE_TEST_TSAN:-1}" = 1 ]; then ./scripts/tsan.sh; fi

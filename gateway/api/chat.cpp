@@ -262,8 +262,9 @@ asio::awaitable<void> chat_completions(api_request& r) {
     }
     if (body_changed) r.req.body.clear();
     if (plan.run) {
-        held_count slot(r.app.loops_running);
-        if (slot.before >= r.app.cfg.agent_loop.max_concurrent) {
+        std::optional<held_count> slot(std::in_place, r.app.loops_running);
+        if (slot->before >= r.app.cfg.agent_loop.max_concurrent) {
+            slot.reset();  // a refusal being written holds no slot
             co_await reply_error(r, loops_overloaded(r.app.cfg.agent_loop.max_concurrent));
             co_return;
         }

@@ -2,8 +2,9 @@
 // limits (64 KiB of headers, a body limit), read in pieces the way the server reads a socket,
 // pipelined requests one after the other. Each is checked and made into the handler's request by
 // the server's own functions (gateway/http_request.hpp) and handled by the real application (the
-// route table, authentication, the chat, models and admin handlers, guardrails) on an offline
-// config: a scripted model, one virtual key, guardrails; no sockets, no MCP servers. The first byte
+// route table, authentication, the chat, models and embeddings handlers, guardrails) on an
+// offline config: a scripted model, one virtual key, guardrails; no sockets, no MCP servers. No
+// admin token: an input must not change what the next one finds (keys made, disabled, rotated). The first byte
 // chooses the read size.
 // Oracles: no crash or sanitizer report, no handler throws or hangs; every request gets exactly one
 // answer with a status in 200..599 and never a 500; an error answer is OpenAI's JSON error shape.
@@ -47,7 +48,6 @@ constexpr char const* config_text = R"(
 providers_from_env: false
 server: { max_body_bytes: 65536 }
 state: { persist: false }
-admin: { token: fuzz-admin-token }
 keys:
   - { name: app, key: sk-fuzz-key-1, models: [toolgate-demo] }
 providers:

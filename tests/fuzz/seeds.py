@@ -157,8 +157,7 @@ def http_request():
                                                   'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' + post('/chat/completions', chat)).encode())
     write('http_request', 'chunked', b'\x05' + (f'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-fuzz-key-1\r\n'
                                                 f'Transfer-Encoding: chunked\r\n\r\n{len(chat):x}\r\n{chat}\r\n0\r\n\r\n').encode())
-    key = json.dumps({'name': 'k2', 'models': ['toolgate-demo'], 'limits': {'requests_per_minute': 5}})
-    write('http_request', 'admin', b'\x02' + post('/admin/keys', key).replace('sk-fuzz-key-1', 'fuzz-admin-token').encode())
+    write('http_request', 'models', b'\x02' + b'GET /v1/models/toolgate-demo HTTP/1.1\r\nHost: x\r\nx-api-key: sk-fuzz-key-1\r\n\r\n')
     write('http_request', 'no_key', b'\x01' + post('/v1/embeddings', json.dumps({'model': 'toolgate-demo', 'input': 'x'}))
           .replace('Authorization: Bearer sk-fuzz-key-1\r\n', '').encode())
     write('http_request', 'smuggle', b'\x09' + b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n'
@@ -186,10 +185,11 @@ def dictionaries():
     lines = [f'"{w}:"' for w in sorted(words)] + ['"- "', '"{ "', '" }"', '"[ "', '"${"', '"\\x0a  "']
     (here / 'config.dict').write_text('\n'.join(lines) + '\n')
     app = (root / 'gateway' / 'app.cpp').read_text()
-    routes = sorted(set(re.findall(r'\{"(/[^"]*)", "(?:GET|POST|DELETE|PUT|PATCH)"', app)))
+    routes = sorted(r for r in set(re.findall(r'\{"(/[^"]*)", "(?:GET|POST|DELETE|PUT|PATCH)"', app))
+                    if not r.startswith('/admin'))  # the target has no admin token
     http = [f'"{r}"' for r in routes] + ['"' + h.replace('"', '\\"') + '"' for h in (
         'GET ', 'POST ', 'DELETE ', ' HTTP/1.1\\x0d\\x0a', '\\x0d\\x0a\\x0d\\x0a', 'Content-Length: ', 'Transfer-Encoding: chunked',
-        'Authorization: Bearer sk-fuzz-key-1', 'Authorization: Bearer fuzz-admin-token', 'x-api-key: ', 'Connection: close',
+        'Authorization: Bearer sk-fuzz-key-1', 'x-api-key: ', 'Connection: close',
         'Expect: 100-continue', 'x-toolgate-max-iterations: ', 'x-request-id: ', 'x-session-id: ', '"model"', '"messages"',
         '"stream"', '"tools"', '"tool_choice"', '"toolgate-demo"', '"role"', '"content"', '"user"', '"assistant"',
         '"tool_calls"', '"max_tokens"', '"stream_options"')]
