@@ -164,7 +164,21 @@ def http_request():
                                                b'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin/keys HTTP/1.1\r\n\r\n')
 
 
-for make in (native_wire, openai_stream, mcp_http, server_session, guardrails, config, http_request):
+# eventstream: the SDKs' encoded vectors and Bedrock-shaped events (tests/providers/test_aws.cpp).
+def eventstream():
+    vectors = {
+        'empty': '000000100000000005c248eb7d98c8ff',
+        'payload_no_headers': '0000001d00000000fd528c5a7b27666f6f273a27626172277dc3653936',
+        'one_string_header': '0000003d0000002007fd83960c636f6e74656e742d747970650700106170706c69636174696f6e2f6a736f6e'
+                             '7b27666f6f273a27626172277d8d9c08b1',
+        'int32_header': '0000002d0000001041c424b80a6576656e742d74797065040000a00c7b27666f6f273a27626172277d36f480a0',
+    }
+    for name, h in vectors.items():
+        write('eventstream', name, b'\x05' + bytes.fromhex(h))
+    write('eventstream', 'two_messages', b'\x02' + bytes.fromhex(vectors['int32_header'] + vectors['one_string_header']))
+
+
+for make in (native_wire, openai_stream, mcp_http, server_session, guardrails, config, http_request, eventstream):
     make()
 
 
