@@ -113,14 +113,9 @@ public:
 
     decoded decode_chat(std::string_view body, std::string const& model) const override {
         decoded d;
-        boost::system::error_code ec;
-        auto v = json::parse(body, ec);
-        if (ec || !v.is_object()) {
-            d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
-            d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
-            return d;
-        }
-        auto const& r = v.get_object();
+        auto v = wire::answer_value(body, name_, d);
+        if (!v) return d;
+        auto const& r = v->get_object();
         std::string text;
         json::array calls;
         if (auto const* content = r.if_contains("content"); content && content->is_array()) {
@@ -131,12 +126,7 @@ public:
                 if (type == "text") {
                     text += str(*bo, "text");
                 } else if (type == "tool_use") {
-                    auto const* input = bo->if_contains("input");
-                    calls.push_back(json::object{
-                        {"id", str(*bo, "id")},
-                        {"type", "function"},
-                        {"function", json::object{{"name", str(*bo, "name")},
-                                                  {"arguments", input ? json::serialize(*input) : std::string("{}")}}}});
+                    calls.push_back(wire::openai_tool_call(str(*bo, "id"), str(*bo, "name"), bo->if_contains("input")));
                 }
             }
         }
@@ -164,21 +154,9 @@ public:
 private:
     // The content of a user message as Anthropic blocks; an error text when a part cannot be sent.
     static std::optional<std::string> user_blocks(json::value const* content, json::array& out) {
-        if (!content || content->is_null()) return std::nullopt;
-        if (content->is_string()) {
-            out.push_back(json::object{{"type", "text"}, {"text", content->get_string()}});
-            return std::nullopt;
-        }
-        if (!content->is_array()) return "message content must be a string or an array of parts";
-        for (auto const& p : content->get_array()) {
-            auto const* po = p.if_object();
-            if (!po) return "content parts must be objects";
-            auto type = str(*po, "type");
-            if (type == "text") {
-                out.push_back(json::object{{"type", "text"}, {"text", str(*po, "text")}});
-            } else if (type == "image_url") {
-                auto const* iu = po->if_contains("image_url");
-                auto url = iu && iu->is_object() ? str(iu->get_object(), "url") : std::string_view();
+        return wire::user_parts(
+            content, [&](std::string_view t) { out.push_back(json::object{{"type", "text"}, {"text", t}}); },
+            [&](std::string_view url) -> std::optional<std::string> {
                 if (auto du = data_url(url)) {
                     out.push_back(json::object{
                         {"type", "image"},
@@ -188,11 +166,8 @@ private:
                 } else {
                     return "image_url must be a data: URL or an http(s) URL";
                 }
-            } else {
-                return "content part type '" + std::string(type) + "' is not supported";
-            }
-        }
-        return std::nullopt;
+                return std::nullopt;
+            });
     }
 
     wire_settings s_;

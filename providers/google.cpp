@@ -153,14 +153,9 @@ public:
 
     decoded decode_chat(std::string_view body, std::string const& model) const override {
         decoded d;
-        boost::system::error_code ec;
-        auto v = json::parse(body, ec);
-        if (ec || !v.is_object()) {
-            d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
-            d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
-            return d;
-        }
-        auto const& r = v.get_object();
+        auto v = wire::answer_value(body, name_, d);
+        if (!v) return d;
+        auto const& r = v->get_object();
         d.tokens = usage_of(r);
         if (auto err = blocked(r, false)) {
             d.error = err;
@@ -271,13 +266,9 @@ public:
             if (auto const* t = po->if_contains("text"); t && t->is_string()) text += t->get_string();
             if (auto const* fc = po->if_contains("functionCall"); fc && fc->is_object()) {
                 auto const& f = fc->get_object();
-                auto const* args = f.if_contains("args");
                 auto id = str(f, "id");
-                calls.push_back(json::object{
-                    {"id", id.empty() ? "call_" + std::to_string(first + calls.size()) : std::string(id)},
-                    {"type", "function"},
-                    {"function", json::object{{"name", str(f, "name")},
-                                              {"arguments", args ? json::serialize(*args) : std::string("{}")}}}});
+                calls.push_back(wire::openai_tool_call(id.empty() ? "call_" + std::to_string(first + calls.size()) : std::string(id),
+                                                       str(f, "name"), f.if_contains("args")));
             }
         }
     }
@@ -299,29 +290,14 @@ public:
 
 private:
     static std::optional<std::string> user_parts(json::value const* content, json::array& out) {
-        if (!content || content->is_null()) return std::nullopt;
-        if (content->is_string()) {
-            out.push_back(json::object{{"text", content->get_string()}});
-            return std::nullopt;
-        }
-        if (!content->is_array()) return "message content must be a string or an array of parts";
-        for (auto const& p : content->get_array()) {
-            auto const* po = p.if_object();
-            if (!po) return "content parts must be objects";
-            auto type = str(*po, "type");
-            if (type == "text") {
-                out.push_back(json::object{{"text", str(*po, "text")}});
-            } else if (type == "image_url") {
-                auto const* iu = po->if_contains("image_url");
-                auto url = iu && iu->is_object() ? str(iu->get_object(), "url") : std::string_view();
+        return wire::user_parts(
+            content, [&](std::string_view t) { out.push_back(json::object{{"text", t}}); },
+            [&](std::string_view url) -> std::optional<std::string> {
                 auto du = data_url(url);
                 if (!du) return "image_url must be a data: URL (base64) for this provider";
                 out.push_back(json::object{{"inlineData", json::object{{"mimeType", du->first}, {"data", du->second}}}});
-            } else {
-                return "content part type '" + std::string(type) + "' is not supported";
-            }
-        }
-        return std::nullopt;
+                return std::nullopt;
+            });
     }
 
     wire_settings s_;

@@ -148,6 +148,45 @@ std::int64_t num(json::object const& o, std::string_view key) {
     return 0;
 }
 
+std::optional<std::string> user_parts(json::value const* content, std::function<void(std::string_view)> const& text,
+                                      std::function<std::optional<std::string>(std::string_view url)> const& image) {
+    if (!content || content->is_null()) return std::nullopt;
+    if (content->is_string()) {
+        text(content->get_string());
+        return std::nullopt;
+    }
+    if (!content->is_array()) return "message content must be a string or an array of parts";
+    for (auto const& p : content->get_array()) {
+        auto const* po = p.if_object();
+        if (!po) return "content parts must be objects";
+        auto type = str(*po, "type");
+        if (type == "text") {
+            text(str(*po, "text"));
+        } else if (type == "image_url") {
+            auto const* iu = po->if_contains("image_url");
+            if (auto err = image(iu && iu->is_object() ? str(iu->get_object(), "url") : std::string_view())) return err;
+        } else {
+            return "content part type '" + std::string(type) + "' is not supported";
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<json::value> answer_value(std::string_view body, std::string const& provider, decoded& d) {
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    if (!ec && v.is_object()) return v;
+    d.error = api_error::upstream(502, "upstream provider '" + provider + "' returned a malformed response");
+    d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
+    return std::nullopt;
+}
+
+json::object openai_tool_call(std::string_view id, std::string_view name, json::value const* input) {
+    return json::object{{"id", id},
+                        {"type", "function"},
+                        {"function", json::object{{"name", name}, {"arguments", input ? json::serialize(*input) : std::string("{}")}}}};
+}
+
 std::optional<std::pair<std::string, std::string>> data_url(std::string_view url) {
     if (!url.starts_with("data:")) return std::nullopt;
     auto comma = url.find(',');

@@ -5,6 +5,7 @@
 // tests drive these directly, and one I/O class (native_provider) serves every format.
 #include <boost/json/object.hpp>
 
+#include <functional>
 #include <memory>
 #include <chrono>
 #include <optional>
@@ -90,6 +91,9 @@ struct wire_settings {
 
 std::unique_ptr<wire_format> make_anthropic_wire(wire_settings s);
 std::unique_ptr<wire_format> make_google_wire(wire_settings s);
+// Bedrock's Converse API (the provider that signs with SigV4 and reads the event stream is not
+// wired yet: issue 23).
+std::unique_ptr<wire_format> make_bedrock_wire(wire_settings s);
 
 // OpenAI's error for an upstream status: 400/404/413/422 rejected, 401/403 credentials (502), 429
 // rate limit (Retry-After passed on), anything else 502. `body` may carry {"error":{"message"}}.
@@ -146,6 +150,16 @@ std::optional<std::pair<std::string, std::string>> data_url(std::string_view url
 json::object arguments_object(std::string_view text);
 json::array stop_sequences(json::object const& body);         // "stop" as a list
 std::optional<std::int64_t> max_tokens(json::object const& body);  // max_completion_tokens, else max_tokens
+// Walks a user message's content (a string, or text and image_url parts): `text` for each text,
+// `image` for each image URL (it returns an error text when it cannot take that URL). Returns the
+// first error: a content of another shape, an unknown part type, or what `image` said.
+std::optional<std::string> user_parts(json::value const* content, std::function<void(std::string_view)> const& text,
+                                      std::function<std::optional<std::string>(std::string_view url)> const& image);
+// A 2xx body as a JSON object; otherwise `d.error` says it was malformed (502) and nullopt.
+std::optional<json::value> answer_value(std::string_view body, std::string const& provider, decoded& d);
+// A tool call in OpenAI's shape: {id, type: function, function: {name, arguments}}; the arguments
+// are `input` serialized, {} without one.
+json::object openai_tool_call(std::string_view id, std::string_view name, json::value const* input);
 // Appends a turn {role, <items_key>: items}, or merges the items into the last turn of that role
 // (the native APIs want alternating roles).
 void append_turn(json::array& turns, std::string_view role, std::string_view items_key, json::array items);

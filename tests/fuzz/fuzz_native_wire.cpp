@@ -1,6 +1,8 @@
-// The Anthropic and Gemini wire formats (providers/wire): what a provider sends back (a whole
-// answer, a stream, an error, embeddings) and what a client sends (an OpenAI request to encode).
-// The first byte chooses the format and what to read, the second the read size of a stream.
+// The Anthropic, Gemini and Bedrock (Converse) wire formats (providers/wire): what a provider
+// sends back (a whole answer, a stream, an error, embeddings) and what a client sends (an OpenAI
+// request to encode).
+// The first byte chooses the format (bit 4: Bedrock, else bit 0: Gemini or Anthropic) and what
+// to read, the second the read size of a stream.
 // Oracles: nothing crashes or trips a sanitizer; what comes out is OpenAI's shape (a chat.completion
 // with choices, chat.completion.chunk objects, an error with a 4xx/5xx status); token counts are
 // never negative; a stream decodes to the same chunks however its reads were split.
@@ -29,11 +31,13 @@ void require(bool ok) {
     if (!ok) std::abort();
 }
 
-std::unique_ptr<wire_format> make_wire(bool google) {
+// 0 Anthropic, 1 Gemini, 2 Bedrock (Converse).
+std::unique_ptr<wire_format> make_wire(unsigned format) {
     wire_settings s;
     s.name = "p";
     s.api_key = "k";
-    return google ? make_google_wire(s) : make_anthropic_wire(s);
+    if (format == 2) return make_bedrock_wire(s);
+    return format == 1 ? make_google_wire(s) : make_anthropic_wire(s);
 }
 
 void check_tokens(usage const& u) { require(u.prompt_tokens >= 0 && u.completion_tokens >= 0); }
@@ -49,7 +53,7 @@ void check_decoded(decoded const& d, std::string_view object) {
     (void)json::serialize(d.response);
 }
 
-// The chunks of a stream, without "created" (a clock reading), as text, and whether it failed (an
+// The chunks of a stream, without "created" (a clock reading) and "id", as text, and whether it failed (an
 // event too large, or one the decoder refused: which of the two comes first may depend on the reads).
 std::pair<bool, std::string> run_stream(wire_format const& w, std::string_view bytes, std::size_t step, bool include_usage) {
     auto dec = w.stream("m", include_usage);
@@ -78,6 +82,7 @@ std::pair<bool, std::string> run_stream(wire_format const& w, std::string_view b
         require(o && o->is_string() && o->get_string() == "chat.completion.chunk");
         require(c.contains("choices"));
         c.erase("created");
+        c.erase("id");  // Bedrock's is made up per stream
         text += json::serialize(c);
         text += '\n';
     }
@@ -89,12 +94,12 @@ std::pair<bool, std::string> run_stream(wire_format const& w, std::string_view b
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {
     if (size < 2) return 0;
-    bool google = data[0] & 1;
+    unsigned format = (data[0] & 0x10) ? 2 : (data[0] & 1);
     unsigned mode = (data[0] >> 1) & 3;
     bool flag = data[0] & 8;
     std::size_t step = 1 + data[1] % 23;
     std::string_view bytes(reinterpret_cast<char const*>(data + 2), size - 2);
-    auto w = make_wire(google);
+    auto w = make_wire(format);
 
     switch (mode) {
     case 0:  // a whole 2xx answer (embeddings when flagged and the format has them)

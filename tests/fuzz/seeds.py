@@ -32,7 +32,7 @@ def sse(events):
 def native_wire():
     for f in sorted((root / 'tests' / 'golden').glob('*/*.json')):
         case = json.loads(f.read_text())
-        google = 1 if case['adapter'] == 'google' else 0
+        google = {'google': 1, 'bedrock': 0x10}.get(case['adapter'], 0)  # the format bits of byte 0
         stem = f'{case["adapter"]}_{f.stem}'
         if 'native_response' in case:
             flag = 8 if 'embeddings' in f.stem else 0

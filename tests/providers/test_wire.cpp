@@ -33,12 +33,20 @@ std::unique_ptr<wire_format> wire_for(std::string_view adapter) {
         s.api_key = "sk-ant-test";
         return make_anthropic_wire(s);
     }
+    if (adapter == "bedrock") return make_bedrock_wire(s);
     s.api_key = "gm-test";
     return make_google_wire(s);
 }
 
+// Without "created" (a clock reading), and without an "id" the gateway made up (Bedrock's bodies
+// carry none: "chatcmpl-" and 24 random hex digits).
 json::value without_created(json::value v) {
-    if (auto* o = v.if_object()) o->erase("created");
+    if (auto* o = v.if_object()) {
+        o->erase("created");
+        auto const* id = o->if_contains("id");
+        if (id && id->is_string() && id->get_string().starts_with("chatcmpl-") && id->get_string().size() == 9 + 24)
+            o->erase("id");
+    }
     return v;
 }
 
@@ -193,6 +201,8 @@ int check_adapter(std::string const& adapter) {
 TEST(golden_wire, anthropic) { EXPECT_GE(check_adapter("anthropic"), 12); }
 
 TEST(golden_wire, google) { EXPECT_GE(check_adapter("google"), 12); }
+
+TEST(golden_wire, bedrock) { EXPECT_GE(check_adapter("bedrock"), 8); }
 
 TEST(golden_wire, anthropic_defaults_max_tokens_and_maps_tool_choice) {
     wire_settings s;
