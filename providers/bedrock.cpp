@@ -50,7 +50,35 @@ class bedrock_wire final : public wire_format {
 public:
     explicit bedrock_wire(wire_settings s) : wire_format(s.name), s_(std::move(s)) {}
 
-    std::string_view auth_header() const override { return "authorization"; }
+    std::string_view auth_header() const override { return {}; }  // signed per request, not a fixed header
+    framing stream_framing() const override { return framing::eventstream; }
+
+    // A Bedrock API key as a bearer token, or SigV4 over the headers that are sent as they are.
+    void sign(std::string_view host, std::string_view target, std::vector<std::pair<std::string, std::string>>& headers,
+              std::string_view body) const override {
+        if (!s_.api_key.empty()) {
+            headers.emplace_back("Authorization", "Bearer " + s_.api_key);
+            return;
+        }
+        sigv4::request r;
+        r.method = "POST";
+        auto q = target.find('?');
+        r.path = std::string(target.substr(0, q));
+        if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+        r.headers.emplace_back("host", std::string(host));
+        for (auto const& [k, v] : headers)
+            if (k == "content-type" || k == "Content-Type") r.headers.emplace_back(k, v);
+        r.body = body;
+        sigv4::scope sc;
+        sc.region = s_.region;
+        sc.service = "bedrock";
+        sc.amz_date = sigv4::amz_date_now();
+        sigv4::credentials c;
+        c.access_key_id = s_.access_key_id;
+        c.secret_access_key = s_.secret_access_key;
+        c.session_token = s_.session_token;
+        for (auto& h : sigv4::sign(r, sc, c)) headers.push_back(std::move(h));
+    }
 
     std::optional<api_error> encode_chat(json::object const& body, bool stream, native_request& out) const override {
         auto fail = [&](std::string what) {

@@ -4,10 +4,12 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include "common/http_client.hpp"
 #include "common/sse.hpp"
+#include "providers/eventstream.hpp"
 #include "providers/openai.hpp"
 
 namespace toolgate::providers {
@@ -26,13 +28,14 @@ void take(decoded d, Outcome& out) {
 
 class native_relay final : public http::body_reader {
 public:
-    native_relay(stream_decoder& decoder, chat_sink& sink) : decoder_(decoder), sink_(sink) {}
+    native_relay(stream_decoder& decoder, chat_sink& sink, wire_format::framing framing)
+        : decoder_(decoder), sink_(sink), binary_(framing == wire_format::framing::eventstream) {}
 
     asio::awaitable<bool> on_data(std::string_view data) override {
         events_.clear();
-        if (!parser_.feed(data, events_)) {
+        if (binary_ ? !read_binary(data) : !parser_.feed(data, events_)) {
             decoder_.error = api_error::upstream(502, "upstream provider sent a malformed stream");
-            decoder_.error->detail = "stream event too large";
+            decoder_.error->detail = binary_ ? std::string(eventstream::to_string(binary_parser_.failure())) : "stream event too large";
             co_return false;
         }
         for (auto& ev : events_) {
@@ -55,11 +58,33 @@ public:
         co_return ok && more;
     }
 
+    bool has_partial() const { return binary_ ? binary_parser_.has_partial() : parser_.has_partial(); }
+
     bool sent = false;
     bool stopped = false;
-    sse::parser parser_;
 
 private:
+    // AWS event stream messages as events: the :event-type, or "exception/<type>" for an exception
+    // (or an error message's :error-code).
+    bool read_binary(std::string_view data) {
+        messages_.clear();
+        if (!binary_parser_.feed(data, messages_)) return false;
+        for (auto& m : messages_) {
+            sse::event ev;
+            auto kind = m.header(":message-type");
+            if (kind == "exception") ev.type = "exception/" + std::string(m.header(":exception-type"));
+            else if (kind == "error") ev.type = "exception/" + std::string(m.header(":error-code"));
+            else ev.type = std::string(m.header(":event-type"));
+            ev.data = std::move(m.payload);
+            events_.push_back(std::move(ev));
+        }
+        return true;
+    }
+
+    sse::parser parser_;
+    eventstream::decoder binary_parser_;
+    std::vector<eventstream::message> messages_;
+
     asio::awaitable<bool> send(std::vector<json::object>& chunks) {
         for (auto& c : chunks) {
             sent = true;
@@ -73,6 +98,7 @@ private:
 
     stream_decoder& decoder_;
     chat_sink& sink_;
+    bool binary_;
     std::vector<sse::event> events_;
     std::vector<json::object> chunks_;
 };
@@ -83,6 +109,10 @@ public:
         auto ep = http::endpoint::parse(cfg_.base_url);
         if (!ep) throw std::invalid_argument("base_url '" + cfg_.base_url + "' is not an http(s) URL");
         ep_ = *ep;
+        // The Host header as the client writes it (what a signature covers).
+        bool v6 = ep_.host.find(':') != std::string::npos;
+        host_ = v6 ? "[" + ep_.host + "]" : ep_.host;
+        if (!((ep_.tls && ep_.port == "443") || (!ep_.tls && ep_.port == "80"))) host_ += ":" + ep_.port;
     }
 
     asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
@@ -111,11 +141,11 @@ public:
             }
         } else {
             auto decoder = wire_->stream(model, include_usage);
-            native_relay relay(*decoder, *sink);
+            native_relay relay(*decoder, *sink, wire_->stream_framing());
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!failed(r, out.error) && !decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
-                if (relay.parser_.has_partial()) {
+                if (relay.has_partial()) {
                     decoder->error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
                 } else {
                     co_await relay.finish();
@@ -169,8 +199,12 @@ private:
         http::request hr;
         hr.target = ep_.base_path + nr.path;
         hr.headers.reserve(4 + nr.headers.size() + cfg_.headers.size());
-        hr.headers.emplace_back("Content-Type", "application/json");
-        hr.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
+        bool own_types = false;  // the format names its own content type and accept (Bedrock's event stream)
+        for (auto const& h : nr.headers) own_types = own_types || h.first == "content-type";
+        if (!own_types) {
+            hr.headers.emplace_back("Content-Type", "application/json");
+            hr.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
+        }
         for (auto& [k, v] : nr.headers) {
             // A rotated credential replaces the configured key in the format's auth header.
             if (!credential.empty() && k == wire_->auth_header()) v = std::string(credential);
@@ -179,12 +213,23 @@ private:
         if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
         for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);
         hr.body = std::move(nr.body);
+        wire_->sign(host_, hr.target, hr.headers, hr.body);
         return hr;
     }
 
     std::unique_ptr<wire_format> wire_;
     http::endpoint ep_;
+    std::string host_;
 };
+
+}  // namespace
+
+namespace {
+
+std::string env_or(char const* name, std::string fallback = {}) {
+    char const* v = std::getenv(name);
+    return v && *v ? std::string(v) : std::move(fallback);
+}
 
 }  // namespace
 
@@ -193,16 +238,39 @@ std::unique_ptr<provider> make_native_provider(provider_config cfg) {
     s.name = cfg.name;
     s.api_key = cfg.api_key;
     s.default_max_tokens = cfg.max_tokens > 0 ? cfg.max_tokens : 4096;
+    bool bedrock = cfg.type == "bedrock";
     for (auto const& [k, v] : cfg.options) {
-        if (k == "api_version" && v.is_string() && cfg.type == "anthropic") s.api_version = std::string(v.get_string());
+        auto text = v.is_string() ? std::string(v.get_string()) : std::string();
+        if (k == "api_version" && v.is_string() && cfg.type == "anthropic") s.api_version = text;
+        else if (bedrock && v.is_string() && k == "region") s.region = text;
+        else if (bedrock && v.is_string() && k == "access_key_id") s.access_key_id = text;
+        else if (bedrock && v.is_string() && k == "secret_access_key") s.secret_access_key = text;
+        else if (bedrock && v.is_string() && k == "session_token") s.session_token = text;
         else
             throw std::invalid_argument("unknown key '" + std::string(k) + "' for provider type " + cfg.type +
-                                        (cfg.type == "anthropic" ? " (known: api_version)" : ""));
+                                        (cfg.type == "anthropic" ? " (known: api_version)"
+                                         : bedrock ? " (known: region, access_key_id, secret_access_key, session_token)"
+                                                   : ""));
+    }
+    if (bedrock) {
+        // The standard AWS variables stand in for what the config leaves out.
+        if (s.region.empty()) s.region = env_or("AWS_REGION", env_or("AWS_DEFAULT_REGION"));
+        if (s.access_key_id.empty() && s.secret_access_key.empty()) {
+            s.access_key_id = env_or("AWS_ACCESS_KEY_ID");
+            s.secret_access_key = env_or("AWS_SECRET_ACCESS_KEY");
+            if (s.session_token.empty()) s.session_token = env_or("AWS_SESSION_TOKEN");
+        }
+        if (s.region.empty()) throw std::invalid_argument("provider type bedrock needs a region (or AWS_REGION)");
+        if (s.api_key.empty() && (s.access_key_id.empty() || s.secret_access_key.empty()))
+            throw std::invalid_argument("provider type bedrock needs access_key_id and secret_access_key (or "
+                                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or a Bedrock API key as api_key");
+        if (cfg.base_url.empty()) cfg.base_url = "https://bedrock-runtime." + s.region + ".amazonaws.com";
     }
     if (cfg.base_url.empty())
         cfg.base_url = cfg.type == "anthropic" ? "https://api.anthropic.com/v1"
                                                : "https://generativelanguage.googleapis.com/v1beta";
-    auto wire = cfg.type == "anthropic" ? make_anthropic_wire(std::move(s)) : make_google_wire(std::move(s));
+    auto wire = bedrock ? make_bedrock_wire(std::move(s))
+                : cfg.type == "anthropic" ? make_anthropic_wire(std::move(s)) : make_google_wire(std::move(s));
     return std::make_unique<native_provider>(std::move(cfg), std::move(wire));
 }
 

@@ -82,7 +82,7 @@ struct provider_type {
 };
 constexpr provider_type provider_types[] = {
     {"openai", &make_openai_provider},       {"azure-openai", &make_openai_provider},
-    {"anthropic", &make_native_provider},    {"google", &make_native_provider},
+    {"anthropic", &make_native_provider},    {"google", &make_native_provider},    {"bedrock", &make_native_provider},
     {"scripted", &make_scripted_provider},
 };
 

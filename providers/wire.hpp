@@ -69,6 +69,14 @@ public:
     virtual api_error decode_error(int status, std::string_view body, std::string_view retry_after) const;
     // The request header that carries the API key (a rotated key replaces its value).
     virtual std::string_view auth_header() const = 0;
+    // How a stream's events are framed: SSE, or AWS's binary event stream (Bedrock), whose events
+    // reach on_event as their :event-type (an exception as "exception/<:exception-type>").
+    enum class framing { sse, eventstream };
+    virtual framing stream_framing() const { return framing::sse; }
+    // The last step before a request goes out, with its final target and headers: request signing
+    // (Bedrock's SigV4). `host` is the Host header as it will be sent.
+    virtual void sign(std::string_view /*host*/, std::string_view /*target*/,
+                      std::vector<std::pair<std::string, std::string>>& /*headers*/, std::string_view /*body*/) const {}
 
     virtual bool has_embeddings() const { return false; }
     virtual std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const;
@@ -87,6 +95,12 @@ struct wire_settings {
     std::string api_key;
     std::int64_t default_max_tokens = 4096;  // Anthropic requires max_tokens
     std::string api_version;                 // Anthropic: anthropic-version header; Azure: api-version
+    // Bedrock: the region and the AWS credentials it signs with (api_key, when set, is a Bedrock API
+    // key sent as a bearer token instead).
+    std::string region;
+    std::string access_key_id;
+    std::string secret_access_key;
+    std::string session_token;
 };
 
 std::unique_ptr<wire_format> make_anthropic_wire(wire_settings s);

@@ -1,0 +1,122 @@
+// Bedrock through toolgate (type: bedrock): the official openai SDK sends chat requests, toolgate
+// translates them to Converse / ConverseStream, signs them with SigV4 and reads the binary event
+// stream back. The fake Bedrock recomputes each signature and refuses a wrong one, so every
+// passing request here was signed correctly; a real MCP server's tool runs in an agent loop.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startGateway, waitFor } from './lib/harness.mjs';
+import { startFakeBedrock } from './lib/fake_bedrock.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const everything = join(here, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+const secret = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+
+describe('type: bedrock, signed with SigV4, against a fake Bedrock that checks signatures', () => {
+  let bedrock, gw, client;
+  before(async () => {
+    bedrock = await startFakeBedrock({ secret });
+    gw = await startGateway(`
+providers_from_env: false
+providers:
+  - name: aws
+    type: bedrock
+    base_url: "${bedrock.url}"
+    region: eu-west-1
+    access_key_id: AKIDEXAMPLE
+    secret_access_key: "${secret}"
+    session_token: the-session-token
+    models: ["anthropic.claude-3-5-sonnet-20240620-v1:0", agent, throttled]
+  - name: wrong
+    type: bedrock
+    base_url: "${bedrock.url}"
+    region: eu-west-1
+    access_key_id: AKIDEXAMPLE
+    secret_access_key: not-the-secret
+    models: [wrong-secret]
+mcp_servers:
+  - { name: everything, command: node, args: ["${everything}", stdio] }
+`);
+    client = new OpenAI({ baseURL: gw.url + '/v1', apiKey: 'any', maxRetries: 0, timeout: 20000 });
+    await waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((x) => x.status === 'up'),
+      20000, 'MCP server up');
+  });
+  after(async () => {
+    await gw?.stop();
+    await bedrock?.close();
+  });
+
+  const model = 'anthropic.claude-3-5-sonnet-20240620-v1:0';
+  const noTools = { headers: { 'x-toolgate-mcp-servers': 'none' } };
+
+  test('non-streamed: a Converse call, signed for bedrock in the region, the session token signed too', async () => {
+    const r = await client.chat.completions.create({ model, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello' }] }, noTools);
+    assert.equal(r.choices[0].message.content, 'Bedrock says: hello');
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.deepEqual([r.usage.prompt_tokens, r.usage.completion_tokens], [11, 7]);
+    const req = bedrock.lastRequest();
+    assert.equal(req.url, '/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse');
+    assert.equal(req.sig.ok, true, req.sig.why);
+    assert.equal(req.sig.service, 'bedrock');
+    assert.equal(req.sig.region, 'eu-west-1');
+    assert.ok(req.sig.signedHeaders.includes('x-amz-security-token'), req.sig.signedHeaders.join(';'));
+    assert.equal(req.headers['x-amz-security-token'], 'the-session-token');
+    assert.deepEqual(req.body.system, [{ text: 'Be brief.' }]);
+  });
+
+  test('streamed: ConverseStream event frames, split anywhere, become OpenAI chunks with usage', async () => {
+    const stream = await client.chat.completions.create({ model, stream: true, stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'stream me' }] }, noTools);
+    let text = '', finish = null, usage = null;
+    for await (const c of stream) {
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) {
+        text += ch.delta?.content ?? '';
+        finish = ch.finish_reason ?? finish;
+      }
+    }
+    assert.equal(text, 'Bedrock says: stream me');
+    assert.equal(finish, 'stop');
+    assert.deepEqual([usage.prompt_tokens, usage.completion_tokens], [11, 7]);
+    const req = bedrock.lastRequest();
+    assert.match(req.url, /\/converse-stream$/);
+    assert.equal(req.sig.ok, true, req.sig.why);
+    assert.equal(req.headers.accept, 'application/vnd.amazon.eventstream');
+  });
+
+  test('an agent loop: the model calls a real MCP tool through Converse toolUse, streamed', async () => {
+    const stream = await client.chat.completions.create({ model: 'agent', stream: true,
+      messages: [{ role: 'user', content: 'call everything__echo {"message":"via bedrock"}' }] });
+    let text = '';
+    for await (const c of stream) for (const ch of c.choices) text += ch.delta?.content ?? '';
+    assert.equal(text, 'Tool results: Echo: via bedrock');
+    const turns = bedrock.state.requests.filter((q) => q.url.startsWith('/model/agent/'));
+    assert.equal(turns.length, 2);
+    assert.ok(turns.every((q) => q.sig.ok));
+    const second = turns[1].body.messages;
+    assert.equal(second.at(-2).content[0].toolUse.name, 'everything__echo');
+    assert.equal(second.at(-1).content[0].toolResult.content[0].text, 'Echo: via bedrock');
+  });
+
+  test('a wrong secret: Bedrock refuses the signature, the client gets 502 upstream_auth_failed', async () => {
+    const r = await fetch(gw.url + '/v1/chat/completions', { method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-toolgate-mcp-servers': 'none' },
+      body: JSON.stringify({ model: 'wrong-secret', messages: [{ role: 'user', content: 'x' }] }) });
+    assert.equal(r.status, 502);
+    assert.equal((await r.json()).error.code, 'upstream_auth_failed');
+    assert.equal(bedrock.lastRequest().sig.ok, false);
+  });
+
+  test('throttling: 429 with Retry-After passed on', async () => {
+    const r = await fetch(gw.url + '/v1/chat/completions', { method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-toolgate-mcp-servers': 'none' },
+      body: JSON.stringify({ model: 'throttled', messages: [{ role: 'user', content: 'x' }] }) });
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get('retry-after'), '2');
+    const body = await r.json();
+    assert.equal(body.error.code, 'upstream_rate_limited');
+    assert.match(body.error.message, /Too many requests/);
+  });
+});
