@@ -1,6 +1,7 @@
 // parse_config: reads the YAML once and hands each section to the parser beside its feature.
 #include "gateway/config_parse.hpp"
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <fstream>
@@ -123,6 +124,21 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
             pc.name = std::string(ep.name);
             pc.type = std::string(ep.type);
             pc.base_url = base_url;
+            if (ep.type == "bedrock") {
+                // The provider reads AWS_* itself; the access key is no bearer key. It needs the
+                // secret and a region as well.
+                auto secret = env("AWS_SECRET_ACCESS_KEY");
+                auto region = env("AWS_REGION");
+                if (!region || region->empty()) region = env("AWS_DEFAULT_REGION");
+                if (!secret || secret->empty() || !region || region->empty()) continue;
+                key.reset();
+                boost::json::object options;
+                options["region"] = *region;
+                options["access_key_id"] = *env("AWS_ACCESS_KEY_ID");
+                options["secret_access_key"] = *secret;
+                if (auto token = env("AWS_SESSION_TOKEN"); token && !token->empty()) options["session_token"] = *token;
+                pc.options = std::move(options);
+            }
             if (key) pc.api_key = *key;
             if (ep.name == "vllm") {
                 if (auto k = env("VLLM_API_KEY")) pc.api_key = *k;

@@ -31,6 +31,7 @@ std::vector<catalog_entry> parse_catalog() {
 std::string_view family_of(provider_config const& cfg) {
     if (cfg.type == "anthropic") return "anthropic";
     if (cfg.type == "google") return "gemini";
+    if (cfg.type == "bedrock") return "bedrock";
     return {};
 }
 

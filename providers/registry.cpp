@@ -117,6 +117,8 @@ std::vector<env_provider> const& env_providers() {
         {"perplexity", "PERPLEXITY_API_KEY", "https://api.perplexity.ai"},
         {"cerebras", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1"},
         {"deepinfra", "DEEPINFRA_API_KEY", "https://api.deepinfra.com/v1/openai"},
+        // AWS credentials are no API key: the provider signs with them (and needs a region).
+        {"bedrock", "AWS_ACCESS_KEY_ID", "", "bedrock"},
         // No key: enabled by the base URL variable alone.
         {"ollama", "", "http://127.0.0.1:11434/v1", "openai", "OLLAMA_BASE_URL"},
         {"vllm", "", "", "openai", "VLLM_BASE_URL"},

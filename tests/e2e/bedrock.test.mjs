@@ -120,3 +120,24 @@ mcp_servers:
     assert.match(body.error.message, /Too many requests/);
   });
 });
+
+test('AWS credentials and a region in the environment enable a bedrock provider; its catalog models are listed', async () => {
+  const gw = await startGateway('providers_from_env: true\n', {
+    env: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-west-2' } });
+  try {
+    const models = (await (await fetch(gw.url + '/v1/models')).json()).data;
+    const nova = models.find((m) => m.id === 'amazon.nova-pro-v1:0');
+    assert.ok(nova, models.map((m) => m.id).join(', '));
+    assert.equal(nova.owned_by, 'bedrock');
+  } finally {
+    await gw.stop();
+  }
+  // Without a secret (or a region) the access key alone enables nothing.
+  const bare = await startGateway('providers_from_env: true\n', { env: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE' } });
+  try {
+    const models = (await (await fetch(bare.url + '/v1/models')).json()).data;
+    assert.ok(!models.some((m) => m.id === 'amazon.nova-pro-v1:0'));
+  } finally {
+    await bare.stop();
+  }
+});
