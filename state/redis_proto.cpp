@@ -5,6 +5,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -111,9 +112,56 @@ reply_reader::reply_reader() : r_(redisReaderCreate()) {
 
 reply_reader::~reply_reader() { redisReaderFree(r_); }
 
+std::size_t reply_reader::scan(char const* data, std::size_t n) {
+    std::size_t i = 0;
+    while (i < n) {
+        if (skip_ > 0) {
+            auto k = static_cast<std::size_t>(std::min<std::int64_t>(skip_, static_cast<std::int64_t>(n - i)));
+            skip_ -= static_cast<std::int64_t>(k);
+            i += k;
+            continue;
+        }
+        char c = data[i];
+        if (!in_line_) {
+            in_line_ = true;
+            line_type_ = c;
+            line_.clear();
+            line_start_ = i;
+            ++i;
+            continue;
+        }
+        ++i;
+        if (c != '\n' || !after_cr_) {  // lines end at CRLF, as hiredis reads them
+            after_cr_ = c == '\r';
+            if (line_.size() < 24) line_.push_back(c);
+            continue;
+        }
+        after_cr_ = false;
+        in_line_ = false;
+        if (line_type_ != '*' && line_type_ != '$') continue;
+        std::int64_t v = 0;
+        bool digits = false, negative = !line_.empty() && line_[0] == '-';
+        for (std::size_t k = negative ? 1 : 0; k < line_.size() && line_[k] >= '0' && line_[k] <= '9'; ++k) {
+            digits = true;
+            if (v < (std::int64_t(1) << 40)) v = v * 10 + (line_[k] - '0');
+        }
+        if (!digits || negative) continue;  // hiredis judges what is malformed; -1 is nil
+        if (line_type_ == '*' && v > max_elements) return line_start_;
+        if (line_type_ == '$') {
+            if (v > max_bulk_bytes) return line_start_;
+            skip_ = v + 2;
+        }
+        line_start_ = 0;
+    }
+    if (in_line_ && line_start_ > 0) line_start_ = 0;  // the next feed starts mid-line
+    return n;
+}
+
 void reply_reader::feed(char const* data, std::size_t n) {
-    if (failed_ || n == 0) return;
-    if (redisReaderFeed(r_, data, n) != REDIS_OK) failed_ = true;
+    if (failed_ || poisoned_ || n == 0) return;
+    auto fine = scan(data, n);
+    if (fine < n) poisoned_ = true;
+    if (fine > 0 && redisReaderFeed(r_, data, fine) != REDIS_OK) failed_ = true;
 }
 
 reply_reader::status reply_reader::next(redis_reply& out) {
@@ -123,7 +171,13 @@ reply_reader::status reply_reader::next(redis_reply& out) {
         failed_ = true;
         return status::error;
     }
-    if (raw == nullptr) return status::more;
+    if (raw == nullptr) {
+        if (poisoned_) {
+            failed_ = true;
+            return status::error;
+        }
+        return status::more;
+    }
     auto* reply = static_cast<redisReply*>(raw);
     try {
         out = convert(reply);

@@ -56,9 +56,26 @@ public:
     // (the connection must be dropped).
     status next(redis_reply& out);
 
+    // hiredis 0.14 allocates an array reply's element table from its header alone: a header of
+    // more elements (or a longer bulk string) than any reply of ours is refused before hiredis sees
+    // it, so that one line from a bad peer cannot make the gateway allocate gigabytes.
+    static constexpr std::int64_t max_elements = 1 << 20;
+    static constexpr std::int64_t max_bulk_bytes = 64 << 20;
+
 private:
+    // Scans the RESP framing of `data` (header lines, bulk payloads skipped); returns how many of
+    // its bytes precede an oversized header (all of them when there is none).
+    std::size_t scan(char const* data, std::size_t n);
+
     redisReader* r_;
     bool failed_ = false;
+    bool poisoned_ = false;   // an oversized header was seen: the replies before it, then an error
+    std::int64_t skip_ = 0;   // bytes of a bulk payload (and its CRLF) still to pass over
+    bool in_line_ = false;
+    bool after_cr_ = false;
+    char line_type_ = 0;
+    std::string line_;        // the first bytes of the current header line
+    std::size_t line_start_ = 0;  // where the current line began in this feed (0: in an earlier one)
 };
 
 // Lowercase hex SHA-1, the digest EVALSHA names a script by.

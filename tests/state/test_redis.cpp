@@ -913,3 +913,27 @@ TEST_F(redis_test, a_turn_gate_without_redis_fails_both_parts) {
     ASSERT_TRUE(r.reserved);
     EXPECT_FALSE(*r.reserved);
 }
+
+// A reply header announcing more elements (or a longer bulk string) than any reply of ours is
+// refused before hiredis allocates for it (found by fuzz_redis_reply: "*288888888" made it calloc
+// 2.3 GB); the replies before it still arrive.
+TEST(redis_protocol, an_absurd_array_or_bulk_header_is_refused_before_allocation) {
+    using toolgate::state::detail::redis_reply;
+    using toolgate::state::detail::reply_reader;
+    for (std::string bad : {std::string("*288888888\r\n"), std::string("$99999999999\r\n")}) {
+        reply_reader r;
+        std::string bytes = "*2\r\n:1\r\n$3\r\n*9\n\r\n" + bad + ":5\r\n";  // "*9\n" inside a bulk string is no header
+        r.feed(bytes.data(), bytes.size());
+        redis_reply rep;
+        ASSERT_EQ(r.next(rep), reply_reader::status::reply) << bad;
+        ASSERT_EQ(rep.elements.size(), 2u);
+        EXPECT_EQ(rep.elements[1].str, "*9\n");
+        EXPECT_EQ(r.next(rep), reply_reader::status::error) << bad;
+    }
+    // The largest allowed header still works.
+    reply_reader ok;
+    std::string big = "*" + std::to_string(reply_reader::max_elements) + "\r\n";
+    ok.feed(big.data(), big.size());
+    redis_reply rep;
+    EXPECT_EQ(ok.next(rep), reply_reader::status::more);
+}
