@@ -4,6 +4,8 @@
 # build-fuzz/crashes/<target>/). usage: scripts/fuzz.sh [seconds per target, default 30] [targets...]
 # A crash fails the run: fix it, then copy its input into tests/fuzz/corpus/<target>/ so the normal
 # test build replays it (ctest -R fuzz_replay).
+# FUZZ_SEED fixes libFuzzer's random seed (scripts/test.sh sets 1, so that the bounded run in CI
+# retraces the run that was checked before it landed); unset, every run explores anew.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
@@ -36,7 +38,9 @@ for t in "${TARGETS[@]}"; do
   cp -n tests/fuzz/corpus/"$t"/* "$work"/ 2>/dev/null || true
   dict=()
   if [ -f "tests/fuzz/$t.dict" ]; then dict=(-dict="tests/fuzz/$t.dict"); fi
-  if "$BUILD/tests/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$SECONDS_PER" -max_len=8192 -timeout=10 -rss_limit_mb=1024 \
+  seed=()
+  if [ -n "${FUZZ_SEED:-}" ]; then seed=(-seed="$FUZZ_SEED"); fi
+  if "$BUILD/tests/fuzz/fuzz_$t" "${dict[@]}" "${seed[@]}" -max_total_time="$SECONDS_PER" -max_len=8192 -timeout=10 -rss_limit_mb=1024 \
        -artifact_prefix="$crashes/" -print_final_stats=1 "$work" >"$BUILD/fuzz_$t.log" 2>&1; then
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$BUILD/fuzz_$t.log" | grep -oE '[0-9]+$' || echo "?")
     echo "fuzz $t: ${SECONDS_PER}s, $runs inputs, no crash ($(ls "$work" | wc -l) in its corpus)"

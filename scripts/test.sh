@@ -13,6 +13,6 @@ export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:detect_stack_use_afte
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir "$BUILD" --output-on-failure --timeout 600
 # A bounded fuzz run of every parser target (clang + libFuzzer; scripts/fuzz.sh 600 for a long one).
-./scripts/fuzz.sh "${TOOLGATE_FUZZ_SECONDS:-15}"
+FUZZ_SEED="${FUZZ_SEED:-1}" ./scripts/fuzz.sh "${TOOLGATE_FUZZ_SECONDS:-15}"
 # The concurrency-heavy suites under ThreadSanitizer (TOOLGATE_TEST_TSAN=0 leaves them out).
 if [ "${TOOLGATE_TEST_TSAN:-1}" = 1 ]; then ./scripts/tsan.sh; fi
