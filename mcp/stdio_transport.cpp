@@ -9,15 +9,19 @@
 #include <boost/asio/detail/throw_error.hpp>  // Process v2 in 1.81 uses it without including it
 #include <boost/process/v2/environment.hpp>
 #include <boost/process/v2/process.hpp>
-#include <boost/process/v2/start_dir.hpp>
-#include <boost/process/v2/stdio.hpp>
 
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
+#include <fcntl.h>
+#include <initializer_list>
 #include <optional>
+#include <spawn.h>
+#include <string>
+#include <unistd.h>
+#include <vector>
 
 #include "mcp/jsonrpc.hpp"
 #include "common/asio_util.hpp"
@@ -30,6 +34,64 @@ namespace bp = boost::process::v2;
 using boost::system::error_code;
 
 namespace {
+
+// A started child: its pid and the gateway's ends of its stdin, stdout and stderr pipes.
+struct spawned {
+    pid_t pid = -1;
+    int in = -1, out = -1, err = -1;
+};
+
+// Starts `exe` with its stdio on three new pipes, through posix_spawn. glibc spawns with
+// clone(CLONE_VM | CLONE_VFORK) and runs no allocator, lock or Asio code in the child before exec;
+// fork() in the threaded gateway cannot promise that (a child forked while another thread holds an
+// allocator lock deadlocks before exec, keeps the gateway's own stdout and stderr open, and the
+// server never comes up). Every other descriptor is closed in the child; signal masks and
+// dispositions (SIGPIPE is ignored here) are reset to the defaults.
+error_code spawn_child(std::string const& exe, std::vector<std::string> const& args, std::vector<std::string> const& env,
+                       std::string const& cwd, spawned& out) {
+    int p_in[2] = {-1, -1}, p_out[2] = {-1, -1}, p_err[2] = {-1, -1};
+    auto close_fds = [](std::initializer_list<int> fds) {
+        for (int fd : fds)
+            if (fd >= 0) ::close(fd);
+    };
+    if (::pipe2(p_in, O_CLOEXEC) != 0 || ::pipe2(p_out, O_CLOEXEC) != 0 || ::pipe2(p_err, O_CLOEXEC) != 0) {
+        int e = errno;
+        close_fds({p_in[0], p_in[1], p_out[0], p_out[1], p_err[0], p_err[1]});
+        return error_code(e, boost::system::system_category());
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, p_in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, p_out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, p_err[1], STDERR_FILENO);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<char*> argv, envp;
+    argv.push_back(const_cast<char*>(exe.c_str()));
+    for (auto const& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (auto const& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close_fds({p_in[0], p_out[1], p_err[1]});
+    if (rc != 0) {
+        close_fds({p_in[1], p_out[0], p_err[0]});
+        return error_code(rc, boost::system::system_category());
+    }
+    out = spawned{pid, p_in[1], p_out[0], p_err[0]};
+    return {};
+}
 
 // What a server prints besides its messages is logged, but at most `burst` lines per window: a
 // server that floods its output must not flood the gateway's log (the rest are counted, and the
@@ -80,8 +142,7 @@ public:
             log_(log_level::error, "command not found on PATH: " + opts_.command);
             co_return error_code(ENOENT, boost::system::system_category());
         }
-        // Check before forking: when exec fails, the forked copy of the gateway runs its exit
-        // handlers instead of vanishing quietly.
+        // Checked first for a clear message (posix_spawn would report it too, as a bare errno).
         if (::access(exe.c_str(), X_OK) != 0) {
             auto err = errno;
             log_(log_level::error, "cannot run " + exe.string() + ": " + std::strerror(err));
@@ -93,15 +154,19 @@ public:
         for (char const* name : inherited)
             if (char const* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
         for (auto const& [k, v] : opts_.env) env.push_back(k + "=" + v);
-        error_code ec;
+        spawned child;
+        if (auto ec = spawn_child(exe.string(), opts_.args, env, opts_.cwd, child)) {
+            log_(log_level::error, "cannot start " + opts_.command + ": " + ec.message());
+            co_return ec;
+        }
         try {
-            if (opts_.cwd.empty())
-                proc_.emplace(ex_, exe, opts_.args, bp::process_stdio{in_, out_, err_}, bp::process_environment{env});
-            else
-                proc_.emplace(ex_, exe, opts_.args, bp::process_stdio{in_, out_, err_}, bp::process_environment{env},
-                              bp::process_start_dir{opts_.cwd});
+            in_.assign(child.in);
+            out_.assign(child.out);
+            err_.assign(child.err);
+            proc_.emplace(ex_, child.pid);
         } catch (boost::system::system_error const& e) {
-            log_(log_level::error, "cannot start " + opts_.command + ": " + e.code().message());
+            log_(log_level::error, "cannot watch " + opts_.command + ": " + e.code().message());
+            ::kill(child.pid, SIGKILL);
             co_return e.code();
         }
         auto alive = std::make_shared<bool>(true);

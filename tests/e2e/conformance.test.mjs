@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, waitFor, writeConfig, toolgateBin, cleanEnv } from './lib/harness.mjs';
+import { startGateway, serversUp, writeConfig, toolgateBin, cleanEnv } from './lib/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = (name) => join(here, 'node_modules', '.bin', name);
@@ -41,7 +41,7 @@ describe('MCP conformance suite against /mcp', () => {
   let gw, out;
   before(async () => {
     gw = await startGateway(fixtureYaml);
-    await waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((s) => s.status === 'up'), 20000, 'fixture up');
+    await serversUp(gw, 40000, 'fixture up');
     out = mkdtempSync(join(tmpdir(), 'toolgate-conformance-'));
   });
   after(async () => {
@@ -79,7 +79,7 @@ describe('MCP Inspector CLI', () => {
   let gw, cfg;
   before(async () => {
     gw = await startGateway(fixtureYaml);
-    await waitFor(async () => (await (await fetch(gw.url + '/v1/mcp/servers')).json()).data.every((s) => s.status === 'up'), 20000, 'fixture up');
+    await serversUp(gw, 40000, 'fixture up');
     cfg = writeConfig(fixtureYaml);
   });
   after(async () => {

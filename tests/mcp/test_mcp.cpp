@@ -2,19 +2,24 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <csignal>
+#include <fcntl.h>
 #include <set>
+#include <unistd.h>
 
 #include "fakes/scripted_transport.hpp"
 #include "mcp/client_session.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/names.hpp"
 #include "mcp/resilience.hpp"
+#include "mcp/transport.hpp"
 
 using namespace toolgate;
 using namespace toolgate::mcp;
@@ -315,4 +320,41 @@ TEST(client_session, refuses_an_unknown_protocol_version) {
         auto info = co_await s->start();
         EXPECT_FALSE(info.has_value());
     });
+}
+
+// A stdio server is started with posix_spawn: it gets only its three pipes (no descriptor of the
+// gateway leaks into it) and default signal dispositions (the gateway ignores SIGPIPE; a server
+// must not inherit that).
+TEST(stdio_transport, child_gets_only_its_pipes_and_default_signals) {
+    auto prev = std::signal(SIGPIPE, SIG_IGN);
+    int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: fork + exec would hand it on
+    ASSERT_GE(leaked, 0);
+    asio::io_context io;
+    stdio_options opts;
+    opts.command = "sh";
+    opts.args = {"-c",
+                 "printf '{\"fds\":\"%s\",\"ignored\":\"%s\"}\\n' \"$(ls /proc/self/fd | tr '\\n' ' ')\" "
+                 "\"$(grep SigIgn /proc/self/status | cut -f2)\"; read -r _"};
+    std::vector<std::string> logged;
+    auto t = make_stdio_transport(io.get_executor(), opts, [&](log_level, std::string const& m) { logged.push_back(m); });
+    std::string line;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            auto ec = co_await t->start();
+            EXPECT_FALSE(ec) << ec.message();
+            auto r = co_await t->receive();
+            if (r) line = *r;
+            co_await t->close();
+        },
+        asio::detached);
+    io.run_for(std::chrono::seconds(20));
+    ::close(leaked);
+    std::signal(SIGPIPE, prev);
+    ASSERT_FALSE(line.empty());
+    auto o = json::parse(line).as_object();
+    // ls's own descriptors: the three pipes and the directory it reads.
+    EXPECT_EQ(o.at("fds").as_string(), "0 1 2 3 ") << line;
+    auto ignored = std::stoull(std::string(o.at("ignored").as_string()), nullptr, 16);
+    EXPECT_EQ(ignored & (1ull << (SIGPIPE - 1)), 0u) << line;
 }

@@ -64,14 +64,20 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
 
 async function startOn(port, yaml, env, deadline) {
   const cfg = writeConfig(yaml);
+  // In a process group of its own, so that whatever it leaves behind can be killed with it.
   const proc = spawn(toolgateBin, ['serve', '--config', cfg.file, '--listen', `127.0.0.1:${port}`], {
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   const gw = { proc, logs: '', stdout: '', url: `http://127.0.0.1:${port}`, port, exited: null };
   let stopping = false, ready = false;
   const exited = new Promise((r) => proc.on('exit', (code, signal) => {
     gw.exited = { code, signal };
+    // A child it started and did not stop (or one stuck before exec, holding its stdout and
+    // stderr) must not outlive it and keep this test process waiting on those pipes.
+    try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* the group is gone */ }
+    setTimeout(() => { proc.stdout.destroy(); proc.stderr.destroy(); }, 200).unref();
     // A gateway that dies on its own is a bug: show why (sanitizer reports land in its stderr).
     if (!stopping && ready) process.stderr.write(`toolgate exited unexpectedly (${code ?? signal}):\n${gw.logs.slice(-200000)}\n`);
     r(gw.exited);
@@ -116,11 +122,35 @@ async function startOn(port, yaml, env, deadline) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Polls `pred` every 100 ms until it holds; throws after `ms`.
+// Polls `pred` every 100 ms until it holds; throws after `ms`, also when a call of `pred` itself
+// hangs (e.g. a fetch to a gateway that stopped answering).
 export async function waitFor(pred, ms = 15000, what = 'condition') {
   const end = Date.now() + ms;
-  while (Date.now() < end) { if (await pred()) return; await sleep(100); }
+  while (Date.now() < end) {
+    let timer;
+    const late = new Promise((r) => { timer = setTimeout(() => r('late'), Math.max(1, end - Date.now())); });
+    const got = await Promise.race([Promise.resolve().then(pred), late]).finally(() => clearTimeout(timer));
+    if (got === 'late') break;
+    if (got) return;
+    await sleep(100);
+  }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+// Waits until every MCP server of the gateway is up; the error shows their last status and the
+// end of the gateway's log.
+export async function serversUp(gw, ms = 30000, what = 'MCP servers up') {
+  let last = null;
+  try {
+    await waitFor(async () => {
+      const r = await fetch(gw.url + '/v1/mcp/servers', { signal: AbortSignal.timeout(2000) });
+      last = await r.json();
+      return last.data.every((s) => s.status === 'up');
+    }, ms, what);
+  } catch (e) {
+    e.message += `\nservers: ${JSON.stringify(last)}\ngateway log (end):\n${gw.logs.slice(-4000)}`;
+    throw e;
+  }
 }
 
 // Reads an SSE response body into its data payloads, as they arrive.
