@@ -1,6 +1,34 @@
 #include "common/text.hpp"
 
+#include <cstdint>
+
 namespace toolgate {
+
+std::string base64(std::string_view data, bool url) {
+    static constexpr char standard[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static constexpr char url_safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char const* tbl = url ? url_safe : standard;
+    std::string out;
+    out.reserve((data.size() + 2) / 3 * 4);
+    auto byte = [&](std::size_t i) { return std::uint32_t(static_cast<unsigned char>(data[i])); };
+    std::size_t i = 0;
+    for (; i + 3 <= data.size(); i += 3) {
+        std::uint32_t n = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+        out += tbl[(n >> 18) & 63];
+        out += tbl[(n >> 12) & 63];
+        out += tbl[(n >> 6) & 63];
+        out += tbl[n & 63];
+    }
+    if (std::size_t rest = data.size() - i; rest > 0) {
+        std::uint32_t n = byte(i) << 16;
+        if (rest == 2) n |= byte(i + 1) << 8;
+        out += tbl[(n >> 18) & 63];
+        out += tbl[(n >> 12) & 63];
+        if (rest == 2) out += tbl[(n >> 6) & 63];
+        if (!url) out.append(rest == 2 ? 1 : 2, '=');
+    }
+    return out;
+}
 
 std::string utf8_valid(std::string_view s) {
     std::string out;

@@ -25,4 +25,7 @@ inline void utf8_truncate(std::string& s, std::size_t max) {
 // (an unknown path, a model name) goes through it, so that a JSON answer is always valid JSON.
 std::string utf8_valid(std::string_view s);
 
+// RFC 4648 base64 with padding; `url`: the URL-safe alphabet without padding (base64url, JWTs).
+std::string base64(std::string_view data, bool url = false);
+
 }  // namespace toolgate

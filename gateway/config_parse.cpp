@@ -139,6 +139,14 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
                 if (auto token = env("AWS_SESSION_TOKEN"); token && !token->empty()) options["session_token"] = *token;
                 pc.options = std::move(options);
             }
+            if (ep.type == "vertex") {
+                // The variable names the service-account key file; project and location come from
+                // GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION (the provider reads them).
+                boost::json::object options;
+                options["credentials_file"] = *key;
+                pc.options = std::move(options);
+                key.reset();
+            }
             if (key) pc.api_key = *key;
             if (ep.name == "vllm") {
                 if (auto k = env("VLLM_API_KEY")) pc.api_key = *k;

@@ -47,7 +47,15 @@ public:
         wire::chat_view v;
         if (auto err = wire::read_chat(body, v)) return fail(*err);
         json::object req;
-        if (auto const* model = body.if_contains("model")) req["model"] = *model;  // the router always sets it
+        bool vertex = !s_.vertex_location_path.empty();
+        auto model_name = str(body, "model");
+        if (vertex) {
+            // Vertex names the model in the path and the API version in the body.
+            if (model_name.empty() || model_name.find_first_of("/?#% ") != std::string_view::npos) return fail("invalid model name");
+            req["anthropic_version"] = "vertex-2023-10-16";
+        } else if (auto const* model = body.if_contains("model")) {
+            req["model"] = *model;  // the router always sets it
+        }
         json::array messages;
         for (auto const& m : v.messages) {
             json::array blocks;
@@ -104,9 +112,14 @@ public:
         }
         if (stream) req["stream"] = true;
 
-        out.path = "/messages";
-        out.headers.emplace_back("x-api-key", s_.api_key);
-        out.headers.emplace_back("anthropic-version", s_.api_version);
+        if (vertex) {
+            out.path = s_.vertex_location_path + "/publishers/anthropic/models/" + std::string(model_name) +
+                       (stream ? ":streamRawPredict" : ":rawPredict");
+        } else {
+            out.path = "/messages";
+            out.headers.emplace_back("x-api-key", s_.api_key);
+            out.headers.emplace_back("anthropic-version", s_.api_version);
+        }
         out.body = json::serialize(req);
         return std::nullopt;
     }

@@ -229,6 +229,100 @@ public:
 
     std::unique_ptr<stream_decoder> stream(std::string const& model, bool include_usage) const override;
 
+    // Embeddings through InvokeModel: Titan models take one text per call ({"inputText"}), Cohere's
+    // up to 96 ({"texts", "input_type"}).
+    bool has_embeddings() const override { return true; }
+
+    std::optional<api_error> encode_embeddings_calls(json::object const& body, std::vector<native_request>& out) const override {
+        auto model = str(body, "model");
+        bool titan = model.starts_with("amazon.titan-embed");
+        bool cohere = model.starts_with("cohere.embed");
+        if (!titan && !cohere)
+            return api_error::bad_request("provider '" + name_ + "' embeds with Titan (amazon.titan-embed-*) and Cohere (cohere.embed-*) models, not '" +
+                                              std::string(model) + "'",
+                                          "unsupported_for_provider");
+        std::vector<std::string> inputs;
+        if (auto err = wire::embedding_inputs(body, name_, titan ? 128 : 96, inputs)) return err;
+        auto const* dim = body.if_contains("dimensions");
+        if (dim && cohere)
+            return api_error::bad_request("provider '" + name_ + "': Cohere embedding models on Bedrock take no 'dimensions'",
+                                          "unsupported_for_provider");
+        auto path = "/model/" + sigv4::uri_encode(model, false) + "/invoke";
+        auto request = [&](json::object payload) {
+            native_request nr;
+            nr.path = path;
+            nr.headers.emplace_back("content-type", "application/json");
+            nr.headers.emplace_back("accept", "application/json");
+            nr.body = json::serialize(payload);
+            out.push_back(std::move(nr));
+        };
+        if (cohere) {
+            json::array texts;
+            for (auto& t : inputs) texts.emplace_back(t);
+            json::object payload;
+            payload["texts"] = std::move(texts);
+            payload["input_type"] = "search_document";
+            request(std::move(payload));
+            return std::nullopt;
+        }
+        for (auto& t : inputs) {
+            json::object payload;
+            payload["inputText"] = t;
+            if (dim && dim->is_int64()) payload["dimensions"] = *dim;
+            request(std::move(payload));
+        }
+        return std::nullopt;
+    }
+
+    decoded decode_embeddings_calls(std::vector<std::string> const& bodies, std::string const& model) const override {
+        decoded d;
+        json::array data;
+        std::int64_t tokens = 0;
+        auto add = [&](json::value const* values) {
+            if (!values || !values->is_array()) return false;
+            json::object item;
+            item["object"] = "embedding";
+            item["index"] = data.size();
+            item["embedding"] = *values;
+            data.push_back(std::move(item));
+            return true;
+        };
+        for (auto const& b : bodies) {
+            auto v = wire::answer_value(b, name_, d);
+            if (!v) return d;
+            auto const& o = v->get_object();
+            bool ok = true;
+            if (auto const* one = o.if_contains("embedding")) {
+                ok = add(one);  // Titan
+                tokens = std::min(max_token_count, tokens + token_count(o.if_contains("inputTextTokenCount")));
+            } else if (auto const* many = o.if_contains("embeddings")) {
+                // Cohere: a list of vectors, or {"float": [...]} when embedding types were named.
+                json::value const* list = many;
+                if (many->is_object()) list = many->get_object().if_contains("float");
+                ok = list && list->is_array();
+                if (ok)
+                    for (auto const& e : list->get_array()) ok = ok && add(&e);
+            } else {
+                ok = false;
+            }
+            if (!ok) {
+                d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
+                d.error->detail = "no embedding in: " + b.substr(0, 200);
+                return d;
+            }
+        }
+        d.tokens.prompt_tokens = tokens;
+        d.tokens.present = tokens > 0;
+        json::object usage;
+        usage["prompt_tokens"] = tokens;
+        usage["total_tokens"] = tokens;
+        d.response["object"] = "list";
+        d.response["data"] = std::move(data);
+        d.response["model"] = model;
+        d.response["usage"] = std::move(usage);
+        return d;
+    }
+
 private:
     static std::optional<std::string> user_blocks(json::value const* content, json::array& out) {
         return wire::user_parts(

@@ -32,6 +32,7 @@ std::string_view family_of(provider_config const& cfg) {
     if (cfg.type == "anthropic") return "anthropic";
     if (cfg.type == "google") return "gemini";
     if (cfg.type == "bedrock") return "bedrock";
+    if (cfg.type == "vertex") return "vertex";
     return {};
 }
 

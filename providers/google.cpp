@@ -145,8 +145,8 @@ public:
         }
         if (!gen.empty()) req["generationConfig"] = std::move(gen);
 
-        out.path = "/models/" + std::string(model) + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
-        out.headers.emplace_back("x-goog-api-key", s_.api_key);
+        out.path = model_path(model) + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+        if (s_.vertex_location_path.empty()) out.headers.emplace_back("x-goog-api-key", s_.api_key);
         out.body = json::serialize(req);
         return std::nullopt;
     }
@@ -198,26 +198,28 @@ public:
         if (model.empty() || model.find_first_of("/?#% ") != std::string_view::npos)
             return api_error::bad_request("invalid model name", "invalid_model");
         std::vector<std::string> inputs;
-        auto const* in = body.if_contains("input");
-        if (in && in->is_string()) inputs.emplace_back(in->get_string());
-        else if (in && in->is_array() && !in->get_array().empty()) {
-            for (auto const& x : in->get_array()) {
-                if (!x.is_string())
-                    return api_error::bad_request("provider '" + name_ + "' embeds text only: 'input' must be strings",
-                                                  "unsupported_for_provider");
-                inputs.emplace_back(x.get_string());
-            }
-        } else {
-            return api_error::bad_request("'input' must be a string or a non-empty array of strings", "invalid_input");
+        // batchEmbedContents takes 100 requests, Vertex's predict 250 instances.
+        if (auto err = wire::embedding_inputs(body, name_, s_.vertex_location_path.empty() ? 100 : 250, inputs)) return err;
+        auto const* dim = body.if_contains("dimensions");
+        bool has_dim = dim && dim->is_int64();
+        if (!s_.vertex_location_path.empty()) {
+            // Vertex serves embeddings through :predict, one instance per text.
+            json::array instances;
+            for (auto& text : inputs) instances.push_back(json::object{{"content", text}});
+            json::object req{{"instances", std::move(instances)}};
+            if (has_dim) req["parameters"] = json::object{{"outputDimensionality", *dim}};
+            out.path = model_path(model) + ":predict";
+            out.body = json::serialize(req);
+            return std::nullopt;
         }
         json::array requests;
         for (auto& text : inputs) {
             json::object r{{"model", "models/" + std::string(model)},
                            {"content", json::object{{"parts", json::array{json::object{{"text", text}}}}}}};
-            if (auto const* dim = body.if_contains("dimensions"); dim && dim->is_int64()) r["outputDimensionality"] = *dim;
+            if (has_dim) r["outputDimensionality"] = *dim;
             requests.push_back(std::move(r));
         }
-        out.path = "/models/" + std::string(model) + ":batchEmbedContents";
+        out.path = model_path(model) + ":batchEmbedContents";
         out.headers.emplace_back("x-goog-api-key", s_.api_key);
         out.body = json::serialize(json::object{{"requests", std::move(requests)}});
         return std::nullopt;
@@ -227,7 +229,8 @@ public:
         decoded d;
         boost::system::error_code ec;
         auto v = json::parse(body, ec);
-        auto const* embs = !ec && v.is_object() ? v.get_object().if_contains("embeddings") : nullptr;
+        bool vertex = !s_.vertex_location_path.empty();
+        auto const* embs = !ec && v.is_object() ? v.get_object().if_contains(vertex ? "predictions" : "embeddings") : nullptr;
         if (!embs || !embs->is_array()) {
             d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
             d.error->detail = "unparseable body: " + std::string(body.substr(0, 200));
@@ -235,8 +238,23 @@ public:
         }
         json::array data;
         std::size_t i = 0;
+        std::int64_t tokens = 0;
         for (auto const& e : embs->get_array()) {
             auto const* values = e.is_object() ? e.get_object().if_contains("values") : nullptr;
+            if (vertex) {
+                // {"embeddings": {"values": [...], "statistics": {"token_count": n}}}
+                auto const* inner = e.is_object() ? e.get_object().if_contains("embeddings") : nullptr;
+                auto const* io = inner ? inner->if_object() : nullptr;
+                values = io ? io->if_contains("values") : nullptr;
+                auto const* stats = io ? io->if_contains("statistics") : nullptr;
+                if (stats && stats->is_object())
+                    tokens = std::min(max_token_count, tokens + token_count(stats->get_object().if_contains("token_count")));
+            }
+            if (!values || !values->is_array()) {
+                d.error = api_error::upstream(502, "upstream provider '" + name_ + "' returned a malformed response");
+                d.error->detail = "an embedding without values";
+                return d;
+            }
             data.push_back(json::object{{"object", "embedding"},
                                         {"index", i++},
                                         {"embedding", values ? *values : json::value(json::array())}});
@@ -244,7 +262,9 @@ public:
         d.response = json::object{{"object", "list"},
                                   {"data", std::move(data)},
                                   {"model", model},
-                                  {"usage", json::object{{"prompt_tokens", 0}, {"total_tokens", 0}}}};
+                                  {"usage", json::object{{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+        d.tokens.prompt_tokens = tokens;
+        d.tokens.present = vertex;
         return d;
     }
 
@@ -289,6 +309,12 @@ public:
     }
 
 private:
+    // "/models/M" on the Gemini API; the publisher model's path on Vertex.
+    std::string model_path(std::string_view model) const {
+        if (s_.vertex_location_path.empty()) return "/models/" + std::string(model);
+        return s_.vertex_location_path + "/publishers/google/models/" + std::string(model);
+    }
+
     static std::optional<std::string> user_parts(json::value const* content, json::array& out) {
         return wire::user_parts(
             content, [&](std::string_view t) { out.push_back(json::object{{"text", t}}); },

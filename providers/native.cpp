@@ -10,6 +10,7 @@
 #include "common/http_client.hpp"
 #include "common/sse.hpp"
 #include "providers/eventstream.hpp"
+#include "providers/google_auth.hpp"
 #include "providers/openai.hpp"
 
 namespace toolgate::providers {
@@ -103,9 +104,22 @@ private:
     std::vector<json::object> chunks_;
 };
 
+// Sets the Authorization header to `token` as a bearer token (replacing one already there).
+void set_bearer(http::request& hr, std::string_view token) {
+    std::string value = "Bearer " + std::string(token);
+    for (auto& [k, v] : hr.headers)
+        if (k == "Authorization") {
+            v = std::move(value);
+            return;
+        }
+    hr.headers.emplace_back("Authorization", std::move(value));
+}
+
 class native_provider final : public provider {
 public:
-    native_provider(provider_config cfg, std::unique_ptr<wire_format> wire) : provider(std::move(cfg)), wire_(std::move(wire)) {
+    native_provider(provider_config cfg, std::unique_ptr<wire_format> wire,
+                    std::shared_ptr<google_auth::token_cache> tokens = nullptr)
+        : provider(std::move(cfg)), wire_(std::move(wire)), tokens_(std::move(tokens)) {
         auto ep = http::endpoint::parse(cfg_.base_url);
         if (!ep) throw std::invalid_argument("base_url '" + cfg_.base_url + "' is not an http(s) URL");
         ep_ = *ep;
@@ -133,8 +147,14 @@ public:
         auto hr = to_http(nr, stream, ctx.request_id, ctx.credential);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         auto start = clock_type::now();
+        std::string token;
+        if (!co_await authorize(ctx, hr, token, out.error)) co_return out;
         if (!stream) {
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            if (co_await refused_token(ctx, r, hr, token, out.error)) {
+                if (out.error) co_return out;
+                r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            }
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!failed(r, out.error)) {
                 take(wire_->decode_chat(r->body, model), out);
@@ -143,6 +163,11 @@ public:
             auto decoder = wire_->stream(model, include_usage);
             native_relay relay(*decoder, *sink, wire_->stream_framing());
             auto r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
+            // A refused token is a 401 before any byte of the stream: nothing reached the relay.
+            if (co_await refused_token(ctx, r, hr, token, out.error)) {
+                if (out.error) co_return out;
+                r = co_await ctx.http.stream(ep_, hr, t, &ctx.cancel, relay);
+            }
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             if (!failed(r, out.error) && !decoder->error && !relay.stopped && !ctx.cancel.cancelled()) {
                 if (relay.has_partial()) {
@@ -165,24 +190,63 @@ public:
 
     asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, json::object& body) override {
         embeddings_outcome out;
-        native_request nr;
-        if (auto err = wire_->encode_embeddings(body, nr)) {
+        std::vector<native_request> calls;
+        if (auto err = wire_->encode_embeddings_calls(body, calls)) {
             out.error = std::move(err);
             co_return out;
         }
         auto const* m = body.if_contains("model");
         std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
-        auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
-        auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
-        if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
-        if (!failed(r, out.error)) {
-            take(wire_->decode_embeddings(r->body, model), out);
+        std::vector<std::string> bodies;
+        bodies.reserve(calls.size());
+        // One after another: the APIs that need several calls are rate limited per request.
+        for (auto& nr : calls) {
+            auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
+            std::string token;
+            if (!co_await authorize(ctx, hr, token, out.error)) co_return out;
+            auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            if (co_await refused_token(ctx, r, hr, token, out.error)) {
+                if (out.error) co_return out;
+                r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+            }
+            if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
+            if (failed(r, out.error)) co_return out;
+            bodies.push_back(std::move(r->body));
         }
+        take(wire_->decode_embeddings_calls(bodies, model), out);
+        auto const* f = body.if_contains("encoding_format");
+        if (!out.error && f && f->is_string() && f->get_string() == "base64") wire::embeddings_to_base64(out.response);
         co_return out;
     }
 
 private:
+    // Adds the OAuth bearer token when the provider has one (Vertex); false, with `error` set, when
+    // none could be obtained.
+    asio::awaitable<bool> authorize(call_context& ctx, http::request& hr, std::string& token, std::optional<failure>& error) {
+        if (!tokens_) co_return true;
+        auto got = co_await tokens_->get(ctx.http);
+        if (auto* f = std::get_if<failure>(&got)) {
+            error = std::move(*f);
+            co_return false;
+        }
+        token = std::move(std::get<std::string>(got));
+        set_bearer(hr, token);
+        co_return true;
+    }
+
+    // The upstream answered 401 to a cached token (revoked, or expired early): that token is
+    // dropped and a new one set on `hr`; true when the request should go again (unless `error` is
+    // now set: no new token). Once per request.
+    asio::awaitable<bool> refused_token(call_context& ctx, boost::system::result<http::response> const& r, http::request& hr,
+                                        std::string& token, std::optional<failure>& error) {
+        if (!tokens_ || !r || r->status != 401 || token.empty() || ctx.cancel.cancelled()) co_return false;
+        tokens_->invalidate(token);
+        token.clear();
+        co_await authorize(ctx, hr, token, error);
+        co_return true;
+    }
+
     // A transport failure or a non-2xx answer, as the client's error.
     bool failed(boost::system::result<http::response> const& r, std::optional<failure>& error) const {
         if (!r) {
@@ -218,9 +282,18 @@ private:
     }
 
     std::unique_ptr<wire_format> wire_;
+    std::shared_ptr<google_auth::token_cache> tokens_;
     http::endpoint ep_;
     std::string host_;
 };
+
+// Reads a project or location id: lower-case letters, digits and hyphens.
+std::string gcp_id(std::string value, std::string_view what) {
+    bool ok = !value.empty() && value.size() <= 64;
+    for (char c : value) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+    if (!ok) throw std::invalid_argument(std::string(what) + " '" + value + "' is not a Google Cloud id ([a-z0-9-], at most 64)");
+    return value;
+}
 
 }  // namespace
 
@@ -239,9 +312,14 @@ std::unique_ptr<provider> make_native_provider(provider_config cfg) {
     s.api_key = cfg.api_key;
     s.default_max_tokens = cfg.max_tokens > 0 ? cfg.max_tokens : 4096;
     bool bedrock = cfg.type == "bedrock";
+    bool vertex = cfg.type == "vertex";
+    std::string project, location, credentials_file;
     for (auto const& [k, v] : cfg.options) {
         auto text = v.is_string() ? std::string(v.get_string()) : std::string();
         if (k == "api_version" && v.is_string() && cfg.type == "anthropic") s.api_version = text;
+        else if (vertex && v.is_string() && k == "project_id") project = text;
+        else if (vertex && v.is_string() && k == "location") location = text;
+        else if (vertex && v.is_string() && k == "credentials_file") credentials_file = text;
         else if (bedrock && v.is_string() && k == "region") s.region = text;
         else if (bedrock && v.is_string() && k == "access_key_id") s.access_key_id = text;
         else if (bedrock && v.is_string() && k == "secret_access_key") s.secret_access_key = text;
@@ -250,7 +328,31 @@ std::unique_ptr<provider> make_native_provider(provider_config cfg) {
             throw std::invalid_argument("unknown key '" + std::string(k) + "' for provider type " + cfg.type +
                                         (cfg.type == "anthropic" ? " (known: api_version)"
                                          : bedrock ? " (known: region, access_key_id, secret_access_key, session_token)"
+                                         : vertex  ? " (known: project_id, location, credentials_file)"
                                                    : ""));
+    }
+    if (vertex) {
+        if (!cfg.api_key.empty() || !cfg.api_keys.empty())
+            throw std::invalid_argument("provider type vertex signs in with a service account (credentials_file); it takes no api_key");
+        if (credentials_file.empty()) credentials_file = env_or("GOOGLE_APPLICATION_CREDENTIALS");
+        if (credentials_file.empty())
+            throw std::invalid_argument("provider type vertex needs credentials_file (or GOOGLE_APPLICATION_CREDENTIALS): "
+                                        "a service-account key file");
+        auto sa = google_auth::load_service_account(credentials_file);
+        if (project.empty()) project = env_or("GOOGLE_CLOUD_PROJECT", sa.project_id);
+        if (project.empty())
+            throw std::invalid_argument("provider type vertex needs project_id (or GOOGLE_CLOUD_PROJECT, or one in the credentials file)");
+        project = gcp_id(project, "project_id");
+        location = gcp_id(location.empty() ? env_or("GOOGLE_CLOUD_LOCATION", "us-central1") : location, "location");
+        s.vertex_location_path = "/projects/" + project + "/locations/" + location;
+        if (cfg.base_url.empty())
+            cfg.base_url = location == "global" ? "https://aiplatform.googleapis.com/v1"
+                                                : "https://" + location + "-aiplatform.googleapis.com/v1";
+        // The token exchange gets the provider's connect timeout and at most 30 s to answer.
+        http::timeouts t{cfg.connect_timeout, std::min(cfg.timeout, std::chrono::milliseconds(30'000))};
+        auto tokens = std::make_shared<google_auth::token_cache>(std::move(sa), cfg.name, t);
+        auto wire = make_vertex_wire(std::move(s));
+        return std::make_unique<native_provider>(std::move(cfg), std::move(wire), std::move(tokens));
     }
     if (bedrock) {
         // The standard AWS variables stand in for what the config leaves out.

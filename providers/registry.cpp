@@ -83,6 +83,7 @@ struct provider_type {
 constexpr provider_type provider_types[] = {
     {"openai", &make_openai_provider},       {"azure-openai", &make_openai_provider},
     {"anthropic", &make_native_provider},    {"google", &make_native_provider},    {"bedrock", &make_native_provider},
+    {"vertex", &make_native_provider},
     {"scripted", &make_scripted_provider},
 };
 
@@ -119,6 +120,9 @@ std::vector<env_provider> const& env_providers() {
         {"deepinfra", "DEEPINFRA_API_KEY", "https://api.deepinfra.com/v1/openai"},
         // AWS credentials are no API key: the provider signs with them (and needs a region).
         {"bedrock", "AWS_ACCESS_KEY_ID", "", "bedrock"},
+        // A service-account key file: the provider signs in with it (project and location from
+        // GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION, or the file and us-central1).
+        {"vertex", "GOOGLE_APPLICATION_CREDENTIALS", "", "vertex"},
         // No key: enabled by the base URL variable alone.
         {"ollama", "", "http://127.0.0.1:11434/v1", "openai", "OLLAMA_BASE_URL"},
         {"vllm", "", "", "openai", "VLLM_BASE_URL"},

@@ -84,30 +84,6 @@ std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull
     return h;
 }
 
-std::string base64(std::string_view in) {
-    static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        auto n = (std::uint32_t(std::uint8_t(in[i])) << 16) | (std::uint32_t(std::uint8_t(in[i + 1])) << 8) |
-                 std::uint8_t(in[i + 2]);
-        out += tbl[(n >> 18) & 63];
-        out += tbl[(n >> 12) & 63];
-        out += tbl[(n >> 6) & 63];
-        out += tbl[n & 63];
-    }
-    if (i < in.size()) {
-        std::uint32_t n = std::uint32_t(std::uint8_t(in[i])) << 16;
-        if (i + 1 < in.size()) n |= std::uint32_t(std::uint8_t(in[i + 1])) << 8;
-        out += tbl[(n >> 18) & 63];
-        out += tbl[(n >> 12) & 63];
-        out += (i + 1 < in.size()) ? tbl[(n >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
-
 class scripted_provider final : public provider {
 public:
     explicit scripted_provider(provider_config cfg) : provider(std::move(cfg)) {

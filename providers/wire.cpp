@@ -1,6 +1,7 @@
 #include "providers/wire.hpp"
 
 #include "common/resilience.hpp"
+#include "common/text.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <unordered_map>
 
@@ -88,7 +90,59 @@ decoded wire_format::decode_embeddings(std::string_view, std::string const&) con
     return d;
 }
 
+std::optional<api_error> wire_format::encode_embeddings_calls(json::object const& body, std::vector<native_request>& out) const {
+    native_request nr;
+    if (auto err = encode_embeddings(body, nr)) return err;
+    out.push_back(std::move(nr));
+    return std::nullopt;
+}
+
+decoded wire_format::decode_embeddings_calls(std::vector<std::string> const& bodies, std::string const& model) const {
+    return decode_embeddings(bodies.empty() ? std::string_view() : std::string_view(bodies.front()), model);
+}
+
 namespace wire {
+
+std::optional<api_error> embedding_inputs(json::object const& body, std::string const& provider, std::size_t max_inputs,
+                                          std::vector<std::string>& out) {
+    auto const* in = body.if_contains("input");
+    if (in && in->is_string()) {
+        out.emplace_back(in->get_string());
+    } else if (in && in->is_array() && !in->get_array().empty()) {
+        for (auto const& x : in->get_array()) {
+            if (!x.is_string())
+                return api_error::bad_request("provider '" + provider + "' embeds text only: 'input' must be strings",
+                                              "unsupported_for_provider");
+            out.emplace_back(x.get_string());
+        }
+    } else {
+        return api_error::bad_request("'input' must be a string or a non-empty array of strings", "invalid_input");
+    }
+    if (out.size() > max_inputs)
+        return api_error::bad_request("provider '" + provider + "' takes at most " + std::to_string(max_inputs) +
+                                          " inputs in one embeddings request",
+                                      "too_many_inputs");
+    return std::nullopt;
+}
+
+void embeddings_to_base64(json::object& list) {
+    auto* data = list.if_contains("data");
+    if (!data || !data->is_array()) return;
+    for (auto& item : data->get_array()) {
+        auto* o = item.if_object();
+        auto* e = o ? o->if_contains("embedding") : nullptr;
+        if (!e || !e->is_array()) continue;
+        std::string raw;
+        raw.reserve(e->get_array().size() * 4);
+        for (auto const& x : e->get_array()) {
+            float f = x.is_number() ? static_cast<float>(x.to_number<double>()) : 0.0f;
+            std::uint32_t bits;
+            std::memcpy(&bits, &f, 4);
+            for (int k = 0; k < 4; ++k) raw.push_back(static_cast<char>((bits >> (8 * k)) & 0xff));
+        }
+        *e = base64(raw);
+    }
+}
 
 std::string text_of(json::value const* content) {
     if (content == nullptr || content->is_null()) return {};

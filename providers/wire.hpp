@@ -81,6 +81,10 @@ public:
     virtual bool has_embeddings() const { return false; }
     virtual std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const;
     virtual decoded decode_embeddings(std::string_view body, std::string const& model) const;
+    // APIs that embed one text per request (Bedrock's Titan models) make one request per input here,
+    // and read the answers, in order, back as one list. By default: encode_embeddings' one request.
+    virtual std::optional<api_error> encode_embeddings_calls(json::object const& body, std::vector<native_request>& out) const;
+    virtual decoded decode_embeddings_calls(std::vector<std::string> const& bodies, std::string const& model) const;
 
     std::string const& provider_name() const { return name_; }
 
@@ -101,13 +105,19 @@ struct wire_settings {
     std::string access_key_id;
     std::string secret_access_key;
     std::string session_token;
+    // Vertex AI: "/projects/P/locations/L", the start of every publisher model's path. When set, the
+    // Gemini and Anthropic formats speak Vertex's variant (no API key header: the provider sends its
+    // OAuth bearer token).
+    std::string vertex_location_path;
 };
 
 std::unique_ptr<wire_format> make_anthropic_wire(wire_settings s);
 std::unique_ptr<wire_format> make_google_wire(wire_settings s);
-// Bedrock's Converse API (the provider that signs with SigV4 and reads the event stream is not
-// wired yet: issue 23).
+// Bedrock's Converse API.
 std::unique_ptr<wire_format> make_bedrock_wire(wire_settings s);
+// Vertex AI: Claude models ("claude...") through Anthropic's format, every other model through
+// Gemini's, both in Vertex's variant (s.vertex_location_path set).
+std::unique_ptr<wire_format> make_vertex_wire(wire_settings s);
 
 // OpenAI's error for an upstream status: 400/404/413/422 rejected, 401/403 credentials (502), 429
 // rate limit (Retry-After passed on), anything else 502. `body` may carry {"error":{"message"}}.
@@ -174,6 +184,13 @@ std::optional<json::value> answer_value(std::string_view body, std::string const
 // A tool call in OpenAI's shape: {id, type: function, function: {name, arguments}}; the arguments
 // are `input` serialized, {} without one.
 json::object openai_tool_call(std::string_view id, std::string_view name, json::value const* input);
+// An embeddings request's "input" as texts: a string or a non-empty array of strings (token
+// arrays are refused: native APIs take text); at most `max_inputs` of them.
+std::optional<api_error> embedding_inputs(json::object const& body, std::string const& provider, std::size_t max_inputs,
+                                          std::vector<std::string>& out);
+// An OpenAI embeddings list with its vectors as base64 of little-endian float32, as OpenAI sends them
+// for encoding_format "base64" (which the official SDKs ask for by default).
+void embeddings_to_base64(json::object& list);
 // Appends a turn {role, <items_key>: items}, or merges the items into the last turn of that role
 // (the native APIs want alternating roles).
 void append_turn(json::array& turns, std::string_view role, std::string_view items_key, json::array items);

@@ -28,7 +28,7 @@ providers:
     access_key_id: AKIDEXAMPLE
     secret_access_key: "${secret}"
     session_token: the-session-token
-    models: ["anthropic.claude-3-5-sonnet-20240620-v1:0", agent, throttled]
+    models: ["anthropic.claude-3-5-sonnet-20240620-v1:0", agent, throttled, "amazon.titan-embed-text-v2:0", cohere.embed-english-v3]
   - name: wrong
     type: bedrock
     base_url: "${bedrock.url}"
@@ -98,6 +98,25 @@ mcp_servers:
     const second = turns[1].body.messages;
     assert.equal(second.at(-2).content[0].toolUse.name, 'everything__echo');
     assert.equal(second.at(-1).content[0].toolResult.content[0].text, 'Echo: via bedrock');
+  });
+
+  test('embeddings: Titan one signed InvokeModel call per text, Cohere one for all; base64 for the SDK', async () => {
+    const before = bedrock.state.requests.length;
+    // The SDK asks for base64 by default and decodes it back to floats.
+    const titan = await client.embeddings.create({ model: 'amazon.titan-embed-text-v2:0', input: ['hello there', 'abc'], dimensions: 256 });
+    assert.deepEqual(titan.data.map((d) => d.embedding), [[11, 256, 0.5], [3, 256, 0.5]]);
+    assert.equal(titan.usage.prompt_tokens, 3);
+    const calls = bedrock.state.requests.slice(before);
+    assert.deepEqual(calls.map((q) => q.url), ['/model/amazon.titan-embed-text-v2%3A0/invoke', '/model/amazon.titan-embed-text-v2%3A0/invoke']);
+    assert.ok(calls.every((q) => q.sig.ok));
+    assert.deepEqual(calls.map((q) => q.body), [{ inputText: 'hello there', dimensions: 256 }, { inputText: 'abc', dimensions: 256 }]);
+    const cohere = await client.embeddings.create({ model: 'cohere.embed-english-v3', input: ['a', 'bb', 'ccc'], encoding_format: 'float' });
+    assert.deepEqual(cohere.data.map((d) => d.embedding), [[0, 1], [1, 2], [2, 3]]);
+    assert.equal(bedrock.lastRequest().body.input_type, 'search_document');
+    // A chat model is no embedding model: a clear 400, nothing sent.
+    const n = bedrock.state.requests.length;
+    await assert.rejects(client.embeddings.create({ model, input: 'x' }), (e) => e.status === 400 && /Titan/.test(e.message));
+    assert.equal(bedrock.state.requests.length, n);
   });
 
   test('a wrong secret: Bedrock refuses the signature, the client gets 502 upstream_auth_failed', async () => {

@@ -34,6 +34,10 @@ std::unique_ptr<wire_format> wire_for(std::string_view adapter) {
         return make_anthropic_wire(s);
     }
     if (adapter == "bedrock") return make_bedrock_wire(s);
+    if (adapter == "vertex") {
+        s.vertex_location_path = "/projects/test-project/locations/us-central1";
+        return make_vertex_wire(s);
+    }
     s.api_key = "gm-test";
     return make_google_wire(s);
 }
@@ -57,7 +61,8 @@ struct stream_result {
 };
 
 // Feeds the events as SSE text in 7-byte pieces, as a socket might deliver them.
-stream_result run_stream(wire_format const& w, json::array const& events, bool include_usage) {
+stream_result run_stream(wire_format const& w, json::array const& events, bool include_usage,
+                         std::string const& model = "requested-model") {
     std::string text;
     for (auto const& e : events) {
         auto const& o = e.as_object();
@@ -65,7 +70,7 @@ stream_result run_stream(wire_format const& w, json::array const& events, bool i
         auto const& data = o.at("data");  // a string: raw bytes, for malformed events
         text += "data: " + (data.is_string() ? std::string(data.as_string()) : json::serialize(data)) + "\n\n";
     }
-    auto dec = w.stream("requested-model", include_usage);
+    auto dec = w.stream(model, include_usage);
     sse::parser parser;
     std::vector<sse::event> evs;
     std::vector<json::object> out;
@@ -107,6 +112,12 @@ int check_case(fs::path const& file) {
             for (auto const& [hk, hv] : nr.headers) found = found || (hk == k && hv == v.as_string());
             EXPECT_TRUE(found) << "header " << k;
         }
+        if (auto const* absent = want.if_contains("headers_absent"))
+            for (auto const& name : absent->as_array()) {
+                for (auto const& h : nr.headers) {
+                    EXPECT_NE(h.first, name.as_string()) << "header sent";
+                }
+            }
         ++checks;
     }
     if (auto const* resp = c.if_contains("native_response")) {
@@ -116,7 +127,9 @@ int check_case(fs::path const& file) {
         ++checks;
     }
     if (auto const* events = c.if_contains("native_stream")) {
-        auto r = run_stream(*w, events->as_array(), c.at("include_usage").as_bool());
+        auto const* sm = c.if_contains("stream_model");
+        auto r = run_stream(*w, events->as_array(), c.at("include_usage").as_bool(),
+                            sm ? std::string(sm->as_string()) : std::string("requested-model"));
         EXPECT_EQ(json::value(r.chunks), c.at("openai_chunks")) << json::serialize(r.chunks);
         if (auto const* e = c.if_contains("error")) {
             EXPECT_TRUE(r.error);
@@ -171,15 +184,35 @@ int check_case(fs::path const& file) {
             ++checks;
         }
     }
-    if (auto const* emb = c.if_contains("embeddings")) {
-        native_request nr;
-        auto err = w->encode_embeddings(emb->at("openai_request").as_object(), nr);
-        EXPECT_FALSE(err);
-        EXPECT_EQ(nr.path, emb->at("native_request").at("path").as_string());
-        EXPECT_EQ(json::parse(nr.body), emb->at("native_request").at("body"));
-        auto d = w->decode_embeddings(json::serialize(emb->at("native_response")), "text-embedding-004");
-        EXPECT_EQ(json::value(d.response), emb->at("openai_response"));
+    auto check_embeddings = [&](json::object const& emb) {
+        // One native request and answer ("native_request", "native_response"), or several
+        // ("native_requests", "native_responses": APIs that embed one text per call).
+        std::vector<native_request> calls;
+        auto err = w->encode_embeddings_calls(emb.at("openai_request").as_object(), calls);
+        EXPECT_FALSE(err) << (err ? err->message : "");
+        json::array want = emb.contains("native_requests") ? emb.at("native_requests").as_array()
+                                                           : json::array{emb.at("native_request")};
+        ASSERT_EQ(calls.size(), want.size());
+        for (std::size_t i = 0; i < calls.size(); ++i) {
+            EXPECT_EQ(calls[i].path, want[i].at("path").as_string());
+            EXPECT_EQ(json::parse(calls[i].body), want[i].at("body"));
+        }
+        json::array answers = emb.contains("native_responses") ? emb.at("native_responses").as_array()
+                                                               : json::array{emb.at("native_response")};
+        std::vector<std::string> bodies;
+        for (auto const& a : answers) bodies.push_back(json::serialize(a));
+        auto const& req_model = emb.at("openai_request").at("model").as_string();
+        auto d = w->decode_embeddings_calls(bodies, std::string(req_model));
+        EXPECT_FALSE(d.error) << (d.error ? d.error->message : "");
+        EXPECT_EQ(json::value(d.response), emb.at("openai_response"));
         ++checks;
+    };
+    if (auto const* emb = c.if_contains("embeddings")) {
+        if (emb->is_array()) {
+            for (auto const& e : emb->as_array()) check_embeddings(e.as_object());
+        } else {
+            check_embeddings(emb->as_object());
+        }
     }
     EXPECT_GT(checks, 0) << "fixture checks nothing";
     return checks;
@@ -202,7 +235,9 @@ TEST(golden_wire, anthropic) { EXPECT_GE(check_adapter("anthropic"), 12); }
 
 TEST(golden_wire, google) { EXPECT_GE(check_adapter("google"), 12); }
 
-TEST(golden_wire, bedrock) { EXPECT_GE(check_adapter("bedrock"), 8); }
+TEST(golden_wire, bedrock) { EXPECT_GE(check_adapter("bedrock"), 10); }
+
+TEST(golden_wire, vertex) { EXPECT_GE(check_adapter("vertex"), 14); }
 
 TEST(golden_wire, anthropic_defaults_max_tokens_and_maps_tool_choice) {
     wire_settings s;

@@ -96,12 +96,20 @@ export async function startFakeBedrock({ secret }) {
       const sig = expectedSignature(req, raw, secret);
       const record = { method: req.method, url: req.url, headers: req.headers, body, sig };
       state.requests.push(record);
-      const m = /^\/model\/([^/]+)\/(converse|converse-stream)$/.exec(req.url);
+      const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(req.url);
       const json = (status, o, extra = {}) => { res.writeHead(status, { 'content-type': 'application/json', ...extra }); res.end(JSON.stringify(o)); };
       if (!sig.ok) return json(403, { message: `The request signature we calculated does not match the signature you provided (${sig.why}).` }, { 'x-amzn-errortype': 'InvalidSignatureException' });
       if (!m) return json(404, { message: 'unknown operation' });
       const model = decodeURIComponent(m[1]);
       if (model === 'throttled') return json(429, { message: 'Too many requests, please wait before trying again.' }, { 'retry-after': '2' });
+      // InvokeModel with the embedding models' bodies (Titan: one text; Cohere: a list).
+      if (m[2] === 'invoke') {
+        if (model.startsWith('amazon.titan-embed') && typeof body?.inputText === 'string')
+          return json(200, { embedding: [body.inputText.length, body.dimensions ?? 1024, 0.5], inputTextTokenCount: body.inputText.split(' ').length });
+        if (model.startsWith('cohere.embed') && Array.isArray(body?.texts) && body.input_type)
+          return json(200, { id: 'e1', texts: body.texts, embeddings: body.texts.map((t, i) => [i, t.length]), response_type: 'embeddings_floats' });
+        return json(400, { message: 'Malformed input request: required key [inputText] not found' }, { 'x-amzn-errortype': 'ValidationException' });
+      }
       const p = plan(body?.messages);
       const usage = { inputTokens: 11, outputTokens: 7, totalTokens: 18 };
       if (m[2] === 'converse') {
