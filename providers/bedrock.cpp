@@ -53,11 +53,12 @@ public:
     std::string_view auth_header() const override { return {}; }  // signed per request, not a fixed header
     framing stream_framing() const override { return framing::eventstream; }
 
-    // A Bedrock API key as a bearer token, or SigV4 over the headers that are sent as they are.
+    // A Bedrock API key as a bearer token (the router's rotated one when it chose one), or SigV4
+    // over the headers that are sent as they are.
     void sign(std::string_view host, std::string_view target, std::vector<std::pair<std::string, std::string>>& headers,
-              std::string_view body) const override {
+              std::string_view body, std::string_view credential) const override {
         if (!s_.api_key.empty()) {
-            headers.emplace_back("Authorization", "Bearer " + s_.api_key);
+            headers.emplace_back("Authorization", "Bearer " + std::string(credential.empty() ? s_.api_key : credential));
             return;
         }
         sigv4::request r;

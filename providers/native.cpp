@@ -277,7 +277,7 @@ private:
         if (!request_id.empty()) hr.headers.emplace_back("X-Request-Id", std::string(request_id));
         for (auto const& [k, v] : cfg_.headers) hr.headers.emplace_back(k, v);
         hr.body = std::move(nr.body);
-        wire_->sign(host_, hr.target, hr.headers, hr.body);
+        wire_->sign(host_, hr.target, hr.headers, hr.body, credential);
         return hr;
     }
 

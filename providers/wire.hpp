@@ -74,9 +74,11 @@ public:
     enum class framing { sse, eventstream };
     virtual framing stream_framing() const { return framing::sse; }
     // The last step before a request goes out, with its final target and headers: request signing
-    // (Bedrock's SigV4). `host` is the Host header as it will be sent.
+    // (Bedrock's SigV4). `host` is the Host header as it will be sent; `credential` is the rotated
+    // key the router chose from the provider's api_keys (empty: the configured one).
     virtual void sign(std::string_view /*host*/, std::string_view /*target*/,
-                      std::vector<std::pair<std::string, std::string>>& /*headers*/, std::string_view /*body*/) const {}
+                      std::vector<std::pair<std::string, std::string>>& /*headers*/, std::string_view /*body*/,
+                      std::string_view /*credential*/) const {}
 
     virtual bool has_embeddings() const { return false; }
     virtual std::optional<api_error> encode_embeddings(json::object const& body, native_request& out) const;

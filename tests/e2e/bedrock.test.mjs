@@ -17,7 +17,7 @@ const secret = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
 describe('type: bedrock, signed with SigV4, against a fake Bedrock that checks signatures', () => {
   let bedrock, gw, client;
   before(async () => {
-    bedrock = await startFakeBedrock({ secret });
+    bedrock = await startFakeBedrock({ secret, bearerKeys: ['bedrock-key-2'] });
     gw = await startGateway(`
 providers_from_env: false
 providers:
@@ -36,6 +36,12 @@ providers:
     access_key_id: AKIDEXAMPLE
     secret_access_key: not-the-secret
     models: [wrong-secret]
+  - name: keyed
+    type: bedrock
+    base_url: "${bedrock.url}"
+    region: eu-west-1
+    api_keys: [bedrock-key-revoked, bedrock-key-2]
+    models: [keyed-model]
 mcp_servers:
   - { name: everything, command: node, args: ["${everything}", stdio] }
 `);
@@ -64,6 +70,18 @@ mcp_servers:
     assert.ok(req.sig.signedHeaders.includes('x-amz-security-token'), req.sig.signedHeaders.join(';'));
     assert.equal(req.headers['x-amz-security-token'], 'the-session-token');
     assert.deepEqual(req.body.system, [{ text: 'Be brief.' }]);
+  });
+
+  test('Bedrock API keys rotate: a refused key cools down and the next one is sent as the bearer token', async () => {
+    const before = bedrock.state.requests.length;
+    const r = await client.chat.completions.create({ model: 'keyed-model', messages: [{ role: 'user', content: 'keyed' }] }, noTools);
+    assert.equal(r.choices[0].message.content, 'Bedrock says: keyed');
+    const seen = bedrock.state.requests.slice(before).map((q) => q.headers.authorization);
+    assert.deepEqual(seen, ['Bearer bedrock-key-revoked', 'Bearer bedrock-key-2']);
+    // The revoked key is cooling down: the next request goes straight to the second key.
+    await client.chat.completions.create({ model: 'keyed-model', messages: [{ role: 'user', content: 'again' }] }, noTools);
+    assert.equal(bedrock.lastRequest().headers.authorization, 'Bearer bedrock-key-2');
+    assert.equal(bedrock.lastRequest().headers['x-amz-date'], undefined, 'no SigV4 headers beside an API key');
   });
 
   test('streamed: ConverseStream event frames, split anywhere, become OpenAI chunks with usage', async () => {

@@ -4,7 +4,8 @@
 // given, and refuses a wrong one with 403 as Bedrock does. Streams are AWS event stream frames
 // (prelude, string headers, payload, CRC-32s). Its models: "agent" models behave like the other
 // fakes' (a user line "call NAME {json}" becomes a toolUse; after tool results they answer "Tool
-// results: a | b"); "throttled" answers 429; anything else echoes the last user text.
+// results: a | b"); "throttled" answers 429; anything else echoes the last user text. A Bedrock API
+// key (`Authorization: Bearer ...`) is accepted when it is one of `bearerKeys`.
 import http from 'node:http';
 import { createHash, createHmac } from 'node:crypto';
 
@@ -83,7 +84,7 @@ function plan(messages) {
   return calls.length ? { text: '', calls } : { text: `Bedrock says: ${text}`, calls: [] };
 }
 
-export async function startFakeBedrock({ secret }) {
+export async function startFakeBedrock({ secret, bearerKeys = [] }) {
   const state = { requests: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
@@ -93,7 +94,10 @@ export async function startFakeBedrock({ secret }) {
       const raw = Buffer.concat(chunks);
       let body = null;
       try { body = JSON.parse(raw.toString()); } catch { /* raw */ }
-      const sig = expectedSignature(req, raw, secret);
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      const sig = bearer !== undefined
+        ? { ok: bearerKeys.includes(bearer), bearer, why: 'API key not valid' }
+        : expectedSignature(req, raw, secret);
       const record = { method: req.method, url: req.url, headers: req.headers, body, sig };
       state.requests.push(record);
       const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(req.url);
