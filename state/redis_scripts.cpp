@@ -100,18 +100,42 @@ end
 
 // A line is two keys (its hash, its reservations): keys[k0 + 2i - 1], keys[k0 + 2i]. A
 // reservation made again under the same id replaces the first (as in ledger_book). A member is
-// "<reservation>:<micros>"; the id is everything before the last colon.
+// "<reservation>:<micros>"; the id is everything before the last colon. The hash keeps the sum
+// of the live members in 'held' (as ledger_book keeps its sum), so a check reads two fields
+// instead of every turn in flight: a member's amount leaves the sum when it is removed (settled,
+// replaced, or lapsed at its score). A sum with no members behind it (a set that expired, or
+// members written before the sum existed) is healed to 0.
 constexpr char const* ledger_lib = R"lua(
+local function micros_of(m) return tonumber(string.match(m, ':(%-?%d+)$')) or 0 end
+
+local function take_held(h, amount)
+  if amount ~= 0 then redis.call('HINCRBY', h, 'held', string.format('%d', -amount)) end
+end
+
+-- What the line has spent and holds at now, after the lapsed reservations are let go.
+local function line_state(h, r, now_text)
+  local gone = redis.call('ZRANGEBYSCORE', r, '-inf', now_text)
+  local drop = 0
+  if #gone > 0 then
+    for _, m in ipairs(gone) do drop = drop + micros_of(m) end
+    redis.call('ZREMRANGEBYSCORE', r, '-inf', now_text)
+  end
+  local v = redis.call('HMGET', h, 'spent', 'held')
+  local spent, held = tonumber(v[1] or '0') or 0, (tonumber(v[2] or '0') or 0) - drop
+  if held <= 0 or redis.call('EXISTS', r) == 0 then
+    if v[2] then redis.call('HDEL', h, 'held') end
+    held = 0
+  else
+    take_held(h, drop)
+  end
+  return spent, held
+end
+
 local function reserve_check(keys, k0, n, now_text, micros, limits, l0)
   local out = {1, 0}
   for i = 1, n do
-    local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
-    redis.call('ZREMRANGEBYSCORE', r, '-inf', now_text)
-    local used = tonumber(redis.call('HGET', h, 'spent') or '0') or 0
-    for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
-      local held = tonumber(string.match(m, ':(%-?%d+)$'))
-      if held ~= nil then used = used + held end
-    end
+    local spent, held = line_state(keys[k0 + 2 * i - 1], keys[k0 + 2 * i], now_text)
+    local used = spent + held
     out[#out + 1] = used
     if out[1] == 1 and used + micros > tonumber(limits[l0 + i]) then
       out[1] = 0
@@ -121,9 +145,9 @@ local function reserve_check(keys, k0, n, now_text, micros, limits, l0)
   return out
 end
 
-local function drop_reservation(r, id)
+local function drop_reservation(h, r, id)
   for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do
-    if string.match(m, '^(.*):%-?%d+$') == id then redis.call('ZREM', r, m) end
+    if string.match(m, '^(.*):%-?%d+$') == id and redis.call('ZREM', r, m) == 1 then take_held(h, micros_of(m)) end
   end
 end
 
@@ -133,9 +157,12 @@ local function reserve_hold(keys, k0, n, id, micros_text, now, lease_ms, fresh)
   local score = string.format('%d', now + lease_ms)
   local keep = lease_ms + 60000
   for i = 1, n do
-    local r = keys[k0 + 2 * i]
-    if not fresh then drop_reservation(r, id) end
-    redis.call('ZADD', r, score, member)
+    local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
+    if not fresh then drop_reservation(h, r, id) end
+    if redis.call('ZADD', r, score, member) == 1 and redis.call('HINCRBY', h, 'held', micros_text) == tonumber(micros_text) then
+      -- Nothing else held: the hash may be new, with no expiry yet (a settle gives it the period's).
+      if redis.call('PTTL', h) == -1 then redis.call('PEXPIRE', h, string.format('%d', keep)) end
+    end
     if redis.call('PTTL', r) < keep then redis.call('PEXPIRE', r, string.format('%d', keep)) end
   end
 end
@@ -145,8 +172,8 @@ end
 local function settle_lines(keys, k0, n, id, held, actual, ttl, journal, entry, last)
   for i = 1, n do
     local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
-    if held == '-1' then drop_reservation(r, id)
-    elseif held ~= '-2' then redis.call('ZREM', r, id .. ':' .. held) end
+    if held == '-1' then drop_reservation(h, r, id)
+    elseif held ~= '-2' and redis.call('ZREM', r, id .. ':' .. held) == 1 then take_held(h, tonumber(held)) end
     redis.call('HINCRBY', h, 'spent', actual)
     redis.call('PEXPIRE', h, ttl)
   end

@@ -583,14 +583,18 @@ TEST_F(redis_test, admit_and_adjust_agree_with_the_window_arithmetic_on_random_r
     };
     struct run_spec {
         std::int64_t start, small_step, big_step;
+        std::int64_t back = 0;  // replicas whose clocks differ: now sometimes steps back this far (at most
+                                // 60 buckets of the finest check, as far as the memory ring can follow)
     };
     int refused = 0, admitted = 0, adjusted = 0;
-    for (auto const& rs : {run_spec{t0 + 7, 1'500, 70'000}, run_spec{-100'000, 400, 9'000}, run_spec{t0, 3, 50}}) {
+    for (auto const& rs : {run_spec{t0 + 7, 1'500, 70'000}, run_spec{-100'000, 400, 9'000}, run_spec{t0, 3, 50},
+                           run_spec{t0 + 11, 300, 5'000, 60}}) {
         window_model model;
         std::vector<std::pair<state::limit_check, std::int64_t>> counted;
         auto t = rs.start;
         for (int s = 0; s < 150; ++s) {
             t += rnd(5) == 0 ? rnd(rs.big_step) : rnd(rs.small_step);
+            if (rs.back && rnd(4) == 0) t -= rnd(rs.back);
             std::vector<state::limit_check> checks;
             if (rnd(3) != 0) checks.push_back(check("rpm", 60'000, 20, rnd(8) == 0 ? 25 : rnd(5) + 1));
             if (rnd(2) == 0) checks.push_back(check("tps", 7'000, 50, rnd(20)));
@@ -744,6 +748,47 @@ TEST_F(redis_test, budgets_reserve_settle_refuse_and_let_reservations_lapse) {
     EXPECT_EQ(entry.at("micros").as_int64(), 700);
     EXPECT_EQ(entry.at("ts_ms").as_int64(), t0 + 5);
     EXPECT_EQ(entry.at("lines").as_array().size(), 2u);
+}
+
+// The line keeps the sum of its live reservations ('held'): a check reads it instead of every
+// turn in flight, and it follows every way a reservation leaves.
+TEST_F(redis_test, budgets_keep_the_held_sum_through_settles_lapses_and_a_lost_set) {
+    auto p = pool();
+    auto ledger = state::make_redis_ledger(p);
+    std::vector<state::budget_line> lines{line("key:h1", "2025-12-02", 10'000)};
+    std::string const hash = "tg:budget:key:h1:2025-12-02";
+    auto held = [&] {
+        auto r = cmd(*p, args{"HGET", hash, "held"});
+        return r.str.empty() ? std::int64_t(0) : std::stoll(r.str);
+    };
+    for (int i = 0; i < 20; ++i)
+        ASSERT_TRUE(w_.run(ledger->reserve(lines, "t" + std::to_string(i), 100 + i, t0 + i, 60'000))->allowed);
+    EXPECT_EQ(held(), 20 * 100 + 190);
+    // A hash that only reservations made still expires (the settle gives it the period's TTL).
+    auto ttl = cmd(*p, args{"PTTL", hash}).integer;
+    EXPECT_GT(ttl, 0);
+    EXPECT_LE(ttl, 120'000);
+    state::spend_entry who{"t0", "h1", "", "gpt-x", "openai", t0 + 30};
+    ASSERT_TRUE(w_.run(ledger->settle(lines, "t0", 50, who)));
+    EXPECT_EQ(held(), 20 * 100 + 190 - 100);
+    EXPECT_GT(cmd(*p, args{"PTTL", hash}).integer, 300LL * 24 * 3600 * 1000);
+    // 2000 + 190 - 100 held, 50 spent: 7,860 of 10,000 left.
+    auto probe = w_.run(ledger->reserve(lines, "probe", 7'860, t0 + 31, 1));
+    ASSERT_TRUE(probe);
+    EXPECT_TRUE(probe->allowed);
+    EXPECT_EQ(probe->spent_micros, (std::vector<std::int64_t>{50 + 2'090}));
+    EXPECT_FALSE(w_.run(ledger->reserve(lines, "over", 1, t0 + 31, 60'000))->allowed);
+    // The probe lapses 1 ms later; t1..t9 lapse at t0 + i + 60 s.
+    auto after = w_.run(ledger->reserve(lines, "late", 0, t0 + 60'009, 60'000));
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->spent_micros, (std::vector<std::int64_t>{50 + 2'090 - (9 * 100 + 45 - 0)}));
+    EXPECT_EQ(held(), 2'090 - (9 * 100 + 45));
+    // The reservations' set is gone (expired, or flushed by hand): nothing is held any more.
+    cmd(*p, args{"DEL", hash + ":res"});
+    auto healed = w_.run(ledger->reserve(lines, "fresh", 10, t0 + 60'010, 60'000));
+    ASSERT_TRUE(healed);
+    EXPECT_EQ(healed->spent_micros, (std::vector<std::int64_t>{50}));
+    EXPECT_EQ(held(), 10);
 }
 
 // ---- keys ----
