@@ -249,12 +249,13 @@ pools:
         # Variants: the same gateway with policies on, each its own process on its own port, measured
         # against the same direct nginx answer (and so comparable with the plain `json` case).
         wanted = set(args.cases.split(","))
-        redis_port = None
+        redis_port = redis_proc = None
         if "keys_redis" in wanted:
             redis_port = free_port()
             redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
-            procs.append(subprocess.Popen([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                           "--appendonly", "no"], stdout=subprocess.DEVNULL))
+            redis_proc = subprocess.Popen([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                           "--appendonly", "no"], stdout=subprocess.DEVNULL)
+            procs.append(redis_proc)
             wait_port(redis_port)
         with open(f"{work}/gateway.yaml") as f:
             base = f.read()
@@ -345,7 +346,21 @@ pools:
                 values = {l.split()[0]: float(l.split()[1]) for l in rows if len(l.split()) == 2}
                 turns, cmds = values.get("toolgate_limiter_seconds_count", 0), values.get("toolgate_redis_commands_total")
                 if cmds is not None and turns:
-                    print(f"{name}: {cmds / turns:.2f} Redis commands per model turn")
+                    print(f"{name}: {cmds / turns:.2f} Redis commands per model turn (one awaited before the turn, "
+                          f"the close sent before the answer and not waited for)")
+                    print(f"{name}: redis-server CPU {sum(cpu_seconds(redis_proc.pid)) / turns * 1e6:.1f} us per model turn")
+        # The Redis target is latency in round trips: what keys_redis adds over keys_mem at c=1, against
+        # one PING round trip to the same redis-server measured now.
+        by_case = {r["case"]: r for r in results}
+        if redis_port and "json keys_redis c=1" in by_case and "json keys_mem c=1" in by_case:
+            out = subprocess.run(["redis-benchmark", "-p", str(redis_port), "-c", "1", "-n", "20000", "-q", "-t", "ping"],
+                                 capture_output=True, text=True).stdout
+            p50s = [float(x) for x in re.findall(r"p50=([0-9.]+) msec", out)]
+            if p50s:
+                rtt = min(p50s)
+                extra = by_case["json keys_redis c=1"]["added_p50_ms"] - by_case["json keys_mem c=1"]["added_p50_ms"]
+                print(f"keys_redis over keys_mem at c=1: +{extra:.3f} ms p50 = {extra / rtt:.1f} Redis PING round trips "
+                      f"(PING p50 {rtt:.3f} ms, redis-benchmark -c 1, this run)")
 
         print(f"\ntoolgate vs. nginx direct, {args.rounds} interleaved rounds x {args.duration}s, best round for req/s, "
               f"median for latency and CPU; {os.cpu_count()} cores shared by wrk, nginx and toolgate")
