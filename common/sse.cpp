@@ -1,5 +1,7 @@
 #include "common/sse.hpp"
 
+#include <algorithm>
+
 namespace toolgate::sse {
 
 bool parser::feed(std::string_view bytes, std::vector<event>& out) {
@@ -64,8 +66,13 @@ void parser::process_line(std::string_view line, std::vector<event>& out) {
         current_.type = std::string(value);
     } else if (field == "id") {
         if (value.find('\0') == std::string_view::npos) current_.id = std::string(value);
+    } else if (field == "retry") {
+        // Only ASCII digits; anything else is ignored, as the spec says.
+        bool digits = !value.empty() && value.size() <= 12;
+        for (char c : value) digits = digits && c >= '0' && c <= '9';
+        if (digits) retry_ms_ = std::min<std::int64_t>(std::stoll(std::string(value)), 600'000);
     }
-    // "retry" and unknown fields are ignored, as the spec says.
+    // Unknown fields are ignored, as the spec says.
 }
 
 }  // namespace toolgate::sse

@@ -3,6 +3,7 @@
 // come out. Handles LF, CRLF and CR line ends split anywhere across reads, comments, multi-line data
 // and a bound on the size of one event.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,10 @@ public:
     // True when the stream ended mid-event (bytes buffered that never formed a complete event).
     bool has_partial() const { return !line_.empty() || has_data_; }
 
+    // The reconnection time the stream set with its last valid "retry:" field (digits only), in
+    // milliseconds and at most ten minutes; -1 when it set none.
+    std::int64_t retry_ms() const { return retry_ms_; }
+
 private:
     void process_line(std::string_view line, std::vector<event>& out);
 
@@ -35,6 +40,7 @@ private:
     bool has_data_ = false;
     bool skip_lf_ = false;
     bool failed_ = false;
+    std::int64_t retry_ms_ = -1;
 };
 
 // Formats one "data:" event (the payload must not contain newlines; JSON from a serializer does not).

@@ -3,6 +3,7 @@
 // transport's message queue, bounded in bytes; sans-io, so the fuzz target can drive it.
 #include <boost/asio/awaitable.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -44,7 +45,10 @@ public:
                 on_event_(ev);
                 continue;
             }
-            if (!ev.data.empty()) queue_.push(std::move(ev.data));
+            if (ev.data.empty()) continue;
+            bool enough = on_message && on_message(ev.data);
+            queue_.push(std::move(ev.data));
+            if (enough) co_return false;  // the rest of the stream is not wanted
         }
         co_return ok;
     }
@@ -54,7 +58,14 @@ public:
         if (!sse_ && !json_.empty()) queue_.push(std::move(json_));
     }
 
+    bool is_sse() const { return sse_; }
+    // The stream's reconnection time ("retry:"), -1 when it gave none.
+    std::int64_t retry_ms() const { return parser_.retry_ms(); }
+
     std::string session_id;
+    // Sees each streamed message before it is queued; true ends the body after it (a resumed
+    // stream is read up to the answer it was opened for).
+    std::function<bool(std::string_view)> on_message;
 
 private:
     detail::message_queue& queue_;

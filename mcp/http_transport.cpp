@@ -9,6 +9,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <chrono>
+
 #include "common/http_client.hpp"
 #include "common/asio_util.hpp"
 #include "common/sse.hpp"
@@ -42,8 +45,12 @@ public:
         auto ep = http::endpoint::parse(opts_.url);
         if (!ep) co_return ep.error();
         ep_ = *ep;
-        target_ = opts_.url.substr(opts_.url.find('/', opts_.url.find("//") + 2));
-        if (target_.empty() || target_[0] != '/') target_ = "/";
+        // The path and query as given ("http://host:port" alone is the root; "http://host?x" keeps its query).
+        auto authority = opts_.url.find("//");
+        auto path = opts_.url.find_first_of("/?#", authority == std::string::npos ? 0 : authority + 2);
+        target_ = path == std::string::npos ? std::string("/") : opts_.url.substr(path);
+        if (auto hash = target_.find('#'); hash != std::string::npos) target_.erase(hash);
+        if (target_.empty() || target_[0] != '/') target_.insert(0, "/");
         if (mode_ == http_options::mode::sse) co_return co_await start_legacy();
         co_return error_code{};
     }
@@ -112,19 +119,26 @@ private:
         req.headers.emplace_back("Content-Type", "application/json");
         req.headers.emplace_back("Accept", "application/json, text/event-stream");
         req.body = std::move(body);
-        message_reader reader(queue_, opts_.max_message_bytes, nullptr);
+        std::string last_event_id;
+        message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
+        bool answered = m.type != message::kind::request;
+        if (!answered) reader.on_message = [&](std::string_view data) { return answered = answers(data, m); };
         auto r = co_await client_.stream(ep_, req, timeouts(opts_.read_timeout), &stop_, reader);
         if (!*alive) co_return asio::error::operation_aborted;
-        if (!r) {
-            fail_request(m, "could not reach the MCP server: " + r.error().message());
+        if (!r && (answered || last_event_id.empty())) {
+            if (!answered) fail_request(m, "could not reach the MCP server: " + r.error().message());
             co_return error_code{};
         }
-        if (r->status / 100 == 2) {
-            reader.finish();
-            if (m.method == "initialize") {
+        if (!r || r->status / 100 == 2) {
+            if (r) reader.finish();
+            if (r && m.method == "initialize") {
                 if (!reader.session_id.empty()) session_id_ = reader.session_id;
                 if (mode_ == http_options::mode::automatic) mode_ = http_options::mode::streamable_http;
             }
+            // A stream that ended before its answer (SEP-1699: the server may close it at any time)
+            // is resumed with GET and Last-Event-ID after the stream's retry time.
+            if (!answered && (!r || reader.is_sse()))
+                co_await resume(std::move(m), std::move(last_event_id), reader.retry_ms(), alive);
             co_return error_code{};
         }
         if (deciding && mode_ == http_options::mode::automatic && m.method == "initialize" &&
@@ -147,6 +161,44 @@ private:
         }
         fail_request(m, "MCP server answered HTTP " + std::to_string(r->status));
         co_return error_code{};
+    }
+
+    static bool answers(std::string_view data, message const& request) {
+        auto m = parse_message(data);
+        return (m.type == message::kind::response || m.type == message::kind::error) && m.id == request.id;
+    }
+
+    // Reads the rest of a request's stream through GET with Last-Event-ID until its answer comes,
+    // waiting the stream's retry time (1 s when it gave none) before each try; bounded in tries
+    // and by the read timeout. A stream without event ids cannot be resumed: the request fails.
+    asio::awaitable<void> resume(message m, std::string last_event_id, std::int64_t retry_ms, std::shared_ptr<bool> alive) {
+        constexpr int max_tries = 5;
+        auto deadline = std::chrono::steady_clock::now() + opts_.read_timeout;
+        asio::steady_timer pause(ex_);
+        for (int attempt = 0; attempt < max_tries && !last_event_id.empty(); ++attempt) {
+            auto wait = std::chrono::milliseconds(retry_ms >= 0 ? retry_ms : 1000);
+            if (std::chrono::steady_clock::now() + wait >= deadline) break;
+            pause.expires_after(wait);
+            co_await pause.async_wait(nothrow_awaitable);
+            if (!*alive || stop_.cancelled()) co_return;
+            auto req = base_request("GET");
+            req.headers.emplace_back("Accept", "text/event-stream");
+            req.headers.emplace_back("Last-Event-ID", last_event_id);
+            bool answered = false;
+            message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
+            reader.on_message = [&](std::string_view data) { return answered = answers(data, m); };
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto r = co_await client_.stream(ep_, req, timeouts(std::max(left, std::chrono::milliseconds(1))), &stop_, reader);
+            if (!*alive) co_return;
+            if (answered) co_return;
+            if (r && r->status / 100 != 2) {
+                fail_request(m, "the MCP server refused to resume the stream (HTTP " + std::to_string(r->status) + ")");
+                co_return;
+            }
+            if (reader.retry_ms() >= 0) retry_ms = reader.retry_ms();
+        }
+        fail_request(m, last_event_id.empty() ? "the MCP server ended the stream before answering"
+                                              : "the MCP server's resumed stream never brought the answer");
     }
 
     // Server-to-client messages outside any request; resumed with Last-Event-ID after a drop.

@@ -50,6 +50,21 @@ TEST(sse, byte_by_byte) {
     EXPECT_EQ(out[1].data, "world");
 }
 
+// The reconnection time (SEP-1699's priming event: an id, a retry, empty data); only digits count.
+TEST(sse, retry_field_sets_the_reconnection_time) {
+    parser p;
+    EXPECT_EQ(p.retry_ms(), -1);
+    auto evs = feed_all(p, {"id: event-1\nretry: 500\ndata: \n\n"});
+    ASSERT_EQ(evs.size(), 1u);
+    EXPECT_EQ(evs[0].id, "event-1");
+    EXPECT_EQ(evs[0].data, "");
+    EXPECT_EQ(p.retry_ms(), 500);
+    feed_all(p, {"retry: 1.5\n", "retry: -3\n", "retry:\n", "retry: 12x\n\n"});
+    EXPECT_EQ(p.retry_ms(), 500);
+    feed_all(p, {"retry: 99999999999\n\n"});
+    EXPECT_EQ(p.retry_ms(), 600'000);  // at most ten minutes
+}
+
 TEST(sse, partial_event_is_reported) {
     parser p;
     std::vector<event> out;
