@@ -187,11 +187,10 @@ private:
 };
 
 // message_start, content_block_start/delta/stop, message_delta, message_stop, ping, error.
-class anthropic_stream final : public stream_decoder {
+class anthropic_stream final : public wire::chat_stream {
 public:
     anthropic_stream(std::string provider, std::string model, bool include_usage)
-        : provider_(std::move(provider)), model_(std::move(model)), include_usage_(include_usage),
-          created_(wire::now_seconds()) {}
+        : chat_stream(std::move(provider), std::move(model), include_usage, std::string()) {}
 
     bool on_event(std::string_view, std::string_view data, std::vector<json::object>& out) override {
         boost::system::error_code ec;
@@ -254,7 +253,7 @@ public:
         } else if (type == "message_stop") {
             done_ = true;
             out.push_back(chunk(json::object(), json::value(finish_.empty() ? std::string("stop") : finish_)));
-            if (include_usage_) out.push_back(wire::usage_chunk(id_, created_, model_, tokens));
+            if (include_usage_) out.push_back(final_usage());
         } else if (type == "error") {
             auto const* err = e.if_contains("error");
             auto etype = err && err->is_object() ? str(err->get_object(), "type") : std::string_view();
@@ -278,20 +277,6 @@ public:
     }
 
 private:
-    json::object chunk(json::object delta, json::value finish = nullptr) const {
-        return wire::chunk(id_, created_, model_, std::move(delta), std::move(finish));
-    }
-    bool malformed(std::string what) {
-        error = api_error::upstream(502, "upstream provider '" + provider_ + "' sent a malformed stream");
-        error->detail = std::move(what);
-        return false;
-    }
-
-    std::string provider_;
-    std::string model_;
-    bool include_usage_;
-    std::int64_t created_;
-    std::string id_;
     std::string finish_;
     bool done_ = false;
     std::int64_t next_tool_ = 0;

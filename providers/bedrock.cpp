@@ -347,11 +347,10 @@ private:
 };
 
 // messageStart, contentBlockStart/Delta/Stop, messageStop, metadata; exceptions.
-class bedrock_stream final : public stream_decoder {
+class bedrock_stream final : public wire::chat_stream {
 public:
     bedrock_stream(std::string provider, std::string model, bool include_usage)
-        : provider_(std::move(provider)), model_(std::move(model)), include_usage_(include_usage),
-          created_(wire::now_seconds()), id_("chatcmpl-" + fast_hex(24)) {}
+        : chat_stream(std::move(provider), std::move(model), include_usage, "chatcmpl-" + fast_hex(24)) {}
 
     bool on_event(std::string_view type, std::string_view data, std::vector<json::object>& out) override {
         if (type.starts_with("exception")) return exception(type, data);
@@ -412,7 +411,7 @@ public:
             return false;
         }
         out.push_back(chunk(json::object(), json::value(finish_)));
-        if (include_usage_) out.push_back(wire::usage_chunk(id_, created_, model_, tokens));
+        if (include_usage_) out.push_back(final_usage());
         return true;
     }
 
@@ -430,9 +429,6 @@ private:
         d["tool_calls"] = std::move(calls);
         return d;
     }
-    json::object chunk(json::object delta, json::value finish = nullptr) const {
-        return wire::chunk(id_, created_, model_, std::move(delta), std::move(finish));
-    }
     bool exception(std::string_view type, std::string_view data) {
         auto name = type.substr(type.find('/') == std::string_view::npos ? type.size() : type.find('/') + 1);
         if (name == "throttlingException")
@@ -444,17 +440,6 @@ private:
         error->detail = std::string(name) + ": " + std::string(data.substr(0, 500));
         return false;
     }
-    bool malformed(std::string what) {
-        error = api_error::upstream(502, "upstream provider '" + provider_ + "' sent a malformed stream");
-        error->detail = std::move(what);
-        return false;
-    }
-
-    std::string provider_;
-    std::string model_;
-    bool include_usage_;
-    std::int64_t created_;
-    std::string id_;
     std::string finish_ = "stop";
     bool stopped_ = false;
     std::int64_t next_tool_ = 0;

@@ -330,19 +330,15 @@ private:
 };
 
 // Each event is a whole GenerateContentResponse holding the next piece; the stream ends at EOF.
-class google_stream final : public stream_decoder {
+class google_stream final : public wire::chat_stream {
 public:
     google_stream(google_wire const& w, std::string model, bool include_usage)
-        : w_(w), model_(std::move(model)), include_usage_(include_usage), created_(wire::now_seconds()) {}
+        : chat_stream(w.provider_name(), std::move(model), include_usage, "chatcmpl-gemini"), w_(w) {}
 
     bool on_event(std::string_view, std::string_view data, std::vector<json::object>& out) override {
         boost::system::error_code ec;
         auto v = json::parse(data, ec);
-        if (ec || !v.is_object()) {
-            error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' sent a malformed stream");
-            error->detail = "unparseable event";
-            return false;
-        }
+        if (ec || !v.is_object()) return malformed("unparseable event");
         auto const& r = v.get_object();
         if (auto const* e = r.if_contains("error"); e && !e->is_null()) {
             error = api_error::upstream(502, "upstream provider '" + w_.provider_name() + "' reported an error mid-stream");
@@ -358,7 +354,7 @@ public:
             started_ = true;
             if (auto id = str(r, "responseId"); !id.empty()) id_ = "chatcmpl-" + std::string(id);
             if (auto mv = str(r, "modelVersion"); !mv.empty()) model_ = std::string(mv);
-            out.push_back(wire::chunk(id_, created_, model_, json::object{{"role", "assistant"}, {"content", ""}}, nullptr));
+            out.push_back(chunk(json::object{{"role", "assistant"}, {"content", ""}}));
         }
         std::string text;
         json::array calls;
@@ -367,11 +363,11 @@ public:
         if (!reason.empty()) reason_ = std::string(reason);
         if (!text.empty()) {
             any_content_ = true;
-            out.push_back(wire::chunk(id_, created_, model_, json::object{{"content", text}}, nullptr));
+            out.push_back(chunk(json::object{{"content", text}}));
         }
         for (auto& c : calls) {
             c.as_object()["index"] = calls_++;
-            out.push_back(wire::chunk(id_, created_, model_, json::object{{"tool_calls", json::array{std::move(c)}}}, nullptr));
+            out.push_back(chunk(json::object{{"tool_calls", json::array{std::move(c)}}}));
         }
         return true;
     }
@@ -385,17 +381,13 @@ public:
             error = w_.content_blocked(reason_);
             return false;
         }
-        out.push_back(wire::chunk(id_, created_, model_, json::object(), json::value(finish_reason(reason_, calls_ > 0))));
-        if (include_usage_) out.push_back(wire::usage_chunk(id_, created_, model_, tokens));
+        out.push_back(chunk(json::object(), json::value(finish_reason(reason_, calls_ > 0))));
+        if (include_usage_) out.push_back(final_usage());
         return true;
     }
 
 private:
     google_wire const& w_;
-    std::string model_;
-    bool include_usage_;
-    std::int64_t created_;
-    std::string id_ = "chatcmpl-gemini";
     bool started_ = false;
     bool any_content_ = false;
     std::string reason_;

@@ -196,6 +196,32 @@ void embeddings_to_base64(json::object& list);
 // Appends a turn {role, <items_key>: items}, or merges the items into the last turn of that role
 // (the native APIs want alternating roles).
 void append_turn(json::array& turns, std::string_view role, std::string_view items_key, json::array items);
+
+// What the native stream decoders share: their chunks carry one id, creation time and model, and a
+// malformed event ends the stream with a 502 that names the provider (the event's fault goes to the
+// log only).
+class chat_stream : public stream_decoder {
+protected:
+    chat_stream(std::string provider, std::string model, bool include_usage, std::string id)
+        : provider_(std::move(provider)), model_(std::move(model)), include_usage_(include_usage),
+          created_(now_seconds()), id_(std::move(id)) {}
+
+    json::object chunk(json::object delta, json::value finish = nullptr) const {
+        return wire::chunk(id_, created_, model_, std::move(delta), std::move(finish));
+    }
+    json::object final_usage() const { return usage_chunk(id_, created_, model_, tokens); }
+    bool malformed(std::string what) {
+        error = api_error::upstream(502, "upstream provider '" + provider_ + "' sent a malformed stream");
+        error->detail = std::move(what);
+        return false;
+    }
+
+    std::string provider_;
+    std::string model_;
+    bool include_usage_;
+    std::int64_t created_;
+    std::string id_;
+};
 }  // namespace wire
 
 }  // namespace toolgate::providers
