@@ -65,7 +65,7 @@ void parser::process_line(std::string_view line, std::vector<event>& out) {
     } else if (field == "event") {
         current_.type = std::string(value);
     } else if (field == "id") {
-        if (value.find('\0') == std::string_view::npos) current_.id = std::string(value);
+        if (value.find('\0') == std::string_view::npos) last_id_ = current_.id = std::string(value);
     } else if (field == "retry") {
         // Only ASCII digits; anything else is ignored, as the spec says.
         bool digits = !value.empty() && value.size() <= 12;

@@ -30,6 +30,9 @@ public:
     // The reconnection time the stream set with its last valid "retry:" field (digits only), in
     // milliseconds and at most ten minutes; -1 when it set none.
     std::int64_t retry_ms() const { return retry_ms_; }
+    // The stream's last event ID, as the spec keeps it: set by every "id:" field, also of an event
+    // that is never dispatched (one without data).
+    std::string const& last_event_id() const { return last_id_; }
 
 private:
     void process_line(std::string_view line, std::vector<event>& out);
@@ -41,6 +44,7 @@ private:
     bool skip_lf_ = false;
     bool failed_ = false;
     std::int64_t retry_ms_ = -1;
+    std::string last_id_;
 };
 
 // Formats one "data:" event (the payload must not contain newlines; JSON from a serializer does not).

@@ -32,15 +32,19 @@ public:
 
     asio::awaitable<bool> on_data(std::string_view data) override {
         if (!sse_) {
-            if (json_.size() + data.size() > max_) co_return false;
+            if (json_.size() + data.size() > max_) {
+                overflowed_ = true;
+                co_return false;
+            }
             json_.append(data);
             co_return true;
         }
         events_.clear();
         // The events completed before an oversized one are still delivered; then the body stops.
         bool ok = parser_.feed(data, events_);
+        overflowed_ = overflowed_ || !ok;
+        if (last_event_id_ && !parser_.last_event_id().empty()) *last_event_id_ = parser_.last_event_id();
         for (auto& ev : events_) {
-            if (!ev.id.empty() && last_event_id_) *last_event_id_ = ev.id;
             if (on_event_ && !ev.type.empty() && ev.type != "message") {
                 on_event_(ev);
                 continue;
@@ -55,10 +59,14 @@ public:
 
     // A JSON body arrives whole: hand it over at the end.
     void finish() {
-        if (!sse_ && !json_.empty()) queue_.push(std::move(json_));
+        if (sse_ || json_.empty()) return;
+        if (on_message) on_message(json_);
+        queue_.push(std::move(json_));
     }
 
     bool is_sse() const { return sse_; }
+    // The body went past the size bound (it was cut there; resuming would only replay it).
+    bool overflowed() const { return overflowed_; }
     // The stream's reconnection time ("retry:"), -1 when it gave none.
     std::int64_t retry_ms() const { return parser_.retry_ms(); }
 
@@ -74,6 +82,7 @@ private:
     std::string* last_event_id_;
     std::function<void(sse::event const&)> on_event_;
     bool sse_ = false;
+    bool overflowed_ = false;
     std::string json_;
     std::vector<sse::event> events_;
 };

@@ -129,16 +129,21 @@ private:
             if (!answered) fail_request(m, "could not reach the MCP server: " + r.error().message());
             co_return error_code{};
         }
+        // (Without r: a 2xx SSE head came, with event ids, and the stream broke.)
         if (!r || r->status / 100 == 2) {
             if (r) reader.finish();
-            if (r && m.method == "initialize") {
+            if (m.method == "initialize") {
                 if (!reader.session_id.empty()) session_id_ = reader.session_id;
                 if (mode_ == http_options::mode::automatic) mode_ = http_options::mode::streamable_http;
             }
+            if (answered || (r && !reader.is_sse())) co_return error_code{};
+            if (reader.overflowed()) {
+                fail_request(m, "the MCP server's answer exceeds max_message_bytes");
+                co_return error_code{};
+            }
             // A stream that ended before its answer (SEP-1699: the server may close it at any time)
             // is resumed with GET and Last-Event-ID after the stream's retry time.
-            if (!answered && (!r || reader.is_sse()))
-                co_await resume(std::move(m), std::move(last_event_id), reader.retry_ms(), alive);
+            if (!stop_.cancelled()) co_await resume(std::move(m), std::move(last_event_id), reader.retry_ms(), alive);
             co_return error_code{};
         }
         if (deciding && mode_ == http_options::mode::automatic && m.method == "initialize" &&
@@ -169,8 +174,10 @@ private:
     }
 
     // Reads the rest of a request's stream through GET with Last-Event-ID until its answer comes,
-    // waiting the stream's retry time (1 s when it gave none) before each try; bounded in tries
-    // and by the read timeout. A stream without event ids cannot be resumed: the request fails.
+    // waiting the stream's retry time (1 s when it gave none) before each try. Bounded: five tries
+    // in a row that bring no new event, and the read timeout since the last one that did (a long
+    // call whose server closes the stream again and again goes on as long as it makes progress).
+    // A stream without event ids cannot be resumed: the request fails.
     asio::awaitable<void> resume(message m, std::string last_event_id, std::int64_t retry_ms, std::shared_ptr<bool> alive) {
         constexpr int max_tries = 5;
         auto deadline = std::chrono::steady_clock::now() + opts_.read_timeout;
@@ -187,15 +194,29 @@ private:
             bool answered = false;
             message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
             reader.on_message = [&](std::string_view data) { return answered = answers(data, m); };
+            auto before = last_event_id;
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             auto r = co_await client_.stream(ep_, req, timeouts(std::max(left, std::chrono::milliseconds(1))), &stop_, reader);
             if (!*alive) co_return;
             if (answered) co_return;
+            if (r && r->status == 404 && !session_id_.empty()) {
+                // The server forgot our session: the supervisor starts a new one.
+                fail_request(m, "MCP session expired");
+                queue_.close(asio::error::connection_reset);
+                co_return;
+            }
             if (r && r->status / 100 != 2) {
                 fail_request(m, "the MCP server refused to resume the stream (HTTP " + std::to_string(r->status) + ")");
                 co_return;
             }
+            if (r) reader.finish();  // a JSON answer instead of a stream
+            if (answered) co_return;
+            if (reader.overflowed()) break;
             if (reader.retry_ms() >= 0) retry_ms = reader.retry_ms();
+            if (last_event_id != before) {
+                attempt = -1;  // progress: the tries start again
+                deadline = std::chrono::steady_clock::now() + opts_.read_timeout;
+            }
         }
         fail_request(m, last_event_id.empty() ? "the MCP server ended the stream before answering"
                                               : "the MCP server's resumed stream never brought the answer");
@@ -249,11 +270,13 @@ private:
 
     std::string resolve(std::string const& ref) const {
         if (ref.rfind("http://", 0) == 0 || ref.rfind("https://", 0) == 0) {
-            auto p = ref.find('/', ref.find("//") + 2);
-            return p == std::string::npos ? "/" : ref.substr(p);
+            auto p = ref.find_first_of("/?", ref.find("//") + 2);
+            if (p == std::string::npos) return "/";
+            return ref[p] == '/' ? ref.substr(p) : "/" + ref.substr(p);
         }
         if (!ref.empty() && ref[0] == '/') return ref;
-        auto dir = target_.substr(0, target_.rfind('/') + 1);
+        auto path = target_.substr(0, target_.find('?'));
+        auto dir = path.substr(0, path.rfind('/') + 1);
         return dir + ref;
     }
 

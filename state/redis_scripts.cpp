@@ -101,15 +101,17 @@ end
 // A line is two keys (its hash, its reservations): keys[k0 + 2i - 1], keys[k0 + 2i]. A
 // reservation made again under the same id replaces the first (as in ledger_book). A member is
 // "<reservation>:<micros>"; the id is everything before the last colon. The hash keeps the sum
-// of the live members in 'held' (as ledger_book keeps its sum), so a check reads two fields
-// instead of every turn in flight: a member's amount leaves the sum when it is removed (settled,
-// replaced, or lapsed at its score). A sum with no members behind it (a set that expired, or
-// members written before the sum existed) is healed to 0.
+// of the live members in 'held' and their number in 'held_n' (as ledger_book keeps its sum), so a
+// check reads the hash and the set's size instead of every turn in flight: a member's amount
+// leaves the sum when it is removed (settled, replaced, or lapsed at its score). When the size and
+// 'held_n' disagree (a set or hash that expired, members written by a gateway of an older version,
+// which knew no sum), the sum is counted again from the members.
 constexpr char const* ledger_lib = R"lua(
 local function micros_of(m) return tonumber(string.match(m, ':(%-?%d+)$')) or 0 end
 
 local function take_held(h, amount)
-  if amount ~= 0 then redis.call('HINCRBY', h, 'held', string.format('%d', -amount)) end
+  redis.call('HINCRBY', h, 'held', string.format('%d', -amount))
+  redis.call('HINCRBY', h, 'held_n', '-1')
 end
 
 -- What the line has spent and holds at now, after the lapsed reservations are let go.
@@ -120,13 +122,23 @@ local function line_state(h, r, now_text)
     for _, m in ipairs(gone) do drop = drop + micros_of(m) end
     redis.call('ZREMRANGEBYSCORE', r, '-inf', now_text)
   end
-  local v = redis.call('HMGET', h, 'spent', 'held')
-  local spent, held = tonumber(v[1] or '0') or 0, (tonumber(v[2] or '0') or 0) - drop
-  if held <= 0 or redis.call('EXISTS', r) == 0 then
-    if v[2] then redis.call('HDEL', h, 'held') end
+  local v = redis.call('HMGET', h, 'spent', 'held', 'held_n')
+  local spent = tonumber(v[1] or '0') or 0
+  local held, n = (tonumber(v[2] or '0') or 0) - drop, (tonumber(v[3] or '0') or 0) - #gone
+  local card = redis.call('ZCARD', r)
+  if card ~= n or held < 0 then
     held = 0
+    if card > 0 then
+      for _, m in ipairs(redis.call('ZRANGE', r, 0, -1)) do held = held + micros_of(m) end
+    end
+    n = card
+  elseif #gone == 0 then
+    return spent, held
+  end
+  if n == 0 then
+    if v[2] or v[3] then redis.call('HDEL', h, 'held', 'held_n') end
   else
-    take_held(h, drop)
+    redis.call('HSET', h, 'held', string.format('%d', held), 'held_n', string.format('%d', n))
   end
   return spent, held
 end
@@ -159,11 +171,13 @@ local function reserve_hold(keys, k0, n, id, micros_text, now, lease_ms, fresh)
   for i = 1, n do
     local h, r = keys[k0 + 2 * i - 1], keys[k0 + 2 * i]
     if not fresh then drop_reservation(h, r, id) end
-    if redis.call('ZADD', r, score, member) == 1 and redis.call('HINCRBY', h, 'held', micros_text) == tonumber(micros_text) then
-      -- Nothing else held: the hash may be new, with no expiry yet (a settle gives it the period's).
-      if redis.call('PTTL', h) == -1 then redis.call('PEXPIRE', h, string.format('%d', keep)) end
+    if redis.call('ZADD', r, score, member) == 1 then
+      redis.call('HINCRBY', h, 'held', micros_text)
+      redis.call('HINCRBY', h, 'held_n', '1')
     end
     if redis.call('PTTL', r) < keep then redis.call('PEXPIRE', r, string.format('%d', keep)) end
+    -- A hash only reservations made lives as long as its set (a settle gives it the period's TTL).
+    if redis.call('PTTL', h) < keep then redis.call('PEXPIRE', h, string.format('%d', keep)) end
   end
 end
 

@@ -63,6 +63,10 @@ TEST(sse, retry_field_sets_the_reconnection_time) {
     EXPECT_EQ(p.retry_ms(), 500);
     feed_all(p, {"retry: 99999999999\n\n"});
     EXPECT_EQ(p.retry_ms(), 600'000);  // at most ten minutes
+    // An id without data dispatches nothing but is the stream's last event ID all the same.
+    EXPECT_TRUE(feed_all(p, {"id: event-2\nretry: 250\n\n"}).empty());
+    EXPECT_EQ(p.last_event_id(), "event-2");
+    EXPECT_EQ(p.retry_ms(), 250);
 }
 
 TEST(sse, partial_event_is_reported) {

@@ -393,3 +393,86 @@ mcp_servers:
     assert.equal((await fetch(gw.url + '/v1/models')).status, 200);
   });
 });
+
+// A Streamable HTTP server whose tools/call streams end before the answer (SEP-1699): "resumable"
+// closes its stream and every resumed one again after a progress event with a new id, seven
+// times (more than the five tries in a row toolgate allows without progress), then answers on the
+// eighth; "idless" closes its stream without any event id, so it cannot be resumed.
+function startClosingServer() {
+  const state = { resumes: [], pending: null, closes: 0 };
+  const sse = (res) => res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's1' });
+  const server = http.createServer((req, res) => {
+    if (req.method === 'DELETE') { res.statusCode = 200; return res.end(); }
+    if (req.method === 'GET') {
+      const last = req.headers['last-event-id'];
+      if (!last || !state.pending) { res.statusCode = 405; return res.end(); }
+      state.resumes.push({ last, at: Date.now() });
+      sse(res);
+      if (state.closes < 7) {
+        state.closes++;
+        res.write(`id: long-${state.closes}\nretry: 100\nevent: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `step ${state.closes}` } })}\n\n`);
+        return setTimeout(() => res.end(), 20);
+      }
+      res.write(`id: long-done\nevent: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: state.pending, result: { content: [{ type: 'text', text: 'finally' }] } })}\n\n`);
+      state.pending = null;
+      return; // left open, as a server may: toolgate stops reading once its answer came
+    }
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      if (msg.id === undefined) { res.statusCode = 202; return res.end(); }
+      const reply = (result) => { res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's1' }); res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })); };
+      if (msg.method === 'initialize') return reply({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'closing', version: '1' } });
+      if (msg.method === 'tools/list') return reply({ tools: [{ name: 'resumable', inputSchema: { type: 'object' } }, { name: 'idless', inputSchema: { type: 'object' } }] });
+      if (msg.method === 'tools/call') {
+        sse(res);
+        if (msg.params.name === 'idless') { res.write('data: \n\n'); return setTimeout(() => res.end(), 20); }
+        state.pending = msg.id;
+        state.closes = 0;
+        state.resumes = [];
+        res.write('id: long-0\nretry: 100\ndata: \n\n');
+        return setTimeout(() => res.end(), 20);
+      }
+      reply({});
+    });
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ state, port: server.address().port, close: () => { server.closeAllConnections(); server.close(); } })));
+}
+
+describe('an HTTP MCP server that ends call streams before the answer', () => {
+  let gw, srv;
+  before(async () => {
+    srv = await startClosingServer();
+    // The URL without a path, and with a query: both are legal.
+    gw = await startGateway(`
+providers_from_env: false
+mcp_servers:
+  - { name: closing, url: "http://127.0.0.1:${srv.port}?tenant=a", timeout: 20s }
+`);
+    await waitFor(async () => (await servers(gw)).closing.status === 'up', 10000, 'closing up');
+  });
+  after(async () => {
+    await gw?.stop();
+    srv?.close();
+  });
+
+  test('a stream closed again and again is resumed while it makes progress, after its retry time, with Last-Event-ID', async () => {
+    const r = await call(gw, 'closing__resumable');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.result.content[0].text, 'finally');
+    const ids = srv.state.resumes.map((x) => x.last);
+    assert.deepEqual(ids, ['long-0', 'long-1', 'long-2', 'long-3', 'long-4', 'long-5', 'long-6', 'long-7']);
+    const gaps = srv.state.resumes.slice(1).map((x, i) => x.at - srv.state.resumes[i].at);
+    assert.ok(gaps.every((g) => g >= 100), `each resume waits the retry time: ${gaps}`);
+  });
+
+  test('a stream without event ids cannot be resumed: the call fails at once, not at its timeout', async () => {
+    const start = Date.now();
+    const r = await call(gw, 'closing__idless');
+    assert.notEqual(r.status, 200);
+    assert.match(JSON.stringify(r.body), /ended the stream before answering/);
+    assert.ok(Date.now() - start < 3000, `${Date.now() - start} ms`);
+    assert.equal((await servers(gw)).closing.status, 'up');
+  });
+});

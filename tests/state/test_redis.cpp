@@ -789,6 +789,17 @@ TEST_F(redis_test, budgets_keep_the_held_sum_through_settles_lapses_and_a_lost_s
     ASSERT_TRUE(healed);
     EXPECT_EQ(healed->spent_micros, (std::vector<std::int64_t>{50}));
     EXPECT_EQ(held(), 10);
+    // A gateway of an older version adds a member without the sum: it is counted all the same.
+    cmd(*p, args{"ZADD", hash + ":res", std::to_string(t0 + 120'000), "old-turn:250"});
+    auto mixed = w_.run(ledger->reserve(lines, "probe2", 0, t0 + 60'011, 1));
+    ASSERT_TRUE(mixed);
+    EXPECT_EQ(mixed->spent_micros, (std::vector<std::int64_t>{50 + 10 + 250}));
+    EXPECT_EQ(held(), 260);
+    // ... and one that removes a member without the sum (it settled the old way).
+    cmd(*p, args{"ZREM", hash + ":res", "old-turn:250"});
+    auto after_old = w_.run(ledger->reserve(lines, "probe3", 0, t0 + 60'012, 1));
+    ASSERT_TRUE(after_old);
+    EXPECT_EQ(after_old->spent_micros, (std::vector<std::int64_t>{50 + 10}));
 }
 
 // ---- keys ----
