@@ -106,6 +106,9 @@ boost::system::result<endpoint> endpoint::parse(std::string_view url) {
     if (ep.host.empty()) return error_code(client_errc::bad_url);
     ep.port = u->has_port() ? std::string(u->port()) : (ep.tls ? "443" : "80");
     ep.base_path = std::string(u->encoded_path());
+    ep.target = ep.base_path.empty() ? std::string("/") : ep.base_path;
+    if (ep.target[0] != '/') ep.target.insert(0, "/");
+    if (u->has_query()) ep.target.append("?").append(u->encoded_query());
     while (!ep.base_path.empty() && ep.base_path.back() == '/') ep.base_path.pop_back();
     return ep;
 }

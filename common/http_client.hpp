@@ -32,6 +32,7 @@ struct endpoint {
     std::string host;
     std::string port;
     std::string base_path;  // without trailing slash, e.g. "/v1"
+    std::string target;     // the path and query as given ("/" when there is no path), no fragment
 
     static boost::system::result<endpoint> parse(std::string_view url);
     std::string pool_key() const { return (tls ? "s:" : "p:") + host + ':' + port; }

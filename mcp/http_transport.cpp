@@ -45,12 +45,7 @@ public:
         auto ep = http::endpoint::parse(opts_.url);
         if (!ep) co_return ep.error();
         ep_ = *ep;
-        // The path and query as given ("http://host:port" alone is the root; "http://host?x" keeps its query).
-        auto authority = opts_.url.find("//");
-        auto path = opts_.url.find_first_of("/?#", authority == std::string::npos ? 0 : authority + 2);
-        target_ = path == std::string::npos ? std::string("/") : opts_.url.substr(path);
-        if (auto hash = target_.find('#'); hash != std::string::npos) target_.erase(hash);
-        if (target_.empty() || target_[0] != '/') target_.insert(0, "/");
+        target_ = ep_.target;
         if (mode_ == http_options::mode::sse) co_return co_await start_legacy();
         co_return error_code{};
     }
@@ -270,9 +265,8 @@ private:
 
     std::string resolve(std::string const& ref) const {
         if (ref.rfind("http://", 0) == 0 || ref.rfind("https://", 0) == 0) {
-            auto p = ref.find_first_of("/?", ref.find("//") + 2);
-            if (p == std::string::npos) return "/";
-            return ref[p] == '/' ? ref.substr(p) : "/" + ref.substr(p);
+            auto ep = http::endpoint::parse(ref);
+            return ep ? ep->target : std::string("/");
         }
         if (!ref.empty() && ref[0] == '/') return ref;
         auto path = target_.substr(0, target_.find('?'));

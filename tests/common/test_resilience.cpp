@@ -1,4 +1,5 @@
 #include "common/resilience.hpp"
+#include "common/http_client.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 using namespace toolgate::resilience;
 using namespace std::chrono_literals;
@@ -343,5 +345,24 @@ TEST(parse_retry_after, reads_seconds_milliseconds_and_http_dates) {
         std::optional<std::int64_t> got_ms;
         if (got) got_ms = got->count();
         EXPECT_EQ(got_ms, r.expected_ms) << "'" << r.retry_after << "' / '" << r.retry_after_ms << "'";
+    }
+}
+
+// An endpoint's request target is the URL's path and query as given, whatever form the URL has.
+TEST(http_endpoint, target_keeps_path_and_query_of_any_legal_url) {
+    struct row {
+        char const* url;
+        char const* target;
+        char const* base_path;
+    };
+    for (auto const& r : std::vector<row>{{"http://h:1", "/", ""},
+                                          {"http://h:1/", "/", ""},
+                                          {"http://h:1?x=1", "/?x=1", ""},
+                                          {"http://h:1/mcp/?x=1#frag", "/mcp/?x=1", "/mcp"},
+                                          {"https://h/v1/mcp", "/v1/mcp", "/v1/mcp"}}) {
+        auto ep = toolgate::http::endpoint::parse(r.url);
+        ASSERT_TRUE(ep) << r.url;
+        EXPECT_EQ(ep->target, r.target) << r.url;
+        EXPECT_EQ(ep->base_path, r.base_path) << r.url;
     }
 }

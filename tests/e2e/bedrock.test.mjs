@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { startGateway, waitFor, collectStream } from './lib/harness.mjs';
 import { startFakeBedrock } from './lib/fake_bedrock.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -87,14 +87,7 @@ mcp_servers:
   test('streamed: ConverseStream event frames, split anywhere, become OpenAI chunks with usage', async () => {
     const stream = await client.chat.completions.create({ model, stream: true, stream_options: { include_usage: true },
       messages: [{ role: 'user', content: 'stream me' }] }, noTools);
-    let text = '', finish = null, usage = null;
-    for await (const c of stream) {
-      if (c.usage) usage = c.usage;
-      for (const ch of c.choices) {
-        text += ch.delta?.content ?? '';
-        finish = ch.finish_reason ?? finish;
-      }
-    }
+    const { text, finish, usage } = await collectStream(stream);
     assert.equal(text, 'Bedrock says: stream me');
     assert.equal(finish, 'stop');
     assert.deepEqual([usage.prompt_tokens, usage.completion_tokens], [11, 7]);

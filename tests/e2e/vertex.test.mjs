@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, serversUp, freePort, waitFor } from './lib/harness.mjs';
+import { startGateway, serversUp, freePort, waitFor, collectStream } from './lib/harness.mjs';
 import { startFakeVertex } from './lib/fake_vertex.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,18 +31,6 @@ const vertexProvider = (name, url, file, models) => `
     credentials_file: "${file}"
     models: [${models.map((m) => JSON.stringify(m)).join(', ')}]`;
 
-// The text, last finish reason and usage of a streamed completion.
-async function collect(stream) {
-  let text = '', finish = null, usage = null;
-  for await (const c of stream) {
-    if (c.usage) usage = c.usage;
-    for (const ch of c.choices) {
-      text += ch.delta?.content ?? '';
-      finish = ch.finish_reason ?? finish;
-    }
-  }
-  return { text, finish, usage };
-}
 
 const post = (gw, model) => fetch(gw.url + '/v1/chat/completions', { method: 'POST',
   headers: { 'content-type': 'application/json', 'x-toolgate-mcp-servers': 'none' },
@@ -96,7 +84,7 @@ mcp_servers:
   });
 
   test('Gemini, streamed: streamGenerateContent?alt=sse, text reassembled, usage included', async () => {
-    const r = await collect(await client.chat.completions.create({ model: 'gemini-2.5-flash', stream: true,
+    const r = await collectStream(await client.chat.completions.create({ model: 'gemini-2.5-flash', stream: true,
       stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'stream me please' }] }, noTools));
     assert.equal(r.text, 'Vertex Gemini says: stream me please');
     assert.equal(r.finish, 'stop');
@@ -126,7 +114,7 @@ mcp_servers:
   });
 
   test('Claude on Vertex, streamed: streamRawPredict with stream: true, text and usage', async () => {
-    const r = await collect(await client.chat.completions.create({ model: claudeModel, stream: true,
+    const r = await collectStream(await client.chat.completions.create({ model: claudeModel, stream: true,
       stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'stream me please' }] }, noTools));
     assert.equal(r.text, 'Vertex Claude says: stream me please');
     assert.equal(r.finish, 'stop');
@@ -140,7 +128,7 @@ mcp_servers:
 
   test('an agent loop through Gemini, streamed: the model calls a real MCP tool, the result goes back as a functionResponse', async () => {
     const n = vertex.state.requests.length;
-    const r = await collect(await client.chat.completions.create({ model: 'gemini-2.5-flash', stream: true,
+    const r = await collectStream(await client.chat.completions.create({ model: 'gemini-2.5-flash', stream: true,
       messages: [{ role: 'user', content: 'call everything__echo {"message":"via vertex"}' }] }));
     assert.equal(r.text, 'Tool results: Echo: via vertex');
     const turns = since(n, 'gemini-2.5-flash');

@@ -4,6 +4,33 @@
 // so an agent loop through any adapter must end with the same answer.
 import http from 'node:http';
 
+// An Anthropic Messages stream of `content` blocks as SSE events: message_start, ping, each block
+// (text word by word, tool input in three fragments), then message_delta and message_stop, or
+// `error` instead of those two when given.
+export function anthropicEvents({ id, model, content, stop, error = null }) {
+  const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  const out = [ev('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null,
+    stop_sequence: null, usage: { input_tokens: 11, output_tokens: 1 } } }), ev('ping', {})];
+  content.forEach((b, index) => {
+    if (b.type === 'text') {
+      out.push(ev('content_block_start', { index, content_block: { type: 'text', text: '' } }));
+      for (const w of b.text.split(/(?= )/)) out.push(ev('content_block_delta', { index, delta: { type: 'text_delta', text: w } }));
+    } else {
+      out.push(ev('content_block_start', { index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
+      const a = JSON.stringify(b.input), step = Math.max(1, Math.ceil(a.length / 3));
+      for (let q = 0; q < a.length; q += step) out.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: a.slice(q, q + step) } }));
+    }
+    out.push(ev('content_block_stop', { index }));
+  });
+  if (error) {
+    out.push(ev('error', { error }));
+    return out;
+  }
+  out.push(ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: 7 } }));
+  out.push(ev('message_stop', {}));
+  return out;
+}
+
 function plan(lastUserText, toolResults) {
   if (toolResults) return { content: 'Tool results: ' + toolResults.join(' | '), calls: [] };
   const calls = [];
@@ -81,25 +108,10 @@ export async function startFakeAnthropic() {
         usage: { input_tokens: 11, output_tokens: 7 } });
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
-    const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
-    const out = [ev('message_start', { message: { id, type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, usage: { input_tokens: 11, output_tokens: 1 } } }), ev('ping', {})];
-    content.forEach((b, index) => {
-      if (b.type === 'text') {
-        out.push(ev('content_block_start', { index, content_block: { type: 'text', text: '' } }));
-        for (const w of b.text.split(/(?= )/)) out.push(ev('content_block_delta', { index, delta: { type: 'text_delta', text: w } }));
-      } else {
-        out.push(ev('content_block_start', { index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
-        const a = JSON.stringify(b.input), step = Math.max(1, Math.ceil(a.length / 3));
-        for (let q = 0; q < a.length; q += step) out.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: a.slice(q, q + step) } }));
-      }
-      out.push(ev('content_block_stop', { index }));
-    });
-    if (body.model === 'claude-overloaded-stream') {
-      out.push(ev('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }));
-      return res.end(out.join(''));
-    }
-    out.push(ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: 7 } }));
-    out.push(ev('message_stop', {}));
+    const overloaded = body.model === 'claude-overloaded-stream';
+    const out = anthropicEvents({ id, model: body.model, content, stop,
+      error: overloaded ? { type: 'overloaded_error', message: 'Overloaded' } : null });
+    if (overloaded) return res.end(out.join(''));
     let i = 0;
     const step = () => { if (res.destroyed) return; if (i < out.length) { res.write(out[i++]); setTimeout(step, 2); } else res.end(); };
     step();

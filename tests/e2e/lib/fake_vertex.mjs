@@ -11,6 +11,7 @@ import http from 'node:http';
 import { generateKeyPairSync, verify, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { anthropicEvents } from './fake_native.mjs';
 
 const jwtBearer = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const cloudPlatform = 'https://www.googleapis.com/auth/cloud-platform';
@@ -181,21 +182,7 @@ export async function startFakeVertex(opts = {}) {
     const id = `msg_vrtx_${n}`;
     if (!streaming)
       return json(200, { id, type: 'message', role: 'assistant', model: r.model, content, stop_reason: stop, stop_sequence: null, usage: { input_tokens: 11, output_tokens: 7 } });
-    const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
-    const out = [ev('message_start', { message: { id, type: 'message', role: 'assistant', model: r.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 11, output_tokens: 1 } } }), ev('ping', {})];
-    content.forEach((b, index) => {
-      if (b.type === 'text') {
-        out.push(ev('content_block_start', { index, content_block: { type: 'text', text: '' } }));
-        for (const w of b.text.split(/(?= )/)) out.push(ev('content_block_delta', { index, delta: { type: 'text_delta', text: w } }));
-      } else {
-        out.push(ev('content_block_start', { index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
-        const a = JSON.stringify(b.input), step = Math.max(1, Math.ceil(a.length / 3));
-        for (let q = 0; q < a.length; q += step) out.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: a.slice(q, q + step) } }));
-      }
-      out.push(ev('content_block_stop', { index }));
-    });
-    out.push(ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: 7 } }));
-    out.push(ev('message_stop', {}));
+    const out = anthropicEvents({ id, model: r.model, content, stop });
     record.status = 200;
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     drip(res, out);

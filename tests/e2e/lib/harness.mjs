@@ -170,3 +170,16 @@ export async function readSse(res, onEvent = () => {}) {
   }
   return events;
 }
+
+// The text, last finish reason and usage of a streamed completion from the openai SDK.
+export async function collectStream(stream) {
+  let text = '', finish = null, usage = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) {
+      text += ch.delta?.content ?? '';
+      finish = ch.finish_reason ?? finish;
+    }
+  }
+  return { text, finish, usage };
+}
