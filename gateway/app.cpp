@@ -74,7 +74,7 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 21> routes{{
+constexpr std::array<route, 23> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
@@ -90,6 +90,8 @@ constexpr std::array<route, 21> routes{{
     {"/admin/keys/{id}/rotate", "POST", &api::admin_rotate_key, false, true, false},
     {"/admin/keys/{id}/disable", "POST", &api::admin_disable_key, false, true, false},
     {"/admin/keys/{id}/enable", "POST", &api::admin_enable_key, false, true, false},
+    {"/admin/mcp/servers/{name}/authorize", "GET", &api::mcp_authorize, false, true, false},
+    {"/oauth/callback", "GET", &api::oauth_callback, false, true, false},
     {"/admin/spend", "GET", &api::admin_spend, false, true, false},
     {"/admin/logs", "GET", &api::admin_logs, false, true, false},
     {"/admin/audit", "GET", &api::admin_audit, false, true, false},

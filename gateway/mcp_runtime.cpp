@@ -13,6 +13,21 @@ namespace toolgate::gateway {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// Where the authorization server sends a person back to: this gateway's /oauth/callback, as reached
+// from the machine it runs on (auth.redirect_uri when that is not where the browser is).
+std::string default_redirect_uri(listen_address const& a) {
+    if (a.port == 0) return {};  // not known before the socket is bound: auth.redirect_uri must say
+    std::string host = a.host;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    else if (host == "::") host = "[::1]";
+    else if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return "http://" + host + ":" + std::to_string(a.port) + "/oauth/callback";
+}
+
+}  // namespace
+
 struct mcp_runtime::impl {
     asio::io_context ioc{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard{ioc.get_executor()};
@@ -25,8 +40,11 @@ mcp_runtime::mcp_runtime(gateway_config const& cfg, bool start) : impl_(std::mak
     opts.names = cfg.tool_prefix_mode;
     opts.session.client_version = TOOLGATE_VERSION;
     auto base = spdlog::default_logger();
+    auto servers = cfg.mcp_servers;
+    for (auto& sc : servers)
+        if (sc.oauth && sc.oauth->redirect_uri.empty()) sc.oauth->redirect_uri = default_redirect_uri(cfg.server.listen);
     impl_->aggregator = std::make_unique<mcp::aggregator>(
-        impl_->ioc.get_executor(), cfg.mcp_servers, opts, [base](std::string const& server) -> mcp::log_sink {
+        impl_->ioc.get_executor(), std::move(servers), opts, [base](std::string const& server) -> mcp::log_sink {
             return [base, server](mcp::log_level lvl, std::string const& text) {
                 auto level = lvl == mcp::log_level::error  ? spdlog::level::err
                              : lvl == mcp::log_level::warn ? spdlog::level::warn

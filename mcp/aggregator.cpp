@@ -140,8 +140,76 @@ aggregator::aggregator(asio::any_io_executor ex, std::vector<server_config> serv
     : ex_(ex), opts_(std::move(opts)), logs_(std::move(logs)), catalog_(std::make_shared<catalog>()) {
     for (auto& c : servers) {
         auto log = logs_(c.name);
+        if (c.oauth && c.http) {
+            auto a = std::make_shared<upstream_auth>(ex_, c.name, c.http->url, *c.oauth, log);
+            // New tokens end the wait of the server's supervisors (the shared one and clients' own).
+            a->on_authorized([this, name = c.name] { wake_auth_waiters(name); });
+            if (opts_.restore_auth) opts_.restore_auth(c.name, *a);
+            c.http->auth = a;
+            auths_.emplace(c.name, std::move(a));
+        }
         servers_.push_back(std::make_shared<server_state>(ex_, std::move(c), std::move(log)));
     }
+}
+
+// A server waiting for a person to authorize it says so, whatever its session does meanwhile.
+server_status aggregator::shown_status(server_state const& s) const {
+    auto const* a = auth_of(s.cfg.name);
+    if (a && a->needs_authorization() && s.status != server_status::stopped) return server_status::needs_authorization;
+    return s.status;
+}
+
+upstream_auth* aggregator::auth_of(std::string const& server) const {
+    auto it = auths_.find(server);
+    return it == auths_.end() ? nullptr : it->second.get();
+}
+
+void aggregator::wake_auth_waiters(std::string const& server) {
+    for (auto& s : servers_)
+        if (s->cfg.name == server) s->backoff_timer.cancel();
+    for (auto& weak : views_)
+        if (auto v = weak.lock())
+            for (auto& st : v->own)
+                if (st && st->cfg.name == server) st->backoff_timer.cancel();
+}
+
+asio::awaitable<aggregator::authorization_start> aggregator::begin_authorization(std::string server) {
+    co_return co_await asio::co_spawn(ex_, begin_on_mcp_thread(std::move(server)), asio::use_awaitable);
+}
+
+asio::awaitable<aggregator::authorization_start> aggregator::begin_on_mcp_thread(std::string server) {
+    authorization_start out;
+    auto known = std::any_of(servers_.begin(), servers_.end(), [&](auto const& s) { return s->cfg.name == server; });
+    auto* a = auth_of(server);
+    if (!a) {
+        out.status = known ? 409 : 404;
+        if (known) out.error = "MCP server '" + server + "' does not use OAuth";
+        else out.error = "no MCP server named '" + server + "'";
+        co_return out;
+    }
+    auto keep = auths_.at(server);
+    auto b = co_await keep->begin_authorization();
+    out.status = b.error.empty() ? 200 : 502;
+    out.url = std::move(b.url);
+    out.error = std::move(b.error);
+    co_return out;
+}
+
+asio::awaitable<aggregator::authorization_end> aggregator::complete_authorization(std::string state, std::string code) {
+    co_return co_await asio::co_spawn(ex_, complete_on_mcp_thread(std::move(state), std::move(code)), asio::use_awaitable);
+}
+
+asio::awaitable<aggregator::authorization_end> aggregator::complete_on_mcp_thread(std::string state, std::string code) {
+    authorization_end out;
+    for (auto& [name, a] : auths_) {
+        if (!a->expects(state)) continue;
+        auto keep = a;
+        out.server = name;
+        out.error = co_await keep->complete_authorization(std::move(state), std::move(code));
+        co_return out;
+    }
+    out.error = "unknown or already used authorization state";
+    co_return out;
 }
 
 aggregator::~aggregator() = default;
@@ -337,9 +405,40 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
         });
         auto started_at = clock_type::now();
         auto r = co_await session->start();
-        if (r && !stopping_ && !s.closing) {
+        auto* auth = auth_of(s.cfg.name);
+        if (r && !stopping_ && !s.closing && auth && auth->needs_authorization()) {
+            // (The handshake passed without a token, and the server wants one for the rest.)
+            co_await session->close();
+        } else if (r && !stopping_ && !s.closing) {
             s.session = session;
             co_await refresh(sp, session);
+            if (auth && auth->needs_authorization() && s.tools.empty()) {
+                // Its lists need a token it does not have yet: wait for the authorization below.
+                s.session.reset();
+                s.resources.clear();
+                s.templates.clear();
+                s.prompts.clear();
+                co_await session->close();
+                rebuild_catalog(s);
+                r = boost::system::result<server_info>(boost::system::error_code(asio::error::access_denied));
+            }
+        }
+        if (auth && auth->needs_authorization() && !stopping_ && !s.closing && !s.session) {
+            // Nothing to retry until a person authorizes: wait for the tokens, not for a backoff.
+            {
+                std::lock_guard lock(mu_);
+                s.status = server_status::down;
+                s.last_error = auth->why();
+            }
+            mark_attempted(s);
+            while (auth->needs_authorization() && !stopping_ && !s.closing) {
+                s.backoff_timer.expires_at(asio::steady_timer::time_point::max());
+                co_await s.backoff_timer.async_wait(nothrow_awaitable);
+            }
+            delays.reset();
+            continue;
+        }
+        if (r && !stopping_ && !s.closing && s.session == session) {
             // "up" once its catalog is in: a caller who sees "up" finds the server's tools.
             {
                 std::lock_guard lock(mu_);
@@ -737,7 +836,7 @@ json::array aggregator::servers_status() const {
             if (t.server == s->cfg.name) ++tools;
         json::object o{{"name", s->cfg.name},
                        {"transport", s->cfg.stdio ? "stdio" : "http"},
-                       {"status", to_string(s->status)},
+                       {"status", to_string(shown_status(*s))},
                        {"required", s->cfg.required},
                        {"tools", tools},
                        {"restarts", s->restarts},
@@ -746,6 +845,7 @@ json::array aggregator::servers_status() const {
         if (!s->protocol_version.empty()) o["protocol_version"] = s->protocol_version;
         if (!s->server_info.empty()) o["server_info"] = s->server_info;
         if (!s->last_error.empty()) o["last_error"] = s->last_error;
+        if (auto const* a = auth_of(s->cfg.name)) o["auth"] = a->status();
         if (s->cfg.http) o["url"] = s->cfg.http->url;
         else if (s->cfg.stdio) o["command"] = s->cfg.stdio->command;
         out.push_back(std::move(o));
@@ -759,6 +859,7 @@ std::string_view to_string(server_status s) {
         case server_status::up: return "up";
         case server_status::down: return "down";
         case server_status::stopped: return "stopped";
+        case server_status::needs_authorization: return "needs_authorization";
     }
     return "down";
 }
@@ -770,7 +871,7 @@ std::vector<server_view> aggregator::servers() const {
     for (auto const& s : servers_) {
         server_view v;
         v.name = s->cfg.name;
-        v.status = s->status;
+        v.status = shown_status(*s);
         v.required = s->cfg.required;
         v.breaker_open = s->breaker_open;
         v.restarts = s->restarts;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "mcp/client_session.hpp"
 #include "mcp/names.hpp"
 #include "mcp/transport.hpp"
+#include "mcp/upstream_auth.hpp"
 
 namespace toolgate::mcp {
 
@@ -36,6 +38,7 @@ struct server_config {
     std::string name;
     std::optional<stdio_options> stdio;
     std::optional<http_options> http;
+    std::optional<oauth_options> oauth;  // HTTP servers behind OAuth (see upstream_auth.hpp)
     std::vector<std::string> allowed_tools;  // empty: all
     std::vector<std::string> denied_tools;
     std::chrono::milliseconds timeout{60'000};  // per call
@@ -61,9 +64,11 @@ struct aggregator_options {
     // Builds the transport for a server (MCP thread); empty: stdio or HTTP as configured. Tests
     // pass a scripted transport here.
     std::function<std::unique_ptr<transport>(asio::any_io_executor, server_config const&, log_sink)> make_transport;
+    // Restores a server's saved OAuth tokens and registers where new ones are saved (constructor).
+    std::function<void(std::string const& server, upstream_auth&)> restore_auth;
 };
 
-enum class server_status { starting, up, down, stopped };
+enum class server_status { starting, up, down, stopped, needs_authorization };
 std::string_view to_string(server_status s);
 
 // What /health and /metrics need to know of one server, typed (the admin API has the JSON).
@@ -168,6 +173,20 @@ public:
     // Thread-safe, like call_tool: one request to one server (resources/read, prompts/get, ...).
     asio::awaitable<call_result> forward(std::string server, std::string method, json::object params, cancel_token* cancel,
                                          std::shared_ptr<view> v = nullptr);
+    // Thread-safe: the OAuth browser step of a server (authorization_code): the URL a person opens
+    // (status 200), or why not (404 no such server, 409 not OAuth, 502 its authorization server).
+    struct authorization_start {
+        int status = 200;
+        std::string url, error;
+    };
+    asio::awaitable<authorization_start> begin_authorization(std::string server);
+    // Thread-safe: the callback's code for the authorization started with `state`.
+    struct authorization_end {
+        std::string server;  // empty: the state is unknown
+        std::string error;   // empty: authorized
+    };
+    asio::awaitable<authorization_end> complete_authorization(std::string state, std::string code);
+
     // Runs on the MCP executor after every catalog change (tools, resources or prompts).
     void on_catalog_change(std::function<void()> cb);
     prefix_mode names() const { return opts_.names; }
@@ -185,6 +204,11 @@ private:
     void spawn_supervisor(std::shared_ptr<server_state> s);
     void mark_attempted(server_state& s);
     void wake_settle_waiters();
+    upstream_auth* auth_of(std::string const& server) const;
+    void wake_auth_waiters(std::string const& server);
+    server_status shown_status(server_state const& s) const;
+    asio::awaitable<authorization_start> begin_on_mcp_thread(std::string server);
+    asio::awaitable<authorization_end> complete_on_mcp_thread(std::string state, std::string code);
     static asio::awaitable<void> retire(std::shared_ptr<server_state> s);
     asio::awaitable<void> supervise(std::shared_ptr<server_state> s);
     asio::awaitable<void> refresh(std::shared_ptr<server_state> sp, std::shared_ptr<client_session> session);
@@ -209,6 +233,7 @@ private:
     aggregator_options opts_;
     log_factory logs_;
     std::vector<std::shared_ptr<server_state>> servers_;
+    std::map<std::string, std::shared_ptr<upstream_auth>> auths_;  // by server; fixed after construction
     std::vector<std::weak_ptr<view>> views_;  // MCP thread
     std::optional<client_link> sole_client_;  // mcp-stdio: the one client the shared sessions serve
     mutable std::mutex mu_;  // guards catalog_ and the status fields read by other threads

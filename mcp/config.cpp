@@ -1,8 +1,101 @@
 #include "mcp/config.hpp"
 
+#include <fstream>
 #include <set>
+#include <sstream>
+
+#include "common/jwt.hpp"
+#include "common/text.hpp"
+#include "mcp/oauth.hpp"
 
 namespace toolgate::mcp {
+
+namespace {
+
+// `auth:` of an HTTP server: a static bearer token (into `headers`), or OAuth.
+std::optional<oauth_options> parse_auth(reader const& r, YAML::Node const& a, std::string const& path,
+                                        std::map<std::string, std::string>& headers) {
+    if (!a.IsMap()) r.fail(a, path, "must be a mapping with 'type: oauth' or 'type: bearer'");
+    if (!a["type"]) r.fail(a, path, "'type' is required: oauth or bearer");
+    auto type = r.str(a["type"], path + ".type");
+    if (type == "bearer") {
+        r.check_keys(a, path, {"type", "token"});
+        if (!a["token"]) r.fail(a, path, "'token' is required for type: bearer");
+        auto token = r.str(a["token"], path + ".token");
+        if (token.empty()) r.fail(a["token"], path + ".token", "must not be empty");
+        headers["Authorization"] = "Bearer " + token;
+        return std::nullopt;
+    }
+    if (type != "oauth") r.fail(a["type"], path + ".type", "must be oauth or bearer");
+    r.check_keys(a, path,
+                 {"type", "flow", "client_id", "client_secret", "client_metadata_url", "private_key", "private_key_file",
+                  "token_endpoint_auth", "scopes", "redirect_uri", "max_step_ups", "timeout", "allow_insecure_http"});
+    oauth_options o;
+    if (auto n = a["flow"]) {
+        auto f = r.str(n, path + ".flow");
+        if (f == "authorization_code") o.flow = oauth_options::grant::authorization_code;
+        else if (f == "client_credentials") o.flow = oauth_options::grant::client_credentials;
+        else r.fail(n, path + ".flow", "must be authorization_code or client_credentials");
+    }
+    if (auto n = a["client_id"]) o.client_id = r.str(n, path + ".client_id");
+    if (auto n = a["client_secret"]) o.client_secret = r.str(n, path + ".client_secret");
+    if (auto n = a["client_metadata_url"]) {
+        o.client_metadata_url = r.str(n, path + ".client_metadata_url");
+        if (o.client_metadata_url.rfind("https://", 0) != 0)
+            r.fail(n, path + ".client_metadata_url", "must be an https:// URL (the client ID metadata document)");
+    }
+    std::string pem;
+    if (auto n = a["private_key"]) pem = r.str(n, path + ".private_key");
+    if (auto n = a["private_key_file"]) {
+        if (!pem.empty()) r.fail(n, path + ".private_key_file", "and private_key cannot both be set");
+        auto file = r.str(n, path + ".private_key_file");
+        std::ifstream in(file);
+        if (!in) r.fail(n, path + ".private_key_file", "cannot read '" + file + "'");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        pem = ss.str();
+    }
+    if (!pem.empty()) {
+        auto where = a["private_key"] ? a["private_key"] : a["private_key_file"];
+        try {
+            o.private_key = jwt::read_private_key(pem);
+        } catch (std::exception const&) {
+            r.fail(where, path + ".private_key", "is not a PEM private key");
+        }
+        if (jwt::algorithm_for(o.private_key.get()).empty())
+            r.fail(where, path + ".private_key", "must be an RSA or a P-256 EC key (RS256, ES256)");
+    }
+    if (auto n = a["token_endpoint_auth"]) {
+        o.token_auth = oauth::parse_client_auth(r.str(n, path + ".token_endpoint_auth"));
+        if (!o.token_auth)
+            r.fail(n, path + ".token_endpoint_auth", "must be client_secret_basic, client_secret_post, none or private_key_jwt");
+        if (*o.token_auth == oauth::client_auth::private_key_jwt && !o.private_key)
+            r.fail(n, path + ".token_endpoint_auth", "private_key_jwt needs private_key or private_key_file");
+        if ((*o.token_auth == oauth::client_auth::secret_basic || *o.token_auth == oauth::client_auth::secret_post) &&
+            o.client_secret.empty())
+            r.fail(n, path + ".token_endpoint_auth", "needs client_secret");
+    }
+    if (auto n = a["scopes"]) {
+        if (!n.IsSequence()) r.fail(n, path + ".scopes", "must be a list of strings");
+        for (auto const& x : n) o.scopes.push_back(r.str(x, path + ".scopes"));
+    }
+    if (auto n = a["redirect_uri"]) {
+        o.redirect_uri = r.str(n, path + ".redirect_uri");
+        if (!oauth::split_url(o.redirect_uri)) r.fail(n, path + ".redirect_uri", "must be an http(s) URL");
+    }
+    if (auto n = a["max_step_ups"]) o.max_step_ups = static_cast<unsigned>(r.integer(n, path + ".max_step_ups", 0, 10));
+    if (auto n = a["timeout"]) o.timeout = r.duration(n, path + ".timeout");
+    if (auto n = a["allow_insecure_http"]) o.allow_insecure_http = r.boolean(n, path + ".allow_insecure_http");
+    if (o.flow == oauth_options::grant::client_credentials) {
+        if (o.client_id.empty()) r.fail(a, path, "flow: client_credentials needs client_id");
+        if (o.client_secret.empty() && !o.private_key)
+            r.fail(a, path, "flow: client_credentials needs client_secret or a private key (private_key_jwt)");
+    }
+    if (!o.client_secret.empty() && o.client_id.empty()) r.fail(a, path, "client_secret without client_id");
+    return o;
+}
+
+}  // namespace
 
 std::vector<server_config> parse_servers(reader const& r, YAML::Node const& ms) {
     std::vector<server_config> out;
@@ -14,7 +107,7 @@ std::vector<server_config> parse_servers(reader const& r, YAML::Node const& ms) 
         r.check_keys(m, path,
                      {"name", "command", "args", "env", "cwd", "url", "headers", "transport", "allowed_tools",
                       "denied_tools", "timeout", "max_concurrency", "max_queue", "required", "max_result_bytes",
-                      "circuit_breaker", "ping_interval", "client_features", "max_client_sessions"});
+                      "circuit_breaker", "ping_interval", "client_features", "max_client_sessions", "auth"});
         server_config sc;
         if (!m["name"]) r.fail(m, path, "'name' is required");
         sc.name = r.str(m["name"], path + ".name");
@@ -46,7 +139,7 @@ std::vector<server_config> parse_servers(reader const& r, YAML::Node const& ms) 
             so.args = list("args");
             so.env = map("env");
             if (auto n = m["cwd"]) so.cwd = r.str(n, path + ".cwd");
-            for (char const* k : {"headers", "transport"})
+            for (char const* k : {"headers", "transport", "auth"})
                 if (m[k]) r.fail(m[k], path + "." + k, "only applies to HTTP servers (url)");
             sc.stdio = std::move(so);
         } else {
@@ -68,6 +161,12 @@ std::vector<server_config> parse_servers(reader const& r, YAML::Node const& ms) 
             }
             for (char const* k : {"args", "env", "cwd"})
                 if (m[k]) r.fail(m[k], path + "." + k, "only applies to stdio servers (command)");
+            if (auto a = m["auth"]) {
+                for (auto const& [k, v] : ho.headers)
+                    if (ascii_lower(k) == "authorization")
+                        r.fail(a, path + ".auth", "and an Authorization header in 'headers' cannot both be set");
+                sc.oauth = parse_auth(r, a, path + ".auth", ho.headers);
+            }
             sc.http = std::move(ho);
         }
         if (m["client_features"]) sc.client_features = list("client_features");

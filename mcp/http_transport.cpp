@@ -15,6 +15,7 @@
 #include "common/http_client.hpp"
 #include "common/asio_util.hpp"
 #include "common/sse.hpp"
+#include "common/text.hpp"
 #include "mcp/http_reader.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/message_queue.hpp"
@@ -71,6 +72,7 @@ public:
         stop_.cancel();
         if (mode_ != http_options::mode::sse && !session_id_.empty()) {
             auto req = base_request("DELETE");
+            co_await authorize(req);
             auto r = co_await client_.send(ep_, req, timeouts(std::chrono::seconds(5)), nullptr);
             (void)r;
         }
@@ -103,6 +105,15 @@ private:
         return r;
     }
 
+    // Sets the Authorization header of `req` from the server's authorization; returns what it sent.
+    asio::awaitable<std::string> authorize(http::request& req) {
+        if (!opts_.auth) co_return std::string();
+        auto h = co_await opts_.auth->header();
+        std::erase_if(req.headers, [](auto const& kv) { return ascii_lower(kv.first) == "authorization"; });
+        if (!h.empty()) req.headers.emplace_back("Authorization", h);
+        co_return h;
+    }
+
     // A failed request must still get an answer, or its caller waits for the timeout.
     void fail_request(message const& m, std::string const& why) {
         if (m.type == message::kind::request) queue_.push(make_error(m.id, errc::transport_failure, why));
@@ -118,8 +129,29 @@ private:
         message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
         bool answered = m.type != message::kind::request;
         if (!answered) reader.on_message = [&](std::string_view data) { return answered = answers(data, m); };
-        auto r = co_await client_.stream(ep_, req, timeouts(opts_.read_timeout), &stop_, reader);
-        if (!*alive) co_return asio::error::operation_aborted;
+        boost::system::result<http::response> r;
+        // An authorization server may have to be asked once or twice (a token, then a wider one).
+        for (int tries = 0;; ++tries) {
+            auto sent = co_await authorize(req);
+            if (!*alive) co_return asio::error::operation_aborted;
+            r = co_await client_.stream(ep_, req, timeouts(opts_.read_timeout), &stop_, reader);
+            if (!*alive) co_return asio::error::operation_aborted;
+            if (!r || (r->status != 401 && r->status != 403)) break;
+            if (!opts_.auth) {
+                if (r->status == 401) {
+                    fail_request(m, "the MCP server requires authorization (HTTP 401); configure 'auth' for it");
+                    co_return error_code{};
+                }
+                break;
+            }
+            bool again = false;
+            if (tries < 2) again = co_await opts_.auth->challenged(r->status, std::string(r->header("www-authenticate")), sent);
+            if (!*alive) co_return asio::error::operation_aborted;
+            if (!again) {
+                fail_request(m, opts_.auth->why());
+                co_return error_code{};
+            }
+        }
         if (!r && (answered || last_event_id.empty())) {
             if (!answered) fail_request(m, "could not reach the MCP server: " + r.error().message());
             co_return error_code{};
@@ -186,6 +218,8 @@ private:
             auto req = base_request("GET");
             req.headers.emplace_back("Accept", "text/event-stream");
             req.headers.emplace_back("Last-Event-ID", last_event_id);
+            co_await authorize(req);
+            if (!*alive) co_return;
             bool answered = false;
             message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
             reader.on_message = [&](std::string_view data) { return answered = answers(data, m); };
@@ -226,6 +260,8 @@ private:
             auto req = base_request("GET");
             req.headers.emplace_back("Accept", "text/event-stream");
             if (!last_event_id.empty()) req.headers.emplace_back("Last-Event-ID", last_event_id);
+            co_await authorize(req);
+            if (!*alive) co_return;
             message_reader reader(queue_, opts_.max_message_bytes, &last_event_id);
             auto r = co_await client_.stream(ep_, req, timeouts(std::chrono::hours(24)), &stop_, reader);
             if (!*alive || stop_.cancelled()) co_return;
@@ -247,6 +283,8 @@ private:
     asio::awaitable<void> legacy_stream(std::shared_ptr<bool> alive) {
         auto req = base_request("GET");
         req.headers.emplace_back("Accept", "text/event-stream");
+        co_await authorize(req);
+        if (!*alive) co_return;
         message_reader reader(queue_, opts_.max_message_bytes, nullptr, [this](sse::event const& ev) {
             if (ev.type == "endpoint") {
                 post_target_ = resolve(ev.data);
@@ -279,6 +317,8 @@ private:
         auto req = base_request("POST", post_target_);
         req.headers.emplace_back("Content-Type", "application/json");
         req.body = std::move(body);
+        co_await authorize(req);
+        if (!*alive) co_return asio::error::operation_aborted;
         auto m = parse_message(req.body);
         auto r = co_await client_.send(ep_, req, timeouts(opts_.read_timeout), &stop_);
         if (!*alive) co_return asio::error::operation_aborted;

@@ -49,6 +49,18 @@ struct stdio_options {
 
 std::unique_ptr<transport> make_stdio_transport(asio::any_io_executor ex, stdio_options opts, log_sink log);
 
+// Authorization for an HTTP server (OAuth, see upstream_auth.hpp). MCP thread only.
+class http_auth {
+public:
+    virtual ~http_auth() = default;
+    // The Authorization header value to send now ("" for none); renews a token that is about to expire.
+    virtual asio::awaitable<std::string> header() = 0;
+    // The server answered 401 or 403 to a request sent with `sent` (the header() value). True: send
+    // it again with a new header(); false: give up (why() says why, for the request's error).
+    virtual asio::awaitable<bool> challenged(int status, std::string www_authenticate, std::string sent) = 0;
+    virtual std::string why() const = 0;
+};
+
 struct http_options {
     std::string url;
     std::map<std::string, std::string> headers;
@@ -56,6 +68,7 @@ struct http_options {
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds read_timeout{300'000};
     std::size_t max_message_bytes = 32u << 20;
+    std::shared_ptr<http_auth> auth;  // set by the aggregator for servers with `auth: {type: oauth}`
 };
 
 std::unique_ptr<transport> make_http_transport(asio::any_io_executor ex, http_options opts, log_sink log);

@@ -1,5 +1,6 @@
 #include "providers/google_auth.hpp"
 
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,6 +19,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/jwt.hpp"
 #include "common/text.hpp"
 
 namespace toolgate::providers::google_auth {
@@ -27,7 +29,6 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-std::string base64url(std::string_view data) { return base64(data, true); }
 
 std::string text_field(json::object const& o, std::string_view key) {
     auto const* v = o.if_contains(key);
@@ -37,29 +38,15 @@ std::string text_field(json::object const& o, std::string_view key) {
 bool loopback(std::string_view host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
 
 std::shared_ptr<EVP_PKEY> read_private_key(std::string const& pem) {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-    if (!bio) throw std::invalid_argument("out of memory reading the private key");
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-    if (key == nullptr) throw std::invalid_argument("'private_key' is not a PEM private key");
-    if (EVP_PKEY_base_id(key) != EVP_PKEY_RSA) {
-        EVP_PKEY_free(key);
-        throw std::invalid_argument("'private_key' is not an RSA key (service-account keys are RSA)");
+    std::shared_ptr<EVP_PKEY> key;
+    try {
+        key = jwt::read_private_key(pem);
+    } catch (std::invalid_argument const&) {
+        throw std::invalid_argument("'private_key' is not a PEM private key");
     }
-    return std::shared_ptr<EVP_PKEY>(key, &EVP_PKEY_free);
-}
-
-std::string sign_rs256(EVP_PKEY* key, std::string_view input) {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-    std::size_t len = 0;
-    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
-        EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<unsigned char const*>(input.data()), input.size()) != 1)
-        throw std::runtime_error("RS256 signing failed");
-    std::string sig(len, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                       reinterpret_cast<unsigned char const*>(input.data()), input.size()) != 1)
-        throw std::runtime_error("RS256 signing failed");
-    sig.resize(len);
-    return sig;
+    if (jwt::algorithm_for(key.get()) != "RS256")
+        throw std::invalid_argument("'private_key' is not an RSA key (service-account keys are RSA)");
+    return key;
 }
 
 json::object jwt_header(std::string const& kid) {
@@ -121,8 +108,7 @@ std::string make_assertion(service_account const& sa, std::int64_t now_unix, std
     claims["aud"] = sa.token_uri;
     claims["iat"] = now_unix;
     claims["exp"] = now_unix + 3600;
-    auto input = base64url(json::serialize(jwt_header(sa.private_key_id))) + "." + base64url(json::serialize(claims));
-    return input + "." + base64url(sign_rs256(sa.key.get(), input));
+    return jwt::sign(sa.key.get(), "RS256", json::serialize(jwt_header(sa.private_key_id)), json::serialize(claims));
 }
 
 std::string token_request_body(std::string_view assertion) {

@@ -21,30 +21,6 @@ using policy::virtual_key;
 
 namespace {
 
-std::optional<std::string> query_param(inbound_request const& req, std::string_view name) {
-    auto u = boost::urls::parse_origin_form(req.target);
-    if (!u) return std::nullopt;
-    auto params = u->params();
-    auto it = params.find(name);
-    if (it == params.end()) return std::nullopt;
-    return std::string((*it).value);
-}
-
-std::optional<api_error> admin_check(api_request& r) {
-    auto* rt = r.app.access.get();
-    if (!rt || rt->settings().admin_token.empty())
-        return api_error::not_found("the admin API is off: set admin.token in the config", "unknown_route");
-    auto auth = r.req.header("authorization");
-    auto const& token = rt->settings().admin_token;
-    bool ok = auth.size() == token.size() + 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ") &&
-              CRYPTO_memcmp(auth.data() + 7, token.data(), token.size()) == 0;
-    if (!ok) {
-        r.headers.emplace_back("www-authenticate", "Bearer");
-        return api_error{401, "invalid_request_error", "invalid_admin_token", "the admin API needs 'Authorization: Bearer <admin.token>'"};
-    }
-    return std::nullopt;
-}
-
 api_error store_error() { return api_error{503, "server_error", "state_unavailable", "the key store is unavailable; retry later"}; }
 api_error no_key(std::string const& id) { return api_error::not_found("no key with id '" + id + "'", "key_not_found"); }
 api_error config_key(std::string const& id) {

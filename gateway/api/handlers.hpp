@@ -11,6 +11,8 @@ asio::awaitable<void> embeddings(api_request& r);        // embeddings.cpp
 asio::awaitable<void> list_models(api_request& r);       // models.cpp
 asio::awaitable<void> get_model(api_request& r);
 asio::awaitable<void> mcp_servers(api_request& r);       // mcp_admin.cpp
+asio::awaitable<void> mcp_authorize(api_request& r);     // mcp_admin.cpp: OAuth to an upstream server
+asio::awaitable<void> oauth_callback(api_request& r);
 asio::awaitable<void> mcp_tools(api_request& r);
 asio::awaitable<void> mcp_call(api_request& r);
 asio::awaitable<void> admin_list_keys(api_request& r);   // admin.cpp

@@ -198,4 +198,87 @@ asio::awaitable<void> mcp_call(api_request& r) {
     co_await reply_json(r, tool_result_json(result, false));
 }
 
+namespace {
+
+std::string authorize_json(std::string const& server, std::string const& url) {
+    json::object o;
+    o["server"] = server;
+    o["authorization_url"] = url;
+    o["note"] = "open authorization_url in a browser; the authorization server sends it back to /oauth/callback";
+    return json::serialize(o);
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+std::string callback_page(std::string const& title, std::string const& text) {
+    return "<!doctype html><html><head><meta charset=\"utf-8\"><title>toolgate: " + html_escape(title) +
+           "</title></head><body><h1>" + html_escape(title) + "</h1><p>" + html_escape(text) + "</p></body></html>\n";
+}
+
+api_error authorize_failure(mcp::aggregator::authorization_start const& b) {
+    if (b.status == 404) return api_error::not_found(b.error, "mcp_server_not_found");
+    if (b.status == 409) return api_error{409, "invalid_request_error", "not_oauth", b.error};
+    return api_error{502, "server_error", "authorization_server_failed", b.error};
+}
+
+// The callback's page and status (a plain function: conditional strings, CONTRIBUTING.md).
+std::pair<int, std::string> callback_result(inbound_request const& req, mcp::aggregator::authorization_end const& end) {
+    if (end.server.empty())
+        return {400, callback_page("Authorization failed", "This authorization is unknown, expired or already used. Start it again.")};
+    if (auto refused = query_param(req, "error")) {
+        auto why = *refused;
+        if (auto d = query_param(req, "error_description")) why += ": " + *d;
+        return {400, callback_page("Authorization refused",
+                                   "The authorization server refused access to MCP server '" + end.server + "' (" + why + ").")};
+    }
+    if (!end.error.empty()) return {502, callback_page("Authorization failed", "MCP server '" + end.server + "': " + end.error)};
+    return {200, callback_page("Authorized", "toolgate may now use MCP server '" + end.server + "'. You can close this window.")};
+}
+
+}  // namespace
+
+// GET /admin/mcp/servers/{name}/authorize: the URL where a person authorizes toolgate at the
+// server's authorization server (OAuth authorization code flow with PKCE).
+asio::awaitable<void> mcp_authorize(api_request& r) {
+    if (auto err = admin_check(r)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    auto name = std::string(r.param("name"));
+    auto b = co_await r.app.aggregator().begin_authorization(name);
+    if (b.status == 200) {
+        co_await reply_json(r, authorize_json(name, b.url));
+        co_return;
+    }
+    r.rec.error_detail = b.error;
+    auto err = authorize_failure(b);
+    co_await reply_error(r, err);
+}
+
+// GET /oauth/callback?code=&state=: where the authorization server sends the person back. The state
+// (one use, ten minutes) ties it to the authorization begun above; nothing else is trusted.
+asio::awaitable<void> oauth_callback(api_request& r) {
+    auto state = query_param(r.req, "state").value_or("");
+    std::string code;
+    if (!query_param(r.req, "error")) code = query_param(r.req, "code").value_or("");
+    auto end = co_await r.app.aggregator().complete_authorization(state, code);
+    auto [status, page] = callback_result(r.req, end);
+    if (status == 502) r.rec.error_detail = end.error;
+    r.rec.status = status;
+    co_await r.out.send(status, "text/html; charset=utf-8", page, r.headers);
+}
+
 }  // namespace toolgate::gateway::api

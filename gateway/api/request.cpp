@@ -1,5 +1,8 @@
 #include "gateway/api/request.hpp"
 
+#include <boost/url/parse.hpp>
+#include <openssl/crypto.h>
+
 #include "guardrails/guardrail.hpp"
 
 #include "common/json_util.hpp"
@@ -132,6 +135,30 @@ bool client_left(api_request& r, std::optional<failure>& error) {
 api_error request_timed_out(std::chrono::milliseconds limit) {
     return {504, "timeout_error", "request_timeout",
             "the request took longer than the gateway's request_timeout of " + std::to_string(limit.count()) + " ms"};
+}
+
+std::optional<std::string> query_param(inbound_request const& req, std::string_view name) {
+    auto u = boost::urls::parse_origin_form(req.target);
+    if (!u) return std::nullopt;
+    auto params = u->params();
+    auto it = params.find(name);
+    if (it == params.end()) return std::nullopt;
+    return std::string((*it).value);
+}
+
+std::optional<api_error> admin_check(api_request& r) {
+    auto* rt = r.app.access.get();
+    if (!rt || rt->settings().admin_token.empty())
+        return api_error::not_found("the admin API is off: set admin.token in the config", "unknown_route");
+    auto auth = r.req.header("authorization");
+    auto const& token = rt->settings().admin_token;
+    bool ok = auth.size() == token.size() + 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ") &&
+              CRYPTO_memcmp(auth.data() + 7, token.data(), token.size()) == 0;
+    if (!ok) {
+        r.headers.emplace_back("www-authenticate", "Bearer");
+        return api_error{401, "invalid_request_error", "invalid_admin_token", "the admin API needs 'Authorization: Bearer <admin.token>'"};
+    }
+    return std::nullopt;
 }
 
 }  // namespace toolgate::gateway

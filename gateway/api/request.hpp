@@ -101,6 +101,11 @@ asio::awaitable<std::optional<boost::json::object>> parse_body(api_request& r);
 // A JSON body with a non-empty string "model" (recorded in rec.model); answers 400 itself otherwise.
 asio::awaitable<std::optional<boost::json::object>> parse_model_body(api_request& r);
 
+// The admin routes' check of `Authorization: Bearer <admin.token>`: the error to answer, if any.
+std::optional<api_error> admin_check(api_request& r);
+// One parameter of the request's query string, decoded.
+std::optional<std::string> query_param(inbound_request const& req, std::string_view name);
+
 // Plain function forms, for code that is not a coroutine.
 std::optional<boost::json::object> parse_json_object(std::string_view text, api_error& err);
 

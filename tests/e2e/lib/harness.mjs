@@ -139,11 +139,11 @@ export async function waitFor(pred, ms = 15000, what = 'condition') {
 
 // Waits until every MCP server of the gateway is up; the error shows their last status and the
 // end of the gateway's log.
-export async function serversUp(gw, ms = 30000, what = 'MCP servers up') {
+export async function serversUp(gw, ms = 30000, what = 'MCP servers up', headers = {}) {
   let last = null;
   try {
     await waitFor(async () => {
-      const r = await fetch(gw.url + '/v1/mcp/servers', { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(gw.url + '/v1/mcp/servers', { headers, signal: AbortSignal.timeout(2000) });
       last = await r.json();
       return last.data.every((s) => s.status === 'up');
     }, ms, what);
