@@ -18,18 +18,23 @@
 #include "gateway/policy/access.hpp"
 #include "gateway/policy/registry.hpp"
 #include "gateway/routing/router.hpp"
+#include "state/secret_store.hpp"
 
 namespace toolgate::gateway {
 
 namespace json = boost::json;
 
-app_state::app_state(gateway_config const& c) : cfg(c), mcp(std::make_unique<mcp_runtime>(cfg)) {
+app_state::app_state(gateway_config const& c) : cfg(c) {
+    if (cfg.access_settings) access = std::make_unique<policy::access_runtime>(*cfg.access_settings);
+    // Upstream OAuth tokens live in the state's SQLite file when it has one.
+    std::shared_ptr<state::secret_store> secrets;
+    if (access && access->sqlite()) secrets = state::make_sqlite_secrets(access->sqlite());
+    mcp = std::make_unique<mcp_runtime>(cfg, true, std::move(secrets));
     if (cfg.mcp_front.enabled) front = std::make_unique<mcp_front>(cfg, mcp->aggregator());
     providers = cfg.built_providers;
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
     router = std::make_unique<routing::router>(cfg.routing(), raw);
-    if (cfg.access_settings) access = std::make_unique<policy::access_runtime>(*cfg.access_settings);
     filter_inputs in{cfg, routing::make_router_filter(*router), access.get(),
                      [r = router.get()](turn_context const& ctx) { return r->quote(ctx); }};
     chat_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::chat));

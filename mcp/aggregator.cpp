@@ -144,7 +144,7 @@ aggregator::aggregator(asio::any_io_executor ex, std::vector<server_config> serv
             auto a = std::make_shared<upstream_auth>(ex_, c.name, c.http->url, *c.oauth, log);
             // New tokens end the wait of the server's supervisors (the shared one and clients' own).
             a->on_authorized([this, name = c.name] { wake_auth_waiters(name); });
-            if (opts_.restore_auth) opts_.restore_auth(c.name, *a);
+            if (opts_.restore_auth) opts_.restore_auth(c, *a);
             c.http->auth = a;
             auths_.emplace(c.name, std::move(a));
         }

@@ -65,7 +65,7 @@ struct aggregator_options {
     // pass a scripted transport here.
     std::function<std::unique_ptr<transport>(asio::any_io_executor, server_config const&, log_sink)> make_transport;
     // Restores a server's saved OAuth tokens and registers where new ones are saved (constructor).
-    std::function<void(std::string const& server, upstream_auth&)> restore_auth;
+    std::function<void(server_config const&, upstream_auth&)> restore_auth;
 };
 
 enum class server_status { starting, up, down, stopped, needs_authorization };

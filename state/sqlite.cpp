@@ -2,7 +2,9 @@
 // and the request and audit logs. The SQL for each operation is built in a plain function that
 // returns what the writer or the reader thread runs; the coroutines only await it.
 #include "state/sqlite.hpp"
+#include "state/secret_store.hpp"
 
+#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -11,7 +13,9 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <utility>
 
 #include "common/asio_util.hpp"
@@ -351,6 +355,73 @@ private:
 };
 
 }  // namespace
+
+namespace {
+
+class sqlite_secrets final : public secret_store {
+public:
+    explicit sqlite_secrets(std::shared_ptr<sqlite_db> db) : db_(std::move(db)) {}
+
+    std::map<std::string, std::string> load(std::string_view prefix) override {
+        using map = std::map<std::string, std::string>;
+        auto r = db_->read_now<map>([p = std::string(prefix)](sqlite_conn& c) -> result<map> {
+            map out;
+            auto s = c.prepare("SELECT name, value FROM secrets WHERE substr(name, 1, length(?1)) = ?1");
+            s.bind(1, p);
+            while (s.step()) out.emplace(s.text(0), s.text(1));
+            return out;
+        });
+        return r ? std::move(*r) : map();
+    }
+
+    void save(std::string name, std::string value) override {
+        db_->write(
+            [name = std::move(name), value = std::move(value)](sqlite_conn& c) -> std::int64_t {
+                if (value.empty()) {
+                    c.prepare("DELETE FROM secrets WHERE name = ?1").bind(1, name).run();
+                } else {
+                    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count();
+                    c.prepare("INSERT INTO secrets(name, value, updated_ms) VALUES(?1, ?2, ?3) "
+                              "ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms")
+                        .bind(1, name).bind(2, value).bind(3, static_cast<std::int64_t>(now)).run();
+                }
+                return 0;
+            },
+            asio::detached);
+    }
+
+private:
+    std::shared_ptr<sqlite_db> db_;
+};
+
+class memory_secrets final : public secret_store {
+public:
+    std::map<std::string, std::string> load(std::string_view prefix) override {
+        std::lock_guard lock(mu_);
+        std::map<std::string, std::string> out;
+        for (auto const& [k, v] : values_)
+            if (k.starts_with(prefix)) out.emplace(k, v);
+        return out;
+    }
+    void save(std::string name, std::string value) override {
+        std::lock_guard lock(mu_);
+        if (value.empty()) values_.erase(name);
+        else values_[std::move(name)] = std::move(value);
+    }
+
+private:
+    std::mutex mu_;
+    std::map<std::string, std::string> values_;
+};
+
+}  // namespace
+
+std::shared_ptr<secret_store> make_sqlite_secrets(std::shared_ptr<sqlite_db> db) {
+    return std::make_shared<sqlite_secrets>(std::move(db));
+}
+
+std::shared_ptr<secret_store> make_memory_secrets() { return std::make_shared<memory_secrets>(); }
 
 std::shared_ptr<ledger> make_sqlite_ledger(std::shared_ptr<sqlite_db> db) {
     return std::make_shared<sqlite_ledger>(std::move(db));

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS audit_log(
 CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts_ms);
 CREATE INDEX IF NOT EXISTS audit_log_key ON audit_log(key);
 CREATE INDEX IF NOT EXISTS audit_log_request_id ON audit_log(request_id);
+CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER);
 )sql";
 
 // How long the destructor keeps committing what is still queued.

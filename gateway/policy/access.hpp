@@ -134,6 +134,8 @@ public:
     std::string metrics_text() const;
     // Counts a charge for /metrics (bounded series).
     void note_spend(virtual_key const& k, double usd);
+    // The SQLite file of the state, when there is one (other features keep their rows in it too).
+    std::shared_ptr<state::sqlite_db> sqlite() const { return sqlite_; }
 
 private:
     access_settings s_;
