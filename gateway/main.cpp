@@ -20,6 +20,7 @@
 #include "gateway/routing/config.hpp"
 #include "gateway/demo_mcp_server.hpp"
 #include "gateway/mcp_front.hpp"
+#include "gateway/mcp_login.hpp"
 #include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
 
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
         "  toolgate check-config --config gateway.yaml\n"
         "  toolgate mcp-stdio --config gateway.yaml   (all MCP servers as one, on stdin/stdout)\n"
         "  toolgate demo-mcp-server        (an MCP server on stdio, used by the default config)\n"
+        "  toolgate mcp-login --config gateway.yaml tickets   (OAuth to an MCP server, from a terminal)\n"
         "Environment: OPENAI_API_KEY, MISTRAL_API_KEY, GROQ_API_KEY, ... enable those providers without config.");
 
     std::string config_path;
@@ -159,6 +161,13 @@ int main(int argc, char** argv) {
     stdio->add_option("config,-c,--config", config_path, "YAML config file (also positional: toolgate mcp-stdio FILE)")
         ->required()
         ->check(CLI::ExistingFile);
+
+    std::string login_server;
+    auto* login = cli.add_subcommand("mcp-login",
+                                     "Authorize toolgate at an OAuth-protected MCP server of the config: prints the URL to "
+                                     "open, waits for the browser to come back to the redirect URI, keeps the tokens");
+    login->add_option("-c,--config", config_path, "YAML config file")->required()->check(CLI::ExistingFile);
+    login->add_option("server", login_server, "The MCP server's name in mcp_servers")->required();
 
     CLI11_PARSE(cli, argc, argv);
     if (demo->parsed()) return run_demo_mcp_server();
@@ -188,6 +197,11 @@ int main(int argc, char** argv) {
     if (stdio->parsed()) {
         setup_logging(cfg.log.level == "info" ? "warn" : cfg.log.level);  // stderr only; stdout is the protocol's
         return run_mcp_stdio(cfg);
+    }
+
+    if (login->parsed()) {
+        setup_logging("warn");
+        return run_mcp_login(cfg, login_server);
     }
 
     if (check->parsed()) {

@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { spawn } from 'node:child_process';
+import { startGateway, waitFor, freePort, writeConfig, runToolgate, cleanEnv, toolgateBin } from './lib/harness.mjs';
 import { startProtectedMcp } from './lib/oauth_peers.mjs';
 import { sqlite } from './lib/state_peers.mjs';
 
@@ -170,5 +171,64 @@ describe('OAuth to an upstream MCP server', () => {
     const out = gw.logs + gw.stdout;
     for (const s of secrets()) assert.ok(!out.includes(s), 'a secret in the output');
     for (const t of peers.rs.tokensSeen) assert.ok(!out.includes(t), 'an access token in the output');
+  });
+});
+
+describe('toolgate mcp-login', () => {
+  let peers, dir, gw;
+  before(async () => {
+    peers = await startProtectedMcp();
+    dir = mkdtempSync(join(tmpdir(), 'toolgate-login-'));
+  });
+  after(async () => {
+    await gw?.stop();
+    await peers?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('prints the URL, takes the redirect on its loopback port, and serve starts authorized', async () => {
+    const port = await freePort();
+    const db = join(dir, 'state.db');
+    const yaml = config(peers, db).replace('auth: { type: oauth }', `auth: { type: oauth, redirect_uri: "http://127.0.0.1:${port}/oauth/callback" }`);
+    const cfg = writeConfig(yaml);
+    const proc = spawn(toolgateBin, ['mcp-login', '-c', cfg.file, 'protected'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.stderr.on('data', (d) => (err += d));
+    const exited = new Promise((r) => proc.on('exit', r));
+    try {
+      await waitFor(() => /https?:\/\/\S+\/authorize\?\S+/.test(out), 10000, 'the URL on stdout');
+      const url = out.match(/https?:\/\/\S+\/authorize\?\S+/)[0];
+      const at = await fetch(url, { redirect: 'manual' });
+      const back = at.headers.get('location');
+      assert.ok(back.startsWith(`http://127.0.0.1:${port}/oauth/callback?`), back);
+      const cb = await fetch(back);
+      assert.equal(cb.status, 200);
+      assert.equal(await exited, 0, out + err);
+    } finally {
+      proc.kill('SIGKILL');
+      cfg.cleanup();
+    }
+    assert.match(out, /Authorized/);
+    assert.deepEqual(peers.as.problems, []);
+    for (const t of [...peers.as.access.keys(), ...peers.as.refresh.keys()]) assert.ok(!(out + err).includes(t));
+    gw = await startGateway(yaml);
+    await waitFor(async () => (await servers(gw)).protected?.status === 'up', 20000, 'protected up with the saved tokens');
+    assert.equal((await call(gw)).status, 200);
+    assert.equal(peers.as.requests.filter((r) => r.path === '/authorize').length, 1);
+  });
+
+  test('refuses what it cannot do, with a reason', async () => {
+    const cfg = writeConfig(config(peers, join(dir, 'other.db')));
+    try {
+      const none = await runToolgate(['mcp-login', '-c', cfg.file, 'nope']);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /no MCP server named 'nope'/);
+      const open = await runToolgate(['mcp-login', '-c', cfg.file, 'open']);
+      assert.equal(open.code, 2);
+      assert.match(open.stderr, /has no 'auth: \{ type: oauth \}'/);
+    } finally {
+      cfg.cleanup();
+    }
   });
 });
