@@ -21,6 +21,7 @@
 #include "gateway/demo_mcp_server.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_login.hpp"
+#include "gateway/mcp_tokens.hpp"
 #include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
 
@@ -124,6 +125,26 @@ void print_routing(gateway_config const& cfg) {
     if (!rc.tool_turn_model.empty()) std::cout << "  turns after tool results -> " << rc.tool_turn_model << "\n";
 }
 
+// What check-config says of the MCP servers behind OAuth: how their tokens are obtained.
+void print_mcp_auth(gateway_config const& cfg) {
+    for (auto const& s : cfg.mcp_servers) {
+        if (!s.oauth) continue;
+        auto const& o = *s.oauth;
+        std::cout << "  mcp server '" << s.name << "': oauth, ";
+        if (o.flow == toolgate::mcp::oauth_options::grant::client_credentials) {
+            std::cout << "client credentials (" << (o.private_key ? "private_key_jwt" : "client secret") << ")\n";
+            continue;
+        }
+        auto redirect = o.redirect_uri.empty() ? default_redirect_uri(cfg.server.listen) : o.redirect_uri;
+        std::cout << "authorization code; client: "
+                  << (!o.client_id.empty()              ? "pre-registered"
+                      : !o.client_metadata_url.empty() ? "metadata document, else dynamic registration"
+                                                       : "dynamic registration")
+                  << "; redirect " << (redirect.empty() ? "(unknown: set auth.redirect_uri)" : redirect)
+                  << "; authorize with GET /admin/mcp/servers/" << s.name << "/authorize or toolgate mcp-login\n";
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,6 +229,7 @@ int main(int argc, char** argv) {
         std::cout << config_path << ": OK (" << cfg.providers.size() << " provider(s))\n";
         print_routing(cfg);
         print_access(cfg);
+        print_mcp_auth(cfg);
         return 0;
     }
 
