@@ -14,6 +14,9 @@
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/mcp_front.hpp"
+#include "gateway/mcp_front_auth.hpp"
+#include "common/text.hpp"
+#include "mcp/jsonrpc.hpp"
 #include "gateway/mcp_runtime.hpp"
 #include "gateway/policy/access.hpp"
 #include "gateway/policy/registry.hpp"
@@ -31,6 +34,7 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
     if (access && access->sqlite()) secrets = state::make_sqlite_secrets(access->sqlite());
     mcp = std::make_unique<mcp_runtime>(cfg, true, std::move(secrets));
     if (cfg.mcp_front.enabled) front = std::make_unique<mcp_front>(cfg, mcp->aggregator());
+    if (cfg.mcp_front.enabled && cfg.mcp_front.oauth) mcp_oauth = std::make_unique<token_verifier>(*cfg.mcp_front.oauth);
     providers = cfg.built_providers;
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
@@ -79,7 +83,7 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 23> routes{{
+constexpr std::array<route, 25> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
@@ -97,6 +101,8 @@ constexpr std::array<route, 23> routes{{
     {"/admin/keys/{id}/enable", "POST", &api::admin_enable_key, false, true, false},
     {"/admin/mcp/servers/{name}/authorize", "GET", &api::mcp_authorize, false, true, false},
     {"/oauth/callback", "GET", &api::oauth_callback, false, true, false},
+    {"/.well-known/oauth-protected-resource", "GET", &api::protected_resource, false, false, false},
+    {"/.well-known/oauth-protected-resource/{path*}", "GET", &api::protected_resource, false, false, false},
     {"/admin/spend", "GET", &api::admin_spend, false, true, false},
     {"/admin/logs", "GET", &api::admin_logs, false, true, false},
     {"/admin/audit", "GET", &api::admin_audit, false, true, false},
@@ -231,7 +237,22 @@ private:
             // With virtual keys, /mcp takes them (their mcp_tools); else its own mcp_front.keys.
             std::optional<mcp_front_key> identity;
             bool refused = false;
-            if (state_.access && state_.access->keys_configured() && r.req.method != "OPTIONS") {
+            if (state_.mcp_oauth && r.req.method != "OPTIONS") {
+                // A JWT from the configured issuer; else the gateway's own keys, if it has any.
+                auto token = bearer_token(r.req.header("authorization"));
+                bool keys = (state_.access && state_.access->keys_configured()) || !state_.cfg.mcp_front.keys.empty();
+                if (token_verifier::looks_like_jwt(token)) {
+                    auto check = co_await state_.mcp_oauth->verify(std::string(token));
+                    if (check.status == 200) identity = std::move(check.identity);
+                    else refused = true;
+                    if (refused) co_await refuse_mcp(r, check);
+                } else if (!keys) {
+                    refused = true;
+                    auto check = no_token(token.empty());
+                    co_await refuse_mcp(r, check);
+                }
+            }
+            if (!refused && !identity && state_.access && state_.access->keys_configured() && r.req.method != "OPTIONS") {
                 refused = !co_await authenticate(r);
                 if (!refused && r.access_scope.key) identity = mcp_identity(*r.access_scope.key);
             }
@@ -260,7 +281,8 @@ private:
         auto err = co_await state_.access->authenticate(r.req.header("authorization"), r.req.header("x-api-key"),
                                                         r.access_scope);
         if (err) {
-            if (err->status == 401) r.headers.emplace_back("www-authenticate", "Bearer");
+            // On /mcp behind OAuth, a 401 points an MCP client to the authorization server.
+            if (err->status == 401) r.headers.emplace_back("www-authenticate", challenge_for(r));
             co_await reply_error(r, *err);
             co_return false;
         }
@@ -269,6 +291,39 @@ private:
             r.rec.team = k->team;
         }
         co_return true;
+    }
+
+    std::string challenge_for(api_request const& r) const {
+        if (r.rec.route == "/mcp") return unauthorized_challenge(state_.cfg.mcp_front);
+        return "Bearer";
+    }
+
+    static std::string_view bearer_token(std::string_view auth) {
+        if (auth.size() < 7 || ascii_lower(auth.substr(0, 7)) != "bearer ") return {};
+        return auth.substr(7);
+    }
+
+    static token_check no_token(bool missing) {
+        token_check c;
+        c.status = 401;
+        if (!missing) {
+            c.error = "invalid_token";
+            c.description = "not an access token of this gateway's issuer";
+        }
+        return c;
+    }
+
+    // 401 or 403 on /mcp with its Bearer challenge (RFC 6750, RFC 9728).
+    asio::awaitable<void> refuse_mcp(api_request& r, token_check const& c) {
+        r.headers.emplace_back("www-authenticate", state_.mcp_oauth->challenge(c));
+        r.rec.status = c.status;
+        auto body = refusal_body(c);
+        co_await r.out.send(c.status, "application/json", body, r.headers);
+    }
+
+    static std::string refusal_body(token_check const& c) {
+        auto message = c.description.empty() ? std::string("an access token is required") : c.description;
+        return mcp::make_error(nullptr, mcp::errc::invalid_request, message);
     }
 
     static mcp_front_key mcp_identity(policy::virtual_key const& k) {

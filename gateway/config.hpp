@@ -58,6 +58,17 @@ struct mcp_front_key {
     std::optional<std::vector<std::string>> tools;  // exposed names or "prefix*"; nullopt: all
 };
 
+// /mcp as an OAuth-protected resource (RFC 9728): JWT access tokens of one issuer.
+struct mcp_front_oauth {
+    std::string issuer;    // its metadata names the JWK set (unless jwks_uri is given)
+    std::string audience;  // this resource's identifier, e.g. https://gateway.example.com/mcp
+    std::string jwks_uri;
+    // scope -> the exposed tool names or "prefix*" it grants ("*": all); in config order
+    std::vector<std::pair<std::string, std::vector<std::string>>> scopes_to_tools;
+    std::chrono::seconds clock_skew{60};
+    bool allow_insecure_http = false;  // plain http to a non-loopback issuer
+};
+
 // The gateway as one MCP server: /mcp (Streamable HTTP) and `toolgate mcp-stdio`.
 struct mcp_front_config {
     bool enabled = true;
@@ -67,7 +78,8 @@ struct mcp_front_config {
     std::chrono::milliseconds session_idle_timeout{30 * 60 * 1000};
     std::size_t max_sessions = 1000;
     std::size_t page_size = 100;
-    std::vector<mcp_front_key> keys;  // empty: no authentication
+    std::vector<mcp_front_key> keys;  // empty: no authentication (unless oauth)
+    std::optional<mcp_front_oauth> oauth;  // JWT access tokens (beside the keys)
 };
 
 struct gateway_config {

@@ -1,4 +1,6 @@
 #include "gateway/mcp_front.hpp"
+
+#include "gateway/mcp_front_auth.hpp"
 #include "common/ids.hpp"
 #include "common/task_group.hpp"
 
@@ -389,7 +391,7 @@ asio::awaitable<int> mcp_front::handle(inbound_request& req, response_channel& o
     if (!reply && !key && !cfg.keys.empty()) {
         key = self->authenticate(req);
         if (!key) {
-            headers.emplace_back("www-authenticate", "Bearer");
+            headers.emplace_back("www-authenticate", unauthorized_challenge(cfg));
             reply = fail(401, mcp::errc::invalid_request, "missing or unknown bearer token");
         }
     }

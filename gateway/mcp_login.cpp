@@ -69,10 +69,12 @@ asio::awaitable<std::string> serve_callback(tcp::acceptor& acceptor, mcp::upstre
     for (;;) {
         auto [ec, sock] = co_await acceptor.async_accept(nothrow_awaitable);
         if (ec) co_return "the callback listener failed: " + ec.message();
+        // A connection that sends nothing (a browser's preconnect) must not hold up the callback.
         asio::streambuf buf(16 * 1024);
-        auto [rec, n] = co_await asio::async_read_until(sock, buf, "\r\n", nothrow_awaitable);
-        (void)n;
-        if (rec) continue;
+        asio::steady_timer idle(acceptor.get_executor());
+        idle.expires_after(std::chrono::seconds(5));
+        auto read = co_await (asio::async_read_until(sock, buf, "\r\n", nothrow_awaitable) || idle.async_wait(nothrow_awaitable));
+        if (read.index() != 0 || std::get<0>(std::get<0>(read))) continue;
         std::string line;
         std::istream in(&buf);
         std::getline(in, line);

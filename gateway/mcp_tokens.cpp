@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/policy/access.hpp"
+#include "mcp/oauth.hpp"
 #include "state/secret_store.hpp"
 #include "state/sqlite.hpp"
 
@@ -17,11 +18,14 @@ namespace json = boost::json;
 // from the machine it runs on (auth.redirect_uri when that is not where the browser is).
 std::string default_redirect_uri(listen_address const& a) {
     if (a.port == 0) return {};  // not known before the socket is bound: auth.redirect_uri must say
+    // Only a loopback address makes a plain-http redirect acceptable (the code travels in it);
+    // a gateway reached under another name says where in auth.redirect_uri (https).
     std::string host = a.host;
-    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-    else if (host == "::") host = "[::1]";
-    else if (host.find(':') != std::string::npos) host = "[" + host + "]";
-    return "http://" + host + ":" + std::to_string(a.port) + "/oauth/callback";
+    if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
+    else if (host == "::" || host == "::1") host = "[::1]";
+    auto uri = "http://" + (host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host) + ":" +
+               std::to_string(a.port) + "/oauth/callback";
+    return mcp::oauth::is_loopback_url(uri) ? uri : std::string();
 }
 
 // The state's SQLite file (state.sqlite.path, else its default), or memory when the state is not

@@ -216,6 +216,16 @@ aggregator::~aggregator() = default;
 
 namespace {
 
+// (Plain functions for conditional strings used in coroutines, CONTRIBUTING.md.)
+std::string breaker_line(bool open, std::chrono::milliseconds open_for, unsigned failures) {
+    if (!open) return "circuit breaker closed";
+    return "circuit breaker open for " + std::to_string(open_for.count()) + " ms after " + std::to_string(failures) + " failures";
+}
+
+std::string start_failure(boost::system::result<server_info> const& r) {
+    return r ? std::string("stopped") : "could not start: " + r.error().message();
+}
+
 // The capabilities of `client` that `cfg` lets through to the server, as the client declared them.
 json::object declared_to(server_config const& cfg, json::object const& client) {
     json::object out;
@@ -406,13 +416,13 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
         auto started_at = clock_type::now();
         auto r = co_await session->start();
         auto* auth = auth_of(s.cfg.name);
-        if (r && !stopping_ && !s.closing && auth && auth->needs_authorization()) {
+        if (r && !stopping_ && !s.closing && auth && auth->blocked()) {
             // (The handshake passed without a token, and the server wants one for the rest.)
             co_await session->close();
         } else if (r && !stopping_ && !s.closing) {
             s.session = session;
             co_await refresh(sp, session);
-            if (auth && auth->needs_authorization() && s.tools.empty()) {
+            if (auth && auth->blocked() && s.tools.empty()) {
                 // Its lists need a token it does not have yet: wait for the authorization below.
                 s.session.reset();
                 s.resources.clear();
@@ -423,7 +433,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
                 r = boost::system::result<server_info>(boost::system::error_code(asio::error::access_denied));
             }
         }
-        if (auth && auth->needs_authorization() && !stopping_ && !s.closing && !s.session) {
+        if (auth && auth->blocked() && !stopping_ && !s.closing && !s.session) {
             // Nothing to retry until a person authorizes: wait for the tokens, not for a backoff.
             {
                 std::lock_guard lock(mu_);
@@ -431,7 +441,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
                 s.last_error = auth->why();
             }
             mark_attempted(s);
-            while (auth->needs_authorization() && !stopping_ && !s.closing) {
+            while (auth->blocked() && !stopping_ && !s.closing) {
                 s.backoff_timer.expires_at(asio::steady_timer::time_point::max());
                 co_await s.backoff_timer.async_wait(nothrow_awaitable);
             }
@@ -468,7 +478,7 @@ asio::awaitable<void> aggregator::supervise(std::shared_ptr<server_state> sp) {
             mark_attempted(s);
             std::lock_guard lock(mu_);
             s.status = stopping_ || s.closing ? server_status::stopped : server_status::down;
-            s.last_error = r ? "stopped" : "could not start: " + r.error().message();
+            s.last_error = start_failure(r);
         }
         if (stopping_ || s.closing) break;
         {
@@ -815,10 +825,7 @@ asio::awaitable<tool_outcome> aggregator::call_on_mcp_thread(std::string exposed
                                                          : call_admission::ending::success;
     if (release(ticket, how)) {
         bool open = s->breaker.is_open();
-        s->log(open ? log_level::warn : log_level::info,
-               open ? "circuit breaker open for " + std::to_string(s->cfg.breaker_open.count()) + " ms after " +
-                          std::to_string(s->breaker.failures()) + " failures"
-                    : std::string("circuit breaker closed"));
+        s->log(open ? log_level::warn : log_level::info, breaker_line(open, s->cfg.breaker_open, s->breaker.failures()));
         std::lock_guard lock(mu_);
         s->breaker_open = open;
     }

@@ -79,13 +79,16 @@ std::optional<oauth_options> parse_auth(reader const& r, YAML::Node const& a, st
         if (!n.IsSequence()) r.fail(n, path + ".scopes", "must be a list of strings");
         for (auto const& x : n) o.scopes.push_back(r.str(x, path + ".scopes"));
     }
-    if (auto n = a["redirect_uri"]) {
-        o.redirect_uri = r.str(n, path + ".redirect_uri");
-        if (!oauth::split_url(o.redirect_uri)) r.fail(n, path + ".redirect_uri", "must be an http(s) URL");
-    }
     if (auto n = a["max_step_ups"]) o.max_step_ups = static_cast<unsigned>(r.integer(n, path + ".max_step_ups", 0, 10));
     if (auto n = a["timeout"]) o.timeout = r.duration(n, path + ".timeout");
     if (auto n = a["allow_insecure_http"]) o.allow_insecure_http = r.boolean(n, path + ".allow_insecure_http");
+    if (auto n = a["redirect_uri"]) {
+        o.redirect_uri = r.str(n, path + ".redirect_uri");
+        if (!oauth::split_url(o.redirect_uri)) r.fail(n, path + ".redirect_uri", "must be an http(s) URL");
+        // The code travels in it: https, or a loopback address (OAuth 2.1 §8.4.2).
+        if (o.redirect_uri.rfind("https://", 0) != 0 && !oauth::is_loopback_url(o.redirect_uri) && !o.allow_insecure_http)
+            r.fail(n, path + ".redirect_uri", "must be https, or http on a loopback address (allow_insecure_http: true permits it)");
+    }
     if (o.flow == oauth_options::grant::client_credentials) {
         if (o.client_id.empty()) r.fail(a, path, "flow: client_credentials needs client_id");
         if (o.client_secret.empty() && !o.private_key)
@@ -162,6 +165,9 @@ std::vector<server_config> parse_servers(reader const& r, YAML::Node const& ms) 
             for (char const* k : {"args", "env", "cwd"})
                 if (m[k]) r.fail(m[k], path + "." + k, "only applies to stdio servers (command)");
             if (auto a = m["auth"]) {
+                if (ho.kind == http_options::mode::sse && a["type"] && a["type"].IsScalar() && a["type"].Scalar() == "oauth")
+                    r.fail(m["transport"], path + ".transport",
+                           "sse (the legacy transport) cannot go with auth type oauth: use streamable-http or auto");
                 for (auto const& [k, v] : ho.headers)
                     if (ascii_lower(k) == "authorization")
                         r.fail(a, path + ".auth", "and an Authorization header in 'headers' cannot both be set");

@@ -29,6 +29,11 @@ namespace {
 
 using detail::message_reader;
 
+// "HTTP 503" or the transport error (a plain function: conditional strings, CONTRIBUTING.md).
+std::string outcome_text(boost::system::result<http::response> const& r) {
+    return r ? "HTTP " + std::to_string(r->status) : r.error().message();
+}
+
 class http_transport final : public transport {
 public:
     http_transport(asio::any_io_executor ex, http_options opts, log_sink log)
@@ -294,7 +299,7 @@ private:
         auto r = co_await client_.stream(ep_, req, timeouts(std::chrono::hours(24)), &stop_, reader);
         if (!*alive) co_return;
         if (!r || r->status / 100 != 2) {
-            log_(log_level::warn, "legacy SSE stream failed: " + (r ? "HTTP " + std::to_string(r->status) : r.error().message()));
+            log_(log_level::warn, "legacy SSE stream failed: " + outcome_text(r));
         }
         legacy_failed_ = true;
         endpoint_ready_.cancel();
@@ -323,7 +328,7 @@ private:
         auto r = co_await client_.send(ep_, req, timeouts(opts_.read_timeout), &stop_);
         if (!*alive) co_return asio::error::operation_aborted;
         if (!r || r->status / 100 != 2)
-            fail_request(m, "MCP server refused the message: " + (r ? "HTTP " + std::to_string(r->status) : r.error().message()));
+            fail_request(m, "MCP server refused the message: " + outcome_text(r));
         co_return error_code{};
     }
 

@@ -149,8 +149,11 @@ std::optional<url_parts> split_url(std::string_view url) {
 bool is_loopback_url(std::string_view url) {
     auto u = boost::urls::parse_absolute_uri(url);
     if (!u) return false;
-    auto host = ascii_lower(u->encoded_host());
-    return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+    if (ascii_lower(u->encoded_host()) == "localhost") return true;
+    // Only an address literal is loopback ("127.evil.example" is a name like any other).
+    if (u->host_type() == boost::urls::host_type::ipv4) return u->host_ipv4_address().is_loopback();
+    if (u->host_type() == boost::urls::host_type::ipv6) return u->host_ipv6_address().is_loopback();
+    return false;
 }
 
 std::vector<std::string> resource_metadata_urls(std::string_view server_url, std::string_view hint) {
@@ -204,6 +207,7 @@ std::optional<server_metadata> parse_server_metadata(std::string_view body) {
     m.authorization_endpoint = text(*o, "authorization_endpoint");
     m.token_endpoint = text(*o, "token_endpoint");
     m.registration_endpoint = text(*o, "registration_endpoint");
+    m.jwks_uri = text(*o, "jwks_uri");
     m.token_auth_methods = strings(*o, "token_endpoint_auth_methods_supported");
     m.grant_types = strings(*o, "grant_types_supported");
     m.code_challenge_methods = strings(*o, "code_challenge_methods_supported");
@@ -280,6 +284,7 @@ token_answer parse_token_answer(int status, std::string_view body) {
     }
     if (status / 100 != 2 || o->contains("error")) {
         t.error = text(*o, "error");
+        t.error_code = t.error;
         if (t.error.empty()) t.error = "HTTP " + std::to_string(status);
         if (auto d = text(*o, "error_description"); !d.empty()) t.error += ": " + d;
         return t;

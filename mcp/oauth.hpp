@@ -57,6 +57,7 @@ struct server_metadata {
     std::string authorization_endpoint;
     std::string token_endpoint;
     std::string registration_endpoint;  // empty: no dynamic registration
+    std::string jwks_uri;
     std::vector<std::string> token_auth_methods;
     std::vector<std::string> grant_types;
     std::vector<std::string> code_challenge_methods;
@@ -87,6 +88,7 @@ struct token_answer {
     std::string scope;  // as granted; empty when the server did not say
     std::optional<std::chrono::seconds> lifetime;
     std::string error;  // empty on success: the OAuth error code and description, for the log
+    std::string error_code;  // the OAuth error code alone (invalid_grant, ...), when the server gave one
 };
 token_answer parse_token_answer(int status, std::string_view body);
 

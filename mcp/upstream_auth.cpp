@@ -2,6 +2,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -23,7 +24,8 @@ using fields = std::vector<std::pair<std::string, std::string>>;
 using clock_type = std::chrono::system_clock;
 
 constexpr auto pending_lifetime = std::chrono::minutes(10);
-constexpr auto renew_before = std::chrono::seconds(60);
+constexpr auto renew_before = std::chrono::seconds(60);  // or half the lifetime, when shorter
+constexpr auto renew_pause = std::chrono::seconds(10);   // after a failed renewal, before the next try
 
 std::int64_t unix_now() { return std::chrono::duration_cast<std::chrono::seconds>(clock_type::now().time_since_epoch()).count(); }
 
@@ -87,6 +89,11 @@ http::timeouts limits(oauth_options const& o) {
     return t;
 }
 
+// A URL toolgate may send discovery requests, codes or secrets to.
+bool secure_enough(std::string const& url, oauth_options const& o) {
+    return url.rfind("https://", 0) == 0 || oauth::is_loopback_url(url) || o.allow_insecure_http;
+}
+
 std::string field(json::object const& o, std::string_view k) {
     auto const* v = o.if_contains(k);
     return v && v->is_string() ? std::string(v->get_string()) : std::string();
@@ -131,6 +138,8 @@ struct upstream_auth::impl {
 
     // Discovery.
     bool discovered = false;
+    bool fallback = false;        // the 2025-03-26 endpoints, no metadata document
+    std::string restored_issuer;  // whose tokens were restored (dropped when discovery finds another)
     oauth::server_metadata md;
     std::string issuer;    // the authorization server's identifier (JWT audience)
     std::string resource;  // RFC 8707
@@ -144,6 +153,9 @@ struct upstream_auth::impl {
     // Tokens.
     std::string access_token, refresh_token, token_scope;
     std::optional<clock_type::time_point> expires;
+    std::optional<clock_type::time_point> renew_at;
+    clock_type::time_point renew_failed{};
+    std::string last_error_code;  // of the last token request
     unsigned step_ups = 0;
 
     struct pending {
@@ -153,10 +165,28 @@ struct upstream_auth::impl {
     std::optional<pending> pending_auth;
 };
 
+// The async mutex, held: keeps the object alive (a frame destroyed late still releases safely).
 struct upstream_auth::holder {
-    upstream_auth* self;
-    ~holder() { self->release(); }
+    std::shared_ptr<upstream_auth> self;
+    holder(std::shared_ptr<upstream_auth> s) : self(std::move(s)) {}
+    holder(holder&& o) noexcept : self(std::move(o.self)) {}
+    holder(holder const&) = delete;
+    ~holder() {
+        if (self) self->release();
+    }
 };
+
+namespace {
+
+// A waiter's timer stays listed only while its frame lives (cancelled waits included).
+struct listed {
+    std::deque<asio::steady_timer*>& list;
+    asio::steady_timer* timer;
+    listed(std::deque<asio::steady_timer*>& l, asio::steady_timer* t) : list(l), timer(t) { list.push_back(t); }
+    ~listed() { std::erase(list, timer); }
+};
+
+}  // namespace
 
 upstream_auth::upstream_auth(asio::any_io_executor ex, std::string server, std::string server_url, oauth_options opts,
                              log_sink log)
@@ -172,14 +202,17 @@ upstream_auth::upstream_auth(asio::any_io_executor ex, std::string server, std::
 
 upstream_auth::~upstream_auth() = default;
 
-asio::awaitable<void> upstream_auth::acquire() {
+asio::awaitable<upstream_auth::holder> upstream_auth::acquire() {
+    auto self = shared_from_this();
     while (impl_->busy) {
         asio::steady_timer t(impl_->ex, asio::steady_timer::time_point::max());
-        impl_->waiters.push_back(&t);
+        listed entry(impl_->waiters, &t);
         co_await t.async_wait(nothrow_awaitable);
-        std::erase(impl_->waiters, &t);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) throw boost::system::system_error(asio::error::operation_aborted);
     }
     impl_->busy = true;
+    co_return holder(std::move(self));
 }
 
 void upstream_auth::release() {
@@ -202,18 +235,18 @@ std::string upstream_auth::why() const {
 
 std::string upstream_auth::bearer() const { return impl_->access_token.empty() ? std::string() : "Bearer " + impl_->access_token; }
 
-bool upstream_auth::expiring() const {
-    return impl_->expires && clock_type::now() + renew_before >= *impl_->expires;
-}
+bool upstream_auth::expiring() const { return impl_->renew_at && clock_type::now() >= *impl_->renew_at; }
 
 asio::awaitable<std::string> upstream_auth::header() {
-    if (!impl_->access_token.empty() && expiring() &&
+    if (!impl_->access_token.empty() && expiring() && clock_type::now() - impl_->renew_failed > renew_pause &&
         (!impl_->refresh_token.empty() || impl_->opts.flow == oauth_options::grant::client_credentials)) {
-        co_await acquire();
-        holder h{this};
-        if (expiring()) {
+        auto h = co_await acquire();
+        if (expiring() && clock_type::now() - impl_->renew_failed > renew_pause) {
             auto err = co_await renew();
-            if (!err.empty()) impl_->log(log_level::warn, "could not renew the access token: " + err);
+            if (!err.empty()) {
+                impl_->renew_failed = clock_type::now();
+                impl_->log(log_level::warn, "could not renew the access token: " + err);
+            }
         }
     }
     if (impl_->expires && clock_type::now() >= *impl_->expires) impl_->access_token.clear();
@@ -221,8 +254,7 @@ asio::awaitable<std::string> upstream_auth::header() {
 }
 
 asio::awaitable<bool> upstream_auth::challenged(int status, std::string www_authenticate, std::string sent) {
-    co_await acquire();
-    holder h{this};
+    auto h = co_await acquire();
     auto& d = *impl_;
     // Another request renewed the token meanwhile: try with that one.
     if (sent != bearer() && !bearer().empty()) co_return true;
@@ -249,37 +281,46 @@ asio::awaitable<bool> upstream_auth::challenged(int status, std::string www_auth
             set_state(current(), msg);
             co_return false;
         }
-        if (d.step_ups >= d.opts.max_step_ups) {
-            auto msg = "the MCP server asks for scope '" + ch.scope + "' again after " + std::to_string(d.step_ups) +
-                       " step-ups; giving up";
-            impl_->log(log_level::error, msg);
-            set_state(current(), msg);
-            co_return false;
+        auto wider = oauth::merge_scopes(oauth::merge_scopes(d.scope, had), ch.scope);
+        if (!oauth::covers(d.scope, wider)) {
+            // (A scope asked for already, by a concurrent 403, is not another step-up.)
+            if (d.step_ups >= d.opts.max_step_ups) {
+                auto msg = "the MCP server asks for scope '" + ch.scope + "' again after " + std::to_string(d.step_ups) +
+                           " step-ups; giving up";
+                impl_->log(log_level::error, msg);
+                set_state(current(), msg);
+                co_return false;
+            }
+            ++d.step_ups;
+            d.scope = wider;
+            impl_->log(log_level::info, "the MCP server asks for scope '" + d.scope + "' (step-up)");
         }
-        ++d.step_ups;
-        d.scope = oauth::merge_scopes(oauth::merge_scopes(d.scope, had), ch.scope);
-        impl_->log(log_level::info, "the MCP server asks for scope '" + d.scope + "' (step-up)");
         if (cc) {
             auto err = co_await renew();
             if (err.empty()) co_return true;
             set_state(state::failed, "client credentials for scope '" + d.scope + "' refused: " + err);
             co_return false;
         }
-        set_state(state::needs_authorization,
-                  "MCP server '" + d.server + "' asks for more scope ('" + d.scope +
-                      "'): authorize it again at /admin/mcp/servers/" + d.server + "/authorize");
+        // The current token still serves what it may: only the calls that need more wait.
+        wants_scope_ = true;
+        set_state(current(), "MCP server '" + d.server + "' asks for more scope ('" + d.scope +
+                                 "'): authorize it again at /admin/mcp/servers/" + d.server + "/authorize");
         co_return false;
     }
     // 401: no token, or one the server no longer takes.
     if (!ch.scope.empty() && !oauth::covers(d.scope, ch.scope)) d.scope = oauth::merge_scopes(d.scope, ch.scope);
-    if (!sent.empty()) {
-        d.access_token.clear();
-        if (!d.refresh_token.empty()) {
-            auto err = co_await renew();
-            if (err.empty()) co_return true;
-            impl_->log(log_level::warn, "refreshing the token failed: " + err);
-            d.refresh_token.clear();
+    if (!sent.empty()) d.access_token.clear();
+    if (!d.refresh_token.empty()) {
+        auto err = co_await renew();
+        if (err.empty()) co_return true;
+        impl_->log(log_level::warn, "refreshing the token failed: " + err);
+        if (d.last_error_code != "invalid_grant") {
+            // Not the grant's fault (the server unreachable, a 5xx): keep it for the next try.
+            set_state(state::failed, "the authorization server could not refresh the token: " + err);
+            co_return false;
         }
+        d.refresh_token.clear();
+        saved();
     }
     if (cc) {
         auto err = co_await renew();
@@ -310,12 +351,20 @@ asio::awaitable<std::string> upstream_auth::discover(oauth::challenge const& ch)
         co_return co_await d.client.send(*ep, req, t, nullptr);
     };
     std::optional<oauth::resource_metadata> prm;
+    std::string unreadable;
+    bool answered = false;
     for (auto const& url : oauth::resource_metadata_urls(d.server_url, ch.resource_metadata)) {
+        if (!secure_enough(url, d.opts)) continue;
         auto r = co_await get(url);
-        if (!r) co_return "protected resource metadata at " + url + " could not be read: " + r.error().message();
+        if (!r) {
+            unreadable = "protected resource metadata at " + url + " could not be read: " + r.error().message();
+            continue;
+        }
+        answered = true;
         if (r->status == 200) prm = oauth::parse_resource_metadata(r->body);
         if (prm) break;
     }
+    if (!prm && !answered && !unreadable.empty()) co_return unreadable;
     auto server = oauth::split_url(d.server_url);
     if (!server) co_return "the server URL is not an http(s) URL";
     std::string as_url;
@@ -334,18 +383,42 @@ asio::awaitable<std::string> upstream_auth::discover(oauth::challenge const& ch)
     }
     auto as = oauth::split_url(as_url);
     if (!as) co_return "the authorization server '" + as_url + "' is not an http(s) URL";
+    if (!secure_enough(as_url, d.opts))
+        co_return "the authorization server " + as_url + " is not https (allow_insecure_http: true permits it)";
     std::optional<oauth::server_metadata> md;
+    answered = false;
     for (auto const& url : oauth::server_metadata_urls(as_url)) {
         auto r = co_await get(url);
-        if (!r) co_return "authorization server metadata at " + url + " could not be read: " + r.error().message();
+        if (!r) {
+            unreadable = "authorization server metadata at " + url + " could not be read: " + r.error().message();
+            continue;
+        }
+        answered = true;
         if (r->status == 200) md = oauth::parse_server_metadata(r->body);
         if (md) break;
     }
+    if (!md && !answered) co_return unreadable;
+    d.fallback = !md;
     if (!md) md = oauth::fallback_metadata(as->origin);
     if (auto bad = insecure_endpoint(*md); !bad.empty() && !d.opts.allow_insecure_http)
         co_return "the authorization server's endpoint " + bad + " is not https (allow_insecure_http: true permits it)";
     d.md = std::move(*md);
     d.issuer = d.md.issuer.empty() ? as_url : d.md.issuer;
+    if (!d.restored_issuer.empty() && d.restored_issuer != d.issuer) {
+        // Tokens and a registration of another authorization server are never sent to this one.
+        impl_->log(log_level::warn, "the authorization server changed: the saved tokens are dropped");
+        d.access_token.clear();
+        d.refresh_token.clear();
+        d.expires.reset();
+        d.renew_at.reset();
+        if (d.client_id != d.opts.client_id) {
+            d.client_id = d.opts.client_id;
+            d.client_secret = d.opts.client_secret;
+            d.method = d.opts.token_auth;
+        }
+        d.restored_issuer.clear();
+        set_state(state::unknown, {});
+    }
     d.scope = oauth::merge_scopes(join(d.opts.scopes), ch.scope);
     if (d.scope.empty()) d.scope = join(d.scopes_supported);
     d.discovered = true;
@@ -428,12 +501,19 @@ asio::awaitable<std::string> upstream_auth::request_token(fields f, std::string 
     auto r = co_await d.client.send(*ep, req, t, nullptr);
     if (!r) co_return "the token endpoint could not be reached: " + r.error().message();
     auto a = oauth::parse_token_answer(r->status, r->body);
+    d.last_error_code = a.error_code;
     if (!a.error.empty()) co_return a.error;
     d.access_token = std::move(a.access_token);
     if (!a.refresh_token.empty()) d.refresh_token = std::move(a.refresh_token);
     d.token_scope = a.scope.empty() ? asked_scope : a.scope;
     d.expires.reset();
-    if (a.lifetime) d.expires = clock_type::now() + *a.lifetime;
+    d.renew_at.reset();
+    if (a.lifetime) {
+        d.expires = clock_type::now() + *a.lifetime;
+        d.renew_at = *d.expires - std::min<clock_type::duration>(renew_before, *a.lifetime / 2);
+    }
+    d.renew_failed = {};
+    wants_scope_ = false;
     set_state(state::authorized, {});
     saved();
     for (auto const& cb : on_authorized_) cb();
@@ -442,6 +522,12 @@ asio::awaitable<std::string> upstream_auth::request_token(fields f, std::string 
 
 asio::awaitable<std::string> upstream_auth::renew() {
     auto& d = *impl_;
+    if (!d.discovered) {
+        // (Tokens restored after a restart: the authorization server is found again first.)
+        oauth::challenge none;
+        auto err = co_await discover(none);
+        if (!err.empty()) co_return err;
+    }
     fields f;
     if (!d.refresh_token.empty()) {
         f.emplace_back("grant_type", "refresh_token");
@@ -461,8 +547,7 @@ asio::awaitable<std::string> upstream_auth::renew() {
 }
 
 asio::awaitable<upstream_auth::begun> upstream_auth::begin_authorization() {
-    co_await acquire();
-    holder h{this};
+    auto h = co_await acquire();
     auto& d = *impl_;
     begun out;
     if (d.opts.flow != oauth_options::grant::authorization_code) {
@@ -482,6 +567,11 @@ asio::awaitable<upstream_auth::begun> upstream_auth::begin_authorization() {
     if (!out.error.empty()) co_return out;
     if (d.md.authorization_endpoint.empty()) {
         out.error = "the authorization server has no authorization endpoint";
+        co_return out;
+    }
+    if (!d.fallback && std::find(d.md.code_challenge_methods.begin(), d.md.code_challenge_methods.end(), "S256") ==
+                           d.md.code_challenge_methods.end()) {
+        out.error = "the authorization server does not offer PKCE with S256 (code_challenge_methods_supported): refusing to authorize";
         co_return out;
     }
     auto p = oauth::make_pkce();
@@ -510,8 +600,7 @@ bool upstream_auth::expects(std::string const& state) const {
 }
 
 asio::awaitable<std::string> upstream_auth::complete_authorization(std::string state, std::string code) {
-    co_await acquire();
-    holder h{this};
+    auto h = co_await acquire();
     auto& d = *impl_;
     if (!expects(state)) co_return "unknown or already used authorization state";
     auto p = std::move(*d.pending_auth);
@@ -542,6 +631,7 @@ void upstream_auth::saved() {
     s.access_token = d.access_token;
     s.refresh_token = d.refresh_token;
     s.scope = d.token_scope;
+    s.issuer = d.issuer.empty() ? d.restored_issuer : d.issuer;
     if (d.expires) s.expires_at = std::chrono::duration_cast<std::chrono::seconds>(d.expires->time_since_epoch()).count();
     on_saved_(s);
 }
@@ -554,10 +644,14 @@ void upstream_auth::restore(oauth_saved const& s) {
         d.method = oauth::parse_client_auth(s.client_auth);
     }
     if (s.expires_at != 0 && s.expires_at <= unix_now() && s.refresh_token.empty()) return;
+    d.restored_issuer = s.issuer;
     d.access_token = s.access_token;
     d.refresh_token = s.refresh_token;
     d.token_scope = s.scope;
-    if (s.expires_at != 0) d.expires = clock_type::time_point(std::chrono::seconds(s.expires_at));
+    if (s.expires_at != 0) {
+        d.expires = clock_type::time_point(std::chrono::seconds(s.expires_at));
+        d.renew_at = *d.expires - renew_before;
+    }
     if (!d.access_token.empty() || !d.refresh_token.empty()) set_state(state::authorized, {});
 }
 

@@ -52,6 +52,7 @@ struct oauth_options {
 struct oauth_saved {
     std::string client_id, client_secret, client_auth;
     std::string access_token, refresh_token, scope;
+    std::string issuer;           // the authorization server they are from
     std::int64_t expires_at = 0;  // unix seconds; 0: unknown
 };
 
@@ -85,14 +86,16 @@ public:
 
     // Thread-safe.
     state current() const { return state_.load(); }
-    bool needs_authorization() const { return state_.load() == state::needs_authorization; }
+    // A person must authorize: no usable token (blocked), or a call wants a wider scope.
+    bool needs_authorization() const { return blocked() || wants_scope_.load(); }
+    bool blocked() const { return state_.load() == state::needs_authorization; }
     json::object status() const;
 
 private:
     // One operation with the authorization server at a time (a burst of 401s makes one discovery).
-    asio::awaitable<void> acquire();
-    void release();
     struct holder;
+    asio::awaitable<holder> acquire();
+    void release();
     asio::awaitable<std::string> discover(oauth::challenge const& ch);
     asio::awaitable<std::string> ensure_client();
     asio::awaitable<std::string> request_token(std::vector<std::pair<std::string, std::string>> fields, std::string const& asked_scope);
@@ -105,6 +108,7 @@ private:
     struct impl;
     std::unique_ptr<impl> impl_;
     std::atomic<state> state_{state::unknown};
+    std::atomic<bool> wants_scope_{false};
     mutable std::mutex mu_;  // why_ and status fields read by other threads
     std::string why_;
     std::vector<std::function<void()>> on_authorized_;

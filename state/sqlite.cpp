@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+
+#include <sys/stat.h>
 #include <utility>
 
 #include "common/asio_util.hpp"
@@ -360,7 +362,11 @@ namespace {
 
 class sqlite_secrets final : public secret_store {
 public:
-    explicit sqlite_secrets(std::shared_ptr<sqlite_db> db) : db_(std::move(db)) {}
+    explicit sqlite_secrets(std::shared_ptr<sqlite_db> db) : db_(std::move(db)) {
+        // Tokens cannot be hashed: the file (and its WAL) is for the gateway's user alone.
+        auto const& path = db_->options().path;
+        for (auto const& f : {path, path + "-wal", path + "-shm"}) ::chmod(f.c_str(), S_IRUSR | S_IWUSR);
+    }
 
     std::map<std::string, std::string> load(std::string_view prefix) override {
         using map = std::map<std::string, std::string>;

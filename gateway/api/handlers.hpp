@@ -13,6 +13,7 @@ asio::awaitable<void> get_model(api_request& r);
 asio::awaitable<void> mcp_servers(api_request& r);       // mcp_admin.cpp
 asio::awaitable<void> mcp_authorize(api_request& r);     // mcp_admin.cpp: OAuth to an upstream server
 asio::awaitable<void> oauth_callback(api_request& r);
+asio::awaitable<void> protected_resource(api_request& r);  // /mcp's RFC 9728 metadata
 asio::awaitable<void> mcp_tools(api_request& r);
 asio::awaitable<void> mcp_call(api_request& r);
 asio::awaitable<void> admin_list_keys(api_request& r);   // admin.cpp

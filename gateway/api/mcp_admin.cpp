@@ -17,6 +17,7 @@
 #include "gateway/api/state.hpp"
 #include "gateway/policy/filters.hpp"
 #include "gateway/mcp_runtime.hpp"
+#include "gateway/mcp_front_auth.hpp"
 
 namespace toolgate::gateway::api {
 
@@ -279,6 +280,16 @@ asio::awaitable<void> oauth_callback(api_request& r) {
     if (status == 502) r.rec.error_detail = end.error;
     r.rec.status = status;
     co_await r.out.send(status, "text/html; charset=utf-8", page, r.headers);
+}
+
+// GET /.well-known/oauth-protected-resource[/mcp]: what an MCP client needs to find the issuer of
+// /mcp's access tokens (only when mcp_front.auth is configured).
+asio::awaitable<void> protected_resource(api_request& r) {
+    if (!r.app.mcp_oauth) {
+        co_await reply_error(r, api_error::not_found("/mcp is not an OAuth-protected resource here", "unknown_route"));
+        co_return;
+    }
+    co_await reply_json(r, r.app.mcp_oauth->metadata_json());
 }
 
 }  // namespace toolgate::gateway::api

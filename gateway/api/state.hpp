@@ -38,6 +38,8 @@ struct injected_catalog {
     boost::json::array definitions;  // same order as source->tools
 };
 
+class token_verifier;
+
 struct app_state {
     explicit app_state(gateway_config const& cfg);
     ~app_state();
@@ -45,6 +47,7 @@ struct app_state {
     gateway_config cfg;
     std::unique_ptr<mcp_runtime> mcp;
     std::unique_ptr<mcp_front> front;  // destroyed before the MCP runtime
+    std::unique_ptr<token_verifier> mcp_oauth;  // mcp_front.auth: JWT access tokens on /mcp
     std::vector<std::shared_ptr<providers::provider>> providers;
     std::unique_ptr<routing::router> router;
     // Keys, limits, budgets, the request log; null when none is configured.

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "state/secret_store.hpp"
 #include "state/sqlite.hpp"
 
 using namespace toolgate;
@@ -176,6 +177,33 @@ asio::awaitable<void> settle_one(ledger& l, std::vector<budget_line> lines, std:
 
 }  // namespace
 
+TEST(sqlite, secrets_are_replaced_removed_and_survive_reopening) {
+    temp_dir dir;
+    {
+        auto db = open_sqlite(options_for(dir));
+        auto secrets = make_sqlite_secrets(db);
+        secrets->save("mcp_oauth:a http://a", "one");
+        secrets->save("mcp_oauth:a http://a", "two");  // replaced
+        secrets->save("mcp_oauth:b http://b", "three");
+        secrets->save("mcp_oauth:c http://c", "four");
+        secrets->save("mcp_oauth:c http://c", "");  // removed
+        secrets->save("other", "five");
+    }
+    auto db = open_sqlite(options_for(dir));  // the writes above were drained when the store closed
+    auto got = make_sqlite_secrets(db)->load("mcp_oauth:");
+    EXPECT_EQ(got.size(), 2u);
+    EXPECT_EQ(got["mcp_oauth:a http://a"], "two");
+    EXPECT_EQ(got["mcp_oauth:b http://b"], "three");
+    EXPECT_EQ(make_sqlite_secrets(db)->load("oth").at("other"), "five");
+    EXPECT_TRUE(make_sqlite_secrets(db)->load("%").empty()) << "the prefix is not a LIKE pattern";
+    auto mem = make_memory_secrets();
+    mem->save("x:1", "a");
+    mem->save("y:1", "b");
+    mem->save("x:1", "");
+    EXPECT_TRUE(mem->load("x:").empty());
+    EXPECT_EQ(mem->load("y:").at("y:1"), "b");
+}
+
 TEST(sqlite, creates_tables_that_the_sqlite3_cli_reads) {
     temp_dir dir;
     auto at = now_ms();
@@ -192,7 +220,7 @@ TEST(sqlite, creates_tables_that_the_sqlite3_cli_reads) {
 
         // While the store is open (WAL: readers beside the writer).
         EXPECT_EQ(cli(dir.file(), "select name from sqlite_master where type='table' order by name"),
-                  "audit_log\nkeys\nledger\nrequest_log\nspend");
+                  "audit_log\nkeys\nledger\nrequest_log\nsecrets\nspend");
         EXPECT_EQ(cli(dir.file(), "pragma journal_mode"), "wal");
         EXPECT_EQ(cli(dir.file(), "pragma user_version"), "1");
         EXPECT_EQ(cli(dir.file(), "select id, prefix, json_extract(attrs, '$.team') from keys"),
