@@ -54,6 +54,7 @@ std::string saved_json(mcp::oauth_saved const& s) {
     o["access_token"] = s.access_token;
     o["refresh_token"] = s.refresh_token;
     o["scope"] = s.scope;
+    o["issuer"] = s.issuer;
     o["expires_at"] = s.expires_at;
     return json::serialize(o);
 }
@@ -74,6 +75,7 @@ std::optional<mcp::oauth_saved> parse_saved(std::string const& text) {
     s.access_token = str("access_token");
     s.refresh_token = str("refresh_token");
     s.scope = str("scope");
+    s.issuer = str("issuer");
     if (auto const* x = o.if_contains("expires_at"); x && x->is_int64()) s.expires_at = x->get_int64();
     return s;
 }

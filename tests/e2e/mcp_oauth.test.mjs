@@ -150,6 +150,7 @@ describe('OAuth to an upstream MCP server', () => {
     assert.equal(rows.length, 1);
     assert.equal(rows[0].name, `mcp_oauth:protected ${peers.url}`);
     const saved = JSON.parse(rows[0].value);
+    assert.equal(saved.issuer, peers.as.url, 'the tokens name their authorization server');
     assert.ok(peers.as.refresh.has(saved.refresh_token), 'the current refresh token is the saved one');
     await gw.stop();
     const authorizations = peers.as.requests.filter((r) => r.path === '/authorize').length;

@@ -63,7 +63,8 @@ export async function startGateway(yaml, { env = {}, startTimeoutMs = 10000 } = 
 }
 
 async function startOn(port, yaml, env, deadline) {
-  const cfg = writeConfig(yaml);
+  // "@PORT@" in the config is the port it will listen on (for URLs that must name the gateway).
+  const cfg = writeConfig(yaml.replaceAll('@PORT@', String(port)));
   // In a process group of its own, so that whatever it leaves behind can be killed with it.
   const proc = spawn(toolgateBin, ['serve', '--config', cfg.file, '--listen', `127.0.0.1:${port}`], {
     env: cleanEnv(env),
