@@ -313,4 +313,15 @@ asio::awaitable<boost::system::result<response>> client::stream(endpoint const& 
     return impl_->run(ep, req, t, cancel, &reader);
 }
 
+asio::awaitable<boost::system::result<response>> get_json(client& c, std::string const& url, timeouts t, header_list extra) {
+    auto ep = endpoint::parse(url);
+    if (!ep) co_return ep.error();
+    request req;
+    req.method = "GET";
+    req.target = ep->target;
+    req.headers = std::move(extra);
+    req.headers.emplace_back("Accept", "application/json");
+    co_return co_await c.send(*ep, req, t, nullptr);
+}
+
 }  // namespace toolgate::http

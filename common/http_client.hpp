@@ -106,6 +106,10 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+// GET `url` with `Accept: application/json` (and `extra` headers), the whole answer buffered.
+asio::awaitable<boost::system::result<response>> get_json(client& c, std::string const& url, timeouts t,
+                                                          header_list extra = {});
+
 }  // namespace toolgate::http
 
 namespace boost::system {

@@ -25,6 +25,14 @@ inline void utf8_truncate(std::string& s, std::size_t max) {
 // (an unknown path, a model name) goes through it, so that a JSON answer is always valid JSON.
 std::string utf8_valid(std::string_view s);
 
+// The value of a hexadecimal digit, -1 for any other character.
+inline int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 // RFC 4648 base64 with padding; `url`: the URL-safe alphabet without padding (base64url, JWTs).
 std::string base64(std::string_view data, bool url = false);
 

@@ -146,16 +146,10 @@ bool token_verifier::looks_like_jwt(std::string_view t) {
 namespace {
 
 asio::awaitable<boost::system::result<http::response>> get(http::client& c, std::string const& url) {
-    auto ep = http::endpoint::parse(url);
-    if (!ep) co_return ep.error();
-    http::request req;
-    req.method = "GET";
-    req.target = ep->target;
-    req.headers.emplace_back("Accept", "application/json");
     http::timeouts t;
     t.connect = std::chrono::seconds(5);
     t.read = std::chrono::seconds(5);
-    co_return co_await c.send(*ep, req, t, nullptr);
+    co_return co_await http::get_json(c, url, t);
 }
 
 std::string failure_text(boost::system::result<http::response> const& r) {

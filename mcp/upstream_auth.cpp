@@ -340,15 +340,9 @@ asio::awaitable<bool> upstream_auth::challenged(int status, std::string www_auth
 asio::awaitable<std::string> upstream_auth::discover(oauth::challenge const& ch) {
     auto& d = *impl_;
     auto get = [&](std::string url) -> asio::awaitable<boost::system::result<http::response>> {
-        auto ep = http::endpoint::parse(url);
-        if (!ep) co_return ep.error();
-        http::request req;
-        req.method = "GET";
-        req.target = ep->target;
-        req.headers.emplace_back("Accept", "application/json");
-        req.headers.emplace_back("MCP-Protocol-Version", "2025-11-25");
-        auto const t = limits(d.opts);
-        co_return co_await d.client.send(*ep, req, t, nullptr);
+        http::header_list version;
+        version.emplace_back("MCP-Protocol-Version", "2025-11-25");
+        co_return co_await http::get_json(d.client, url, limits(d.opts), std::move(version));
     };
     std::optional<oauth::resource_metadata> prm;
     std::string unreadable;

@@ -9,6 +9,8 @@
 #include <ctime>
 #include <map>
 
+#include "common/text.hpp"
+
 namespace toolgate::providers::sigv4 {
 
 namespace {
@@ -34,13 +36,6 @@ std::string hmac(std::string_view key, std::string_view data) {
 bool unreserved(unsigned char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
            c == '_' || c == '~';
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 // %XX sequences decoded (a '%' that starts none is kept as it is).
