@@ -135,6 +135,10 @@ void print_mcp_auth(gateway_config const& cfg) {
             std::cout << "client credentials (" << (o.private_key ? "private_key_jwt" : "client secret") << ")\n";
             continue;
         }
+        if (o.flow == toolgate::mcp::oauth_options::grant::enterprise) {
+            std::cout << "enterprise-managed (ID token exchanged at " << o.idp_token_endpoint << ", then a JWT bearer grant)\n";
+            continue;
+        }
         auto redirect = o.redirect_uri.empty() ? default_redirect_uri(cfg.server.listen) : o.redirect_uri;
         std::cout << "authorization code; client: "
                   << (!o.client_id.empty()              ? "pre-registered"

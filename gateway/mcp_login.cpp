@@ -149,7 +149,7 @@ int run_mcp_login(gateway_config const& cfg, std::string const& server) {
     }
     if (sc.oauth->flow != mcp::oauth_options::grant::authorization_code) {
         std::cerr << "toolgate mcp-login: MCP server '" << server
-                  << "' uses client credentials: toolgate obtains its tokens by itself\n";
+                  << "' gets its tokens without a person (client credentials or enterprise-managed): nothing to do here\n";
         return 2;
     }
     if (sc.oauth->redirect_uri.empty()) sc.oauth->redirect_uri = default_redirect_uri(cfg.server.listen);

@@ -29,13 +29,15 @@ std::optional<oauth_options> parse_auth(reader const& r, YAML::Node const& a, st
     if (type != "oauth") r.fail(a["type"], path + ".type", "must be oauth or bearer");
     r.check_keys(a, path,
                  {"type", "flow", "client_id", "client_secret", "client_metadata_url", "private_key", "private_key_file",
-                  "token_endpoint_auth", "scopes", "redirect_uri", "max_step_ups", "timeout", "allow_insecure_http"});
+                  "token_endpoint_auth", "scopes", "redirect_uri", "max_step_ups", "timeout", "allow_insecure_http",
+                  "idp_token_endpoint", "idp_client_id", "id_token", "id_token_file"});
     oauth_options o;
     if (auto n = a["flow"]) {
         auto f = r.str(n, path + ".flow");
         if (f == "authorization_code") o.flow = oauth_options::grant::authorization_code;
         else if (f == "client_credentials") o.flow = oauth_options::grant::client_credentials;
-        else r.fail(n, path + ".flow", "must be authorization_code or client_credentials");
+        else if (f == "enterprise") o.flow = oauth_options::grant::enterprise;
+        else r.fail(n, path + ".flow", "must be authorization_code, client_credentials or enterprise");
     }
     if (auto n = a["client_id"]) o.client_id = r.str(n, path + ".client_id");
     if (auto n = a["client_secret"]) o.client_secret = r.str(n, path + ".client_secret");
@@ -95,6 +97,24 @@ std::optional<oauth_options> parse_auth(reader const& r, YAML::Node const& a, st
             r.fail(a, path, "flow: client_credentials needs client_secret or a private key (private_key_jwt)");
     }
     if (!o.client_secret.empty() && o.client_id.empty()) r.fail(a, path, "client_secret without client_id");
+    if (auto n = a["idp_token_endpoint"]) {
+        o.idp_token_endpoint = r.str(n, path + ".idp_token_endpoint");
+        if (!oauth::split_url(o.idp_token_endpoint)) r.fail(n, path + ".idp_token_endpoint", "must be an http(s) URL");
+        if (o.idp_token_endpoint.rfind("https://", 0) != 0 && !oauth::is_loopback_url(o.idp_token_endpoint) && !o.allow_insecure_http)
+            r.fail(n, path + ".idp_token_endpoint", "must be https (plain http only on loopback, or with allow_insecure_http: true)");
+    }
+    if (auto n = a["idp_client_id"]) o.idp_client_id = r.str(n, path + ".idp_client_id");
+    if (auto n = a["id_token"]) o.id_token = r.str(n, path + ".id_token");
+    if (auto n = a["id_token_file"]) o.id_token_file = r.str(n, path + ".id_token_file");
+    if (o.flow == oauth_options::grant::enterprise) {
+        if (o.client_id.empty() || (o.client_secret.empty() && !o.private_key))
+            r.fail(a, path, "flow: enterprise needs client_id and client_secret (or a private key) at the server's authorization server");
+        if (o.idp_token_endpoint.empty()) r.fail(a, path, "flow: enterprise needs idp_token_endpoint (where the ID token is exchanged)");
+        if (o.id_token.empty() == o.id_token_file.empty()) r.fail(a, path, "flow: enterprise needs exactly one of id_token or id_token_file");
+    } else {
+        for (char const* k : {"idp_token_endpoint", "idp_client_id", "id_token", "id_token_file"})
+            if (a[k]) r.fail(a[k], path + "." + k, "only applies to flow: enterprise");
+    }
     return o;
 }
 

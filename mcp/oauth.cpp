@@ -204,6 +204,7 @@ std::optional<server_metadata> parse_server_metadata(std::string_view body) {
     m.token_auth_methods = strings(*o, "token_endpoint_auth_methods_supported");
     m.grant_types = strings(*o, "grant_types_supported");
     m.code_challenge_methods = strings(*o, "code_challenge_methods_supported");
+    m.scopes_supported = strings(*o, "scopes_supported");
     if (auto const* v = o->if_contains("client_id_metadata_document_supported"); v && v->is_bool())
         m.client_id_metadata_documents = v->get_bool();
     if (m.token_endpoint.empty() || !split_url(m.token_endpoint)) return std::nullopt;
@@ -300,6 +301,13 @@ token_answer parse_token_answer(int status, std::string_view body) {
             }
         }
     }
+    return t;
+}
+
+token_answer parse_token_answer_any(int status, std::string_view body) {
+    auto t = parse_token_answer(status, body);
+    if (!t.access_token.empty() && t.error_code.empty() && t.error.find("not a Bearer token") != std::string::npos)
+        t.error.clear();
     return t;
 }
 

@@ -61,6 +61,7 @@ struct server_metadata {
     std::vector<std::string> token_auth_methods;
     std::vector<std::string> grant_types;
     std::vector<std::string> code_challenge_methods;
+    std::vector<std::string> scopes_supported;
     bool client_id_metadata_documents = false;
 };
 // nullopt when the body is not metadata (no token endpoint).
@@ -91,6 +92,8 @@ struct token_answer {
     std::string error_code;  // the OAuth error code alone (invalid_grant, ...), when the server gave one
 };
 token_answer parse_token_answer(int status, std::string_view body);
+// The same for a token exchange (RFC 8693), whose token_type may be N_A: any token type.
+token_answer parse_token_answer_any(int status, std::string_view body);
 
 // Scopes as sets of space-separated words.
 std::string merge_scopes(std::string_view a, std::string_view b);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <ctime>
 #include <deque>
+#include <fstream>
 
 #include "common/asio_util.hpp"
 #include "common/http_client.hpp"
@@ -111,6 +112,24 @@ std::string found_server(std::string const& issuer, bool with_prm) {
 
 std::string authorized_line(std::string const& scope) {
     return "authorized" + (scope.empty() ? std::string() : " (scope '" + scope + "')");
+}
+
+std::string_view flow_name(oauth_options::grant g) {
+    switch (g) {
+        case oauth_options::grant::authorization_code: return "authorization_code";
+        case oauth_options::grant::client_credentials: return "client_credentials";
+        case oauth_options::grant::enterprise: return "enterprise";
+    }
+    return "authorization_code";
+}
+
+// The first line of a token file (a platform rotates it; read at each use).
+std::string read_token_file(std::string const& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    return line;
 }
 
 std::string_view to_string(upstream_auth::state s) {
@@ -239,7 +258,7 @@ bool upstream_auth::expiring() const { return impl_->renew_at && clock_type::now
 
 asio::awaitable<std::string> upstream_auth::header() {
     if (!impl_->access_token.empty() && expiring() && clock_type::now() - impl_->renew_failed > renew_pause &&
-        (!impl_->refresh_token.empty() || impl_->opts.flow == oauth_options::grant::client_credentials)) {
+        (!impl_->refresh_token.empty() || impl_->opts.flow != oauth_options::grant::authorization_code)) {
         auto h = co_await acquire();
         if (expiring() && clock_type::now() - impl_->renew_failed > renew_pause) {
             auto err = co_await renew();
@@ -267,7 +286,8 @@ asio::awaitable<bool> upstream_auth::challenged(int status, std::string www_auth
             co_return false;
         }
     }
-    auto cc = d.opts.flow == oauth_options::grant::client_credentials;
+    // Flows that need no person: a new token is asked for at once.
+    auto cc = d.opts.flow != oauth_options::grant::authorization_code;
     if (status == 403) {
         if (ch.error != "insufficient_scope" && ch.scope.empty()) {
             set_state(current(), refused_403(ch.error));
@@ -528,16 +548,65 @@ asio::awaitable<std::string> upstream_auth::renew() {
         f.emplace_back("refresh_token", d.refresh_token);
         if (!d.token_scope.empty()) f.emplace_back("scope", d.token_scope);
         auto err = co_await request_token(std::move(f), d.token_scope);
-        if (err.empty() || d.opts.flow != oauth_options::grant::client_credentials) co_return err;
+        if (err.empty() || d.opts.flow == oauth_options::grant::authorization_code) co_return err;
         d.refresh_token.clear();
         f.clear();
     }
-    if (d.opts.flow != oauth_options::grant::client_credentials) co_return "no refresh token";
+    if (d.opts.flow == oauth_options::grant::authorization_code) co_return "no refresh token";
     if (!d.discovered) co_return "the authorization server is not known yet";
-    if (d.client_id.empty()) co_return "client credentials need auth.client_id";
+    if (d.client_id.empty()) co_return "this flow needs auth.client_id";
+    if (d.opts.flow == oauth_options::grant::enterprise) {
+        auto jag = co_await exchange_id_token();
+        if (!jag.error.empty()) co_return jag.error;
+        f.emplace_back("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+        f.emplace_back("assertion", jag.access_token);
+        if (!d.scope.empty()) f.emplace_back("scope", d.scope);
+        co_return co_await request_token(std::move(f), d.scope);
+    }
     f.emplace_back("grant_type", "client_credentials");
     if (!d.scope.empty()) f.emplace_back("scope", d.scope);
     co_return co_await request_token(std::move(f), d.scope);
+}
+
+// SEP-990: the ID token for an identity assertion grant at the identity provider (RFC 8693), for
+// this server's authorization server (audience) and this server (resource).
+asio::awaitable<oauth::token_answer> upstream_auth::exchange_id_token() {
+    auto& d = *impl_;
+    oauth::token_answer out;
+    auto id_token = d.opts.id_token;
+    if (!d.opts.id_token_file.empty()) id_token = read_token_file(d.opts.id_token_file);
+    if (id_token.empty()) {
+        out.error = "no ID token to exchange (auth.id_token or a readable auth.id_token_file)";
+        co_return out;
+    }
+    auto ep = http::endpoint::parse(d.opts.idp_token_endpoint);
+    if (!ep) {
+        out.error = "auth.idp_token_endpoint is not a URL";
+        co_return out;
+    }
+    fields f;
+    f.emplace_back("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+    f.emplace_back("subject_token", id_token);
+    f.emplace_back("subject_token_type", "urn:ietf:params:oauth:token-type:id_token");
+    f.emplace_back("requested_token_type", "urn:ietf:params:oauth:token-type:id-jag");
+    f.emplace_back("audience", d.issuer);
+    f.emplace_back("resource", d.resource);
+    if (!d.scope.empty()) f.emplace_back("scope", d.scope);
+    if (!d.opts.idp_client_id.empty()) f.emplace_back("client_id", d.opts.idp_client_id);
+    http::request req;
+    req.target = ep->target;
+    req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.emplace_back("Accept", "application/json");
+    req.body = oauth::form_encode(f);
+    auto const t = limits(d.opts);
+    auto r = co_await d.client.send(*ep, req, t, nullptr);
+    if (!r) {
+        out.error = "the identity provider could not be reached: " + r.error().message();
+        co_return out;
+    }
+    out = oauth::parse_token_answer_any(r->status, r->body);
+    if (!out.error.empty()) out.error = "the identity provider refused the token exchange: " + out.error;
+    co_return out;
 }
 
 asio::awaitable<upstream_auth::begun> upstream_auth::begin_authorization() {
@@ -545,7 +614,7 @@ asio::awaitable<upstream_auth::begun> upstream_auth::begin_authorization() {
     auto& d = *impl_;
     begun out;
     if (d.opts.flow != oauth_options::grant::authorization_code) {
-        out.error = "server '" + d.server + "' uses client credentials: there is nothing to authorize in a browser";
+        out.error = "server '" + d.server + "' gets its tokens without a person: there is nothing to authorize in a browser";
         co_return out;
     }
     if (d.opts.redirect_uri.empty()) {
@@ -568,11 +637,16 @@ asio::awaitable<upstream_auth::begun> upstream_auth::begin_authorization() {
         out.error = "the authorization server does not offer PKCE with S256 (code_challenge_methods_supported): refusing to authorize";
         co_return out;
     }
+    // A gateway wants to keep its access: offline_access where the authorization server offers it
+    // (SEP-2207), never where it does not.
+    auto scope = d.scope;
+    if (std::find(d.md.scopes_supported.begin(), d.md.scopes_supported.end(), "offline_access") != d.md.scopes_supported.end())
+        scope = oauth::merge_scopes(scope, "offline_access");
     auto p = oauth::make_pkce();
     impl::pending pend;
     pend.state = secure_hex(16);
     pend.verifier = p.verifier;
-    pend.scope = d.scope;
+    pend.scope = scope;
     pend.created = clock_type::now();
     fields f;
     f.emplace_back("response_type", "code");
@@ -581,7 +655,7 @@ asio::awaitable<upstream_auth::begun> upstream_auth::begin_authorization() {
     f.emplace_back("code_challenge", p.challenge);
     f.emplace_back("code_challenge_method", "S256");
     f.emplace_back("state", pend.state);
-    if (!d.scope.empty()) f.emplace_back("scope", d.scope);
+    if (!scope.empty()) f.emplace_back("scope", scope);
     if (!d.resource.empty()) f.emplace_back("resource", d.resource);
     out.url = oauth::with_query(d.md.authorization_endpoint, f);
     d.pending_auth = std::move(pend);
@@ -652,7 +726,7 @@ void upstream_auth::restore(oauth_saved const& s) {
 json::object upstream_auth::status() const {
     json::object o;
     o["type"] = "oauth";
-    o["flow"] = impl_->opts.flow == oauth_options::grant::client_credentials ? "client_credentials" : "authorization_code";
+    o["flow"] = flow_name(impl_->opts.flow);
     o["state"] = to_string(current());
     {
         std::lock_guard lock(mu_);

@@ -33,7 +33,10 @@ namespace toolgate::mcp {
 namespace json = boost::json;
 
 struct oauth_options {
-    enum class grant { authorization_code, client_credentials };
+    // enterprise: the enterprise-managed authorization of SEP-990: an ID token of the company's
+    // identity provider is exchanged there (RFC 8693) for an identity assertion grant (ID-JAG),
+    // which the server's authorization server takes as a JWT bearer grant (RFC 7523).
+    enum class grant { authorization_code, client_credentials, enterprise };
     grant flow = grant::authorization_code;
     std::string client_id;            // pre-registered; empty: a metadata document or dynamic registration
     std::string client_secret;
@@ -42,6 +45,10 @@ struct oauth_options {
     std::optional<oauth::client_auth> token_auth;  // fixed; else from the registration or chosen
     std::vector<std::string> scopes;  // asked for besides what the server's challenge names
     std::string redirect_uri;         // the gateway's /oauth/callback (set by the gateway)
+    std::string idp_token_endpoint;   // enterprise: where the ID token is exchanged
+    std::string idp_client_id;        // enterprise: toolgate's client id at the identity provider
+    std::string id_token;             // enterprise: the ID token, or
+    std::string id_token_file;        //   a file holding it, read at each exchange (rotated by the platform)
     std::string client_name = "toolgate";
     unsigned max_step_ups = 2;        // wider scopes asked for after the first authorization
     std::chrono::milliseconds timeout{10'000};  // each request to the authorization server
@@ -100,6 +107,7 @@ private:
     asio::awaitable<std::string> ensure_client();
     asio::awaitable<std::string> request_token(std::vector<std::pair<std::string, std::string>> fields, std::string const& asked_scope);
     asio::awaitable<std::string> renew();  // refresh token or client credentials; "" on success
+    asio::awaitable<oauth::token_answer> exchange_id_token();
     std::string bearer() const;
     bool expiring() const;
     void set_state(state s, std::string why);

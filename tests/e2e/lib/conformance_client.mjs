@@ -34,7 +34,12 @@ const call = auth ? { tool: 'test-tool', args: {}, text: '"test"' } : calls[scen
 function authYaml(keyFile) {
   if (!auth) return '';
   const lines = ['type: oauth'];
-  if (context.private_key_pem) {
+  if (context.idp_id_token) {
+    // SEP-990: the company's identity provider vouches for the user; no browser step.
+    lines.push('flow: enterprise', `client_id: ${context.client_id}`, `client_secret: ${context.client_secret}`,
+      `idp_token_endpoint: "${context.idp_token_endpoint}"`, `idp_client_id: ${context.idp_client_id}`,
+      `id_token: "${context.idp_id_token}"`);
+  } else if (context.private_key_pem) {
     lines.push('flow: client_credentials', `client_id: ${context.client_id}`, `private_key_file: ${keyFile}`,
       'token_endpoint_auth: private_key_jwt');
   } else if (scenario === 'auth/client-credentials-basic') {
