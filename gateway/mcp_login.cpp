@@ -33,7 +33,7 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 struct callback {
-    std::string state, code, error;
+    std::string state, code, error, iss;
 };
 
 // "GET /oauth/callback?code=..&state=.. HTTP/1.1" -> its parameters; nullopt for anything else.
@@ -49,6 +49,7 @@ std::optional<callback> parse_request_line(std::string const& head, std::string 
     c.state = mcp::oauth::query_value(query, "state");
     c.code = mcp::oauth::query_value(query, "code");
     c.error = mcp::oauth::query_value(query, "error");
+    c.iss = mcp::oauth::query_value(query, "iss");
     if (auto d = mcp::oauth::query_value(query, "error_description"); !d.empty()) c.error += ": " + d;
     return c;
 }
@@ -91,7 +92,7 @@ asio::awaitable<std::string> serve_callback(tcp::acceptor& acceptor, mcp::upstre
             outcome = "the authorization server refused: " + cb->error;
             done = true;
         } else {
-            outcome = co_await auth.complete_authorization(cb->state, cb->code);
+            outcome = co_await auth.complete_authorization(cb->state, cb->code, cb->iss);
             status = outcome.empty() ? 200 : 400;
             done = true;
         }

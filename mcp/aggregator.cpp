@@ -195,17 +195,20 @@ asio::awaitable<aggregator::authorization_start> aggregator::begin_on_mcp_thread
     co_return out;
 }
 
-asio::awaitable<aggregator::authorization_end> aggregator::complete_authorization(std::string state, std::string code) {
-    co_return co_await asio::co_spawn(ex_, complete_on_mcp_thread(std::move(state), std::move(code)), asio::use_awaitable);
+asio::awaitable<aggregator::authorization_end> aggregator::complete_authorization(std::string state, std::string code,
+                                                                                  std::string iss) {
+    co_return co_await asio::co_spawn(ex_, complete_on_mcp_thread(std::move(state), std::move(code), std::move(iss)),
+                                      asio::use_awaitable);
 }
 
-asio::awaitable<aggregator::authorization_end> aggregator::complete_on_mcp_thread(std::string state, std::string code) {
+asio::awaitable<aggregator::authorization_end> aggregator::complete_on_mcp_thread(std::string state, std::string code,
+                                                                                  std::string iss) {
     authorization_end out;
     for (auto& [name, a] : auths_) {
         if (!a->expects(state)) continue;
         auto keep = a;
         out.server = name;
-        out.error = co_await keep->complete_authorization(std::move(state), std::move(code));
+        out.error = co_await keep->complete_authorization(std::move(state), std::move(code), std::move(iss));
         co_return out;
     }
     out.error = "unknown or already used authorization state";

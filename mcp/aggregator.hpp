@@ -185,7 +185,7 @@ public:
         std::string server;  // empty: the state is unknown
         std::string error;   // empty: authorized
     };
-    asio::awaitable<authorization_end> complete_authorization(std::string state, std::string code);
+    asio::awaitable<authorization_end> complete_authorization(std::string state, std::string code, std::string iss = {});
 
     // Runs on the MCP executor after every catalog change (tools, resources or prompts).
     void on_catalog_change(std::function<void()> cb);
@@ -208,7 +208,7 @@ private:
     void wake_auth_waiters(std::string const& server);
     server_status shown_status(server_state const& s) const;
     asio::awaitable<authorization_start> begin_on_mcp_thread(std::string server);
-    asio::awaitable<authorization_end> complete_on_mcp_thread(std::string state, std::string code);
+    asio::awaitable<authorization_end> complete_on_mcp_thread(std::string state, std::string code, std::string iss);
     static asio::awaitable<void> retire(std::shared_ptr<server_state> s);
     asio::awaitable<void> supervise(std::shared_ptr<server_state> s);
     asio::awaitable<void> refresh(std::shared_ptr<server_state> sp, std::shared_ptr<client_session> session);

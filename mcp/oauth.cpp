@@ -207,6 +207,8 @@ std::optional<server_metadata> parse_server_metadata(std::string_view body) {
     m.scopes_supported = strings(*o, "scopes_supported");
     if (auto const* v = o->if_contains("client_id_metadata_document_supported"); v && v->is_bool())
         m.client_id_metadata_documents = v->get_bool();
+    if (auto const* v = o->if_contains("authorization_response_iss_parameter_supported"); v && v->is_bool())
+        m.iss_in_response = v->get_bool();
     if (m.token_endpoint.empty() || !split_url(m.token_endpoint)) return std::nullopt;
     if (!m.authorization_endpoint.empty() && !split_url(m.authorization_endpoint)) return std::nullopt;
     if (!m.registration_endpoint.empty() && !split_url(m.registration_endpoint)) m.registration_endpoint.clear();

@@ -63,6 +63,7 @@ struct server_metadata {
     std::vector<std::string> code_challenge_methods;
     std::vector<std::string> scopes_supported;
     bool client_id_metadata_documents = false;
+    bool iss_in_response = false;  // authorization_response_iss_parameter_supported (RFC 9207)
 };
 // nullopt when the body is not metadata (no token endpoint).
 std::optional<server_metadata> parse_server_metadata(std::string_view body);

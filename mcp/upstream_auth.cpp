@@ -667,7 +667,7 @@ bool upstream_auth::expects(std::string const& state) const {
     return p && !state.empty() && p->state == state;
 }
 
-asio::awaitable<std::string> upstream_auth::complete_authorization(std::string state, std::string code) {
+asio::awaitable<std::string> upstream_auth::complete_authorization(std::string state, std::string code, std::string iss) {
     auto h = co_await acquire();
     auto& d = *impl_;
     if (!expects(state)) co_return "unknown or already used authorization state";
@@ -675,6 +675,9 @@ asio::awaitable<std::string> upstream_auth::complete_authorization(std::string s
     d.pending_auth.reset();
     if (clock_type::now() - p.created > pending_lifetime) co_return "the authorization took longer than 10 minutes: start again";
     if (code.empty()) co_return "the callback brought no code";
+    // RFC 9207: a callback naming another authorization server is a mix-up (or an attack).
+    if ((d.md.iss_in_response || !iss.empty()) && iss != d.issuer)
+        co_return "the callback comes from another authorization server (iss '" + iss + "', expected '" + d.issuer + "')";
     fields f;
     f.emplace_back("grant_type", "authorization_code");
     f.emplace_back("code", code);

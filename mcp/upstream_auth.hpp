@@ -82,8 +82,8 @@ public:
     asio::awaitable<begun> begin_authorization();
     // Whether `state` is this server's authorization in progress.
     bool expects(std::string const& state) const;
-    // The callback's code for `state`; "" on success, else why not.
-    asio::awaitable<std::string> complete_authorization(std::string state, std::string code);
+    // The callback's code for `state` (and its `iss`, RFC 9207); "" on success, else why not.
+    asio::awaitable<std::string> complete_authorization(std::string state, std::string code, std::string iss = {});
 
     // Runs (MCP thread) whenever new tokens arrive.
     void on_authorized(std::function<void()> cb) { on_authorized_.push_back(std::move(cb)); }

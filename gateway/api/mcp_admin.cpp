@@ -275,7 +275,8 @@ asio::awaitable<void> oauth_callback(api_request& r) {
     auto state = query_param(r.req, "state").value_or("");
     std::string code;
     if (!query_param(r.req, "error")) code = query_param(r.req, "code").value_or("");
-    auto end = co_await r.app.aggregator().complete_authorization(state, code);
+    auto iss = query_param(r.req, "iss").value_or("");
+    auto end = co_await r.app.aggregator().complete_authorization(state, code, iss);
     auto [status, page] = callback_result(r.req, end);
     if (status == 502) r.rec.error_detail = end.error;
     r.rec.status = status;

@@ -180,6 +180,20 @@ describe('OAuth to an upstream MCP server', () => {
     assert.equal((await call(gw)).status, 200);
   });
 
+  test('a callback naming another authorization server is refused (RFC 9207)', async () => {
+    peers.as.revokeAll();
+    await call(gw);
+    await waitFor(async () => (await servers(gw)).protected?.status === 'needs_authorization', 10000, 'waiting again');
+    peers.as.iss = 'https://evil.example.com';
+    const cb = await authorize(gw);
+    assert.equal(cb.status, 502);
+    assert.match(cb.page, /another authorization server/);
+    peers.as.iss = peers.as.url;  // its own name: accepted
+    assert.equal((await authorize(gw)).status, 200);
+    peers.as.iss = null;
+    await waitFor(async () => (await servers(gw)).protected?.status === 'up', 10000, 'protected up again');
+  });
+
   test('no token, code or client secret reaches the gateway\'s output', async () => {
     const out = gw.logs + gw.stdout;
     for (const s of secrets()) assert.ok(!out.includes(s), 'a secret in the output');

@@ -38,7 +38,7 @@ function json(res, status, value, headers = {}) {
 
 export async function startProtectedMcp({ lifetime = 3600 } = {}) {
   const as = {
-    lifetime, deny: false,
+    lifetime, deny: false, iss: null,  // iss: what the redirect names as its issuer (RFC 9207), if anything
     clients: new Map(), codes: new Map(), access: new Map(), refresh: new Map(),
     requests: [],   // { path, grant, ... } of every request
     problems: [],   // what a request did wrong (an empty list at the end is part of the tests)
@@ -80,6 +80,7 @@ export async function startProtectedMcp({ lifetime = 3600 } = {}) {
         back.searchParams.set('code', code);
       }
       back.searchParams.set('state', q.state);
+      if (as.iss) back.searchParams.set('iss', as.iss);
       res.writeHead(302, { location: back.toString() });
       return res.end();
     }
