@@ -230,15 +230,9 @@ asio::awaitable<token_check> token_verifier::verify(std::string token) {
     if (h.alg != "RS256" && h.alg != "ES256" && h.alg != "EdDSA")
         co_return refuse(401, "invalid_token", "the token's algorithm is not accepted (RS256, ES256, EdDSA)");
     auto key = self->find(h.kid, h.alg);
-    if (!key && self->due(true)) {
+    // An unknown key id, or the periodic refresh (rotation).
+    if (self->due(!key)) {
         auto fresh = co_await fetch_keys(self);
-        std::lock_guard lock(self->mu);
-        if (!fresh.empty()) {
-            self->keys = std::move(fresh);
-            self->fetched = clock_type::now();
-        }
-    } else if (key && self->due(false)) {
-        auto fresh = co_await fetch_keys(self);  // the periodic refresh (rotation)
         std::lock_guard lock(self->mu);
         if (!fresh.empty()) {
             self->keys = std::move(fresh);

@@ -271,7 +271,7 @@ std::string query_value(std::string_view query, std::string_view name) {
     return {};
 }
 
-token_answer parse_token_answer(int status, std::string_view body) {
+token_answer parse_token_answer(int status, std::string_view body, bool any_type) {
     token_answer t;
     auto o = object_of(body);
     if (!o) {
@@ -290,7 +290,7 @@ token_answer parse_token_answer(int status, std::string_view body) {
     t.scope = text(*o, "scope");
     auto type = ascii_lower(text(*o, "token_type"));
     if (t.access_token.empty()) t.error = "the token endpoint's answer has no access_token";
-    else if (!type.empty() && type != "bearer") t.error = "the token endpoint issued a '" + type + "' token, not a Bearer token";
+    else if (!any_type && !type.empty() && type != "bearer") t.error = "the token endpoint issued a '" + type + "' token, not a Bearer token";
     if (auto const* v = o->if_contains("expires_in")) {
         if (v->is_int64() && v->get_int64() > 0) t.lifetime = std::chrono::seconds(v->get_int64());
         else if (v->is_uint64()) t.lifetime = std::chrono::seconds(static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), 1u << 30)));
@@ -303,13 +303,6 @@ token_answer parse_token_answer(int status, std::string_view body) {
             }
         }
     }
-    return t;
-}
-
-token_answer parse_token_answer_any(int status, std::string_view body) {
-    auto t = parse_token_answer(status, body);
-    if (!t.access_token.empty() && t.error_code.empty() && t.error.find("not a Bearer token") != std::string::npos)
-        t.error.clear();
     return t;
 }
 

@@ -92,9 +92,8 @@ struct token_answer {
     std::string error;  // empty on success: the OAuth error code and description, for the log
     std::string error_code;  // the OAuth error code alone (invalid_grant, ...), when the server gave one
 };
-token_answer parse_token_answer(int status, std::string_view body);
-// The same for a token exchange (RFC 8693), whose token_type may be N_A: any token type.
-token_answer parse_token_answer_any(int status, std::string_view body);
+// `any_type`: a token exchange's answer (RFC 8693), whose token_type may be N_A; else it must be Bearer.
+token_answer parse_token_answer(int status, std::string_view body, bool any_type = false);
 
 // Scopes as sets of space-separated words.
 std::string merge_scopes(std::string_view a, std::string_view b);

@@ -364,21 +364,30 @@ asio::awaitable<std::string> upstream_auth::discover(oauth::challenge const& ch)
         version.emplace_back("MCP-Protocol-Version", "2025-11-25");
         co_return co_await http::get_json(d.client, url, limits(d.opts), std::move(version));
     };
-    std::optional<oauth::resource_metadata> prm;
-    std::string unreadable;
-    bool answered = false;
-    for (auto const& url : oauth::resource_metadata_urls(d.server_url, ch.resource_metadata)) {
-        if (!secure_enough(url, d.opts)) continue;
-        auto r = co_await get(url);
-        if (!r) {
-            unreadable = "protected resource metadata at " + url + " could not be read: " + r.error().message();
-            continue;
+    // The first candidate that answers 200 with a document `accept` takes; an error when none answered.
+    auto first = [&](std::vector<std::string> urls, std::function<bool(std::string const&)> accept,
+                     std::string what) -> asio::awaitable<std::string> {
+        std::string unreadable;
+        bool answered = false;
+        for (auto const& url : urls) {
+            if (!secure_enough(url, d.opts)) continue;
+            auto r = co_await get(url);
+            if (!r) {
+                unreadable = what + " at " + url + " could not be read: " + r.error().message();
+                continue;
+            }
+            answered = true;
+            if (r->status == 200 && accept(r->body)) co_return std::string();
         }
-        answered = true;
-        if (r->status == 200) prm = oauth::parse_resource_metadata(r->body);
-        if (prm) break;
-    }
-    if (!prm && !answered && !unreadable.empty()) co_return unreadable;
+        if (answered) co_return std::string();
+        co_return unreadable;
+    };
+    std::optional<oauth::resource_metadata> prm;
+    auto err = co_await first(
+        oauth::resource_metadata_urls(d.server_url, ch.resource_metadata),
+        [&](std::string const& body) { return (prm = oauth::parse_resource_metadata(body)).has_value(); },
+        "protected resource metadata");
+    if (!err.empty()) co_return err;
     auto server = oauth::split_url(d.server_url);
     if (!server) co_return "the server URL is not an http(s) URL";
     std::string as_url;
@@ -400,18 +409,11 @@ asio::awaitable<std::string> upstream_auth::discover(oauth::challenge const& ch)
     if (!secure_enough(as_url, d.opts))
         co_return "the authorization server " + as_url + " is not https (allow_insecure_http: true permits it)";
     std::optional<oauth::server_metadata> md;
-    answered = false;
-    for (auto const& url : oauth::server_metadata_urls(as_url)) {
-        auto r = co_await get(url);
-        if (!r) {
-            unreadable = "authorization server metadata at " + url + " could not be read: " + r.error().message();
-            continue;
-        }
-        answered = true;
-        if (r->status == 200) md = oauth::parse_server_metadata(r->body);
-        if (md) break;
-    }
-    if (!md && !answered) co_return unreadable;
+    err = co_await first(
+        oauth::server_metadata_urls(as_url),
+        [&](std::string const& body) { return (md = oauth::parse_server_metadata(body)).has_value(); },
+        "authorization server metadata");
+    if (!err.empty()) co_return err;
     d.fallback = !md;
     if (!md) md = oauth::fallback_metadata(as->origin);
     if (auto bad = insecure_endpoint(*md); !bad.empty() && !d.opts.allow_insecure_http)
@@ -604,7 +606,7 @@ asio::awaitable<oauth::token_answer> upstream_auth::exchange_id_token() {
         out.error = "the identity provider could not be reached: " + r.error().message();
         co_return out;
     }
-    out = oauth::parse_token_answer_any(r->status, r->body);
+    out = oauth::parse_token_answer(r->status, r->body, true);
     if (!out.error.empty()) out.error = "the identity provider refused the token exchange: " + out.error;
     co_return out;
 }
