@@ -113,6 +113,15 @@ def peak_rss_mb(pid):
 
 
 def variant_yaml(name, work, redis_port):
+    if name.startswith("cache_"):
+        # The response cache in memory, shared by every caller: cache_hit and cache_stream repeat one
+        # request (all but the first are hits), cache_miss makes each request unique (a lookup, a
+        # miss, the call, and a store that evicts the least recently used entry once full).
+        return """
+plugins:
+  - name: response-cache
+    config: { scope: global, ttl: 10m, max_bytes: 64MiB }
+"""
     if name == "guard6":
         # Every guardrail that passes this answer (schema-guard would refuse the fixed non-JSON answer).
         return """
@@ -150,7 +159,9 @@ def main():
                     help="comma-separated: json, stream, lb3 (3-target loadbalance pool), fb50 (fallback, first target "
                          "fails 50%%), guard6 (json through a second gateway with six guardrails on, schema-guard aside), "
                          "keys_mem, keys_sqlite, keys_redis (a key, a rate limit and a budget on every request, on "
-                         "each store), keys_log (keys_sqlite with the request log on)")
+                         "each store), keys_log (keys_sqlite with the request log on), cache_hit, cache_stream (the response "
+                         "cache answering every request but the first, JSON and replayed stream), cache_miss (every "
+                         "request unique: lookup, miss, upstream call, store)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
     ap.add_argument("--no-build", action="store_true", help="use the existing binary")
     args = ap.parse_args()
@@ -260,7 +271,8 @@ pools:
         with open(f"{work}/gateway.yaml") as f:
             base = f.read()
         variants = {}
-        for name in [c for c in ("guard6", "keys_mem", "keys_sqlite", "keys_log", "keys_redis") if c in wanted]:
+        for name in [c for c in ("guard6", "keys_mem", "keys_sqlite", "keys_log", "keys_redis", "cache_hit", "cache_stream",
+                                  "cache_miss") if c in wanted]:
             port = free_port()
             text = base.replace(f"127.0.0.1:{gw_port}", f"127.0.0.1:{port}") + variant_yaml(name, work, redis_port)
             with open(f"{work}/{name}.yaml", "w") as f:
@@ -290,7 +302,10 @@ pools:
                  ("bench-model", False, "json guard6", "guard6"), ("bench-model", False, "json keys_mem", "keys_mem"),
                  ("bench-model", False, "json keys_sqlite", "keys_sqlite"),
                  ("bench-model", False, "json keys_log", "keys_log"),
-                 ("bench-model", False, "json keys_redis", "keys_redis")]
+                 ("bench-model", False, "json keys_redis", "keys_redis"),
+                 ("bench-model", False, "json cache_hit", "cache_hit"),
+                 ("bench-stream", True, "stream cache_hit", "cache_stream"),
+                 ("bench-model", False, "json cache_miss", "cache_miss")]
         for model, stream, label, key in cases:
             if key not in wanted:
                 continue
@@ -301,6 +316,16 @@ pools:
                         f"wrk.body = {json.dumps(request_body(model, stream))}\n")
                 if key.startswith("keys_"):
                     f.write('wrk.headers["Authorization"] = "Bearer sk-bench-key-1"\n')
+                if key == "cache_miss":
+                    # A unique question per request (per wrk thread and counter): never a hit.
+                    f.write('local ids = 0\n'
+                            'function setup(thread) ids = ids + 1; thread:set("tid", ids) end\n'
+                            'local n = 0\n'
+                            'function request()\n'
+                            '  n = n + 1\n'
+                            '  local body = string.gsub(wrk.body, "one line%.", "one line, take " .. tostring(tid) .. "-" .. n .. ".")\n'
+                            '  return wrk.format(nil, nil, nil, body)\n'
+                            'end\n')
             for conns in [int(c) for c in args.connections.split(",")]:
                 direct, through, cpu_per_req, user_per_req = [], [], [], []
                 for _ in range(args.rounds):
@@ -336,6 +361,12 @@ pools:
                 })
         rss = peak_rss_mb(gw.pid)
         for name, (port, _) in variants.items():
+            if name.startswith("cache_"):
+                m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
+                rows = [l for l in m.splitlines() if l.startswith(("toolgate_cache_lookups_total", "toolgate_cache_bytes",
+                                                                     "toolgate_cache_evictions_total"))
+                        and not l.endswith(" 0")]
+                print(f"{name}: " + "; ".join(rows))
             if name.startswith("keys_"):
                 m = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
                 rows = [l for l in m.splitlines() if l.startswith(("toolgate_request_log_records_total",

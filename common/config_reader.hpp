@@ -87,6 +87,29 @@ public:
         return v;
     }
 
+    // A size: a whole number of bytes, or one with a unit (KiB, MiB, GiB; KB, MB, GB are 1000s).
+    std::uint64_t bytes(YAML::Node const& n, std::string const& path, std::uint64_t min, std::uint64_t max) const {
+        auto s = str(n, path);
+        auto digits = s.find_first_not_of("0123456789");
+        auto unit = digits == std::string::npos ? std::string() : s.substr(digits);
+        auto number = s.substr(0, digits);
+        while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+        std::uint64_t scale = 0;
+        if (unit.empty() || unit == "B") scale = 1;
+        else if (unit == "KiB") scale = 1ull << 10;
+        else if (unit == "MiB") scale = 1ull << 20;
+        else if (unit == "GiB") scale = 1ull << 30;
+        else if (unit == "KB" || unit == "kB") scale = 1000;
+        else if (unit == "MB") scale = 1000 * 1000;
+        else if (unit == "GB") scale = 1000 * 1000 * 1000;
+        if (number.empty() || number.size() > 12 || scale == 0)
+            fail(n, path, "must be a size such as 1048576, 64KiB, 256MiB or 1GiB");
+        auto v = std::stoull(number) * scale;
+        if (v < min || v > max)
+            fail(n, path, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+        return v;
+    }
+
     std::chrono::milliseconds duration(YAML::Node const& n, std::string const& path) const {
         auto d = parse_duration(str(n, path));
         if (!d) fail(n, path, "must be a duration such as 30s, 1500ms, 5m or 30d");

@@ -19,6 +19,7 @@
 #include "mcp/jsonrpc.hpp"
 #include "gateway/mcp_runtime.hpp"
 #include "gateway/policy/access.hpp"
+#include "gateway/policy/cache.hpp"
 #include "gateway/policy/registry.hpp"
 #include "gateway/routing/router.hpp"
 #include "state/secret_store.hpp"
@@ -39,8 +40,16 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
     std::vector<providers::provider*> raw;
     for (auto& p : providers) raw.push_back(p.get());
     router = std::make_unique<routing::router>(cfg.routing(), raw);
+    if (cfg.cache_settings) {
+        cache = std::make_unique<policy::cache_runtime>(
+            *cfg.cache_settings, access ? access->redis() : nullptr,
+            [r = router.get()](turn_context const& ctx) { return r->route_identity(ctx); },
+            [this](turn_context& parent, std::string const& model, std::string const& text, cancel_token& cancel) {
+                return api::embed_text(*this, parent, model, text, cancel);
+            });
+    }
     filter_inputs in{cfg, routing::make_router_filter(*router), access.get(),
-                     [r = router.get()](turn_context const& ctx) { return r->quote(ctx); }};
+                     [r = router.get()](turn_context const& ctx) { return r->quote(ctx); }, cache.get()};
     chat_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::chat));
     embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::embeddings));
     access_log = spdlog::get("access");
@@ -83,7 +92,7 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 25> routes{{
+constexpr std::array<route, 26> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
@@ -106,6 +115,7 @@ constexpr std::array<route, 25> routes{{
     {"/admin/spend", "GET", &api::admin_spend, false, true, false},
     {"/admin/logs", "GET", &api::admin_logs, false, true, false},
     {"/admin/audit", "GET", &api::admin_audit, false, true, false},
+    {"/admin/cache", "DELETE", &api::admin_clear_cache, false, true, false},
     {"/health", "GET", &api::health, false, false, false},
     {"/healthz", "GET", &api::health, false, false, false},
     {"/metrics", "GET", &api::metrics, false, false, false},
@@ -353,6 +363,7 @@ private:
         if (!rec.tool.empty()) o["tool"] = rec.tool;
         o["attempts"] = rec.attempts;
         o["stream"] = rec.stream;
+        if (!rec.cache.empty()) o["cache"] = rec.cache;
         o["prompt_tokens"] = rec.tokens.prompt_tokens;
         o["completion_tokens"] = rec.tokens.completion_tokens;
         o["cost_usd"] = rec.cost_usd;
@@ -396,6 +407,7 @@ private:
         if (rec.attempts > 0) fmt::format_to(out, R"(,"attempts":{})", rec.attempts);
         if (!rec.variant.empty()) fmt::format_to(out, R"(,"variant":"{}")", json_escape(rec.variant));
         if (rec.route == "/v1/chat/completions") fmt::format_to(out, R"(,"stream":{})", rec.stream);
+        if (!rec.cache.empty()) fmt::format_to(out, R"(,"cache":"{}")", rec.cache);
         if (rec.tokens.present)
             fmt::format_to(out, R"(,"prompt_tokens":{},"completion_tokens":{})", rec.tokens.prompt_tokens,
                            rec.tokens.completion_tokens);

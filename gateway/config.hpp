@@ -21,6 +21,7 @@ namespace toolgate::gateway {
 
 namespace policy {
 struct guardrail_settings;
+struct cache_settings;
 struct access_settings;
 }
 namespace routing {
@@ -98,6 +99,8 @@ struct gateway_config {
     routing::routing_config const& routing() const;
     // The guardrail plugins (gateway/policy/guardrails.hpp), built while parsing; null: none.
     std::shared_ptr<policy::guardrail_settings const> guardrail_settings;
+    // The response cache (plugin response-cache; gateway/policy/cache.hpp); null: none.
+    std::shared_ptr<policy::cache_settings const> cache_settings;
     // Keys, teams, rate limits, budgets, the request log and the state stores
     // (gateway/policy/access.hpp); null: none configured.
     std::shared_ptr<policy::access_settings const> access_settings;

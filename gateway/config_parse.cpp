@@ -13,6 +13,7 @@
 #include "common/config_reader.hpp"
 #include "gateway/mcp_front_config.hpp"
 #include "gateway/policy/access.hpp"
+#include "gateway/policy/cache.hpp"
 #include "gateway/policy/guardrails.hpp"
 #include "gateway/routing/parse.hpp"
 #include "mcp/config.hpp"
@@ -96,7 +97,8 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
     if (auto pl = root["plugins"]) {
         // Relative file names in a plugin's config are read from the config file's folder.
         auto slash = source.rfind('/');
-        cfg.guardrail_settings = policy::parse_plugins(r, pl, slash == std::string::npos ? "." : source.substr(0, slash));
+        cfg.guardrail_settings =
+            policy::parse_plugins(r, pl, slash == std::string::npos ? "." : source.substr(0, slash), cfg.cache_settings);
     }
 
     {
@@ -104,6 +106,9 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
         policy::parse_access(r, root, *access);
         if (access->active()) cfg.access_settings = std::move(access);
     }
+    if (cfg.cache_settings && cfg.cache_settings->redis && !(cfg.access_settings && cfg.access_settings->redis))
+        r.fail(root["plugins"], "plugins (response-cache).config.store",
+               "redis needs a state.redis section (url, prefix) that names the server");
 
     if (cfg.providers_from_env) {
         for (auto const& ep : providers::env_providers()) {

@@ -17,6 +17,7 @@
 #include "gateway/app.hpp"
 #include "gateway/config_parse.hpp"
 #include "gateway/policy/access.hpp"
+#include "gateway/policy/cache.hpp"
 #include "gateway/routing/config.hpp"
 #include "gateway/demo_mcp_server.hpp"
 #include "gateway/mcp_front.hpp"
@@ -105,6 +106,24 @@ void print_access(gateway_config const& cfg) {
                       : a.log_in_memory || !a.sqlite ? std::string("memory")
                                                      : "sqlite " + a.sqlite->path);
     std::cout << "\n";
+}
+
+// What check-config says of the response cache: what is matched, where it is kept, for how long.
+void print_cache(gateway_config const& cfg) {
+    if (!cfg.cache_settings) return;
+    using cs = toolgate::gateway::policy::cache_settings;
+    auto const& c = *cfg.cache_settings;
+    auto whose = c.whose == cs::scope::key ? "each key answers only itself"
+                 : c.whose == cs::scope::team ? "keys of one team share answers"
+                                              : "every caller shares answers";
+    std::cout << "  response cache: " << (c.how == cs::mode::semantic ? "semantic" : "exact") << ", "
+              << (c.redis ? std::string("in redis (shared by replicas)")
+                          : "in memory (" + std::to_string(c.max_bytes >> 20) + " MiB, least recently used out first)")
+              << ", ttl " << std::chrono::duration_cast<std::chrono::seconds>(c.ttl).count() << "s; " << whose << "\n";
+    if (c.how == cs::mode::semantic)
+        std::cout << "    semantic: the last user message compared by " << c.semantic.embedding_model << " at cosine >= "
+                  << c.semantic.threshold << ", conversations of at most " << c.semantic.max_messages
+                  << " message(s); everything else must match exactly\n";
 }
 
 // What check-config found in the routing sections, so a user sees how names will resolve.
@@ -233,6 +252,7 @@ int main(int argc, char** argv) {
         std::cout << config_path << ": OK (" << cfg.providers.size() << " provider(s))\n";
         print_routing(cfg);
         print_access(cfg);
+        print_cache(cfg);
         print_mcp_auth(cfg);
         return 0;
     }

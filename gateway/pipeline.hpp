@@ -63,6 +63,10 @@ struct turn_context {
     policy::request_scope* access = nullptr;
     // What the turn cost in USD once the budget filter priced it; negative: not priced yet.
     double cost_usd = -1;
+    // The response cache's verdict: "hit", "miss", "bypass", or empty (no cache). A hit called no
+    // provider: it costs no budget and its tokens count on no token limit.
+    std::string_view cache_status;
+    bool cache_hit = false;
 };
 
 // For a filter that wraps ctx.sink: puts the sink it found back on every way out (an exception

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "state/cache_store.hpp"
 #include "state/counter_store.hpp"
 #include "state/key_store.hpp"
 #include "state/ledger.hpp"
@@ -44,5 +45,7 @@ std::shared_ptr<ledger> make_redis_ledger(std::shared_ptr<redis_pool> pool);
 // A turn's admission and reservation in one script, its corrections and settle in another.
 std::shared_ptr<turn_gate> make_redis_gate(std::shared_ptr<redis_pool> pool);
 std::shared_ptr<key_store> make_redis_keys(std::shared_ptr<redis_pool> pool);
+// The response cache (GET / SET PX; erase by SCAN MATCH and UNLINK).
+std::shared_ptr<cache_store> make_redis_cache(std::shared_ptr<redis_pool> pool);
 
 }  // namespace toolgate::state

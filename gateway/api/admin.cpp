@@ -13,6 +13,7 @@
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/policy/access.hpp"
+#include "gateway/policy/cache.hpp"
 
 namespace toolgate::gateway::api {
 
@@ -400,6 +401,53 @@ asio::awaitable<void> admin_spend(api_request& r) {
         co_return;
     }
     co_await reply_json(r, spend_json(label, period, window, double(*spent) / 1e6, budget));
+}
+
+namespace {
+
+// DELETE /admin/cache's query: scope (global, anonymous, key:NAME, team:NAME) and model, both optional.
+std::optional<api_error> cache_request(api_request& r, std::string& scope, std::string& model) {
+    scope = query_param(r.req, "scope").value_or("");
+    model = query_param(r.req, "model").value_or("");
+    bool named = (scope.starts_with("key:") || scope.starts_with("team:")) && scope.find(':') + 1 < scope.size();
+    if (!scope.empty() && scope != "global" && scope != "anonymous" && !named)
+        return api_error::bad_request("'scope' must be global, anonymous, key:NAME or team:NAME", "invalid_scope");
+    if (scope.size() > 256 || model.size() > 256) return api_error::bad_request("'scope' or 'model' is too long", "invalid_query");
+    return std::nullopt;
+}
+
+api_error cache_unavailable() {
+    return api_error{503, "server_error", "state_unavailable", "the cache store is unavailable; retry later"};
+}
+
+std::string cleared_json(std::string const& scope, std::string const& model, std::uint64_t removed) {
+    json::object o;
+    o["object"] = "cache.cleared";
+    o["scope"] = scope.empty() ? json::value(nullptr) : json::value(scope);
+    o["model"] = model.empty() ? json::value(nullptr) : json::value(model);
+    o["removed"] = removed;
+    return json::serialize(o);
+}
+
+}  // namespace
+
+asio::awaitable<void> admin_clear_cache(api_request& r) {
+    if (!co_await admin_gate(r)) co_return;
+    if (!r.app.cache) {
+        co_await reply_error(r, api_error::not_found("the response cache is not configured (plugin response-cache)", "cache_not_configured"));
+        co_return;
+    }
+    std::string scope, model;
+    if (auto err = cache_request(r, scope, model)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    auto removed = co_await r.app.cache->erase(scope, model);
+    if (!removed) {
+        co_await reply_error(r, cache_unavailable());
+        co_return;
+    }
+    co_await reply_json(r, cleared_json(scope, model, *removed));
 }
 
 asio::awaitable<void> admin_logs(api_request& r) { co_await query_log(r, false); }

@@ -104,6 +104,7 @@ void note_route(request_record& rec, turn_context const& ctx) {
     if (ctx.provider) rec.provider = ctx.provider->name();
     if (!ctx.upstream_model.empty()) rec.upstream_model = ctx.upstream_model;
     if (!ctx.variant.empty()) rec.variant = ctx.variant;
+    if (!ctx.cache_status.empty()) rec.cache = ctx.cache_status;
     rec.attempts += ctx.attempts;
 }
 

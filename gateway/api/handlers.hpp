@@ -3,6 +3,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "gateway/api/request.hpp"
+#include "gateway/policy/cache.hpp"
 
 namespace toolgate::gateway::api {
 
@@ -27,8 +28,14 @@ asio::awaitable<void> admin_enable_key(api_request& r);
 asio::awaitable<void> admin_spend(api_request& r);
 asio::awaitable<void> admin_logs(api_request& r);
 asio::awaitable<void> admin_audit(api_request& r);
+asio::awaitable<void> admin_clear_cache(api_request& r);  // DELETE /admin/cache
 asio::awaitable<void> health(api_request& r);            // health.cpp
 asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
+
+// Not a route: one text's embedding through the embeddings pipeline on behalf of the turn
+// `parent` (its key, limits and budget), for the semantic cache (embeddings.cpp).
+asio::awaitable<policy::embedding_answer> embed_text(app_state& app, turn_context& parent, std::string const& model,
+                                                     std::string const& text, cancel_token& cancel);
 
 // Built once at start-up (models.cpp).
 void build_models_cache(app_state& app);

@@ -2,6 +2,7 @@
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/policy/access.hpp"
+#include "gateway/policy/cache.hpp"
 #include "gateway/policy/guardrails.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_runtime.hpp"
@@ -39,6 +40,7 @@ asio::awaitable<void> metrics(api_request& r) {
     auto text = r.app.stats.render() + r.app.routing_metrics() + mcp_metrics(r.app);
     if (r.app.cfg.guardrail_settings) text += policy::guardrail_metrics(*r.app.cfg.guardrail_settings);
     if (r.app.access) text += r.app.access->metrics_text();
+    if (r.app.cache) text += r.app.cache->metrics_text();
     r.rec.status = 200;
     co_await r.out.send(200, "text/plain; version=0.0.4; charset=utf-8", text, r.headers);
 }

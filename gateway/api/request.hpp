@@ -44,6 +44,7 @@ struct request_record {
     unsigned attempts = 0; // upstream attempts over all turns (retries and fallbacks included)
     int status = 0;
     bool stream = false;
+    std::string_view cache;  // the response cache's verdict of the last turn: hit, miss, bypass
     bool counted = true;   // false: kept out of the request metrics (health, metrics)
     providers::usage tokens;
     std::string error_code;

@@ -30,6 +30,7 @@ class router;
 }
 namespace policy {
 class access_runtime;
+class cache_runtime;
 }
 
 // The MCP tools as the model sees them (OpenAI function entries), rebuilt when the catalog changes.
@@ -52,6 +53,8 @@ struct app_state {
     std::unique_ptr<routing::router> router;
     // Keys, limits, budgets, the request log; null when none is configured.
     std::unique_ptr<policy::access_runtime> access;
+    // The response cache; null when the plugin is not configured.
+    std::unique_ptr<policy::cache_runtime> cache;
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     agentloop::hybrid_store hybrid;

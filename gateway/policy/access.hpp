@@ -136,6 +136,8 @@ public:
     void note_spend(virtual_key const& k, double usd);
     // The SQLite file of the state, when there is one (other features keep their rows in it too).
     std::shared_ptr<state::sqlite_db> sqlite() const { return sqlite_; }
+    // The Redis pool of the state, when there is one (the response cache may share it).
+    std::shared_ptr<state::redis_pool> redis() const { return redis_; }
 
 private:
     access_settings s_;

@@ -172,9 +172,11 @@ public:
         close.now_ms = unix_now_ms();
         close.at_ms = plan.now;
         // Tokens were admitted on the estimate; the usage corrects them (only counts that were made).
-        if (!plan.limits.token_checks.empty() && result.tokens.present && admission->admitted) {
+        // A cache hit used no tokens of a provider: it counts as a request only.
+        if (!plan.limits.token_checks.empty() && (result.tokens.present || ctx.cache_hit) && admission->admitted) {
             close.adjust = &plan.limits.token_checks;
-            close.delta = result.tokens.prompt_tokens + result.tokens.completion_tokens - plan.tokens;
+            auto used = ctx.cache_hit ? 0 : result.tokens.prompt_tokens + result.tokens.completion_tokens;
+            close.delta = used - plan.tokens;
         }
         if (priced) {
             bool cancelled = ctx.call && ctx.call->cancel.cancelled();

@@ -89,7 +89,7 @@ api_error ledger_down() {
 }
 
 double turn_cost(turn_context const& ctx, turn_result const& r, std::int64_t input, std::size_t streamed, bool cancelled) {
-    if (!ctx.provider) return 0;  // no provider was called
+    if (!ctx.provider || ctx.cache_hit) return 0;  // no provider was called
     providers::usage u = r.tokens;
     if (!u.present) {
         // No usage: a call refused or failed before an answer costs nothing; one the client

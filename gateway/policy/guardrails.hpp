@@ -58,7 +58,11 @@ struct guardrail_settings {
 
 // Parses `plugins:` (a list); `base_dir` resolves the plugins' relative file names. Errors name the
 // plugin ("plugins[1] (regex-guard): config.patterns[0]: ...").
-std::shared_ptr<guardrail_settings const> parse_plugins(reader const& r, YAML::Node const& node, std::string const& base_dir);
+struct cache_settings;
+// The `plugins:` list: the guardrails, and the response cache (`response-cache`, at most once;
+// `cache` stays null without it).
+std::shared_ptr<guardrail_settings const> parse_plugins(reader const& r, YAML::Node const& node, std::string const& base_dir,
+                                                        std::shared_ptr<cache_settings const>& cache);
 
 // Null when no guardrail is enabled.
 std::shared_ptr<turn_filter> make_guardrail_filter(std::shared_ptr<guardrail_settings const> settings);

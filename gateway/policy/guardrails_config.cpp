@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/config_reader.hpp"
+#include "gateway/policy/cache.hpp"
 #include "gateway/policy/guardrail_parts.hpp"
 #include "guardrails/schema_guard.hpp"
 
@@ -44,7 +45,8 @@ std::vector<gr::part_kind> parse_apply_to(reader const& r, YAML::Node const& n, 
 
 }  // namespace
 
-std::shared_ptr<guardrail_settings const> parse_plugins(reader const& r, YAML::Node const& node, std::string const& base_dir) {
+std::shared_ptr<guardrail_settings const> parse_plugins(reader const& r, YAML::Node const& node, std::string const& base_dir,
+                                                        std::shared_ptr<cache_settings const>& cache) {
     auto out = std::make_shared<guardrail_settings>();
     if (!node.IsSequence()) r.fail(node, "plugins", "must be a list of {name, stage, enabled, apply_to, config}");
     std::size_t i = 0;
@@ -54,11 +56,21 @@ std::shared_ptr<guardrail_settings const> parse_plugins(reader const& r, YAML::N
         if (!item["name"]) r.fail(item, path, "'name' is required");
         auto name = r.str(item["name"], path + ".name");
         path += " (" + name + ")";
+        if (name == "response-cache") {
+            if (cache) r.fail(item["name"], path + ".name", "the response cache is configured once");
+            if (item["stage"] || item["apply_to"])
+                r.fail(item, path, "the response cache wraps every model turn: it takes no stage or apply_to");
+            bool on = item["enabled"] ? r.boolean(item["enabled"], path + ".enabled") : true;
+            auto settings = parse_cache_plugin(r, item["config"], path + ".config");
+            if (on) cache = std::make_shared<cache_settings const>(std::move(settings));
+            continue;
+        }
         bool known = false;
         for (auto k : gr::known()) known = known || k == name;
         if (!known) {
             std::string list;
-            for (auto k : gr::known()) list += (list.empty() ? "" : ", ") + std::string(k);
+            for (auto k : gr::known()) list += std::string(k) + ", ";
+            list += "response-cache";
             r.fail(item["name"], path + ".name", "unknown plugin (known: " + list + ")");
         }
         bool enabled = item["enabled"] ? r.boolean(item["enabled"], path + ".enabled") : true;

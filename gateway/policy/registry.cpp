@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "gateway/policy/cache.hpp"
 #include "gateway/policy/guardrails.hpp"
 
 namespace toolgate::gateway {
@@ -22,7 +23,7 @@ std::chrono::milliseconds lease_of(gateway_config const& cfg) {
 }
 
 // Outermost first.
-constexpr std::array<filter_row, 4> rows{{
+constexpr std::array<filter_row, 5> rows{{
     {"request_log", true, true,
      [](filter_inputs const& in) {
          return in.access && in.access->log() ? policy::make_turn_log_filter(*in.access) : nullptr;
@@ -33,6 +34,8 @@ constexpr std::array<filter_row, 4> rows{{
      }},
     {"guardrails", true, false,
      [](filter_inputs const& in) { return policy::make_guardrail_filter(in.cfg.guardrail_settings); }},
+    {"response_cache", true, false,
+     [](filter_inputs const& in) { return in.cache ? policy::make_cache_filter(*in.cache) : nullptr; }},
     {"router", true, true, [](filter_inputs const& in) { return in.innermost; }},
 }};
 

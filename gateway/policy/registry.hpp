@@ -11,6 +11,10 @@
 #include "gateway/pipeline.hpp"
 #include "gateway/policy/filters.hpp"
 
+namespace toolgate::gateway::policy {
+class cache_runtime;
+}
+
 namespace toolgate::gateway {
 
 // What the filters are built from. `innermost` is the router (gateway/routing), and `price` its
@@ -21,6 +25,7 @@ struct filter_inputs {
     std::shared_ptr<turn_filter> innermost;
     policy::access_runtime* access = nullptr;
     policy::price_fn price;
+    policy::cache_runtime* cache = nullptr;  // null: no response cache
 };
 
 std::vector<std::shared_ptr<turn_filter>> build_filters(filter_inputs const& in, turn_kind kind);

@@ -306,6 +306,16 @@ struct router::impl {
         return out;
     }
 
+    // The pool a (de-aliased) model name goes to: a named pool, else the default pool unless the
+    // name pins a provider; null: resolved without routing config.
+    pool_rt const* pool_for(std::string const& requested) const {
+        if (auto const* pool = pool_named(requested)) return pool;
+        auto slash = requested.find('/');
+        bool pinned = (slash != std::string::npos && provider_named(std::string_view(requested).substr(0, slash))) ||
+                      provider_named(requested) != nullptr;
+        return !pinned && default_pool ? &*default_pool : nullptr;
+    }
+
     // The dearest price among the targets that may serve this turn (for budget reservations).
     price_quote quote(turn_context const& ctx) const {
         price_quote q;
@@ -323,13 +333,7 @@ struct router::impl {
             q.output = std::max(q.output, price->output);
         };
         auto requested = resolve_alias(ctx.requested_model);
-        pool_rt const* pool = pool_named(requested);
-        if (!pool) {
-            auto slash = requested.find('/');
-            bool pinned = (slash != std::string::npos && provider_named(std::string_view(requested).substr(0, slash))) ||
-                          provider_named(requested) != nullptr;
-            if (!pinned && default_pool) pool = &*default_pool;
-        }
+        pool_rt const* pool = pool_for(requested);
         if (pool) {
             bool any = false;
             for (auto const& t : pool->targets) {
@@ -347,6 +351,27 @@ struct router::impl {
         q.model = ctx.requested_model;  // nobody serves it: routing answers 404 before any cost
         q.known = true;
         return q;
+    }
+
+    // What a cached answer of this turn is bound to: the pool and every target that may serve it,
+    // or the one provider and model (the same on every replica with the same config).
+    std::string route_identity(turn_context const& ctx) const {
+        auto requested = resolve_alias(ctx.requested_model);
+        pool_rt const* pool = pool_for(requested);
+        if (pool) {
+            std::string out = "pool:" + pool->cfg.name + "[";
+            bool any = false;
+            for (auto const& t : pool->targets) {
+                auto const& model = upstream_model(*t, requested);
+                if (!serves(*t, model)) continue;
+                if (any) out += ',';
+                out += t->provider->name() + "/" + model;
+                any = true;
+            }
+            if (any) return out + "]";
+        }
+        if (auto r = plain.resolve(requested)) return r->provider->name() + "/" + r->upstream_model;
+        return "unrouted:" + requested;
     }
 
     static asio::awaitable<bool> pause(std::chrono::milliseconds d, cancel_token& cancel) {
@@ -630,6 +655,7 @@ router::~router() = default;
 asio::awaitable<turn_result> router::run(turn_context& ctx) const { return impl_->run(ctx); }
 
 price_quote router::quote(turn_context const& ctx) const { return impl_->quote(ctx); }
+std::string router::route_identity(turn_context const& ctx) const { return impl_->route_identity(ctx); }
 
 json::array router::health() const {
     json::array out;

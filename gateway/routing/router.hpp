@@ -46,6 +46,9 @@ public:
     asio::awaitable<turn_result> run(turn_context& ctx) const;
     // The dearest price per million tokens among the targets that may serve `ctx` (budgets).
     policy::price_quote quote(turn_context const& ctx) const;
+    // What a cached answer of `ctx` is bound to (the response cache's key): the pool with the
+    // targets that may serve it, or the provider and upstream model.
+    std::string route_identity(turn_context const& ctx) const;
 
     // /health: every pool's targets with breaker state and figures (empty without pools).
     boost::json::array health() const;

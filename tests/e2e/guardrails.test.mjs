@@ -237,6 +237,6 @@ plugins:
   try {
     const r = await runToolgate(['check-config', '--config', unknown.file]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /unknown plugin \(known: word-filter, max-token, regex-guard, pii-redact, secret-scan, prompt-shield, schema-guard\)/);
+    assert.match(r.stderr, /unknown plugin \(known: word-filter, max-token, regex-guard, pii-redact, secret-scan, prompt-shield, schema-guard, response-cache\)/);
   } finally { unknown.cleanup(); }
 });

@@ -4,6 +4,8 @@
 
 #include "common/duration.hpp"
 #include "gateway/config_parse.hpp"
+#include "gateway/policy/cache.hpp"
+#include "gateway/policy/guardrails.hpp"
 
 using namespace toolgate;
 using namespace toolgate::gateway;
@@ -202,4 +204,38 @@ mcp_servers:
               std::string::npos);
     EXPECT_NE(error_of("mcp_front: { bearer_token: short }").find("at least 16"), std::string::npos);
     EXPECT_NE(error_of("mcp_front: { path: /v1/mcp }").find("mcp_front.path"), std::string::npos);
+}
+
+TEST(config, response_cache_plugin) {
+    auto cfg = parse_config(R"(
+plugins:
+  - name: response-cache
+    config:
+      mode: semantic
+      ttl: 5m
+      max_bytes: 64MiB
+      scope: team
+      semantic: { embedding_model: text-embedding-3-small, threshold: 0.95, max_messages: 2 }
+)", "test.yaml", fake_env({}));
+    ASSERT_TRUE(cfg.cache_settings);
+    auto const& c = *cfg.cache_settings;
+    EXPECT_EQ(c.how, policy::cache_settings::mode::semantic);
+    EXPECT_EQ(c.whose, policy::cache_settings::scope::team);
+    EXPECT_EQ(c.ttl, std::chrono::minutes(5));
+    EXPECT_EQ(c.max_bytes, 64u << 20);
+    EXPECT_EQ(c.max_entry_bytes, 1u << 20);
+    EXPECT_DOUBLE_EQ(c.semantic.threshold, 0.95);
+    EXPECT_EQ(c.semantic.max_messages, 2u);
+    EXPECT_FALSE(cfg.guardrail_settings && !cfg.guardrail_settings->plugins.empty());
+    auto err = [](std::string config) { return error_of("plugins:\n  - name: response-cache\n    config: " + config); };
+    EXPECT_NE(err("{ mode: semantic, semantic: { embedding_model: e } }").find("threshold: is required"), std::string::npos);
+    EXPECT_NE(err("{ mode: semantic }").find("needs semantic"), std::string::npos);
+    EXPECT_NE(err("{ semantic: { embedding_model: e, threshold: 0.9 } }").find("is for mode: semantic"), std::string::npos);
+    EXPECT_NE(err("{ store: redis }").find("state.redis"), std::string::npos);
+    EXPECT_NE(err("{ scope: everyone }").find("key, team or global"), std::string::npos);
+    EXPECT_NE(err("{ max_bytes: lots }").find("size such as"), std::string::npos);
+    EXPECT_NE(err("{ mode: semantic, semantic: { embedding_model: e, threshold: 0.2 } }").find("between 0.5"), std::string::npos);
+    EXPECT_NE(err("{ ttl: 1h, colour: red }").find("unknown key"), std::string::npos);
+    EXPECT_NE(error_of("plugins:\n  - name: response-cache\n  - name: response-cache\n").find("configured once"), std::string::npos);
+    EXPECT_NE(error_of("plugins:\n  - name: responsecache\n").find("schema-guard, response-cache)"), std::string::npos);
 }

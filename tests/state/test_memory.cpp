@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "state/cache_store.hpp"
 #include "state/memory.hpp"
 #include "state/turn_gate.hpp"
 
@@ -354,4 +355,84 @@ TEST(StoreGate, RefusesCountersThatNeedIo) {
         }
     };
     EXPECT_THROW(state::make_store_gate(std::make_shared<slow_counters>(), state::make_memory_ledger()), std::invalid_argument);
+}
+
+// ---- the memory response-cache store ----
+
+namespace {
+
+state::cache_value get(state::cache_store& c, std::string const& key, std::int64_t now) { return *c.get_now(key, now); }
+
+void put(state::cache_store& c, std::string const& key, std::string value, std::int64_t ttl, std::int64_t now,
+         std::string const& scope = "global") {
+    ASSERT_TRUE(c.put_now(key, value, scope, ttl, now));
+}
+
+}  // namespace
+
+TEST(MemoryCache, ExpiresEntriesAtTheirTtl) {
+    auto c = state::make_memory_cache(16 << 20);
+    put(*c, "s:m:a", "alpha", 1000, t0);
+    ASSERT_TRUE(get(*c, "s:m:a", t0 + 999));
+    EXPECT_EQ(*get(*c, "s:m:a", t0 + 999), "alpha");
+    EXPECT_FALSE(get(*c, "s:m:a", t0 + 1000));
+    EXPECT_FALSE(get(*c, "s:m:a", t0));  // dropped when found lapsed
+}
+
+TEST(MemoryCache, EvictsTheLeastRecentlyUsedByBytesAndCountsItPerScope) {
+    // 16 stripes of 64 KiB: one key's stripe holds about six 10 KB values.
+    auto c = state::make_memory_cache(1 << 20);
+    std::string value(10'000, 'v');
+    // Keys of one stripe are not predictable; fill far past the whole capacity instead.
+    for (int i = 0; i < 400; ++i) put(*c, "s:m:" + std::to_string(i), value, 60'000, t0 + i, i % 2 ? "odd" : "even");
+    std::uint64_t bytes = 0, entries = 0, evictions = 0;
+    for (auto const& [scope, counts] : c->counts()) {
+        bytes += counts.bytes;
+        entries += counts.entries;
+        evictions += counts.evictions;
+    }
+    EXPECT_LE(bytes, 1u << 20);
+    EXPECT_GT(entries, 50u);
+    EXPECT_EQ(entries + evictions, 400u);
+    // The newest survive, the oldest went.
+    EXPECT_TRUE(get(*c, "s:m:399", t0 + 500));
+    EXPECT_FALSE(get(*c, "s:m:0", t0 + 500));
+    auto counts = c->counts();
+    ASSERT_EQ(counts.size(), 2u);
+    EXPECT_EQ(counts[0].first, "even");
+    EXPECT_GT(counts[0].second.evictions, 0u);
+}
+
+TEST(MemoryCache, AReadKeepsAnEntryFromBeingEvicted) {
+    auto c = state::make_memory_cache(1 << 20);
+    std::string value(10'000, 'v');
+    put(*c, "s:m:keep", value, 60'000, t0);
+    for (int i = 0; i < 400; ++i) {
+        ASSERT_TRUE(get(*c, "s:m:keep", t0 + i)) << "evicted after " << i << " stores";
+        put(*c, "s:m:" + std::to_string(i), value, 60'000, t0 + i);
+    }
+}
+
+TEST(MemoryCache, NeverStoresWhatCannotFitAndReplacesAKeysValue) {
+    auto c = state::make_memory_cache(1 << 20);
+    put(*c, "s:m:big", std::string(70'000, 'x'), 60'000, t0);  // more than a stripe's 64 KiB
+    EXPECT_FALSE(get(*c, "s:m:big", t0));
+    put(*c, "s:m:k", "one", 60'000, t0);
+    put(*c, "s:m:k", "two", 60'000, t0);
+    EXPECT_EQ(*get(*c, "s:m:k", t0), "two");
+    EXPECT_EQ(c->counts()[0].second.entries, 1u);
+}
+
+TEST(MemoryCache, ErasesByScopePartModelPartOrBoth) {
+    auto c = state::make_memory_cache(16 << 20);
+    for (auto const* k : {"s1:m1:a", "s1:m2:b", "s2:m1:c", "s2:m2:d"}) put(*c, k, "v", 60'000, t0);
+    EXPECT_EQ(*run(c->erase("s1", "m1")), 1u);
+    EXPECT_EQ(*run(c->erase("", "m2")), 2u);
+    EXPECT_FALSE(get(*c, "s1:m2:b", t0));
+    EXPECT_TRUE(get(*c, "s2:m1:c", t0));
+    EXPECT_EQ(*run(c->erase("", "")), 1u);
+    EXPECT_FALSE(get(*c, "s2:m1:c", t0));
+    EXPECT_TRUE(state::cache_key_matches("ab:cd:ef", "ab", ""));
+    EXPECT_FALSE(state::cache_key_matches("ab:cd:ef", "cd", ""));
+    EXPECT_FALSE(state::cache_key_matches("abcd", "", ""));
 }

@@ -993,3 +993,35 @@ TEST(redis_protocol, an_absurd_array_or_bulk_header_is_refused_before_allocation
     redis_reply rep;
     EXPECT_EQ(ok.next(rep), reply_reader::status::more);
 }
+
+// ---- the response cache store ----
+
+TEST_F(redis_test, the_cache_store_keeps_values_with_their_ttl_and_erases_by_scope_and_model) {
+    auto p = pool();
+    auto cache = state::make_redis_cache(p);
+    auto put = [&](std::string key, std::string value, std::int64_t ttl) {
+        auto r = w_.run(cache->put(key, std::move(value), "global", ttl, 0));
+        ASSERT_TRUE(r);
+    };
+    put("s1:m1:a", "alpha", 60'000);
+    put("s1:m2:b", "beta", 60'000);
+    put("s2:m1:c", "gamma", 60'000);
+    auto got = w_.run(cache->get("s1:m1:a", 0));
+    ASSERT_TRUE(got && *got);
+    EXPECT_EQ(**got, "alpha");
+    auto missing = w_.run(cache->get("s9:m9:z", 0));
+    ASSERT_TRUE(missing);
+    EXPECT_FALSE(*missing);
+    // The TTL is Redis's own (PX).
+    auto ttl = cmd(*p, args{"PTTL", "tg:cache:s1:m1:a"});
+    EXPECT_GT(ttl.integer, 0);
+    EXPECT_LE(ttl.integer, 60'000);
+    auto by_model = w_.run(cache->erase("", "m1"));
+    ASSERT_TRUE(by_model);
+    EXPECT_EQ(*by_model, 2u);
+    EXPECT_TRUE(*w_.run(cache->get("s1:m2:b", 0)));
+    auto by_scope = w_.run(cache->erase("s1", ""));
+    ASSERT_TRUE(by_scope);
+    EXPECT_EQ(*by_scope, 1u);
+    EXPECT_FALSE(*w_.run(cache->get("s1:m2:b", 0)));
+}

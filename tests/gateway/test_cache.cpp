@@ -1,0 +1,201 @@
+// The response cache's pure parts: the canonical key, the entry encoding, replay in both
+// directions, what may be stored, semantic eligibility, and the semantic index.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "gateway/policy/cache_parts.hpp"
+#include "gateway/policy/semantic_index.hpp"
+
+namespace json = boost::json;
+namespace cd = toolgate::gateway::policy::cache_detail;
+using toolgate::gateway::policy::semantic_index;
+
+namespace {
+
+json::object obj(std::string_view text) { return json::parse(text).as_object(); }
+std::string fp(std::string_view body, bool without_last = false) { return cd::request_fingerprint(obj(body), without_last); }
+
+}  // namespace
+
+TEST(CacheKey, IgnoresKeyOrderWhitespaceAndNumberForms) {
+    auto a = fp(R"({"model":"m","temperature":1,"top_p":0.5,"messages":[{"role":"user","content":"hi"}]})");
+    EXPECT_EQ(a, fp(R"({ "messages" : [ {"content":"hi", "role":"user"} ], "top_p": 0.50, "temperature": 1.0, "model":"m" })"));
+    EXPECT_EQ(a, fp(R"({"temperature":1e0,"top_p":5e-1,"messages":[{"role":"user","content":"hi"}],"model":"m"})"));
+    EXPECT_NE(a, fp(R"({"model":"m","temperature":1.5,"top_p":0.5,"messages":[{"role":"user","content":"hi"}]})"));
+    EXPECT_NE(a, fp(R"({"model":"m","temperature":1,"top_p":0.5,"messages":[{"role":"user","content":"Hi"}]})"));
+    // Array order is meaning: kept.
+    EXPECT_NE(fp(R"({"stop":["a","b"]})"), fp(R"({"stop":["b","a"]})"));
+    std::string out;
+    cd::canonical_json(json::parse(R"({"b":[1,2.5,-0.0,null,true],"a":{"y":"\u00e9","x":"\n"}})"), out);
+    EXPECT_EQ(out, R"({"a":{"x":"\n","y":"é"},"b":[1,2.5,0,null,true]})");
+}
+
+TEST(CacheKey, LeavesOutWhatDoesNotDecideTheAnswer) {
+    auto a = fp(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]})");
+    EXPECT_EQ(a, fp(R"({"model":"other","stream":true,"stream_options":{"include_usage":true},"user":"u1","metadata":{"a":"b"},"store":true,
+                        "messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]})"));
+    EXPECT_NE(a, fp(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"));  // tools decide
+    EXPECT_NE(a, fp(R"({"model":"m","tool_choice":"required","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]})"));
+    EXPECT_NE(a, fp(R"({"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]})"));
+    // Semantic mode's context: everything but the last message's content.
+    EXPECT_EQ(fp(R"({"messages":[{"role":"user","content":"one"}]})", true), fp(R"({"messages":[{"role":"user","content":"two"}]})", true));
+    EXPECT_NE(fp(R"({"messages":[{"role":"system","content":"a"},{"role":"user","content":"one"}]})", true),
+              fp(R"({"messages":[{"role":"system","content":"b"},{"role":"user","content":"one"}]})", true));
+}
+
+TEST(CacheKey, BindsScopeRouteAndModelIntoTheKeyWithErasablePrefixes) {
+    auto k = cd::entry_key("key:a", "gpt", "openai/gpt", "{}");
+    EXPECT_EQ(k, cd::entry_key("key:a", "gpt", "openai/gpt", "{}"));
+    EXPECT_NE(k, cd::entry_key("key:b", "gpt", "openai/gpt", "{}"));
+    EXPECT_NE(k, cd::entry_key("key:a", "gpt", "azure/gpt", "{}"));
+    EXPECT_TRUE(k.starts_with(cd::short_hash("key:a") + ":" + cd::short_hash("gpt") + ":"));
+    EXPECT_EQ(k.size(), 16 + 1 + 16 + 1 + 64u);
+}
+
+TEST(CacheEntry, EncodesAndDecodesBothForms) {
+    cd::cached_answer a;
+    a.provider = "openai";
+    a.model = "gpt-4o";
+    a.tokens = {12, 5, true};
+    a.chunks = {R"({"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]})"};
+    auto back = cd::decode(cd::encode(a));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->provider, "openai");
+    EXPECT_EQ(back->chunks, a.chunks);
+    EXPECT_EQ(back->tokens.prompt_tokens, 12);
+    EXPECT_TRUE(back->tokens.present);
+    a.chunks.clear();
+    a.response = R"({"id":"x"})";
+    back = cd::decode(cd::encode(a));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->response, a.response);
+    EXPECT_FALSE(cd::decode("not json"));
+    EXPECT_FALSE(cd::decode(R"({"v":2,"response":"{}"})"));
+    EXPECT_FALSE(cd::decode(R"({"v":1})"));
+}
+
+TEST(CacheReplay, AJsonAnswerBecomesAStreamTheSdkReads) {
+    cd::cached_answer a;
+    a.tokens = {10, 4, true};
+    a.response = R"({"id":"chatcmpl-1","object":"chat.completion","created":7,"model":"gpt","system_fingerprint":"fp",
+        "choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[
+          {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"}],
+        "usage":{"prompt_tokens":10,"completion_tokens":4,"total_tokens":14}})";
+    auto chunks = cd::replay_chunks(a, true);
+    ASSERT_EQ(chunks.size(), 3u);
+    auto first = obj(chunks[0]);
+    EXPECT_EQ(first.at("object"), "chat.completion.chunk");
+    EXPECT_EQ(first.at("id"), "chatcmpl-1");
+    EXPECT_EQ(first.at("system_fingerprint"), "fp");
+    auto const& delta = first.at("choices").as_array()[0].at("delta").as_object();
+    EXPECT_EQ(delta.at("role"), "assistant");
+    EXPECT_FALSE(delta.contains("content"));
+    auto const& call = delta.at("tool_calls").as_array()[0].as_object();
+    EXPECT_EQ(call.at("index"), 0);
+    EXPECT_EQ(call.at("function").at("arguments"), "{\"a\":1}");
+    EXPECT_EQ(obj(chunks[1]).at("choices").as_array()[0].at("finish_reason"), "tool_calls");
+    auto usage = obj(chunks[2]);
+    EXPECT_TRUE(usage.at("choices").as_array().empty());
+    EXPECT_EQ(usage.at("usage").at("total_tokens"), 14);
+    EXPECT_EQ(cd::replay_chunks(a, false).size(), 2u);
+    // And back: the same message.
+    cd::cached_answer s;
+    s.chunks = cd::replay_chunks(a, false);
+    s.tokens = a.tokens;
+    auto r = cd::replay_response(s);
+    auto orig = obj(a.response);
+    EXPECT_EQ(r.at("choices").as_array()[0].at("message"), orig.at("choices").as_array()[0].at("message"));
+    EXPECT_EQ(r.at("usage"), orig.at("usage"));
+}
+
+TEST(CacheReplay, AStreamIsAssembledIntoOneAnswer) {
+    cd::cached_answer a;
+    a.tokens = {3, 2, true};
+    a.chunks = {
+        R"({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"lo"}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","type":"function","function":{"name":"f","arguments":"{\"x\""}}]}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":2}"}}]}}]})",
+        R"({"id":"c1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})",
+    };
+    auto r = cd::replay_response(a);
+    EXPECT_EQ(r.at("object"), "chat.completion");
+    EXPECT_EQ(r.at("id"), "c1");
+    auto const& c = r.at("choices").as_array()[0].as_object();
+    EXPECT_EQ(c.at("finish_reason"), "tool_calls");
+    EXPECT_EQ(c.at("message").at("content"), "Hello");
+    auto const& call = c.at("message").at("tool_calls").as_array()[0];
+    EXPECT_EQ(call.at("id"), "t1");
+    EXPECT_EQ(call.at("function").at("arguments"), "{\"x\":2}");
+    EXPECT_EQ(r.at("usage").at("prompt_tokens"), 3);
+    EXPECT_TRUE(cd::storable(r));
+    // The recorded chunks replay as they were, plus a usage chunk when asked.
+    auto chunks = cd::replay_chunks(a, true);
+    ASSERT_EQ(chunks.size(), a.chunks.size() + 1);
+    EXPECT_EQ(chunks[2], a.chunks[2]);
+    EXPECT_EQ(obj(chunks.back()).at("id"), "c1");
+}
+
+TEST(CacheStore, OnlyCompleteAnswersAreStorable) {
+    EXPECT_TRUE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"}]})")));
+    EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"length"}]})")));
+    EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"content_filter"}]})")));
+    EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":null}]})")));
+    EXPECT_FALSE(cd::storable(obj(R"({"choices":[]})")));
+    EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},
+                                                 {"index":1,"message":{"content":"b"},"finish_reason":"stop"}]})")));
+    EXPECT_TRUE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},
+                                                {"index":1,"message":{"content":"a"},"finish_reason":"stop"}]})")));
+    EXPECT_TRUE(cd::usage_only(obj(R"({"choices":[],"usage":{"prompt_tokens":1}})")));
+    EXPECT_FALSE(cd::usage_only(obj(R"({"choices":[{"index":0,"delta":{}}],"usage":null})")));
+}
+
+TEST(CacheSemantic, OnlyShortConversationsEndingInPlainUserText) {
+    auto body = [](std::string_view messages) { return obj(std::string(R"({"messages":)") + std::string(messages) + "}"); };
+    EXPECT_EQ(cd::semantic_text(body(R"([{"role":"system","content":"s"},{"role":"user","content":"q"}])"), 1), "q");
+    EXPECT_EQ(cd::semantic_text(body(R"([{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}])"), 3), "a\nb");
+    EXPECT_FALSE(cd::semantic_text(body(R"([{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}])"), 2));
+    EXPECT_FALSE(cd::semantic_text(body(R"([{"role":"user","content":"a"},{"role":"tool","content":"b"}])"), 3));
+    EXPECT_FALSE(cd::semantic_text(body(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}])"), 3));
+}
+
+TEST(CacheControl, ReadsNoStoreAndNoCache) {
+    EXPECT_TRUE(cd::parse_cache_control("no-store").no_store);
+    auto d = cd::parse_cache_control("max-age=0, No-Cache");
+    EXPECT_TRUE(d.no_cache);
+    EXPECT_FALSE(d.no_store);
+    EXPECT_FALSE(cd::parse_cache_control("").no_cache);
+    EXPECT_FALSE(cd::parse_cache_control("no-stored").no_store);
+}
+
+TEST(SemanticIndex, FindsTheBestAboveTheThresholdWithinOneGroup) {
+    semantic_index idx(100);
+    idx.add("g", "k1", {1, 0, 0}, 1000);
+    idx.add("g", "k2", {1, 1, 0}, 1000);
+    idx.add("other", "k3", {0, 1, 0}, 1000);
+    auto m = idx.best("g", {2, 0.1f, 0}, 0.9f, 0);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->key, "k1");
+    EXPECT_GT(m->score, 0.99f);
+    EXPECT_FALSE(idx.best("g", {0, 0, 1}, 0.5f, 0));
+    EXPECT_FALSE(idx.best("g", {0, 1, 0}, 0.9f, 0));      // k3 is in another group
+    EXPECT_FALSE(idx.best("g", {1, 0}, 0.5f, 0));         // another length
+    EXPECT_FALSE(idx.best("g", {1, 0, 0}, 0.9f, 1000));   // lapsed
+    EXPECT_FLOAT_EQ(cd::cosine({1, 0}, {1, 1}), float(1 / std::sqrt(2.0)));
+}
+
+TEST(SemanticIndex, IsBoundedOldestFirstAndErasable) {
+    semantic_index idx(3);
+    for (int i = 0; i < 5; ++i) idx.add("g", "s:m:" + std::to_string(i), {1, float(i), 0}, 1000);
+    EXPECT_EQ(idx.size(), 3u);
+    EXPECT_FALSE(idx.best("g", {1, 0, 0}, 0.999f, 0));  // s:m:0 went first
+    idx.add("g", "t:m:9", {0, 0, 1}, 1000);
+    idx.erase("s", "");
+    EXPECT_EQ(idx.size(), 1u);
+    EXPECT_TRUE(idx.best("g", {0, 0, 1}, 0.9f, 0));
+    idx.add("g", "zero", {0, 0, 0}, 1000);  // no direction: not kept
+    EXPECT_EQ(idx.size(), 1u);
+}
