@@ -310,22 +310,28 @@ pools:
             if key not in wanted:
                 continue
             direct_path = "/stream/v1/chat/completions" if stream else "/v1/chat/completions"
-            lua = f"{work}/post_{model}.lua"
-            with open(lua, "w") as f:
-                f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                        f"wrk.body = {json.dumps(request_body(model, stream))}\n")
-                if key.startswith("keys_"):
-                    f.write('wrk.headers["Authorization"] = "Bearer sk-bench-key-1"\n')
-                if key == "cache_miss":
-                    # A unique question per request (per wrk thread and counter): never a hit.
-                    f.write('local ids = 0\n'
-                            'function setup(thread) ids = ids + 1; thread:set("tid", ids) end\n'
-                            'local n = 0\n'
-                            'function request()\n'
-                            '  n = n + 1\n'
-                            '  local body = string.gsub(wrk.body, "one line%.", "one line, take " .. tostring(tid) .. "-" .. n .. ".")\n'
-                            '  return wrk.format(nil, nil, nil, body)\n'
-                            'end\n')
+            lua = f"{work}/post_{model}_{key}.lua"
+
+            def write_lua(nonce=""):
+                with open(lua, "w") as f:
+                    f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                            f"wrk.body = {json.dumps(request_body(model, stream))}\n")
+                    if key.startswith("keys_"):
+                        f.write('wrk.headers["Authorization"] = "Bearer sk-bench-key-1"\n')
+                    if key == "cache_miss":
+                        # A unique question per request (run, wrk thread and counter): never a hit.
+                        f.write(f'local nonce = "{nonce}"\n'
+                                'local ids = 0\n'
+                                'function setup(thread) ids = ids + 1; thread:set("tid", ids) end\n'
+                                'local n = 0\n'
+                                'function request()\n'
+                                '  n = n + 1\n'
+                                '  local body = string.gsub(wrk.body, "one line%.", "one line, take " .. nonce .. "-" .. tostring(tid) .. "-" .. n .. ".")\n'
+                                '  return wrk.format(nil, nil, nil, body)\n'
+                                'end\n')
+
+            write_lua()
+            runs = 0
             for conns in [int(c) for c in args.connections.split(",")]:
                 direct, through, cpu_per_req, user_per_req = [], [], [], []
                 for _ in range(args.rounds):
@@ -333,6 +339,9 @@ pools:
                         port, proc = variants.get(key, (gw_port, gw))
                         url = (f"http://127.0.0.1:{nginx_port}{direct_path}" if target == "direct"
                                else f"http://127.0.0.1:{port}/v1/chat/completions")
+                        runs += 1
+                        if key == "cache_miss":
+                            write_lua(f"r{runs}")
                         cpu0 = cpu_seconds(proc.pid)
                         out = subprocess.run(["wrk", "-t", "1" if conns == 1 else "2", "-c", str(conns),
                                               "-d", f"{args.duration}s", "--latency", "-s", lua, url],

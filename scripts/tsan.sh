@@ -24,7 +24,7 @@ for u in "${UNITS[@]}"; do
   fi
   echo "tsan: $u clean ($(grep -oE '[0-9]+ tests? from [0-9]+ test suites? ran' "$BUILD/$u.log" | head -1))"
 done
-for suite in integration mcp_client agent_loop mcp_oauth mcp_front_oauth; do
+for suite in integration mcp_client agent_loop mcp_oauth mcp_front_oauth cache; do
   if ! (cd tests/e2e && TOOLGATE_BIN="$PWD/../../$BUILD/toolgate" node --test "$suite.test.mjs" >"../../$BUILD/e2e_$suite.log" 2>&1); then
     echo "tsan: e2e $suite FAILED"
     grep -B2 -A40 -m1 'WARNING: ThreadSanitizer\|not ok' "$BUILD/e2e_$suite.log" | head -60

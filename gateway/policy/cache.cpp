@@ -17,6 +17,7 @@
 #include "gateway/policy/access.hpp"
 #include "gateway/policy/cache_parts.hpp"
 #include "gateway/policy/semantic_index.hpp"
+#include "state/key_store.hpp"
 #include "state/redis.hpp"
 
 namespace toolgate::gateway::policy {
@@ -68,19 +69,19 @@ struct lookup_plan {
 
 lookup_plan plan_lookup(cache_runtime const& rt, turn_context const& ctx) {
     lookup_plan p;
+    auto const& s = rt.settings();
+    p.label = scope_label(s, ctx);
     auto d = parse_cache_control(header_of(ctx.headers, "cache-control"));
     p.bypass = d.no_store;
     p.no_cache = d.no_cache;
     if (p.bypass) return p;
-    auto const& s = rt.settings();
-    p.label = scope_label(s, ctx);
     auto route = rt.route() ? rt.route()(ctx) : ctx.requested_model;
     p.key = entry_key(p.label, ctx.requested_model, route, request_fingerprint(ctx.request.body, false));
     if (s.how == cache_settings::mode::semantic) {
         p.text = semantic_text(ctx.request.body, s.semantic.max_messages);
         if (p.text) {
             std::string ctx_text = p.label + "\n" + route + "\n" + request_fingerprint(ctx.request.body, true);
-            p.group = short_hash(ctx_text) + state::sha256_hex(ctx_text);
+            p.group = state::sha256_hex(ctx_text);
         }
     }
     return p;
@@ -175,7 +176,7 @@ public:
         if (plan.bypass) {
             ctx.cache_status = "bypass";
             set_header(ctx.response_headers, "x-toolgate-cache", "bypass");
-            rt_.note("bypass", &cache_scope_stats::bypasses);
+            rt_.note(plan.label, &cache_scope_stats::bypasses);
             co_return co_await next(ctx);
         }
         auto now = unix_now_ms();

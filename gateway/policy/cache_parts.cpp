@@ -23,8 +23,10 @@ void canonical_number(double d, std::string& out) {
         out += std::to_string(static_cast<std::int64_t>(d));
         return;
     }
-    if (!std::isfinite(d)) {  // not JSON; kept apart from every real number all the same
-        out += std::isnan(d) ? "NaN" : (d > 0 ? "Inf" : "-Inf");
+    if (!std::isfinite(d)) {
+        // A number too large for a double parses as infinity: written as one that parses back so.
+        // (NaN never comes out of a parser; it is kept apart from every number all the same.)
+        out += std::isnan(d) ? "NaN" : (d > 0 ? "1e999" : "-1e999");
         return;
     }
     char buf[32];

@@ -295,6 +295,65 @@ plugins:
   });
 });
 
+describe('cache and policies', () => {
+  test('a hit counts as a request on the rate limit but costs nothing', async (t) => {
+    const defer = cleanup(t);
+    const up = await startFakeUpstream();
+    defer(() => up.close());
+    const gw = await gateway(defer, `
+providers_from_env: false
+providers:
+  - { name: fake, type: openai, base_url: "${up.url}", api_key: sk-fake, models: [mock-1], prices: { mock-1: { input: 1000, output: 1000 } } }
+state: { persist: false }
+admin: { token: ${ADMIN} }
+keys:
+  - { name: app, key: app-key-secret, limits: { requests_per_minute: 3 }, budget: { daily_usd: 10 } }
+plugins:
+  - name: response-cache
+    config: { scope: key }
+`);
+    const client = new OpenAI({ baseURL: gw.url + '/v1', apiKey: 'app-key-secret', maxRetries: 0 });
+    const spent = async () => (await (await fetch(gw.url + '/admin/spend?key=app&period=day',
+      { headers: { authorization: `Bearer ${ADMIN}` } })).json()).spent_usd;
+    const body = { model: 'mock-1', messages: user('priced') };
+    assert.equal((await create(client, body)).cache, 'miss');
+    const afterMiss = await spent();
+    assert.ok(afterMiss > 0, `spent ${afterMiss}`);
+    const hit = await create(client, body);
+    assert.equal(hit.cache, 'hit');
+    assert.equal(hit.headers.get('x-ratelimit-remaining-requests'), '1');
+    assert.equal((await create(client, body)).cache, 'hit');
+    assert.equal(await spent(), afterMiss, 'hits cost nothing');
+    await assert.rejects(create(client, body), (e) => e.status === 429);
+    assert.equal(chats(up).length, 1);
+  });
+
+  test('a semantic lookup slower than its timeout is a miss, and the answer still comes', async (t) => {
+    const defer = cleanup(t);
+    const up = await startFakeUpstream({ intercept: (r) => (r.url.endsWith('/embeddings') ? { hang: true } : undefined) });
+    defer(() => up.close());
+    const gw = await gateway(defer, `
+providers_from_env: false
+providers:
+${providerLine(up)}
+plugins:
+  - name: response-cache
+    config:
+      mode: semantic
+      semantic: { embedding_model: text-embed, threshold: 0.9, timeout: 150ms }
+`);
+    const client = new OpenAI({ baseURL: gw.url + '/v1', apiKey: 'k', maxRetries: 0 });
+    const started = Date.now();
+    const r = await create(client, { model: 'mock-1', messages: user('anyone there?') });
+    assert.equal(r.cache, 'miss');
+    assert.equal(r.data.choices[0].message.content, 'reply from mock-1');
+    assert.ok(Date.now() - started < 5000);
+    assert.equal((await create(client, { model: 'mock-1', messages: user('anyone there?') })).cache, 'hit', 'stored exactly all the same');
+    const text = await (await fetch(gw.url + '/metrics')).text();
+    assert.match(text, /toolgate_cache_embedding_failures_total [1-9]/);
+  });
+});
+
 describe('agent loop: each model turn is looked up on its own', () => {
   test('unchanged tool results answer turn by turn from the cache; a changed one misses', async (t) => {
     const defer = cleanup(t);

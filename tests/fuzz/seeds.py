@@ -178,7 +178,28 @@ def eventstream():
     write('eventstream', 'two_messages', b'\x02' + bytes.fromhex(vectors['int32_header'] + vectors['one_string_header']))
 
 
-for make in (native_wire, openai_stream, mcp_http, server_session, guardrails, config, http_request, eventstream):
+# cache: byte 0 = 0 a stored entry, 1 a request body, 2 a recorded stream (one chunk per line).
+def cache():
+    chunks = [json.dumps(chunk({'role': 'assistant', 'content': ''})), json.dumps(chunk({'content': 'Hi'})),
+              json.dumps(chunk({'tool_calls': [{'index': 0, 'id': 'c1', 'type': 'function',
+                                                'function': {'name': 'f', 'arguments': '{"a"'}}]})),
+              json.dumps(chunk({'tool_calls': [{'index': 0, 'function': {'arguments': ':1}'}}]})),
+              json.dumps(chunk({}, 'tool_calls'))]
+    completion = {'id': 'x', 'object': 'chat.completion', 'created': 1, 'model': 'm',
+                  'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': 'hello'}, 'finish_reason': 'stop'}],
+                  'usage': {'prompt_tokens': 3, 'completion_tokens': 1, 'total_tokens': 4}}
+    write('cache', 'entry_stream', b'\x00' + json.dumps({'v': 1, 'provider': 'p', 'model': 'm', 'usage': [3, 1, True],
+                                                          'chunks': chunks}).encode())
+    write('cache', 'entry_json', b'\x00' + json.dumps({'v': 1, 'provider': 'p', 'model': 'm', 'usage': [3, 1, True],
+                                                        'response': json.dumps(completion)}).encode())
+    write('cache', 'body', b'\x01' + json.dumps({'model': 'm', 'temperature': 1.0, 'top_p': 0.5, 'n': 2,
+                                                  'messages': [{'role': 'system', 'content': 's'},
+                                                               {'role': 'user', 'content': [{'type': 'text', 'text': 'q'}]}],
+                                                  'tools': [{'type': 'function', 'function': {'name': 'f'}}]}).encode())
+    write('cache', 'stream', b'\x02' + '\n'.join(chunks).encode())
+
+
+for make in (native_wire, openai_stream, mcp_http, server_session, guardrails, config, http_request, eventstream, cache):
     make()
 
 

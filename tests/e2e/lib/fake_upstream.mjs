@@ -4,7 +4,7 @@
 // Opt-in: startFakeUpstream({ intercept }) calls intercept(record) for each request (record.body is
 // the parsed JSON); a number or { status, headers, body } answers with that status and an
 // OpenAI-shaped error instead of the normal behaviour; { stream: [pieces] } streams those content
-// deltas (then finish and [DONE]); undefined keeps the normal behaviour.
+// deltas (then finish and [DONE]); { hang: true } never answers; undefined keeps the normal behaviour.
 // record.intercepted is set when it did. Without the option nothing changes.
 import http from 'node:http';
 
@@ -42,6 +42,7 @@ export async function startFakeUpstream({ intercept = null } = {}) {
     if (intercept) {
       let a = intercept(record);
       if (typeof a === 'number') a = { status: a };
+      if (a && a.hang) { record.intercepted = 'hang'; return; }  // never answers
       if (a && a.stream) {
         // A scripted stream: each string of a.stream is one content delta, then finish and [DONE].
         record.intercepted = 200;
