@@ -12,7 +12,7 @@ PKGS=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-filesystem1.81-dev
   libssl-dev ca-certificates libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
-  libsqlite3-dev sqlite3 libhiredis-dev redis-server libpq-dev postgresql
+  libsqlite3-dev sqlite3 libhiredis-dev redis-server libpq-dev postgresql libhnswlib-dev
   curl openssl
   clang libclang-rt-14-dev
 )

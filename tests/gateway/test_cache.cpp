@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <random>
+
 #include "gateway/policy/cache_parts.hpp"
 #include "gateway/policy/semantic_index.hpp"
 
@@ -198,4 +200,61 @@ TEST(SemanticIndex, IsBoundedOldestFirstAndErasable) {
     EXPECT_TRUE(idx.best("g", {0, 0, 1}, 0.9f, 0));
     idx.add("g", "zero", {0, 0, 0}, 1000);  // no direction: not kept
     EXPECT_EQ(idx.size(), 1u);
+}
+
+TEST(SemanticIndex, ALargeGroupMovesIntoAGraphAndStillFindsItsNeighbours) {
+    semantic_index idx(10'000, 64);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> gauss;
+    std::vector<std::vector<float>> vs;
+    for (int i = 0; i < 1000; ++i) {
+        std::vector<float> v(32);
+        for (auto& x : v) x = gauss(rng);
+        vs.push_back(v);
+        idx.add("g", "s:m:" + std::to_string(i), v, 1000);
+    }
+    idx.wait_idle();
+    EXPECT_EQ(idx.graph_groups(), 1u);
+    EXPECT_EQ(idx.size(), 1000u);
+    int found = 0;
+    for (int i = 0; i < 1000; i += 10) {
+        auto q = vs[i];
+        q[0] += 0.01f;  // a near neighbour, not the vector itself
+        auto m = idx.best("g", q, 0.99f, 0);
+        if (m && m->key == "s:m:" + std::to_string(i)) ++found;
+    }
+    EXPECT_GE(found, 98);  // recall of the graph search
+    EXPECT_FALSE(idx.best("g", vs[3], 0.9f, 1000));  // lapsed
+    // Replacing, erasing and growing past the graph's first capacity keep it consistent.
+    idx.add("g", "s:m:5", vs[6], 2000);
+    idx.wait_idle();
+    auto m = idx.best("g", vs[6], 0.999f, 1500);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->key, "s:m:5");
+    idx.erase("s", "");
+    EXPECT_EQ(idx.size(), 0u);
+    EXPECT_FALSE(idx.best("g", vs[6], 0.5f, 0));
+    for (int i = 0; i < 3000; ++i) idx.add("g", "t:m:" + std::to_string(i), vs[i % 1000], 1000 + i);
+    idx.wait_idle();
+    EXPECT_EQ(idx.size(), 3000u);
+    auto again = idx.best("g", vs[999], 0.999f, 0);
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->key == "t:m:999" || again->key == "t:m:1999" || again->key == "t:m:2999") << again->key;
+}
+
+TEST(SemanticIndex, TheGraphIsBoundedOldestFirst) {
+    semantic_index idx(500, 32);
+    std::mt19937 rng(9);
+    std::normal_distribution<float> gauss;
+    std::vector<float> first;
+    for (int i = 0; i < 2000; ++i) {
+        std::vector<float> v(16);
+        for (auto& x : v) x = gauss(rng);
+        if (i == 0) first = v;
+        idx.add("g", "s:m:" + std::to_string(i), v, 1000);
+    }
+    idx.wait_idle();
+    EXPECT_EQ(idx.size(), 500u);
+    auto m = idx.best("g", first, 0.999f, 0);
+    EXPECT_FALSE(m && m->key == "s:m:0");
 }
