@@ -113,11 +113,11 @@ public:
                 auto u = co_await pool_->command(std::move(unlink));
                 if (!u) co_return u.error();
                 if (u->type == redis_reply::kind::integer) removed += static_cast<std::uint64_t>(u->integer);
-                unlink = {};
+                unlink.clear();
             }
-            if (cursor == "0") break;
+            if (cursor == "0") co_return removed;
         }
-        co_return removed;
+        co_return make_error_code(errc::overloaded);  // a keyspace too large to walk in one call
     }
 
 private:

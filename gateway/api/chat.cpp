@@ -151,7 +151,9 @@ asio::awaitable<providers::chat_outcome> run_turn(api_request& r, providers::cha
     auto result = co_await r.app.chat_pipeline->run(ctx);
     request = std::move(ctx.request);
     note_route(r.rec, ctx);
-    if (ctx.provider) last = ctx.provider;
+    // A cache hit called no provider: the loop prices that turn at nothing.
+    if (ctx.cache_hit) last = nullptr;
+    else if (ctx.provider) last = ctx.provider;
     co_return result;
 }
 

@@ -5,7 +5,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -13,7 +12,9 @@
 
 #include <cstdio>
 
+#include "common/cancel_scope.hpp"
 #include "common/prometheus.hpp"
+#include "common/time_source.hpp"
 #include "gateway/policy/access.hpp"
 #include "gateway/policy/cache_parts.hpp"
 #include "gateway/policy/semantic_index.hpp"
@@ -87,13 +88,6 @@ lookup_plan plan_lookup(cache_runtime const& rt, turn_context const& ctx) {
     return p;
 }
 
-json::object parse_object(std::string_view text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec || !v.is_object()) return {};
-    return std::move(v.get_object());
-}
-
 std::string format_score(float score) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "%.4f", double(score));
@@ -108,12 +102,14 @@ public:
 
     asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
         record(chunk, raw);
-        co_return co_await inner_.on_chunk(chunk, raw);
+        bool more = co_await inner_.on_chunk(chunk, raw);
+        if (!more) stopped_ = true;  // what follows never came: not a whole answer
+        co_return more;
     }
     asio::awaitable<bool> flush() override { co_return co_await inner_.flush(); }
     asio::awaitable<bool> on_comment(std::string_view text) override { co_return co_await inner_.on_comment(text); }
 
-    bool complete() const { return !overflow_ && !chunks_.empty(); }
+    bool complete() const { return !overflow_ && !stopped_ && !chunks_.empty(); }
     std::vector<std::string> take() { return std::move(chunks_); }
 
 private:
@@ -133,6 +129,7 @@ private:
     std::size_t max_bytes_;
     std::size_t bytes_ = 0;
     bool overflow_ = false;
+    bool stopped_ = false;
     std::vector<std::string> chunks_;
 };
 
@@ -147,14 +144,55 @@ std::optional<std::string> entry_of(cache_settings const& s, turn_context const&
     if (rec) {
         if (!rec->complete()) return std::nullopt;
         a.chunks = rec->take();
-        if (!storable(replay_response(a))) return std::nullopt;
+        if (!storable(replay_response(a), choices_asked(ctx.request.body))) return std::nullopt;
     } else {
-        if (!storable(r.response)) return std::nullopt;
+        if (!storable(r.response, choices_asked(ctx.request.body))) return std::nullopt;
         a.response = r.raw_response.empty() ? json::serialize(r.response) : r.raw_response;
     }
     auto text = encode(a);
     if (text.size() > s.max_entry_bytes) return std::nullopt;
     return text;
+}
+
+// What a hit sends: the chunks as objects (each with its text while unchanged), or the answer.
+// Built whole before anything is sent, so that an entry that does not read back is a miss and
+// never half a stream. Tool calls get fresh ids (one cached answer may be replayed to many).
+struct replay_data {
+    std::vector<std::pair<json::object, std::string>> chunks;
+    json::object response;
+    std::string raw;  // the answer's text when unchanged
+};
+
+std::optional<replay_data> prepare_replay(cached_answer const& a, bool stream, bool include_usage) {
+    replay_data out;
+    std::vector<std::pair<std::string, std::string>> renamed;
+    if (!stream) {
+        out.response = replay_response(a);
+        if (out.response.empty()) return std::nullopt;
+        bool changed = refresh_call_ids(out.response, renamed);
+        if (a.chunks.empty() && !changed) out.raw = a.response;
+        return out;
+    }
+    auto texts = replay_chunks(a, include_usage);
+    if (texts.empty()) return std::nullopt;
+    out.chunks.reserve(texts.size());
+    for (auto& text : texts) {
+        boost::system::error_code ec;
+        auto v = json::parse(text, ec);
+        if (ec || !v.is_object()) return std::nullopt;
+        auto& chunk = v.get_object();
+        bool changed = refresh_call_ids(chunk, renamed);
+        out.chunks.emplace_back(std::move(chunk), changed ? std::string() : std::move(text));
+    }
+    return out;
+}
+
+// The parts of the store key DELETE /admin/cache names (empty: any).
+std::pair<std::string, std::string> erase_parts(std::string const& scope_label, std::string const& model) {
+    std::pair<std::string, std::string> out;
+    if (!scope_label.empty()) out.first = cache_runtime::scope_part(scope_label);
+    if (!model.empty()) out.second = cache_runtime::model_part(model);
+    return out;
 }
 
 // A store that must be awaited (Redis) writes after the answer, off the request's path.
@@ -182,10 +220,10 @@ public:
         auto now = unix_now_ms();
         std::optional<std::vector<float>> vector;
         if (!plan.no_cache) {
-            auto found = co_await fetch(plan.key, now);
+            auto found = co_await fetch(ctx, plan.key, now);
             if (found) {
                 rt_.note(plan.label, &cache_scope_stats::hits);
-                co_return co_await replay(ctx, *found, nullptr);
+                co_return co_await replay(ctx, found->first, found->second, nullptr);
             }
             if (plan.text) {
                 vector = co_await embed(ctx, *plan.text);
@@ -193,10 +231,10 @@ public:
                 std::optional<semantic_index::match> near;
                 if (vector && index) near = index->best(plan.group, *vector, float(rt_.settings().semantic.threshold), now);
                 if (near) {
-                    auto similar = co_await fetch(near->key, now);
+                    auto similar = co_await fetch(ctx, near->key, now);
                     if (similar) {
                         rt_.note(plan.label, &cache_scope_stats::semantic_hits);
-                        co_return co_await replay(ctx, *similar, &near->score);
+                        co_return co_await replay(ctx, similar->first, similar->second, &near->score);
                     }
                 }
             }
@@ -213,13 +251,16 @@ public:
         auto result = co_await next(ctx);
         restore.now();
         auto entry = entry_of(rt_.settings(), ctx, result, rec ? &*rec : nullptr);
-        if (entry) store(plan, std::move(*entry), std::move(vector), co_await asio::this_coro::executor);
+        auto ex = co_await asio::this_coro::executor;
+        if (entry) store(plan, std::move(*entry), std::move(vector), ex);
         co_return result;
     }
 
 private:
-    // The cached answer under `key`, if there is a readable one (a store that cannot answer is a miss).
-    asio::awaitable<std::optional<cached_answer>> fetch(std::string const& key, std::int64_t now) {
+    // The cached answer under `key` ready to replay, if there is a readable one (a store that
+    // cannot answer, or an entry that does not read back, is a miss).
+    asio::awaitable<std::optional<std::pair<cached_answer, replay_data>>> fetch(turn_context& ctx, std::string const& key,
+                                                                                 std::int64_t now) {
         auto& store = rt_.store();
         state::cache_value v;
         if (auto got = store.get_now(key, now)) {
@@ -230,31 +271,29 @@ private:
             else rt_.store_errors.fetch_add(1, std::memory_order_relaxed);
         }
         if (!v) co_return std::nullopt;
-        co_return decode(*v);
+        auto a = decode(*v);
+        if (!a) co_return std::nullopt;
+        auto data = prepare_replay(*a, ctx.sink != nullptr, wants_usage(ctx.request.body));
+        if (!data) co_return std::nullopt;
+        co_return std::make_pair(std::move(*a), std::move(*data));
     }
 
     // The last user message's embedding, within the semantic timeout; nullopt on any failure.
     asio::awaitable<std::optional<std::vector<float>>> embed(turn_context& ctx, std::string const& text) {
         auto const& sem = rt_.settings().semantic;
-        cancel_token cancel;
-        cancel_token::subscription parent;
-        if (ctx.call) parent = ctx.call->cancel.subscribe([&cancel] { cancel.cancel(); });
-        asio::steady_timer timer(co_await asio::this_coro::executor);
-        timer.expires_after(sem.timeout);
-        // (The handler touches `cancel` only when the timer fired, never after this frame is gone.)
-        timer.async_wait([&cancel](boost::system::error_code ec) {
-            if (!ec) cancel.cancel(cancel_reason::timeout);
-        });
-        auto answer = co_await rt_.embed()(ctx, sem.embedding_model, text, cancel);
-        timer.cancel();
-        if (answer.error || answer.vector.empty() || cancel.cancelled()) {
+        cancel_token none;  // (a turn without a call context cannot reach a provider anyway)
+        auto& parent = ctx.call ? ctx.call->cancel : none;
+        auto ex = co_await asio::this_coro::executor;
+        scoped_deadline deadline(parent, time_source::steady().now() + sem.timeout, ex);
+        auto answer = co_await rt_.embed()(ctx, sem.embedding_model, text, deadline.token());
+        if (answer.error || answer.vector.empty() || deadline.token().cancelled()) {
             rt_.embed_failures.fetch_add(1, std::memory_order_relaxed);
             co_return std::nullopt;
         }
         co_return std::move(answer.vector);
     }
 
-    asio::awaitable<turn_result> replay(turn_context& ctx, cached_answer const& a, float const* score) {
+    asio::awaitable<turn_result> replay(turn_context& ctx, cached_answer const& a, replay_data& data, float const* score) {
         ctx.cache_status = "hit";
         ctx.cache_hit = true;
         set_header(ctx.response_headers, "x-toolgate-cache", "hit");
@@ -266,13 +305,11 @@ private:
         out.tokens = a.tokens;
         out.upstream_status = 200;
         if (!ctx.sink) {
-            out.response = replay_response(a);
-            if (a.chunks.empty()) out.raw_response = a.response;
+            out.response = std::move(data.response);
+            out.raw_response = std::move(data.raw);
             co_return out;
         }
-        auto chunks = replay_chunks(a, wants_usage(ctx.request.body));
-        for (auto const& text : chunks) {
-            auto chunk = parse_object(text);
+        for (auto& [chunk, text] : data.chunks) {
             bool more = co_await ctx.sink->on_chunk(chunk, text);
             out.chunks_sent = true;
             if (!more) co_return out;
@@ -316,10 +353,9 @@ std::string cache_runtime::scope_part(std::string_view scope_label) { return sho
 std::string cache_runtime::model_part(std::string_view requested_model) { return short_hash(requested_model); }
 
 asio::awaitable<state::result<std::uint64_t>> cache_runtime::erase(std::string const& scope_label, std::string const& model) {
-    auto scope = scope_label.empty() ? std::string() : scope_part(scope_label);
-    auto m = model.empty() ? std::string() : model_part(model);
-    if (index_) index_->erase(scope, m);
-    co_return co_await store_->erase(scope, m);
+    auto parts = erase_parts(scope_label, model);
+    if (index_) index_->erase(parts.first, parts.second);
+    co_return co_await store_->erase(parts.first, parts.second);
 }
 
 void cache_runtime::note(std::string const& scope_label, std::uint64_t cache_scope_stats::*field) {
@@ -349,6 +385,16 @@ std::string cache_runtime::metrics_text() const {
     w.family("toolgate_cache_stores_total", "counter", "Answers stored in the response cache, by scope.");
     for (auto const& [scope, st] : scopes) w.sample("toolgate_cache_stores_total", {{"scope", scope}}, st.stores);
     auto counts = store_->counts();
+    if (counts.size() > max_scope_labels) {  // bounded series: the rest summed as "other"
+        state::cache_counts other;
+        for (std::size_t i = max_scope_labels - 1; i < counts.size(); ++i) {
+            other.entries += counts[i].second.entries;
+            other.bytes += counts[i].second.bytes;
+            other.evictions += counts[i].second.evictions;
+        }
+        counts.resize(max_scope_labels - 1);
+        counts.emplace_back("other", other);
+    }
     if (store_->kind() == "memory") {
         w.family("toolgate_cache_bytes", "gauge", "Bytes held by the memory response cache, by scope.");
         for (auto const& [scope, c] : counts) w.sample("toolgate_cache_bytes", {{"scope", scope}}, c.bytes);

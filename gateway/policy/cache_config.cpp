@@ -29,6 +29,8 @@ cache_settings parse_cache_plugin(reader const& r, YAML::Node const& n, std::str
         if (v == "redis") s.redis = true;
         else if (v != "memory") r.fail(st, path + ".store", "must be memory or redis");
     }
+    if (auto b = n["max_entry_bytes"]; b && !s.redis && s.max_entry_bytes > s.max_bytes / 16)
+        r.fail(b, path + ".max_entry_bytes", "must be at most max_bytes / 16 (the memory store is split in 16 stripes)");
     if (auto sc = n["scope"]) {
         auto v = r.str(sc, path + ".scope");
         if (v == "key") s.whose = cache_settings::scope::key;

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "agentloop/loop.hpp"
+#include "common/ids.hpp"
 #include "providers/wire.hpp"
 #include "state/key_store.hpp"
 
@@ -180,6 +181,27 @@ void chunks_from_response(json::object const& r, std::vector<std::string>& out) 
     }
 }
 
+// Tool-call ids (assistant tool_calls[].id, tool messages' tool_call_id) as "#0", "#1", ... in order
+// of first appearance.
+void normalize_call_ids(json::array& messages) {
+    std::vector<std::string> seen;
+    auto ordinal = [&seen](json::string const& id) {
+        for (std::size_t i = 0; i < seen.size(); ++i)
+            if (seen[i] == id) return "#" + std::to_string(i);
+        seen.emplace_back(id);
+        return "#" + std::to_string(seen.size() - 1);
+    };
+    for (auto& mv : messages) {
+        auto* m = mv.if_object();
+        if (!m) continue;
+        if (auto* calls = m->if_contains("tool_calls"); calls && calls->is_array())
+            for (auto& cv : calls->get_array())
+                if (auto* c = cv.if_object())
+                    if (auto* id = c->if_contains("id"); id && id->is_string()) *id = ordinal(id->get_string());
+        if (auto* id = m->if_contains("tool_call_id"); id && id->is_string()) *id = ordinal(id->get_string());
+    }
+}
+
 }  // namespace
 
 void canonical_json(json::value const& v, std::string& out) {
@@ -227,10 +249,10 @@ std::string request_fingerprint(json::object const& body, bool without_last_user
     kept.reserve(body.size());
     for (auto const& kv : body)
         if (decides_answer(kv.key())) kept.emplace(kv.key(), kv.value());
-    if (without_last_user) {
-        if (auto* m = kept.if_contains("messages"); m && m->is_array() && !m->get_array().empty()) {
+    if (auto* m = kept.if_contains("messages"); m && m->is_array()) {
+        normalize_call_ids(m->get_array());
+        if (without_last_user && !m->get_array().empty())
             if (auto* last = m->get_array().back().if_object()) last->erase("content");
-        }
     }
     std::string out;
     out.reserve(256);
@@ -279,6 +301,11 @@ std::optional<cached_answer> decode(std::string_view text) {
     cached_answer a;
     a.provider = str(o, "provider");
     a.model = str(o, "model");
+    // They become response headers: nothing that could end a header line.
+    auto printable = [](std::string const& t) {
+        return t.size() <= 256 && std::none_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    };
+    if (!printable(a.provider) || !printable(a.model)) return std::nullopt;
     if (auto const* u = o.if_contains("usage"); u && u->is_array() && u->get_array().size() == 3) {
         auto const& arr = u->get_array();
         a.tokens.prompt_tokens = providers::token_count(&arr[0]);
@@ -336,9 +363,42 @@ json::object replay_response(cached_answer const& a) {
     return out;
 }
 
-bool storable(json::object const& response) {
+std::size_t choices_asked(json::object const& body) {
+    auto const* n = body.if_contains("n");
+    if (n && n->is_int64() && n->get_int64() > 1 && n->get_int64() <= 128) return static_cast<std::size_t>(n->get_int64());
+    return 1;
+}
+
+bool refresh_call_ids(json::object& o, std::vector<std::pair<std::string, std::string>>& renamed) {
+    bool changed = false;
+    auto fresh = [&renamed](std::string_view old) {
+        for (auto const& [from, to] : renamed)
+            if (from == old) return to;
+        renamed.emplace_back(std::string(old), "call_" + fast_hex(24));
+        return renamed.back().second;
+    };
+    auto* choices = o.if_contains("choices");
+    if (!choices || !choices->is_array()) return false;
+    for (auto& cv : choices->get_array()) {
+        auto* c = cv.if_object();
+        if (!c) continue;
+        for (auto const* part : {"delta", "message"}) {
+            auto* m = c->if_contains(part);
+            auto* calls = m && m->is_object() ? m->get_object().if_contains("tool_calls") : nullptr;
+            if (!calls || !calls->is_array()) continue;
+            for (auto& call : calls->get_array())
+                if (auto* id = call.is_object() ? call.get_object().if_contains("id") : nullptr; id && id->is_string()) {
+                    *id = fresh(id->get_string());
+                    changed = true;
+                }
+        }
+    }
+    return changed;
+}
+
+bool storable(json::object const& response, std::size_t expected_choices) {
     auto const* choices = response.if_contains("choices");
-    if (!choices || !choices->is_array() || choices->get_array().empty()) return false;
+    if (!choices || !choices->is_array() || choices->get_array().size() != expected_choices) return false;
     json::value const* first = nullptr;
     for (auto const& cv : choices->get_array()) {
         auto const* c = cv.if_object();

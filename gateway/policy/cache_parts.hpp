@@ -21,8 +21,10 @@ namespace json = boost::json;
 void canonical_json(json::value const& v, std::string& out);
 
 // Everything in a chat request that decides the answer, canonical: the body without the fields
-// that do not (model, which the route replaces; stream, stream_options, user, metadata, store).
-// `without_last_user`: the last message's content left out (semantic mode compares it apart).
+// that do not (model, which the route replaces; stream, stream_options, user, metadata, store),
+// and tool-call ids replaced by their order of appearance (they only pair a call with its result,
+// and a replayed answer gets fresh ones). `without_last_user`: the last message's content left
+// out (semantic mode compares it apart).
 std::string request_fingerprint(json::object const& body, bool without_last_user);
 
 // The store key: "<scope part>:<model part>:<sha256 of scope, route and fingerprint>", the first
@@ -46,9 +48,15 @@ std::vector<std::string> replay_chunks(cached_answer const& a, bool include_usag
 // The answer as one chat.completion object (a stream's chunks assembled).
 json::object replay_response(cached_answer const& a);
 
-// Whether an answer may be cached: at least one choice, every choice finished with stop or
-// tool_calls (not length, content_filter or nothing), and with several choices all alike.
-bool storable(json::object const& response);
+// Whether an answer may be cached: `expected_choices` choices (the request's n, 1 by default),
+// every one finished with stop or tool_calls (not length, content_filter or nothing), all alike.
+bool storable(json::object const& response, std::size_t expected_choices = 1);
+// The request's n (1 when absent or not a small positive number).
+std::size_t choices_asked(json::object const& body);
+
+// A replayed chunk's or answer's tool-call ids replaced by fresh ones, the same old id always by
+// the same new one within one replay (`renamed` keeps the pairs). True when something changed.
+bool refresh_call_ids(json::object& chunk_or_response, std::vector<std::pair<std::string, std::string>>& renamed);
 
 // A stream chunk that carries only usage (no choices).
 bool usage_only(json::object const& chunk);

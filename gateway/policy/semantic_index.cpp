@@ -142,20 +142,27 @@ struct semantic_index::group {
 
     // A graph with as many deleted nodes as live ones is built again from the live ones.
     void rebuild() {
-        auto old_space = std::move(space);
-        auto old = std::move(graph);
-        auto old_entries = std::move(by_label);
-        by_label = {};
-        label_of.clear();
-        deleted = 0;
-        build_graph(std::max<std::size_t>(old_entries.size() * 2, 1024));
-        for (auto& [label, e] : old_entries) {
-            auto v = old->getDataByLabel<float>(label);
-            auto fresh = next_label++;
-            graph->addPoint(v.data(), fresh);
-            label_of[e.key] = fresh;
-            by_label[fresh] = std::move(e);
+        // The new graph is built beside the old one and replaces it only when complete.
+        auto fresh_space = std::make_unique<unit_space>(dims);
+        auto fresh = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+            fresh_space.get(), std::max<std::size_t>(by_label.size() * 2, 1024), graph_links, graph_build_ef, 100);
+        fresh->setEf(graph_search_ef);
+        std::unordered_map<std::size_t, entry> fresh_entries;
+        std::unordered_map<std::string, std::size_t> fresh_labels;
+        std::size_t label = 0;
+        for (auto const& [old_label, e] : by_label) {
+            auto v = graph->getDataByLabel<float>(old_label);
+            fresh->addPoint(v.data(), label);
+            fresh_labels[e.key] = label;
+            fresh_entries[label] = e;
+            ++label;
         }
+        graph = std::move(fresh);
+        space = std::move(fresh_space);
+        by_label = std::move(fresh_entries);
+        label_of = std::move(fresh_labels);
+        next_label = label;
+        deleted = 0;
     }
 
     void add_to_graph(std::string const& key, std::vector<float> const& v, std::int64_t expires_ms) {
@@ -222,12 +229,16 @@ void semantic_index::add(std::string const& group_key, std::string const& key, s
                          std::int64_t expires_ms) {
     if (max_entries_ == 0 || !normalize(vector)) return;
     {
-        std::unique_lock lock(mu_);
-        auto g = groups_.find(group_key);
-        // A flat group that stays flat: microseconds, done now.
-        if (g == groups_.end() || (!g->second->graph && g->second->size() < flat_limit_)) {
-            apply(group_key, key, vector, expires_ms);
-            return;
+        // A flat group that stays flat: microseconds, done now, unless the indexing thread holds
+        // the index (then it queues like the rest).
+        std::unique_lock lock(mu_, std::try_to_lock);
+        if (lock.owns_lock()) {
+            auto g = groups_.find(group_key);
+            if (g == groups_.end() || (!g->second->graph && g->second->size() < flat_limit_)) {
+                apply(group_key, key, vector, expires_ms);
+                published_count_.store(count_, std::memory_order_relaxed);
+                return;
+            }
         }
     }
     std::lock_guard lock(queue_mu_);
@@ -246,9 +257,13 @@ void semantic_index::indexer() {
         queue_.pop_front();
         busy_ = true;
         lock.unlock();
-        {
+        try {
             std::unique_lock index_lock(mu_);
             apply(next.group, next.key, next.vector, next.expires_ms);
+            published_count_.store(count_, std::memory_order_relaxed);
+        } catch (std::exception const&) {
+            // Out of memory in a container or the graph: this entry is not indexed; the index stays
+            // consistent (every change below either completes or is undone by its own guard).
         }
         lock.lock();
         busy_ = false;
@@ -286,11 +301,12 @@ void semantic_index::apply(std::string const& group_key, std::string const& key,
         g.expires.push_back(expires_ms);
         g.data.insert(g.data.end(), vector.begin(), vector.end());
         if (g.keys.size() > flat_limit_) {
+            auto held = g.keys.size();
             try {
                 g.to_graph();
             } catch (std::exception const&) {
                 // No room for a graph: the group is dropped (its answers stay cached exactly).
-                count_ -= g.size() - 1;
+                count_ -= held - 1;
                 groups_.erase(group_key);
                 return;
             }
@@ -311,7 +327,8 @@ std::optional<semantic_index::match> semantic_index::best(std::string const& gro
                                                            float threshold, std::int64_t now_ms) const {
     auto q = vector;
     if (!normalize(q)) return std::nullopt;
-    std::shared_lock lock(mu_);
+    std::shared_lock lock(mu_, std::try_to_lock);
+    if (!lock.owns_lock()) return std::nullopt;  // the indexing thread is changing it: a miss, not a wait
     auto g = groups_.find(group_key);
     if (g == groups_.end() || g->second->dims != q.size()) return std::nullopt;
     try {
@@ -338,12 +355,10 @@ void semantic_index::erase(std::string_view scope_part, std::string_view model_p
         if (d.size() == 0) g = groups_.erase(g);
         else ++g;
     }
+    published_count_.store(count_, std::memory_order_relaxed);
 }
 
-std::size_t semantic_index::size() const {
-    std::shared_lock lock(mu_);
-    return count_;
-}
+std::size_t semantic_index::size() const { return published_count_.load(std::memory_order_relaxed); }
 
 std::size_t semantic_index::graph_groups() const {
     std::shared_lock lock(mu_);

@@ -5,8 +5,10 @@
 // unit vectors), searched approximately in a few milliseconds at 100,000 entries. Bounded in
 // entries (the oldest go first) and in age. Thread-safe: lookups share a lock, changes take it
 // alone. Adding to a flat group costs microseconds and happens at once; adding to a graph costs
-// about a millisecond and is left to one indexing thread (a bounded queue: past it, entries are
-// not indexed), so that no request waits for it.
+// about a millisecond (moving a group into one, seconds) and is left to one indexing thread (a
+// bounded queue: past it, entries are not indexed). No request waits for the indexing thread: a
+// lookup that finds the index locked is a miss.
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +79,7 @@ private:
     std::unordered_map<std::string, std::unique_ptr<group>> groups_;
     std::deque<std::pair<std::string, std::string>> order_;  // (group, key), oldest first; may name dropped ones
     std::size_t count_ = 0;
+    std::atomic<std::size_t> published_count_{0};  // count_ for readers that take no lock
 };
 
 }  // namespace toolgate::gateway::policy

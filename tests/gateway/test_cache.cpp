@@ -47,6 +47,39 @@ TEST(CacheKey, LeavesOutWhatDoesNotDecideTheAnswer) {
               fp(R"({"messages":[{"role":"system","content":"b"},{"role":"user","content":"one"}]})", true));
 }
 
+TEST(CacheKey, ToolCallIdsOnlyPairCallsWithResults) {
+    // Calls a and b; results for r1 then r2.
+    auto loop = [](std::string_view a, std::string_view b, std::string_view r1, std::string_view r2) {
+        return std::string(R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[)") +
+               R"({"id":")" + std::string(a) + R"(","type":"function","function":{"name":"f","arguments":"{}"}},)" +
+               R"({"id":")" + std::string(b) + R"(","type":"function","function":{"name":"g","arguments":"{}"}}]},)" +
+               R"({"role":"tool","tool_call_id":")" + std::string(r1) + R"(","content":"1"},)" +
+               R"({"role":"tool","tool_call_id":")" + std::string(r2) + R"(","content":"2"}]})";
+    };
+    EXPECT_EQ(fp(loop("call_x", "call_y", "call_x", "call_y")), fp(loop("call_p", "call_q", "call_p", "call_q")));
+    // Which result belongs to which call still matters.
+    EXPECT_NE(fp(loop("call_x", "call_y", "call_x", "call_y")), fp(loop("call_x", "call_y", "call_y", "call_x")));
+}
+
+TEST(CacheReplay, ToolCallsGetFreshIdsConsistentWithinOneReplay) {
+    std::vector<std::pair<std::string, std::string>> renamed;
+    auto first = obj(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_old","type":"function"}]}}]})");
+    auto again = obj(R"({"choices":[{"index":0,"message":{"tool_calls":[{"id":"call_old"},{"id":"call_two"}]}}]})");
+    EXPECT_TRUE(cd::refresh_call_ids(first, renamed));
+    EXPECT_TRUE(cd::refresh_call_ids(again, renamed));
+    auto id1 = first.at("choices").as_array()[0].at("delta").at("tool_calls").as_array()[0].at("id").as_string();
+    auto const& calls = again.at("choices").as_array()[0].at("message").at("tool_calls").as_array();
+    EXPECT_NE(id1, "call_old");
+    EXPECT_TRUE(id1.starts_with("call_"));
+    EXPECT_EQ(calls[0].at("id").as_string(), id1);
+    EXPECT_NE(calls[1].at("id").as_string(), id1);
+    auto plain = obj(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})");
+    EXPECT_FALSE(cd::refresh_call_ids(plain, renamed));
+    // Stored provider and model names become headers: nothing that could end a header line.
+    EXPECT_FALSE(cd::decode(R"({"v":1,"provider":"p
+x-evil: 1","model":"m","usage":[0,0,false],"response":"{}"})"));
+}
+
 TEST(CacheKey, BindsScopeRouteAndModelIntoTheKeyWithErasablePrefixes) {
     auto k = cd::entry_key("key:a", "gpt", "openai/gpt", "{}");
     EXPECT_EQ(k, cd::entry_key("key:a", "gpt", "openai/gpt", "{}"));
@@ -148,9 +181,13 @@ TEST(CacheStore, OnlyCompleteAnswersAreStorable) {
     EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":null}]})")));
     EXPECT_FALSE(cd::storable(obj(R"({"choices":[]})")));
     EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},
-                                                 {"index":1,"message":{"content":"b"},"finish_reason":"stop"}]})")));
+                                                 {"index":1,"message":{"content":"b"},"finish_reason":"stop"}]})"), 2));
     EXPECT_TRUE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},
-                                                {"index":1,"message":{"content":"a"},"finish_reason":"stop"}]})")));
+                                                {"index":1,"message":{"content":"a"},"finish_reason":"stop"}]})"), 2));
+    // A stream cut before the second choice came: not the n the request asked for.
+    EXPECT_FALSE(cd::storable(obj(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"}]})"), 2));
+    EXPECT_EQ(cd::choices_asked(obj(R"({"n":3})")), 3u);
+    EXPECT_EQ(cd::choices_asked(obj(R"({"n":-1})")), 1u);
     EXPECT_TRUE(cd::usage_only(obj(R"({"choices":[],"usage":{"prompt_tokens":1}})")));
     EXPECT_FALSE(cd::usage_only(obj(R"({"choices":[{"index":0,"delta":{}}],"usage":null})")));
 }
