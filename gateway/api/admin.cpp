@@ -442,12 +442,36 @@ asio::awaitable<void> admin_clear_cache(api_request& r) {
         co_await reply_error(r, *err);
         co_return;
     }
+    auto asked = scope;
+    if (scope.starts_with("key:")) {
+        // Entries are bound to the key's id: find it by name (or take an id), config keys first.
+        auto name = scope.substr(4);
+        std::string id;
+        if (r.app.access) {
+            for (auto const& k : r.app.access->keys().config_keys())
+                if (k->name == name || k->id == name) id = k->id;
+            if (id.empty() && r.app.access->key_store()) {
+                auto all = co_await r.app.access->key_store()->list();
+                if (!all) {
+                    co_await reply_error(r, cache_unavailable());
+                    co_return;
+                }
+                for (auto const& stored : *all)
+                    if (auto k = policy::from_stored(stored); k && (k->name == name || k->id == name)) id = k->id;
+            }
+        }
+        if (id.empty()) {
+            co_await reply_error(r, api_error::not_found("no key named '" + name + "'", "key_not_found"));
+            co_return;
+        }
+        scope = policy::cache_runtime::key_scope(id);
+    }
     auto removed = co_await r.app.cache->erase(scope, model);
     if (!removed) {
         co_await reply_error(r, cache_unavailable());
         co_return;
     }
-    co_await reply_json(r, cleared_json(scope, model, *removed));
+    co_await reply_json(r, cleared_json(asked, model, *removed));
 }
 
 asio::awaitable<void> admin_logs(api_request& r) { co_await query_log(r, false); }

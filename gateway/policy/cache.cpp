@@ -11,6 +11,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstdio>
+#include <tuple>
 
 #include "common/cancel_scope.hpp"
 #include "common/prometheus.hpp"
@@ -38,17 +39,20 @@ std::string_view header_of(header_list const* headers, std::string_view name) {
     return {};
 }
 
-// Whose answers may answer whom.
-std::string scope_label(cache_settings const& s, turn_context const& ctx) {
+// Whose answers may answer whom: the label /metrics shows (key and team names) and the identity the
+// entries are bound to (a key's id, so that a renamed key keeps its answers and a new key that
+// takes an old name does not get them).
+std::pair<std::string, std::string> scope_of(cache_settings const& s, turn_context const& ctx) {
     auto const* key = ctx.access ? ctx.access->key.get() : nullptr;
     switch (s.whose) {
-        case cache_settings::scope::global: return "global";
+        case cache_settings::scope::global: return {"global", "global"};
         case cache_settings::scope::team:
-            if (key && !key->team.empty()) return "team:" + key->team;
+            if (key && !key->team.empty()) return {"team:" + key->team, "team:" + key->team};
             [[fallthrough]];
         case cache_settings::scope::key: break;
     }
-    return key ? "key:" + key->name : std::string("anonymous");
+    if (!key) return {"anonymous", "anonymous"};
+    return {"key:" + key->name, cache_runtime::key_scope(key->id)};
 }
 
 bool wants_usage(json::object const& body) {
@@ -62,7 +66,8 @@ bool wants_usage(json::object const& body) {
 struct lookup_plan {
     bool bypass = false;    // cache-control: no-store
     bool no_cache = false;  // cache-control: no-cache
-    std::string label;      // the scope
+    std::string label;      // the scope, as /metrics names it
+    std::string scope;      // the scope the entries are bound to
     std::string key;        // the exact entry
     std::optional<std::string> text;  // semantic: the last user message
     std::string group;      // semantic: everything else
@@ -71,17 +76,17 @@ struct lookup_plan {
 lookup_plan plan_lookup(cache_runtime const& rt, turn_context const& ctx) {
     lookup_plan p;
     auto const& s = rt.settings();
-    p.label = scope_label(s, ctx);
+    std::tie(p.label, p.scope) = scope_of(s, ctx);
     auto d = parse_cache_control(header_of(ctx.headers, "cache-control"));
     p.bypass = d.no_store;
     p.no_cache = d.no_cache;
     if (p.bypass) return p;
     auto route = rt.route() ? rt.route()(ctx) : ctx.requested_model;
-    p.key = entry_key(p.label, ctx.requested_model, route, request_fingerprint(ctx.request.body, false));
+    p.key = entry_key(p.scope, ctx.requested_model, route, request_fingerprint(ctx.request.body, false));
     if (s.how == cache_settings::mode::semantic) {
         p.text = semantic_text(ctx.request.body, s.semantic.max_messages);
         if (p.text) {
-            std::string ctx_text = p.label + "\n" + route + "\n" + request_fingerprint(ctx.request.body, true);
+            std::string ctx_text = p.scope + "\n" + route + "\n" + request_fingerprint(ctx.request.body, true);
             p.group = state::sha256_hex(ctx_text);
         }
     }
@@ -349,7 +354,8 @@ cache_runtime::cache_runtime(cache_settings s, std::shared_ptr<state::redis_pool
 
 cache_runtime::~cache_runtime() = default;
 
-std::string cache_runtime::scope_part(std::string_view scope_label) { return short_hash(scope_label); }
+std::string cache_runtime::scope_part(std::string_view scope) { return short_hash(scope); }
+std::string cache_runtime::key_scope(std::string_view key_id) { return "key#" + std::string(key_id); }
 std::string cache_runtime::model_part(std::string_view requested_model) { return short_hash(requested_model); }
 
 asio::awaitable<state::result<std::uint64_t>> cache_runtime::erase(std::string const& scope_label, std::string const& model) {

@@ -92,12 +92,14 @@ public:
     embed_fn const& embed() const { return embed_; }
 
     // The store key's leading parts, so that DELETE /admin/cache can name a scope and a model.
-    static std::string scope_part(std::string_view scope_label);
+    // A scope is "global", "anonymous", "team:NAME", or key_scope(the key's id).
+    static std::string scope_part(std::string_view scope);
+    static std::string key_scope(std::string_view key_id);
     static std::string model_part(std::string_view requested_model);
 
-    // Removes cached answers: all, one scope's ("key:NAME", "team:NAME", "global"), one model's
-    // (as clients name it), or both. Returns how many went (store entries).
-    asio::awaitable<state::result<std::uint64_t>> erase(std::string const& scope_label, std::string const& model);
+    // Removes cached answers: all, one scope's, one model's (as clients name it), or both.
+    // Returns how many went (store entries).
+    asio::awaitable<state::result<std::uint64_t>> erase(std::string const& scope, std::string const& model);
 
     void note(std::string const& scope_label, std::uint64_t cache_scope_stats::*field);
     std::atomic<std::uint64_t> store_errors{0};

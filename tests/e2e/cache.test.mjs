@@ -215,6 +215,7 @@ plugins:
     assert.ok(byModel.removed >= 2);
     assert.equal((await create(other, body)).cache, 'miss');
     assert.equal((await del('?scope=bogus')).status, 400);
+    assert.equal((await del('?scope=key:nobody')).status, 404);
     assert.equal((await fetch(gw.url + '/admin/cache', { method: 'DELETE' })).status, 401);
   });
 
