@@ -127,6 +127,9 @@ std::optional<url_parts> split_url(std::string_view url) {
     if (!u) return std::nullopt;
     auto scheme = ascii_lower(u->scheme());
     if ((scheme != "http" && scheme != "https") || !u->has_authority() || u->encoded_host().empty()) return std::nullopt;
+    // Credentials in a server's URL have no place in OAuth discovery, and an origin rebuilt without
+    // them could read as another host ("http://a@b@c" is host "b@c" only next to its userinfo).
+    if (u->has_userinfo()) return std::nullopt;
     url_parts p;
     p.origin = scheme + "://" + ascii_lower(u->encoded_host_and_port());
     auto port = u->port();

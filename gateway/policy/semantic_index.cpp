@@ -319,8 +319,21 @@ void semantic_index::apply(std::string const& group_key, std::string const& key,
         order_.pop_front();
         drop(og, ok);
     }
-    // The order list may also name entries erased since: keep it from growing past twice the bound.
-    while (order_.size() > 2 * max_entries_ + 16) order_.pop_front();
+    // The order list may also name entries erased since (an admin clear): past twice what is
+    // held, it is rebuilt from what is still there, so that it never loses a live entry.
+    if (order_.size() > 2 * count_ + 64) compact_order();
+}
+
+void semantic_index::compact_order() {
+    std::deque<std::pair<std::string, std::string>> kept;
+    for (auto& entry : order_) {
+        auto g = groups_.find(entry.first);
+        if (g == groups_.end()) continue;
+        auto const& d = *g->second;
+        bool live = d.graph ? d.label_of.count(entry.second) > 0 : d.slot.count(entry.second) > 0;
+        if (live) kept.push_back(std::move(entry));
+    }
+    order_ = std::move(kept);
 }
 
 std::optional<semantic_index::match> semantic_index::best(std::string const& group_key, std::vector<float> const& vector,

@@ -64,6 +64,7 @@ private:
     // Under mu_ held alone.
     void apply(std::string const& group, std::string const& key, std::vector<float>& vector, std::int64_t expires_ms);
     void drop(std::string const& group, std::string const& key);
+    void compact_order();
     void indexer();
 
     std::mutex queue_mu_;

@@ -237,6 +237,12 @@ TEST(SemanticIndex, IsBoundedOldestFirstAndErasable) {
     EXPECT_TRUE(idx.best("g", {0, 0, 1}, 0.9f, 0));
     idx.add("g", "zero", {0, 0, 0}, 1000);  // no direction: not kept
     EXPECT_EQ(idx.size(), 1u);
+    // Many clears between adds never let the bound slip.
+    for (int round = 0; round < 50; ++round) {
+        for (int i = 0; i < 10; ++i) idx.add("g", "u:m:" + std::to_string(round * 10 + i), {1, float(i), 2}, 1000);
+        if (round % 2) idx.erase("u", "");
+    }
+    EXPECT_LE(idx.size(), 3u);
 }
 
 TEST(SemanticIndex, ALargeGroupMovesIntoAGraphAndStillFindsItsNeighbours) {

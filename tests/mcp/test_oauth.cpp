@@ -34,6 +34,9 @@ TEST(OAuthDiscovery, ResourceMetadataUrlsInOrder) {
               (v{"https://h.example/custom.json", "https://h.example/.well-known/oauth-protected-resource/mcp",
                  "https://h.example/.well-known/oauth-protected-resource"}));
     EXPECT_EQ(resource_metadata_urls("https://H.example:443", "not a url"), (v{"https://h.example/.well-known/oauth-protected-resource"}));
+    // A URL with credentials is not a server to discover (its origin without them could name another host).
+    EXPECT_TRUE(resource_metadata_urls("http://user@evil@h.example/mcp", "").empty());
+    EXPECT_FALSE(split_url("https://user:pass@h.example/mcp"));
 }
 
 TEST(OAuthDiscovery, ServerMetadataUrlsNeverTheRootForAnIssuerWithAPath) {
