@@ -15,6 +15,13 @@ asio::awaitable<turn_result> turn_pipeline::step(turn_context& ctx, std::size_t 
     co_return co_await filters_[index]->on_turn(ctx, next);
 }
 
+std::string_view header_of(header_list const* headers, std::string_view name) {
+    if (headers == nullptr) return {};
+    for (auto const& [k, v] : *headers)
+        if (k == name) return v;
+    return {};
+}
+
 void set_header(header_list* headers, std::string_view name, std::string value) {
     if (headers == nullptr) return;
     for (auto& [k, v] : *headers)

@@ -87,6 +87,8 @@ using next_fn = std::function<asio::awaitable<turn_result>(turn_context&)>;
 // Helpers of the filters: set (or replace) a header of the answer (`headers` may be null), and
 // a turn answered locally with `e` (a refusal before the provider is called).
 void set_header(header_list* headers, std::string_view name, std::string value);
+// The value of a header (lower-case name) in `headers` (may be null); empty when absent.
+std::string_view header_of(header_list const* headers, std::string_view name);
 turn_result local_error(api_error e);
 
 class turn_filter {

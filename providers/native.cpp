@@ -132,11 +132,7 @@ public:
     asio::awaitable<chat_outcome> chat(call_context& ctx, chat_request& req, chat_sink* sink) override {
         chat_outcome out;
         bool stream = req.stream && sink != nullptr;
-        bool include_usage = false;
-        if (auto* so = req.body.if_contains("stream_options"); so && so->is_object()) {
-            auto* iu = so->get_object().if_contains("include_usage");
-            include_usage = iu && iu->is_bool() && iu->get_bool();
-        }
+        bool include_usage = wants_usage(req.body);
         native_request nr;
         if (auto err = wire_->encode_chat(req.body, stream, nr)) {
             out.error = std::move(err);

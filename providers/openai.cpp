@@ -128,10 +128,7 @@ public:
         chat_outcome out;
         bool client_wants_usage = false;
         if (req.stream) {
-            if (auto* so = req.body.if_contains("stream_options"); so && so->is_object()) {
-                auto* iu = so->get_object().if_contains("include_usage");
-                client_wants_usage = iu && iu->is_bool() && iu->get_bool();
-            }
+            client_wants_usage = wants_usage(req.body);
             // Ask for usage even when the client did not, so tokens are always accounted; the
             // usage-only chunk is then kept from the client.
             if (!client_wants_usage) {

@@ -49,6 +49,10 @@ std::int64_t token_count(boost::json::value const* v);
 // Reads an OpenAI "usage" object; absent or malformed fields count as zero (see token_count).
 usage usage_from_json(boost::json::value const* v);
 
+// Whether a chat request asks for a usage chunk at the end of its stream
+// (stream_options.include_usage: true).
+bool wants_usage(boost::json::object const& body);
+
 struct chat_request {
     boost::json::object body;  // OpenAI request; "model" already holds the upstream model name
     bool stream = false;

@@ -23,6 +23,13 @@ std::int64_t token_count(boost::json::value const* v) {
     return 0;
 }
 
+bool wants_usage(boost::json::object const& body) {
+    auto const* so = body.if_contains("stream_options");
+    auto const* o = so ? so->if_object() : nullptr;
+    auto const* iu = o ? o->if_contains("include_usage") : nullptr;
+    return iu && iu->is_bool() && iu->get_bool();
+}
+
 usage usage_from_json(boost::json::value const* v) {
     usage u;
     if (v == nullptr || !v->is_object()) return u;

@@ -169,11 +169,7 @@ public:
             return out;
         }
 
-        bool include_usage = false;
-        if (auto* so = req.body.if_contains("stream_options"); so && so->is_object()) {
-            auto* iu = so->get_object().if_contains("include_usage");
-            include_usage = iu && iu->is_bool() && iu->get_bool();
-        }
+        bool include_usage = wants_usage(req.body);
         auto chunk = [&](json::object delta, json::value finish_reason) {
             auto c = wire::chunk(id, created, model, std::move(delta), std::move(finish_reason));
             if (include_usage) c["usage"] = nullptr;  // as OpenAI sends it then

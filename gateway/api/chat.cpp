@@ -187,10 +187,7 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
     in.body = std::move(body);
     in.client_tools = std::move(plan.client_tools);
     in.stream = stream;
-    if (auto* so = in.body.if_contains("stream_options"); so && so->is_object()) {
-        auto* iu = so->get_object().if_contains("include_usage");
-        in.include_usage = iu && iu->is_bool() && iu->get_bool();
-    }
+    in.include_usage = providers::wants_usage(in.body);
     std::optional<sse_sink> sink;
     if (stream) {
         sink.emplace(r.out, r.headers, r.cancel);

@@ -32,13 +32,6 @@ namespace {
 // Distinct scope labels counted for /metrics; later ones are counted as "other".
 constexpr std::size_t max_scope_labels = 200;
 
-std::string_view header_of(header_list const* headers, std::string_view name) {
-    if (!headers) return {};
-    for (auto const& [k, v] : *headers)
-        if (k == name) return v;
-    return {};
-}
-
 // Whose answers may answer whom: the label /metrics shows (key and team names) and the identity the
 // entries are bound to (a key's id, so that a renamed key keeps its answers and a new key that
 // takes an old name does not get them).
@@ -53,13 +46,6 @@ std::pair<std::string, std::string> scope_of(cache_settings const& s, turn_conte
     }
     if (!key) return {"anonymous", "anonymous"};
     return {"key:" + key->name, cache_runtime::key_scope(key->id)};
-}
-
-bool wants_usage(json::object const& body) {
-    auto const* so = body.if_contains("stream_options");
-    auto const* o = so ? so->if_object() : nullptr;
-    auto const* iu = o ? o->if_contains("include_usage") : nullptr;
-    return iu && iu->is_bool() && iu->get_bool();
 }
 
 // What one turn looks up and, on a miss, stores.
@@ -278,7 +264,7 @@ private:
         if (!v) co_return std::nullopt;
         auto a = decode(*v);
         if (!a) co_return std::nullopt;
-        auto data = prepare_replay(*a, ctx.sink != nullptr, wants_usage(ctx.request.body));
+        auto data = prepare_replay(*a, ctx.sink != nullptr, providers::wants_usage(ctx.request.body));
         if (!data) co_return std::nullopt;
         co_return std::make_pair(std::move(*a), std::move(*data));
     }

@@ -40,10 +40,7 @@ bool decides_answer(std::string_view key) {
            key != "store";
 }
 
-std::string_view str(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
+using providers::wire::str;
 
 std::int64_t index_of(json::object const& choice) {
     auto const* i = choice.if_contains("index");
@@ -463,18 +460,6 @@ cache_directives parse_cache_control(std::string_view header) {
         pos = comma + 1;
     }
     return d;
-}
-
-float cosine(std::vector<float> const& a, std::vector<float> const& b) {
-    if (a.size() != b.size() || a.empty()) return 0;
-    double dot = 0, na = 0, nb = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        dot += double(a[i]) * b[i];
-        na += double(a[i]) * a[i];
-        nb += double(b[i]) * b[i];
-    }
-    if (na == 0 || nb == 0) return 0;
-    return static_cast<float>(dot / (std::sqrt(na) * std::sqrt(nb)));
 }
 
 }  // namespace toolgate::gateway::policy::cache_detail

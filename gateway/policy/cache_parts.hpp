@@ -71,7 +71,4 @@ struct cache_directives {
 };
 cache_directives parse_cache_control(std::string_view header);
 
-// Cosine similarity of two vectors of one length (0 when either is all zeros).
-float cosine(std::vector<float> const& a, std::vector<float> const& b);
-
 }  // namespace toolgate::gateway::policy::cache_detail

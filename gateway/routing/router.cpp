@@ -78,13 +78,6 @@ unsigned header_count(header_list const* headers, std::string_view name) {
     return 0;
 }
 
-std::string_view header_of(header_list const* headers, std::string_view name) {
-    if (headers == nullptr) return {};
-    for (auto const& [k, v] : *headers)
-        if (k == name) return v;
-    return {};
-}
-
 // A routing request: which targets to try and what to send them.
 struct route_plan {
     pool_rt const* pool = nullptr;
@@ -332,46 +325,44 @@ struct router::impl {
             q.input = std::max(q.input, price->input);
             q.output = std::max(q.output, price->output);
         };
+        auto who = servers(ctx);
+        for (auto const& [provider, model] : who.targets) take(*provider, model);
+        if (who.targets.empty()) q.model = ctx.requested_model;  // nobody serves it: routing answers 404 before any cost
+        return q;
+    }
+
+    // Who may serve a turn: the targets of its pool that serve the model (pool set), else the
+    // plain resolution; none when nobody does. (Without breaker or strategy: what could answer.)
+    struct serving {
+        pool_rt const* pool = nullptr;
+        std::vector<std::pair<providers::provider const*, std::string>> targets;
+    };
+    serving servers(turn_context const& ctx) const {
+        serving out;
         auto requested = resolve_alias(ctx.requested_model);
-        pool_rt const* pool = pool_for(requested);
-        if (pool) {
-            bool any = false;
+        if (auto const* pool = pool_for(requested)) {
             for (auto const& t : pool->targets) {
                 auto const& model = upstream_model(*t, requested);
-                if (!serves(*t, model)) continue;
-                any = true;
-                take(*t->provider, model);
+                if (serves(*t, model)) out.targets.emplace_back(t->provider, model);
             }
-            if (any) return q;
+            if (!out.targets.empty()) {
+                out.pool = pool;
+                return out;
+            }
         }
-        if (auto r = plain.resolve(requested)) {
-            take(*r->provider, r->upstream_model);
-            return q;
-        }
-        q.model = ctx.requested_model;  // nobody serves it: routing answers 404 before any cost
-        q.known = true;
-        return q;
+        if (auto r = plain.resolve(requested)) out.targets.emplace_back(r->provider, r->upstream_model);
+        return out;
     }
 
     // What a cached answer of this turn is bound to: the pool and every target that may serve it,
     // or the one provider and model (the same on every replica with the same config).
     std::string route_identity(turn_context const& ctx) const {
-        auto requested = resolve_alias(ctx.requested_model);
-        pool_rt const* pool = pool_for(requested);
-        if (pool) {
-            std::string out = "pool:" + pool->cfg.name + "[";
-            bool any = false;
-            for (auto const& t : pool->targets) {
-                auto const& model = upstream_model(*t, requested);
-                if (!serves(*t, model)) continue;
-                if (any) out += ',';
-                out += t->provider->name() + "/" + model;
-                any = true;
-            }
-            if (any) return out + "]";
-        }
-        if (auto r = plain.resolve(requested)) return r->provider->name() + "/" + r->upstream_model;
-        return "unrouted:" + requested;
+        auto who = servers(ctx);
+        if (who.targets.empty()) return "unrouted:" + resolve_alias(ctx.requested_model);
+        std::string out = who.pool ? "pool:" + who.pool->cfg.name + "[" : std::string();
+        for (std::size_t i = 0; i < who.targets.size(); ++i)
+            out += (i ? "," : "") + who.targets[i].first->name() + "/" + who.targets[i].second;
+        return who.pool ? out + "]" : out;
     }
 
     static asio::awaitable<bool> pause(std::chrono::milliseconds d, cancel_token& cancel) {

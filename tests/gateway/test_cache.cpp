@@ -223,7 +223,10 @@ TEST(SemanticIndex, FindsTheBestAboveTheThresholdWithinOneGroup) {
     EXPECT_FALSE(idx.best("g", {0, 1, 0}, 0.9f, 0));      // k3 is in another group
     EXPECT_FALSE(idx.best("g", {1, 0}, 0.5f, 0));         // another length
     EXPECT_FALSE(idx.best("g", {1, 0, 0}, 0.9f, 1000));   // lapsed
-    EXPECT_FLOAT_EQ(cd::cosine({1, 0}, {1, 1}), float(1 / std::sqrt(2.0)));
+    auto diagonal = idx.best("g", {1, 1, 0}, 0.5f, 0);  // k1 at 45 degrees, k2 the same direction
+    ASSERT_TRUE(diagonal);
+    EXPECT_EQ(diagonal->key, "k2");
+    EXPECT_FLOAT_EQ(idx.best("g", {1, 0, 1}, 0.5f, 0)->score, float(1 / std::sqrt(2.0)));  // only k1 near
 }
 
 TEST(SemanticIndex, IsBoundedOldestFirstAndErasable) {
