@@ -680,6 +680,16 @@ asio::awaitable<void> execute(loop_input& in, execution& x) {
     while (!co_await workers.wait_for(std::chrono::seconds(1), x.clk)) workers.emit(asio::cancellation_type::terminal);
 }
 
+// The answer as one assistant message of the conversation (for a session's history).
+json::object final_message(std::string const& content, std::string const& notice) {
+    json::object m;
+    m["role"] = "assistant";
+    std::string text = content;
+    if (!notice.empty()) text += (text.empty() ? "" : "\n\n") + notice;
+    m["content"] = std::move(text);
+    return m;
+}
+
 }  // namespace
 
 asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
@@ -692,6 +702,7 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
     json::array transcript;  // what the loop added to the conversation on its own
     std::vector<assembled_call> client_calls;
     json::object last_response;
+    std::string final_content;  // the last turn's text when it is not in the transcript already
 
     for (;;) {
         if (in.cancel->cancelled()) co_return res;
@@ -735,10 +746,12 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
         auto next = next_step(kinds, spent, in.lim, clk.now(), deadline);
         if (next.what == step::kind::answer) {
             res.finish_reason = st.turn_finish().empty() || st.turn_finish() == "tool_calls" ? "stop" : st.turn_finish();
+            final_content = st.turn_content();
             break;
         }
         if (next.what == step::kind::stop) {
             res.stopped = next.reason;
+            final_content = st.turn_content();
             break;
         }
 
@@ -784,7 +797,6 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
                 res.client_call_ids.push_back(calls[i].first.id);
             }
             res.finish_reason = "tool_calls";
-            res.transcript = std::move(transcript);
             break;
         }
         relax_tool_choice(in.body);
@@ -795,6 +807,8 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
         res.finish_reason = "length";
         notice = stop_notice(res.stopped, res, in.lim);
     }
+    res.transcript = std::move(transcript);
+    if (res.client_call_ids.empty()) res.final_message = final_message(final_content, notice);
     if (streaming) {
         st.ensure_identity();
         if (!notice.empty()) {

@@ -100,10 +100,15 @@ struct loop_result {
     stop_reason stopped = stop_reason::none;
     std::string finish_reason;
     double cost_usd = 0;
-    // The loop ended with client tool calls: their ids, and the messages the loop added on its own
-    // (for hybrid_store, so the follow-up request continues with the full conversation).
+    // The loop ended with client tool calls: their ids (for hybrid_store, so the follow-up request
+    // continues with the full conversation).
     std::vector<std::string> client_call_ids;
+    // The messages the loop added on its own: each turn's assistant message with its tool calls,
+    // and the tool results (ending with the client's calls when it handed them back).
     json::array transcript;
+    // The final answer as one assistant message (the last turn's text, and the notice of a limit);
+    // empty when the loop handed client calls back (their message ends the transcript).
+    json::object final_message;
 };
 
 // ---- the decision after each model turn, without I/O ----

@@ -22,11 +22,29 @@
 #include "gateway/policy/cache.hpp"
 #include "gateway/policy/registry.hpp"
 #include "gateway/routing/router.hpp"
+#include "guardrails/token_estimate.hpp"
+#include "sessions/service.hpp"
 #include "state/secret_store.hpp"
+#include "state/session_store.hpp"
 
 namespace toolgate::gateway {
 
 namespace json = boost::json;
+
+namespace {
+
+// The session service on the store the config chose (config_parse.cpp made sure it exists).
+std::unique_ptr<sessions::service> make_sessions(sessions::settings const& s, policy::access_runtime* access) {
+    std::shared_ptr<state::session_store> store;
+    auto tomb = s.tombstone.count();
+    if (s.store == "redis" && access && access->redis()) store = state::make_redis_sessions(access->redis(), tomb);
+    else if (s.store == "sqlite" && access && access->sqlite()) store = state::make_sqlite_sessions(access->sqlite(), tomb);
+    else store = state::make_memory_sessions(tomb);
+    return std::make_unique<sessions::service>(s, std::move(store),
+                                               [](std::string_view text) { return guardrails::estimate_tokens(text); });
+}
+
+}  // namespace
 
 app_state::app_state(gateway_config const& c) : cfg(c) {
     if (cfg.access_settings) access = std::make_unique<policy::access_runtime>(*cfg.access_settings);
@@ -52,6 +70,7 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
                      [r = router.get()](turn_context const& ctx) { return r->quote(ctx); }, cache.get()};
     chat_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::chat));
     embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::embeddings));
+    if (cfg.session_settings) sessions = make_sessions(*cfg.session_settings, access.get());
     access_log = spdlog::get("access");
     log = spdlog::default_logger();
     api::build_models_cache(*this);
@@ -92,11 +111,15 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 26> routes{{
+constexpr std::array<route, 30> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
     {"/v1/models/{id*}", "GET", &api::get_model},
+    {"/v1/sessions", "POST", &api::create_session},
+    {"/v1/sessions", "GET", &api::list_sessions},
+    {"/v1/sessions/{id}", "GET", &api::get_session},
+    {"/v1/sessions/{id}", "DELETE", &api::delete_session},
     {"/v1/mcp/servers", "GET", &api::mcp_servers},
     {"/v1/mcp/tools", "GET", &api::mcp_tools},
     {"/v1/mcp/tools/call", "POST", &api::mcp_call},

@@ -17,6 +17,10 @@
 #include "gateway/server_limits.hpp"
 #include "providers/provider.hpp"
 
+namespace toolgate::sessions {
+struct settings;
+}
+
 namespace toolgate::gateway {
 
 namespace policy {
@@ -104,6 +108,8 @@ struct gateway_config {
     // Keys, teams, rate limits, budgets, the request log and the state stores
     // (gateway/policy/access.hpp); null: none configured.
     std::shared_ptr<policy::access_settings const> access_settings;
+    // Server-side sessions (sessions/session.hpp); null: the section is absent (sessions are off).
+    std::shared_ptr<sessions::settings const> session_settings;
     // The providers, built (and so validated) once while parsing, in the order of `providers`;
     // shared by every copy of the config and all worker threads.
     std::vector<std::shared_ptr<providers::provider>> built_providers;

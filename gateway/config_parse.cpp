@@ -1,5 +1,6 @@
 // parse_config: reads the YAML once and hands each section to the parser beside its feature.
 #include "gateway/config_parse.hpp"
+#include "sessions/config.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -64,6 +65,24 @@ void parse_log(reader const& r, YAML::Node const& l, log_config& out) {
 
 namespace {
 
+// The sessions section, and the store it lives in: the state's SQLite file (made when there is no
+// state section), its Redis, or memory.
+std::shared_ptr<sessions::settings const> parse_session_section(reader const& r, YAML::Node const& n,
+                                                               server_config const& server, policy::access_settings& access) {
+    auto out = std::make_shared<sessions::settings>();
+    sessions::parse_sessions(r, n, *out);
+    if (out->store.empty()) out->store = access.redis ? "redis" : (access.persist ? "sqlite" : "memory");
+    if (out->store == "redis" && !access.redis)
+        r.fail(n["store"] ? n["store"] : n, "sessions.store", "redis needs a state.redis section (url, prefix) that names the server");
+    if (out->store == "sqlite") {
+        if (!access.persist) r.fail(n["store"], "sessions.store", "sqlite cannot go with state.persist: false");
+        if (!access.sqlite) access.sqlite = state::sqlite_options{};
+    }
+    // A request holds its session at most as long as it may run, and a little longer.
+    out->lease = server.request_timeout + std::chrono::seconds(30);
+    return out;
+}
+
 gateway_config parse_sections(std::string const& yaml_text, std::string const& source, env_lookup const& env) {
     YAML::Node root;
     try {
@@ -76,7 +95,7 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names", "agent_loop",
                             "mcp_front", "aliases", "strategy", "pools", "plugins", "state", "auth", "admin", "keys",
-                            "teams", "rate_limits", "budgets", "request_log"});
+                            "teams", "rate_limits", "budgets", "request_log", "sessions"});
 
     if (auto s = root["server"]) parse_server(r, s, cfg.server);
     if (auto l = root["log"]) parse_log(r, l, cfg.log);
@@ -104,6 +123,7 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
     {
         auto access = std::make_shared<policy::access_settings>();
         policy::parse_access(r, root, *access);
+        if (root["sessions"]) cfg.session_settings = parse_session_section(r, root["sessions"], cfg.server, *access);
         if (access->active()) cfg.access_settings = std::move(access);
     }
     if (cfg.cache_settings && cfg.cache_settings->redis && !(cfg.access_settings && cfg.access_settings->redis))

@@ -42,6 +42,11 @@ CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log(ts_ms);
 CREATE INDEX IF NOT EXISTS audit_log_key ON audit_log(key);
 CREATE INDEX IF NOT EXISTS audit_log_request_id ON audit_log(request_id);
 CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER);
+CREATE TABLE IF NOT EXISTS sessions(
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL, gone_ms INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL,
+    meta TEXT, messages TEXT);
+CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner, created_ms, id);
 )sql";
 
 // How long the destructor keeps committing what is still queued.

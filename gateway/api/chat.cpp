@@ -12,6 +12,9 @@
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/routing/config.hpp"
+#include "sessions/service.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace toolgate::gateway::api {
 
@@ -85,6 +88,88 @@ private:
     bool failed_ = false;
 };
 
+// A request on a server-side session: the lease, the client's new messages, and what the request
+// added (set by the code that produced the answer), stored before the answer's last bytes go out,
+// so that a client's next turn finds it.
+struct session_hold {
+    sessions::service* svc = nullptr;
+    sessions::turn t;
+    json::array incoming;
+    json::array added;  // the answer's messages (assistant turns, tool results)
+};
+
+// Passes a plain turn's stream on and keeps its first choice as one assistant message.
+class recording_sink final : public providers::chat_sink {
+public:
+    explicit recording_sink(providers::chat_sink& inner) : inner_(inner) {}
+
+    asio::awaitable<bool> on_chunk(json::object& chunk, std::string_view raw) override {
+        record(chunk);
+        co_return co_await inner_.on_chunk(chunk, raw);
+    }
+    asio::awaitable<bool> flush() override { co_return co_await inner_.flush(); }
+    asio::awaitable<bool> on_comment(std::string_view text) override { co_return co_await inner_.on_comment(text); }
+
+    json::object message() const {
+        json::object m;
+        m["role"] = "assistant";
+        m["content"] = content_;
+        if (!calls_.calls().empty()) {
+            json::array calls;
+            for (auto const& c : calls_.calls()) {
+                json::object fn;
+                fn["name"] = c.name;
+                fn["arguments"] = c.arguments;
+                json::object call;
+                call["id"] = c.id;
+                call["type"] = "function";
+                call["function"] = std::move(fn);
+                calls.push_back(std::move(call));
+            }
+            m["tool_calls"] = std::move(calls);
+        }
+        return m;
+    }
+
+private:
+    void record(json::object const& chunk) {
+        auto const* choices = chunk.if_contains("choices");
+        if (!choices || !choices->is_array()) return;
+        for (auto const& c : choices->get_array()) {
+            auto const* co = c.if_object();
+            if (!co) continue;
+            auto const* index = co->if_contains("index");
+            if (index && index->is_int64() && index->get_int64() != 0) continue;
+            auto const* delta = co->if_contains("delta");
+            auto const* d = delta ? delta->if_object() : nullptr;
+            if (!d) continue;
+            if (auto const* text = d->if_contains("content"); text && text->is_string()) content_.append(text->get_string());
+            if (auto const* calls = d->if_contains("tool_calls"); calls && calls->is_array())
+                for (auto const& f : calls->get_array())
+                    if (auto const* fo = f.if_object()) calls_.add(*fo);
+        }
+    }
+    providers::chat_sink& inner_;
+    std::string content_;
+    agentloop::call_assembler calls_;
+};
+
+// The assistant message of a JSON answer's first choice.
+json::object answer_message(json::object const& response) {
+    json::object m;
+    m["role"] = "assistant";
+    m["content"] = "";
+    auto const* choices = response.if_contains("choices");
+    if (!choices || !choices->is_array() || choices->get_array().empty()) return m;
+    auto const* first = choices->get_array()[0].if_object();
+    auto const* msg = first ? first->if_contains("message") : nullptr;
+    auto const* mo = msg ? msg->if_object() : nullptr;
+    if (!mo) return m;
+    if (auto const* c = mo->if_contains("content"); c && (c->is_string() || c->is_array())) m["content"] = *c;
+    if (auto const* t = mo->if_contains("tool_calls"); t && t->is_array() && !t->get_array().empty()) m["tool_calls"] = *t;
+    return m;
+}
+
 // The MCP tools one request may use.
 class mcp_toolbox final : public agentloop::toolbox {
 public:
@@ -109,8 +194,17 @@ void note_route(request_record& rec, turn_context const& ctx) {
 }
 
 // The end of a chat request, plain or looped: the answer, or the error (mid-stream as an event).
-asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_outcome& result) {
+asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_outcome& result,
+                             session_hold* hold = nullptr) {
     if (client_left(r, result.error)) co_return;
+    if (hold && hold->svc && !result.error) {
+        // Stored before the answer ends: the client's next turn must find it.
+        json::array added = std::move(hold->incoming);
+        for (auto& m : hold->added) added.push_back(std::move(m));
+        bool saved = co_await hold->svc->commit(hold->t, std::move(added), policy::unix_now_ms());
+        if (!saved) r.app.log->warn("{} session {}: the turn was not stored (the store refused it or cannot answer)",
+                                    r.rec.request_id, hold->t.s.id);
+    }
     if (result.error) {
         r.rec.error_detail = result.error->detail;
         if (!r.out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error
@@ -181,7 +275,7 @@ void log_tool_calls(api_request& r, std::vector<agentloop::tool_call_record> con
     }
 }
 
-asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream) {
+asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream, session_hold* hold) {
     r.rec.loop = true;
     agentloop::loop_input in;
     in.body = std::move(body);
@@ -213,10 +307,15 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
     for (auto const& c : res.calls) r.rec.tool_errors += c.ok ? 0 : 1;
     if (res.stopped != agentloop::stop_reason::none) r.rec.stopped = agentloop::to_string(res.stopped);
     log_tool_calls(r, res.calls);
-    if (!res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1)
+    if (hold) {
+        // The session keeps the loop's own turns; its history replaces the hybrid store.
+        hold->added = std::move(res.transcript);
+        if (!res.final_message.empty()) hold->added.push_back(std::move(res.final_message));
+    } else if (!res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1) {
         r.app.hybrid.remember(res.client_call_ids, std::move(res.transcript));
+    }
     if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
-    co_await answer(r, sink ? &*sink : nullptr, res.outcome);
+    co_await answer(r, sink ? &*sink : nullptr, res.outcome, hold);
 }
 
 // The request checks every chat body passes; a 400 when one fails.
@@ -239,6 +338,33 @@ std::optional<api_error> check_chat_body(json::object const& body, bool& stream)
 
 }  // namespace
 
+namespace {
+
+asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool stream, session_hold* hold);
+
+// A session's history in front of the client's messages; the error to answer when the session
+// cannot be used. The lease is held when this returns no error.
+asio::awaitable<std::optional<api_error>> open_session(api_request& r, std::string_view id, json::object& body,
+                                                       session_hold& hold) {
+    if (!r.app.sessions) co_return sessions_disabled();
+    auto begun = co_await r.app.sessions->begin(std::string(id), session_owner(r), policy::unix_now_ms());
+    if (auto* err = std::get_if<api_error>(&begun)) co_return *err;
+    hold.svc = r.app.sessions.get();
+    hold.t = std::move(std::get<sessions::turn>(begun));
+    hold.incoming = body.at("messages").get_array();
+    json::array full;
+    if (auto err = hold.svc->prepare(hold.t, hold.incoming, full)) {
+        co_await hold.svc->release(hold.t);
+        co_return *err;
+    }
+    body["messages"] = std::move(full);
+    r.req.body.clear();  // the body sent on is not the client's any more
+    set_header(&r.headers, "x-session-id", hold.t.s.id);
+    co_return std::nullopt;
+}
+
+}  // namespace
+
 asio::awaitable<void> chat_completions(api_request& r) {
     auto body = co_await parse_model_body(r);
     if (!body) co_return;
@@ -248,13 +374,34 @@ asio::awaitable<void> chat_completions(api_request& r) {
         co_return;
     }
     r.rec.stream = stream;
+    auto session_id = r.req.header("x-session-id");
+    if (session_id.empty()) {
+        co_await run_chat(r, *body, stream, nullptr);
+        co_return;
+    }
+    session_hold hold;
+    auto err = co_await open_session(r, session_id, *body, hold);
+    if (err) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    co_await run_chat(r, *body, stream, &hold);
+    // Not stored (an error, a cancelled request): the lease goes back all the same.
+    co_await hold.svc->release(hold.t);
+}
+
+namespace {
+
+asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool stream, session_hold* hold) {
+    auto* body = &body_in;
 
     loop_plan plan;
     bool body_changed = false;
     std::optional<api_error> plan_error;
     if (!r.app.cfg.mcp_servers.empty() && r.app.cfg.agent_loop.inject_tools) {
         auto catalog = r.app.injected();
-        plan_error = plan_loop(r.app.cfg, r.req, r.app.hybrid, *catalog, *body, plan, body_changed, r.access_scope.key.get());
+        plan_error = plan_loop(r.app.cfg, r.req, hold ? nullptr : &r.app.hybrid, *catalog, *body, plan, body_changed,
+                               r.access_scope.key.get());
     }
     if (plan_error) {
         co_await reply_error(r, *plan_error);
@@ -268,7 +415,7 @@ asio::awaitable<void> chat_completions(api_request& r) {
             co_await reply_error(r, loops_overloaded(r.app.cfg.agent_loop.max_concurrent));
             co_return;
         }
-        co_await run_loop(r, std::move(*body), plan, stream);
+        co_await run_loop(r, std::move(*body), plan, stream, hold);
         co_return;
     }
 
@@ -278,15 +425,20 @@ asio::awaitable<void> chat_completions(api_request& r) {
     ctx.request.stream = stream;
     ctx.request.raw_body = std::move(r.req.body);
     std::optional<sse_sink> sink;
+    std::optional<recording_sink> recorder;
     if (stream) {
         sink.emplace(r.out, r.headers, r.cancel);
         ctx.sink = &*sink;
+        if (hold) ctx.sink = &recorder.emplace(*sink);
     }
     auto result = co_await r.app.chat_pipeline->run(ctx);
     note_route(r.rec, ctx);
     r.rec.tokens = result.tokens;
     if (result.raw_response.empty() && !result.error && !stream) result.raw_response = json::serialize(result.response);
-    co_await answer(r, sink ? &*sink : nullptr, result);
+    if (hold && !result.error) hold->added.push_back(recorder ? recorder->message() : answer_message(result.response));
+    co_await answer(r, sink ? &*sink : nullptr, result, hold);
 }
+
+}  // namespace
 
 }  // namespace toolgate::gateway::api

@@ -83,7 +83,7 @@ std::optional<api_error> apply_limit_headers(inbound_request const& req, agentlo
     return std::nullopt;
 }
 
-std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store& hybrid,
+std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store* hybrid,
                                    injected_catalog const& catalog, json::object& body, loop_plan& plan,
                                    bool& body_changed, policy::virtual_key const* key) {
     // Without MCP tools there is no loop (and nothing remembered from one): a plain pass-through.
@@ -91,7 +91,7 @@ std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request co
     auto& messages = body.at("messages").get_array();
     // A follow-up after a hybrid turn: put back the tool turns the gateway ran on its own.
     auto const& last = messages.back().get_object();
-    if (last.at("role") == "tool" && hybrid.expand(messages) > 0) body_changed = true;
+    if (last.at("role") == "tool" && hybrid && hybrid->expand(messages) > 0) body_changed = true;
 
     auto server_filter = split_list(req.header("x-toolgate-mcp-servers"));
     auto tool_filter = split_list(req.header("x-toolgate-mcp-tools"));

@@ -27,9 +27,10 @@ struct loop_plan {
 
 // Fills `plan` and adds the offered tools' definitions to body["tools"] (after the client's own);
 // `body_changed` tells the caller to drop the client's raw bytes. A request may only tighten the
-// configured limits (x-toolgate-max-* headers). `key`: only the MCP tools it may use, within its
+// configured limits (x-toolgate-max-* headers). `hybrid` null: no hybrid expansion (a session's
+// history has the loop's own turns already). `key`: only the MCP tools it may use, within its
 // agent-loop limits. Returns the 400 to answer when the request is wrong.
-std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store& hybrid,
+std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store* hybrid,
                                    injected_catalog const& catalog, boost::json::object& body, loop_plan& plan,
                                    bool& body_changed, policy::virtual_key const* key = nullptr);
 

@@ -29,6 +29,10 @@ asio::awaitable<void> admin_spend(api_request& r);
 asio::awaitable<void> admin_logs(api_request& r);
 asio::awaitable<void> admin_audit(api_request& r);
 asio::awaitable<void> admin_clear_cache(api_request& r);  // DELETE /admin/cache
+asio::awaitable<void> create_session(api_request& r);  // sessions.cpp
+asio::awaitable<void> list_sessions(api_request& r);
+asio::awaitable<void> get_session(api_request& r);
+asio::awaitable<void> delete_session(api_request& r);
 asio::awaitable<void> health(api_request& r);            // health.cpp
 asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 
@@ -36,6 +40,10 @@ asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 // `parent` (its key, limits and budget), for the semantic cache (embeddings.cpp).
 asio::awaitable<policy::embedding_answer> embed_text(app_state& app, turn_context& parent, std::string const& model,
                                                      std::string const& text, cancel_token& cancel);
+
+// Who owns the sessions this request makes and may use: its key's id, or "anonymous" (sessions.cpp).
+std::string session_owner(api_request const& r);
+api_error sessions_disabled();
 
 // Built once at start-up (models.cpp).
 void build_models_cache(app_state& app);

@@ -40,6 +40,13 @@ struct injected_catalog {
 };
 
 class token_verifier;
+}  // namespace toolgate::gateway
+
+namespace toolgate::sessions {
+class service;
+}
+
+namespace toolgate::gateway {
 
 struct app_state {
     explicit app_state(gateway_config const& cfg);
@@ -55,6 +62,8 @@ struct app_state {
     std::unique_ptr<policy::access_runtime> access;
     // The response cache; null when the plugin is not configured.
     std::unique_ptr<policy::cache_runtime> cache;
+    // Server-side sessions; null when the config has no sessions section.
+    std::unique_ptr<sessions::service> sessions;
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     agentloop::hybrid_store hybrid;

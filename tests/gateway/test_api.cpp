@@ -58,7 +58,7 @@ struct fixture {
     }
 
     std::optional<api_error> plan(json::object& body, loop_plan& out, bool& changed) {
-        return plan_loop(cfg, req, hybrid, catalog, body, out, changed);
+        return plan_loop(cfg, req, &hybrid, catalog, body, out, changed);
     }
 };
 
