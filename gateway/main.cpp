@@ -25,6 +25,7 @@
 #include "gateway/mcp_tokens.hpp"
 #include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
+#include "sessions/session.hpp"
 
 using namespace toolgate::gateway;
 
@@ -124,6 +125,22 @@ void print_cache(gateway_config const& cfg) {
         std::cout << "    semantic: the last user message compared by " << c.semantic.embedding_model << " at cosine >= "
                   << c.semantic.threshold << ", conversations of at most " << c.semantic.max_messages
                   << " message(s); everything else must match exactly\n";
+}
+
+// What check-config says of sessions: where they are kept and how long, and what happens when full.
+void print_sessions(gateway_config const& cfg) {
+    if (!cfg.session_settings) return;
+    auto const& s = *cfg.session_settings;
+    auto path = cfg.access_settings && cfg.access_settings->sqlite ? cfg.access_settings->sqlite->path : std::string();
+    std::cout << "  sessions: in "
+              << (s.store == "redis"    ? std::string("redis (shared by replicas)")
+                  : s.store == "sqlite" ? "sqlite " + path
+                                        : std::string("memory (lost at restart)"))
+              << ", idle ttl " << std::chrono::duration_cast<std::chrono::seconds>(s.lim.ttl).count() << "s, "
+              << (s.lim.max_messages ? "at most " + std::to_string(s.lim.max_messages) + " messages" : std::string("no message limit"))
+              << (s.lim.max_tokens ? ", " + std::to_string(s.lim.max_tokens) + " tokens" : std::string())
+              << ", when full: " << toolgate::sessions::to_string(s.lim.when_full)
+              << (s.create_on_use ? "; an unknown x-session-id starts one" : "; only POST /v1/sessions starts one") << "\n";
 }
 
 // What check-config found in the routing sections, so a user sees how names will resolve.
@@ -253,6 +270,7 @@ int main(int argc, char** argv) {
         print_routing(cfg);
         print_access(cfg);
         print_cache(cfg);
+        print_sessions(cfg);
         print_mcp_auth(cfg);
         return 0;
     }

@@ -367,12 +367,13 @@ private:
             d.text = "The tool returned: " + results;
             return d;
         }
-        std::string user_text;
+        std::string user_text, first_text;
+        std::size_t turns = 0;
         for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
             auto const* m = it->if_object();
             if (m && m->contains("role") && m->at("role") == "user") {
-                user_text = content_text(m->if_contains("content"));
-                break;
+                if (turns++ == 0) user_text = content_text(m->if_contains("content"));
+                first_text = content_text(m->if_contains("content"));
             }
         }
         bool tools_allowed = !(tool_choice && tool_choice->is_string() && tool_choice->get_string() == "none");
@@ -388,17 +389,24 @@ private:
                     return d;
                 }
             }
-            d.text = substitute(r.reply, user_text);
+            d.text = substitute(r.reply, user_text, first_text, turns);
             return d;
         }
-        d.text = substitute(default_reply_, user_text);
+        d.text = substitute(default_reply_, user_text, first_text, turns);
         return d;
     }
 
-    static std::string substitute(std::string const& tmpl, std::string const& input) {
+    // {input}: the last user message; {first}: the first one; {turns}: how many the model saw.
+    static std::string substitute(std::string const& tmpl, std::string const& input, std::string const& first,
+                                  std::size_t turns) {
         std::string out = tmpl;
-        auto pos = out.find("{input}");
-        if (pos != std::string::npos) out.replace(pos, 7, input);
+        auto put = [&out](std::string_view name, std::string const& value) {
+            auto pos = out.find(name);
+            if (pos != std::string::npos) out.replace(pos, name.size(), value);
+        };
+        put("{input}", input);
+        put("{first}", first);
+        put("{turns}", std::to_string(turns));
         return out;
     }
 

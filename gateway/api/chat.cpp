@@ -113,7 +113,8 @@ public:
     json::object message() const {
         json::object m;
         m["role"] = "assistant";
-        m["content"] = content_;
+        if (content_.empty() && !calls_.calls().empty()) m["content"] = nullptr;
+        else m["content"] = content_;
         if (!calls_.calls().empty()) {
             json::array calls;
             for (auto const& c : calls_.calls()) {
@@ -165,7 +166,7 @@ json::object answer_message(json::object const& response) {
     auto const* msg = first ? first->if_contains("message") : nullptr;
     auto const* mo = msg ? msg->if_object() : nullptr;
     if (!mo) return m;
-    if (auto const* c = mo->if_contains("content"); c && (c->is_string() || c->is_array())) m["content"] = *c;
+    if (auto const* c = mo->if_contains("content"); c && (c->is_string() || c->is_array() || c->is_null())) m["content"] = *c;
     if (auto const* t = mo->if_contains("tool_calls"); t && t->is_array() && !t->get_array().empty()) m["tool_calls"] = *t;
     return m;
 }

@@ -6,6 +6,7 @@
 #include "gateway/policy/guardrails.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_runtime.hpp"
+#include "sessions/service.hpp"
 
 namespace toolgate::gateway::api {
 
@@ -34,6 +35,25 @@ std::string mcp_metrics(app_state& app) {
     return w.take();
 }
 
+std::string session_metrics(sessions::service& svc) {
+    auto& st = svc.stats();
+    auto load = [](std::atomic<std::uint64_t> const& a) { return a.load(std::memory_order_relaxed); };
+    prometheus::writer w;
+    w.family("toolgate_sessions_created_total", "counter", "Server-side sessions started (POST /v1/sessions or x-session-id).");
+    w.sample("toolgate_sessions_created_total", {}, load(st.created));
+    w.family("toolgate_session_turns_total", "counter", "Requests whose messages and answer were stored in a session.");
+    w.sample("toolgate_session_turns_total", {}, load(st.turns));
+    w.family("toolgate_session_events_total", "counter",
+             "Session events: busy (409, another request held it), trimmed (old turns dropped), rejected (429 "
+             "session_limit), save_failed (an answer not stored), store_error.");
+    w.sample("toolgate_session_events_total", {{"event", "busy"}}, load(st.busy));
+    w.sample("toolgate_session_events_total", {{"event", "trimmed"}}, load(st.trimmed));
+    w.sample("toolgate_session_events_total", {{"event", "rejected"}}, load(st.rejected));
+    w.sample("toolgate_session_events_total", {{"event", "save_failed"}}, load(st.save_failures));
+    w.sample("toolgate_session_events_total", {{"event", "store_error"}}, load(st.store_errors));
+    return w.take();
+}
+
 }  // namespace
 
 asio::awaitable<void> metrics(api_request& r) {
@@ -41,6 +61,7 @@ asio::awaitable<void> metrics(api_request& r) {
     if (r.app.cfg.guardrail_settings) text += policy::guardrail_metrics(*r.app.cfg.guardrail_settings);
     if (r.app.access) text += r.app.access->metrics_text();
     if (r.app.cache) text += r.app.cache->metrics_text();
+    if (r.app.sessions) text += session_metrics(*r.app.sessions);
     r.rec.status = 200;
     co_await r.out.send(200, "text/plain; version=0.0.4; charset=utf-8", text, r.headers);
 }

@@ -7,7 +7,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, realpathSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -794,5 +796,25 @@ state: { persist: false }
     assertError(await call(gw, 'DELETE', '/v1/sessions/some-id'), 400, 'sessions_disabled', gw);
     const plain = await sdk(gw).chat.completions.create({ model: 'mock-1', messages: user('hi') });
     assert.equal(plain.choices[0].message.content, 'reply from mock-1');
+  });
+});
+
+// --- 12. the example a user runs ------------------------------------------------------------------------
+
+describe('examples/sessions.yaml and examples/session_walkthrough.sh', () => {
+  test('run offline as written: the model sees the conversation, a client tool resumes, delete ends it', async (t) => {
+    const defer = cleanup(t);
+    const dir = tempDir(defer);
+    const yaml = readFileSync(join(here, '..', '..', 'examples', 'sessions.yaml'), 'utf8');
+    const gw = await startGateway(yaml, { env: { TOOLGATE_DB: join(dir, 'sessions.db') } });
+    defer(async () => { await gw.stop(); assertClean(gw); });
+    const script = join(here, '..', '..', 'examples', 'session_walkthrough.sh');
+    const { stdout } = await promisify(execFile)('bash', [script, gw.url], { timeout: 30000 });
+    assert.match(stdout, /Turn 2 of our conversation; you began with \\"I want to visit Lisbon\\"/, stdout);
+    assert.match(stdout, /"content":"The tool returned: sunny, 24 C"/, 'the tool result continued the stored call');
+    assert.match(stdout, /"message_count":7,"messages":\[\{"role":"system","content":"You are a helpful travel agent."\},\{"role":"user","content":"and a hotel/,
+      'trimmed to max_messages with the system prompt kept');
+    assert.match(stdout, /"object":"session.deleted"/);
+    assert.match(stdout, /"code":"session_expired"[\s\S]*HTTP 410/);
   });
 });
