@@ -111,7 +111,7 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 30> routes{{
+constexpr std::array<route, 32> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
@@ -120,6 +120,7 @@ constexpr std::array<route, 30> routes{{
     {"/v1/sessions", "GET", &api::list_sessions},
     {"/v1/sessions/{id}", "GET", &api::get_session},
     {"/v1/sessions/{id}", "DELETE", &api::delete_session},
+    {"/v1/endpoints/{slug}", "POST", &api::call_endpoint},
     {"/v1/mcp/servers", "GET", &api::mcp_servers},
     {"/v1/mcp/tools", "GET", &api::mcp_tools},
     {"/v1/mcp/tools/call", "POST", &api::mcp_call},
@@ -139,6 +140,7 @@ constexpr std::array<route, 30> routes{{
     {"/admin/logs", "GET", &api::admin_logs, false, true, false},
     {"/admin/audit", "GET", &api::admin_audit, false, true, false},
     {"/admin/cache", "DELETE", &api::admin_clear_cache, false, true, false},
+    {"/admin/endpoints", "GET", &api::list_endpoints, false, true, false},
     {"/health", "GET", &api::health, false, false, false},
     {"/healthz", "GET", &api::health, false, false, false},
     {"/metrics", "GET", &api::metrics, false, false, false},
@@ -387,6 +389,7 @@ private:
         o["attempts"] = rec.attempts;
         o["stream"] = rec.stream;
         if (!rec.cache.empty()) o["cache"] = rec.cache;
+        if (!rec.endpoint.empty()) o["endpoint"] = rec.endpoint;
         o["prompt_tokens"] = rec.tokens.prompt_tokens;
         o["completion_tokens"] = rec.tokens.completion_tokens;
         o["cost_usd"] = rec.cost_usd;
@@ -431,6 +434,7 @@ private:
         if (!rec.variant.empty()) fmt::format_to(out, R"(,"variant":"{}")", json_escape(rec.variant));
         if (rec.route == "/v1/chat/completions") fmt::format_to(out, R"(,"stream":{})", rec.stream);
         if (!rec.cache.empty()) fmt::format_to(out, R"(,"cache":"{}")", rec.cache);
+        if (!rec.endpoint.empty()) fmt::format_to(out, R"(,"endpoint":"{}")", rec.endpoint);
         if (rec.tokens.present)
             fmt::format_to(out, R"(,"prompt_tokens":{},"completion_tokens":{})", rec.tokens.prompt_tokens,
                            rec.tokens.completion_tokens);

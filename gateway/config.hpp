@@ -22,6 +22,7 @@ struct settings;
 }
 
 namespace toolgate::gateway {
+struct endpoint_config;
 
 namespace policy {
 struct guardrail_settings;
@@ -110,6 +111,8 @@ struct gateway_config {
     std::shared_ptr<policy::access_settings const> access_settings;
     // Server-side sessions (sessions/session.hpp); null: the section is absent (sessions are off).
     std::shared_ptr<sessions::settings const> session_settings;
+    // AI endpoints (gateway/api/endpoint_config.hpp), in config order.
+    std::vector<std::shared_ptr<endpoint_config const>> endpoints;
     // The providers, built (and so validated) once while parsing, in the order of `providers`;
     // shared by every copy of the config and all worker threads.
     std::vector<std::shared_ptr<providers::provider>> built_providers;

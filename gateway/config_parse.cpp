@@ -1,6 +1,7 @@
 // parse_config: reads the YAML once and hands each section to the parser beside its feature.
 #include "gateway/config_parse.hpp"
 #include "sessions/config.hpp"
+#include "gateway/api/endpoint_config.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -95,7 +96,7 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     r.check_keys(root, "", {"server", "log", "providers", "providers_from_env", "mcp_servers", "tool_names", "agent_loop",
                             "mcp_front", "aliases", "strategy", "pools", "plugins", "state", "auth", "admin", "keys",
-                            "teams", "rate_limits", "budgets", "request_log", "sessions"});
+                            "teams", "rate_limits", "budgets", "request_log", "sessions", "endpoints"});
 
     if (auto s = root["server"]) parse_server(r, s, cfg.server);
     if (auto l = root["log"]) parse_log(r, l, cfg.log);
@@ -124,6 +125,11 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
         auto access = std::make_shared<policy::access_settings>();
         policy::parse_access(r, root, *access);
         if (root["sessions"]) cfg.session_settings = parse_session_section(r, root["sessions"], cfg.server, *access);
+        if (auto n = root["endpoints"]) {
+            auto slash = source.rfind('/');
+            cfg.endpoints = parse_endpoints(r, n, slash == std::string::npos ? "." : source.substr(0, slash), *access,
+                                            cfg.session_settings.get());
+        }
         if (access->active()) cfg.access_settings = std::move(access);
     }
     if (cfg.cache_settings && cfg.cache_settings->redis && !(cfg.access_settings && cfg.access_settings->redis))

@@ -55,6 +55,7 @@
 #include <re2/re2.h>
 
 #include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
 #include <valijson/adapters/boost_json_adapter.hpp>
 #include <valijson/constraint_builder.hpp>
 #include <valijson/constraints/concrete_constraints.hpp>
@@ -774,6 +775,40 @@ std::unique_ptr<guardrail> make_schema_guard(json::object const& config, build_c
                                                      ", which valijson 1.0 does not check (it would not be enforced)");
     }
     return std::make_unique<schema_guard>(std::move(configured), repair, static_cast<std::size_t>(me));
+}
+
+struct json_schema::impl {
+    ready_schema ready;
+};
+
+json_schema::json_schema(json::value const& schema) {
+    try {
+        impl_ = std::make_unique<impl>(impl{make_ready(schema)});
+    } catch (bad_schema const& e) {
+        throw config_error("schema", e.what());
+    }
+}
+
+json_schema::~json_schema() = default;
+
+std::vector<std::string> json_schema::validate(json::value const& doc, std::size_t max_errors) const {
+    std::vector<std::string> lines;
+    std::size_t total = 0;
+    std::unique_ptr<valijson::Schema> special;
+    try {
+        if (!impl_->ready.compiled) special = specialise(impl_->ready, doc);
+    } catch (bad_schema const&) {
+        lines.emplace_back("(root): the schema could not be applied to this document");
+        return lines;
+    }
+    auto const& s = impl_->ready.compiled ? *impl_->ready.compiled : *special;
+    auto budget = 50'000 + json::serialize(doc).size();
+    if (::toolgate::guardrails::validate(s, doc, budget, max_errors, lines, total) == result::too_complex) {
+        lines.assign(1, "(root): validating needed more work than allowed");
+        return lines;
+    }
+    if (total > lines.size()) lines.push_back("... and " + std::to_string(total - lines.size()) + " more");
+    return lines;
 }
 
 }  // namespace toolgate::guardrails

@@ -10,9 +10,35 @@
 //   schema_too_complex      validation needed more work than its bound (no repair helps)
 // The errors describe the model's output, never secret input: the gateway may send them back to the
 // model on repair.
+#include <boost/json/fwd.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "guardrails/guardrail.hpp"
 
 namespace toolgate::guardrails {
+
+// One JSON Schema (draft 7 or 2020-12, as schema-guard reads it: RE2 patterns, bounded work),
+// compiled once, for validating documents outside the guardrail chain (an AI endpoint's input and
+// output). Immutable after construction: validate() may be called from any thread.
+class json_schema {
+public:
+    // Throws config_error when the schema cannot be used.
+    explicit json_schema(boost::json::value const& schema);
+    ~json_schema();
+    json_schema(json_schema const&) = delete;
+    json_schema& operator=(json_schema const&) = delete;
+
+    // Empty when `doc` validates; else the errors, one line each ("/input: ..."), at most
+    // `max_errors` of them plus a "... and N more" line.
+    std::vector<std::string> validate(boost::json::value const& doc, std::size_t max_errors = 20) const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
 
 // True when `g` is a schema-guard whose config says `on_failure: repair` (send the errors back to
 // the model once, then answer 422); false for `reject` and for every other guardrail.

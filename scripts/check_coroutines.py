@@ -12,7 +12,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIRS = ["common", "state", "mcp", "providers", "agentloop", "guardrails", "gateway"]
+DIRS = ["common", "state", "sessions", "mcp", "providers", "agentloop", "guardrails", "gateway"]
 
 SIGNATURE = re.compile(r"awaitable<[^;{}]*>\s+(?:[\w:~]+::)?[\w~]+\s*\([^;{}]*\)\s*(?:const\s*)?(?:override\s*)?(?:noexcept\s*)?\{")
 BRACED_LIST = re.compile(r"[\w>=(,][ \t]*\{[ \t]*\{")           # json::object{{"k", v}}, f({{...}})

@@ -29,10 +29,10 @@ session make_session(std::string owner, create_request req, std::int64_t now) {
     return s;
 }
 
-create_request implicit_request(std::string id, settings const& cfg) {
+create_request implicit_request(std::string id, settings const& cfg, limits const* lim) {
     create_request r;
     r.id = std::move(id);
-    r.lim = cfg.lim;
+    r.lim = lim ? *lim : cfg.lim;
     return r;
 }
 
@@ -76,7 +76,7 @@ asio::awaitable<answer<session>> service::get(std::string id, std::string owner,
     if (v == verdict::gone) co_return gone_error(id);
     if (v != verdict::use) co_return not_found_error(id);
     auto s = from_row(found->row);
-    if (!s) co_return store_error();
+    if (!s) co_return not_found_error(id);  // a damaged row is no session
     co_return std::move(*s);
 }
 
@@ -93,21 +93,37 @@ asio::awaitable<answer<page>> service::list(std::string owner, std::string after
 asio::awaitable<std::optional<api_error>> service::erase(std::string id, std::string owner, std::int64_t now_ms) {
     if (!valid_id(id)) co_return invalid_id_error();
     auto found = co_await store_->get(id, now_ms);
-    if (!found) co_return store_error();
+    if (!found) {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        co_return store_error();
+    }
     auto v = decide(found->state, found->row.owner, owner, false);
     if (v == verdict::gone) co_return gone_error(id);
     if (v != verdict::use) co_return not_found_error(id);
     auto done = co_await store_->erase(id, owner, now_ms);
-    if (!done) co_return store_error();
+    if (!done) {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        co_return store_error();
+    }
     if (!*done) co_return gone_error(id);  // it ended between the two calls
     co_return std::nullopt;
 }
 
-asio::awaitable<answer<turn>> service::begin(std::string id, std::string owner, std::int64_t now_ms) {
+asio::awaitable<answer<turn>> service::begin(std::string id, std::string owner, std::int64_t now_ms, limits const* lim) {
     if (!valid_id(id)) co_return invalid_id_error();
     turn t;
     t.s.id = id;
     t.holder = fast_hex(16);
+    // Whose it is, before its lease is touched: another key neither learns that it exists (409)
+    // nor holds it even for a moment.
+    auto peek = co_await store_->get(id, now_ms);
+    if (!peek) {
+        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        co_return store_error();
+    }
+    auto first = decide(peek->state, peek->row.owner, owner, s_.create_on_use);
+    if (first == verdict::gone) co_return gone_error(id);
+    if (first == verdict::not_found) co_return not_found_error(id);
     auto locked = co_await store_->lock(id, t.holder, s_.lease.count(), now_ms);
     if (!locked) {
         stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
@@ -131,7 +147,7 @@ asio::awaitable<answer<turn>> service::begin(std::string id, std::string owner, 
         co_return not_found_error(id);
     }
     if (v == verdict::create) {
-        auto fresh = make_session(owner, implicit_request(id, s_), now_ms);
+        auto fresh = make_session(owner, implicit_request(id, s_, lim), now_ms);
         auto made = co_await store_->create(to_row(fresh));
         if (!made || !*made) {
             // Made meanwhile through POST /v1/sessions on another replica, or the store failed.
@@ -146,7 +162,7 @@ asio::awaitable<answer<turn>> service::begin(std::string id, std::string owner, 
         auto s = from_row(found->row);
         if (!s) {
             co_await release(t);
-            co_return store_error();
+            co_return not_found_error(id);  // a damaged row is no session
         }
         t.s = std::move(*s);
     }

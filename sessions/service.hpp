@@ -52,7 +52,9 @@ public:
 
     // Takes the lease and loads the session (or starts it, with create_on_use). Errors: 400 for a
     // malformed id, 404, 410, 409 when another request holds it, 503 when the store cannot answer.
-    asio::awaitable<answer<turn>> begin(std::string id, std::string owner, std::int64_t now_ms);
+    // `limits`: a session started here gets them (null: the gateway's).
+    asio::awaitable<answer<turn>> begin(std::string id, std::string owner, std::int64_t now_ms,
+                                        limits const* lim = nullptr);
     // The messages to send: the history fitted to the limits (trim drops old turns from the
     // session too), then `incoming`. 429 session_limit when it cannot fit (reject, or a request
     // too large by itself).

@@ -64,7 +64,8 @@ public:
     // newest); an `after_id` that is not the owner's live session gives an empty page.
     virtual asio::awaitable<result<session_page>> list(std::string owner, std::string after_id, std::size_t limit,
                                                        std::int64_t now_ms) = 0;
-    // Takes the session's lease for `lease_ms` under `holder`; false when another holder has it.
+    // Takes the session's lease for `lease_ms` under `holder`; false when another holder has it
+    // (redis: also when this holder has it already; the callers take a lease once).
     virtual asio::awaitable<result<bool>> lock(std::string id, std::string holder, std::int64_t lease_ms,
                                                std::int64_t now_ms) = 0;
     // Gives the lease back if `holder` still has it.

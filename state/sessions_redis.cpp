@@ -205,7 +205,8 @@ public:
         }
         // Members whose session is gone are skipped (and dropped from the index); a few rounds at
         // most, so that an index full of stale members cannot hold the request.
-        for (int round = 0; round < 4 && page.rows.size() < limit; ++round) {
+        // A full page looks on for one more live session, to tell whether there is more.
+        for (int round = 0; round < 4; ++round) {
             auto want = limit - page.rows.size() + 1;
             auto r = co_await pool_->command(range_command(index_key(owner), bound, want));
             if (!r) co_return r.error();

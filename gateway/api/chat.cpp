@@ -8,6 +8,7 @@
 
 #include "common/held_count.hpp"
 #include "common/sse.hpp"
+#include "gateway/api/chat.hpp"
 #include "gateway/api/chat_plan.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
@@ -88,16 +89,6 @@ private:
     bool failed_ = false;
 };
 
-// A request on a server-side session: the lease, the client's new messages, and what the request
-// added (set by the code that produced the answer), stored before the answer's last bytes go out,
-// so that a client's next turn finds it.
-struct session_hold {
-    sessions::service* svc = nullptr;
-    sessions::turn t;
-    json::array incoming;
-    json::array added;  // the answer's messages (assistant turns, tool results)
-};
-
 // Passes a plain turn's stream on and keeps its first choice as one assistant message.
 class recording_sink final : public providers::chat_sink {
 public:
@@ -155,7 +146,8 @@ private:
     agentloop::call_assembler calls_;
 };
 
-// The assistant message of a JSON answer's first choice.
+}  // namespace
+
 json::object answer_message(json::object const& response) {
     json::object m;
     m["role"] = "assistant";
@@ -170,6 +162,8 @@ json::object answer_message(json::object const& response) {
     if (auto const* t = mo->if_contains("tool_calls"); t && t->is_array() && !t->get_array().empty()) m["tool_calls"] = *t;
     return m;
 }
+
+namespace {
 
 // The MCP tools one request may use.
 class mcp_toolbox final : public agentloop::toolbox {
@@ -198,14 +192,8 @@ void note_route(request_record& rec, turn_context const& ctx) {
 asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_outcome& result,
                              session_hold* hold = nullptr) {
     if (client_left(r, result.error)) co_return;
-    if (hold && hold->svc && !result.error) {
-        // Stored before the answer ends: the client's next turn must find it.
-        json::array added = std::move(hold->incoming);
-        for (auto& m : hold->added) added.push_back(std::move(m));
-        bool saved = co_await hold->svc->commit(hold->t, std::move(added), policy::unix_now_ms());
-        if (!saved) r.app.log->warn("{} session {}: the turn was not stored (the store refused it or cannot answer)",
-                                    r.rec.request_id, hold->t.s.id);
-    }
+    // Stored before the answer ends: the client's next turn must find it.
+    if (!result.error) co_await store_turn(r, hold);
     if (result.error) {
         r.rec.error_detail = result.error->detail;
         if (!r.out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error
@@ -276,7 +264,8 @@ void log_tool_calls(api_request& r, std::vector<agentloop::tool_call_record> con
     }
 }
 
-asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream, session_hold* hold) {
+asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream, session_hold* hold,
+                               providers::chat_outcome* capture) {
     r.rec.loop = true;
     agentloop::loop_input in;
     in.body = std::move(body);
@@ -316,6 +305,10 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
         r.app.hybrid.remember(res.client_call_ids, std::move(res.transcript));
     }
     if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
+    if (capture) {
+        *capture = std::move(res.outcome);
+        co_return;
+    }
     co_await answer(r, sink ? &*sink : nullptr, res.outcome, hold);
 }
 
@@ -339,16 +332,10 @@ std::optional<api_error> check_chat_body(json::object const& body, bool& stream)
 
 }  // namespace
 
-namespace {
-
-asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool stream, session_hold* hold);
-
-// A session's history in front of the client's messages; the error to answer when the session
-// cannot be used. The lease is held when this returns no error.
 asio::awaitable<std::optional<api_error>> open_session(api_request& r, std::string_view id, json::object& body,
-                                                       session_hold& hold) {
+                                                       session_hold& hold, sessions::limits const* limits) {
     if (!r.app.sessions) co_return sessions_disabled();
-    auto begun = co_await r.app.sessions->begin(std::string(id), session_owner(r), policy::unix_now_ms());
+    auto begun = co_await r.app.sessions->begin(std::string(id), session_owner(r), policy::unix_now_ms(), limits);
     if (auto* err = std::get_if<api_error>(&begun)) co_return *err;
     hold.svc = r.app.sessions.get();
     hold.t = std::move(std::get<sessions::turn>(begun));
@@ -364,7 +351,20 @@ asio::awaitable<std::optional<api_error>> open_session(api_request& r, std::stri
     co_return std::nullopt;
 }
 
-}  // namespace
+asio::awaitable<void> store_turn(api_request& r, session_hold* hold) {
+    if (!hold || !hold->svc || !hold->t.open) co_return;
+    json::array added = std::move(hold->incoming);
+    for (auto& m : hold->added) added.push_back(std::move(m));
+    bool saved = co_await hold->svc->commit(hold->t, std::move(added), policy::unix_now_ms());
+    if (!saved)
+        r.app.log->warn("{} session {}: the turn was not stored (the store refused it or cannot answer)", r.rec.request_id,
+                        hold->t.s.id);
+}
+
+asio::awaitable<void> finish_answer(api_request& r, providers::chat_outcome& result, session_hold* hold) {
+    if (result.raw_response.empty() && !result.error) result.raw_response = json::serialize(result.response);
+    co_await answer(r, nullptr, result, hold);
+}
 
 asio::awaitable<void> chat_completions(api_request& r) {
     auto body = co_await parse_model_body(r);
@@ -376,25 +376,28 @@ asio::awaitable<void> chat_completions(api_request& r) {
     }
     r.rec.stream = stream;
     auto session_id = r.req.header("x-session-id");
+    chat_run how;
+    how.stream = stream;
     if (session_id.empty()) {
-        co_await run_chat(r, *body, stream, nullptr);
+        co_await run_chat(r, *body, how);
         co_return;
     }
     session_hold hold;
-    auto err = co_await open_session(r, session_id, *body, hold);
+    auto err = co_await open_session(r, session_id, *body, hold, nullptr);
     if (err) {
         co_await reply_error(r, *err);
         co_return;
     }
-    co_await run_chat(r, *body, stream, &hold);
+    how.hold = &hold;
+    co_await run_chat(r, *body, how);
     // Not stored (an error, a cancelled request): the lease goes back all the same.
     co_await hold.svc->release(hold.t);
 }
 
-namespace {
-
-asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool stream, session_hold* hold) {
+asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run const& how) {
     auto* body = &body_in;
+    bool stream = how.stream;
+    auto* hold = how.hold;
 
     loop_plan plan;
     bool body_changed = false;
@@ -402,9 +405,13 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool strea
     if (!r.app.cfg.mcp_servers.empty() && r.app.cfg.agent_loop.inject_tools) {
         auto catalog = r.app.injected();
         plan_error = plan_loop(r.app.cfg, r.req, hold ? nullptr : &r.app.hybrid, *catalog, *body, plan, body_changed,
-                               r.access_scope.key.get());
+                               r.access_scope.key.get(), how.mcp_servers);
     }
     if (plan_error) {
+        if (how.capture) {
+            how.capture->error = failure(std::move(*plan_error));
+            co_return;
+        }
         co_await reply_error(r, *plan_error);
         co_return;
     }
@@ -413,10 +420,14 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool strea
         std::optional<held_count> slot(std::in_place, r.app.loops_running);
         if (slot->before >= r.app.cfg.agent_loop.max_concurrent) {
             slot.reset();  // a refusal being written holds no slot
+            if (how.capture) {
+                how.capture->error = failure(loops_overloaded(r.app.cfg.agent_loop.max_concurrent));
+                co_return;
+            }
             co_await reply_error(r, loops_overloaded(r.app.cfg.agent_loop.max_concurrent));
             co_return;
         }
-        co_await run_loop(r, std::move(*body), plan, stream, hold);
+        co_await run_loop(r, std::move(*body), plan, stream, hold, how.capture);
         co_return;
     }
 
@@ -437,9 +448,11 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, bool strea
     r.rec.tokens = result.tokens;
     if (result.raw_response.empty() && !result.error && !stream) result.raw_response = json::serialize(result.response);
     if (hold && !result.error) hold->added.push_back(recorder ? recorder->message() : answer_message(result.response));
+    if (how.capture) {
+        *how.capture = std::move(result);
+        co_return;
+    }
     co_await answer(r, sink ? &*sink : nullptr, result, hold);
 }
-
-}  // namespace
 
 }  // namespace toolgate::gateway::api

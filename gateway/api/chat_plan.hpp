@@ -29,10 +29,12 @@ struct loop_plan {
 // `body_changed` tells the caller to drop the client's raw bytes. A request may only tighten the
 // configured limits (x-toolgate-max-* headers). `hybrid` null: no hybrid expansion (a session's
 // history has the loop's own turns already). `key`: only the MCP tools it may use, within its
-// agent-loop limits. Returns the 400 to answer when the request is wrong.
+// agent-loop limits. `servers`: only these MCP servers' tools (empty: none), in place of the
+// x-toolgate-mcp-servers header (an AI endpoint's own list). Returns the 400 to answer when the request is wrong.
 std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store* hybrid,
                                    injected_catalog const& catalog, boost::json::object& body, loop_plan& plan,
-                                   bool& body_changed, policy::virtual_key const* key = nullptr);
+                                   bool& body_changed, policy::virtual_key const* key = nullptr,
+                                   std::vector<std::string> const* servers = nullptr);
 
 // The x-toolgate-max-* and -timeout headers applied to `l`; a 400 when one is malformed.
 std::optional<api_error> apply_limit_headers(inbound_request const& req, agentloop::limits& l);

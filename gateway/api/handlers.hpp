@@ -33,6 +33,8 @@ asio::awaitable<void> create_session(api_request& r);  // sessions.cpp
 asio::awaitable<void> list_sessions(api_request& r);
 asio::awaitable<void> get_session(api_request& r);
 asio::awaitable<void> delete_session(api_request& r);
+asio::awaitable<void> call_endpoint(api_request& r);   // endpoints.cpp
+asio::awaitable<void> list_endpoints(api_request& r);
 asio::awaitable<void> health(api_request& r);            // health.cpp
 asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 

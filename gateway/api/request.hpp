@@ -45,6 +45,7 @@ struct request_record {
     int status = 0;
     bool stream = false;
     std::string_view cache;  // the response cache's verdict of the last turn: hit, miss, bypass
+    std::string endpoint;    // an AI endpoint's slug
     bool counted = true;   // false: kept out of the request metrics (health, metrics)
     providers::usage tokens;
     std::string error_code;

@@ -47,6 +47,14 @@ struct rate_rule {
     limit_set limits{};
 };
 
+// An AI endpoint's own limits and budget (endpoints: in config), counted beside the key's.
+struct endpoint_policy {
+    std::string slug;
+    limit_set limits{};
+    budget_set budget;
+    std::int64_t max_tokens_per_request = 0;  // 0: none
+};
+
 struct access_settings {
     std::optional<state::sqlite_options> sqlite;  // state.sqlite (or implied by a feature that needs it)
     std::optional<state::redis_options> redis;
@@ -68,6 +76,9 @@ struct access_settings {
     bool log_payloads = false;
     bool log_in_memory = false;  // request_log.store: memory
     std::optional<state::postgres_options> log_postgres;  // request_log.store: postgres (request records only)
+    // AI endpoints with limits or budgets of their own (set by the endpoints section's parser).
+    bool endpoint_limits = false;
+    bool endpoint_budgets = false;
     bool any_limits() const;
     bool any_budgets() const;
     // Anything configured that needs the runtime (keys, limits, budgets, the request log, state).
@@ -83,6 +94,7 @@ struct request_scope {
     std::shared_ptr<virtual_key const> key;  // null: no key (auth not required)
     team const* key_team = nullptr;
     std::string user;  // the body's `user`
+    endpoint_policy const* endpoint = nullptr;  // an AI endpoint's call: its limits and budget too
     std::vector<std::pair<std::string, std::string>> leases;  // (counter, lease) to release
     double cost_usd = 0;  // over all turns
     unsigned turns = 0;
@@ -120,7 +132,7 @@ public:
     // Keys made through the admin API may carry limits and budgets of their own.
     bool may_limit() const { return key_store_ || s_.any_limits(); }
     // Every keyed turn is priced and recorded (spend per key and team), budget or not.
-    bool may_budget() const { return key_store_ || !s_.keys.empty(); }
+    bool may_budget() const { return key_store_ || !s_.keys.empty() || s_.endpoint_budgets; }
     access_metrics& stats() { return stats_; }
 
     // Who is calling: the bearer token (or x-api-key) of the request. Fills `scope.key`; returns

@@ -170,7 +170,7 @@ bool access_settings::any_limits() const {
         if (any_limit(k.limits)) return true;
     for (auto const& t : teams)
         if (any_limit(t.limits)) return true;
-    return !rules.empty();
+    return !rules.empty() || endpoint_limits;
 }
 
 bool access_settings::any_budgets() const {
@@ -178,12 +178,12 @@ bool access_settings::any_budgets() const {
         if (k.budget.any()) return true;
     for (auto const& t : teams)
         if (t.budget.any()) return true;
-    return false;
+    return endpoint_budgets;
 }
 
 bool access_settings::active() const {
     return !keys.empty() || !admin_token.empty() || !rules.empty() || !teams.empty() || log_enabled ||
-           auth_required.value_or(false) || sqlite || redis;
+           auth_required.value_or(false) || sqlite || redis || endpoint_limits || endpoint_budgets;
 }
 
 void parse_access(reader const& r, YAML::Node const& root, access_settings& out) {

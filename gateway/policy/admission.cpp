@@ -43,7 +43,8 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
     p.input = input_tokens_estimate(ctx.request);
     auto const* key = scope.key.get();
     // The agent loop's own turns may go to agent_loop.tool_turn_model: the gateway's choice.
-    if (key && !ctx.loop_turn && !key->allows_model(ctx.requested_model)) {
+    // An AI endpoint pins its model; who may call it is the endpoint's `keys`.
+    if (key && !ctx.loop_turn && !scope.endpoint && !key->allows_model(ctx.requested_model)) {
         count(rt.stats().forbidden);
         return model_not_allowed(*key, ctx.requested_model);
     }
@@ -56,7 +57,7 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
         p.limits = plan_checks(rt, scope, ctx.requested_model, first, p.tokens);
     }
     std::int64_t micros = 0;
-    if (budgets && key) {
+    if (budgets && (key || scope.endpoint)) {
         p.budget = plan_budget(scope, p.now);
         if (p.budget.limited()) {
             auto quote = price(ctx);
@@ -156,7 +157,7 @@ public:
         note_latency(rt_.stats().limiter_calls, rt_.stats().limiter_us, started);
         if (auto refused = judge(rt_, plan, *admission, ctx.response_headers)) co_return local_error(std::move(*refused));
 
-        bool priced = budgets_ && scope->key;
+        bool priced = budgets_ && (scope->key || scope->endpoint);
         std::optional<counting_sink> counter;
         sink_restorer restore(ctx);
         if (ctx.sink && priced) {
@@ -183,7 +184,7 @@ public:
             auto cost = turn_cost(ctx, result, plan.input, counter ? counter->bytes() : 0, cancelled);
             ctx.cost_usd = cost;
             scope->cost_usd += cost;
-            rt_.note_spend(*scope->key, cost);
+            if (scope->key) rt_.note_spend(*scope->key, cost);
             who = spend_of(ctx, *scope, plan.now);
             close.lines = &plan.budget.lines;
             close.reservation = &plan.reservation;

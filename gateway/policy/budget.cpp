@@ -44,6 +44,7 @@ std::int64_t to_micros(double usd) {
 
 budget_plan plan_budget(request_scope const& scope, std::int64_t now) {
     budget_plan p;
+    if (auto const* e = scope.endpoint) add_lines(p, e->budget, "endpoint:" + e->slug, "endpoint", e->slug, now);
     if (!scope.key) return p;
     add_lines(p, scope.key->budget, "key:" + scope.key->id, "key", scope.key->name, now);
     if (scope.key_team) add_lines(p, scope.key_team->budget, "team:" + scope.key_team->name, "team", scope.key_team->name, now);
@@ -74,7 +75,8 @@ void counting_sink::count(json::object const& chunk) {
 
 api_error over_budget(budget_plan::label const& why, std::int64_t spent, std::int64_t limit, header_list* headers) {
     set_header(headers, "x-should-retry", "false");
-    return api_error{429, "insufficient_quota", "budget_exceeded",
+    // An AI endpoint's budget is part of its contract: 422, as its other pre-call checks.
+    return api_error{why.what == "endpoint" ? 422 : 429, "insufficient_quota", "budget_exceeded",
                      fmt::format("The {} is used up (spent or reserved ${:.6f} of ${:.6f}); this request cannot fit",
                                  label_text(why), double(spent) / 1e6, double(limit) / 1e6)};
 }
@@ -104,8 +106,10 @@ double turn_cost(turn_context const& ctx, turn_result const& r, std::int64_t inp
 state::spend_entry spend_of(turn_context const& ctx, request_scope const& scope, std::int64_t now) {
     state::spend_entry e;
     e.request_id = ctx.request_id;
-    e.key = scope.key->id;
-    e.team = scope.key->team;
+    if (scope.key) {
+        e.key = scope.key->id;
+        e.team = scope.key->team;
+    }
     e.model = ctx.upstream_model.empty() ? ctx.requested_model : ctx.upstream_model;
     e.provider = ctx.provider ? std::string(ctx.provider->name()) : std::string();
     e.ts_ms = now;

@@ -71,6 +71,7 @@ void unit_headers(header_list* headers, planned_checks const& p, state::admit_re
 planned_checks plan_checks(access_runtime const& rt, request_scope const& scope, std::string const& model,
                            bool first_turn, std::int64_t tokens) {
     planned_checks p;
+    if (auto const* e = scope.endpoint) add_scope(p, e->limits, "endpoint:" + e->slug, "endpoint", e->slug, first_turn, tokens);
     if (auto const* k = scope.key.get()) {
         add_scope(p, k->limits, "key:" + k->id, "key", k->name, first_turn, tokens);
         if (scope.key_team)

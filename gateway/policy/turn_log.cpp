@@ -68,6 +68,7 @@ state::log_record turn_record(turn_context const& ctx, turn_result const& r, dou
     if (!ctx.upstream_model.empty()) o["upstream_model"] = ctx.upstream_model;
     o["attempts"] = ctx.attempts;
     if (!ctx.cache_status.empty()) o["cache"] = ctx.cache_status;
+    if (ctx.access && ctx.access->endpoint) o["endpoint"] = ctx.access->endpoint->slug;
     o["stream"] = ctx.sink != nullptr;
     o["prompt_tokens"] = r.tokens.prompt_tokens;
     o["completion_tokens"] = r.tokens.completion_tokens;

@@ -10,7 +10,9 @@
 
 #include "state/cache_store.hpp"
 #include "state/memory.hpp"
+#include "state/session_store.hpp"
 #include "state/turn_gate.hpp"
+#include "tests/state/session_store_cases.hpp"
 
 namespace state = toolgate::state;
 namespace asio = boost::asio;
@@ -435,4 +437,72 @@ TEST(MemoryCache, ErasesByScopePartModelPartOrBoth) {
     EXPECT_TRUE(state::cache_key_matches("ab:cd:ef", "ab", ""));
     EXPECT_FALSE(state::cache_key_matches("ab:cd:ef", "cd", ""));
     EXPECT_FALSE(state::cache_key_matches("abcd", "", ""));
+}
+
+// ---- the memory session store (the cases shared with sqlite and redis: session_store_cases.hpp) ----
+
+namespace {
+
+namespace session_cases = toolgate::testing::session_cases;
+
+constexpr std::int64_t session_tombstone = 60'000;
+
+session_cases::store_env memory_session_env() {
+    session_cases::store_env env;
+    env.t0 = t0;
+    env.tombstone_ms = session_tombstone;
+    return env;
+}
+
+auto const run_here = [](auto op) { return run(std::move(op)); };
+
+}  // namespace
+
+TEST(MemorySessions, CreateAndGet) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    EXPECT_EQ(store->kind(), "memory");
+    session_cases::create_and_get(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, SaveIsVersioned) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    session_cases::save_is_versioned(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, EraseLeavesATombstone) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    session_cases::erase_leaves_a_tombstone(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, ExpiryThenTombstone) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    session_cases::expiry_then_tombstone(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, ListPagesNewestFirst) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    session_cases::list_pages_newest_first(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, ListReportsMorePastAnExpiredSession) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    session_cases::list_reports_more_past_an_expired_session(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, Leases) {
+    auto store = state::make_memory_sessions(session_tombstone);
+    session_cases::leases(*store, run_here, memory_session_env());
+}
+
+TEST(MemorySessions, BoundedByMaxSessionsAndLapsedOnesMakeRoom) {
+    auto store = state::make_memory_sessions(session_tombstone, 2);
+    EXPECT_TRUE(run(store->create(session_cases::make_row("one", "k1", t0, 1'000))).value());
+    EXPECT_TRUE(run(store->create(session_cases::make_row("two", "k1", t0 + 1, 600'000))).value());
+    auto full = run(store->create(session_cases::make_row("three", "k1", t0 + 2, 600'000)));
+    ASSERT_FALSE(full);
+    EXPECT_EQ(full.error(), state::errc::overloaded);
+    // "one" expired at t0 + 1 s and its tombstone lapsed a minute later: swept to make room.
+    EXPECT_TRUE(run(store->create(session_cases::make_row("three", "k1", t0 + 1'000 + session_tombstone, 600'000))).value());
+    EXPECT_EQ(run(store->get("one", t0 + 1'000 + session_tombstone)).value().state, state::session_state::missing);
+    EXPECT_EQ(run(store->get("two", t0 + 1'000 + session_tombstone)).value().state, state::session_state::live);
 }

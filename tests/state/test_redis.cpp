@@ -40,7 +40,9 @@
 #include "state/redis_pool.hpp"
 #include "state/redis_proto.hpp"
 #include "state/redis_scripts.hpp"
+#include "state/session_store.hpp"
 #include "state/window.hpp"
+#include "tests/state/session_store_cases.hpp"
 
 namespace state = toolgate::state;
 namespace asio = boost::asio;
@@ -1024,4 +1026,117 @@ TEST_F(redis_test, the_cache_store_keeps_values_with_their_ttl_and_erases_by_sco
     ASSERT_TRUE(by_scope);
     EXPECT_EQ(*by_scope, 1u);
     EXPECT_FALSE(*w_.run(cache->get("s1:m2:b", 0)));
+}
+
+// ---- the session store (the cases shared with memory and sqlite: session_store_cases.hpp) ----
+
+namespace {
+
+namespace session_cases = toolgate::testing::session_cases;
+
+constexpr std::int64_t session_tombstone = 60'000;
+
+// The store sets its keys' expiries (PEXPIREAT) from the times it is given: they must be real ones,
+// not t0 (in the past), or a session would be deleted as it is made. Leases are SET NX PX keys:
+// they lapse on the server's clock, and SET NX refuses the holder itself too.
+session_cases::store_env redis_session_env() {
+    session_cases::store_env env;
+    env.t0 = session_cases::wall_ms();
+    env.tombstone_ms = session_tombstone;
+    env.lease_on_caller_clock = false;
+    env.holder_relocks = false;
+    return env;
+}
+
+// Runs an operation to completion on a worker's thread.
+struct on_worker {
+    worker& w;
+    template <class T>
+    T operator()(asio::awaitable<T> a) const {
+        return w.run(std::move(a));
+    }
+};
+
+}  // namespace
+
+TEST_F(redis_test, sessions_create_and_get) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    EXPECT_EQ(store->kind(), "redis");
+    session_cases::create_and_get(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, sessions_save_is_versioned) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    session_cases::save_is_versioned(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, sessions_erase_leaves_a_tombstone) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    session_cases::erase_leaves_a_tombstone(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, sessions_expiry_then_tombstone) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    session_cases::expiry_then_tombstone(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, sessions_list_pages_newest_first) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    session_cases::list_pages_newest_first(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, sessions_list_reports_more_past_an_expired_session) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    session_cases::list_reports_more_past_an_expired_session(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, sessions_leases) {
+    auto store = state::make_redis_sessions(pool(), session_tombstone);
+    session_cases::leases(*store, on_worker{w_}, redis_session_env());
+}
+
+TEST_F(redis_test, session_stores_on_two_pools_see_each_others_sessions_and_leases) {
+    auto t0 = session_cases::wall_ms();
+    auto p = pool();
+    auto here = state::make_redis_sessions(p, session_tombstone);
+    auto there = state::make_redis_sessions(pool(), session_tombstone);
+    worker other;  // like a second replica: its own pool, its own thread
+    on_worker mine{w_};
+    on_worker theirs{other};
+    session_cases::driver<on_worker> a{*here, mine};
+    session_cases::driver<on_worker> b{*there, theirs};
+
+    auto row = session_cases::make_row("shared", "k1", t0, 600'000);
+    ASSERT_TRUE(a.create(row));
+    auto seen = b.get("shared", t0 + 1);
+    ASSERT_EQ(seen.state, state::session_state::live);
+    session_cases::expect_row(seen.row, row, true);
+    EXPECT_FALSE(b.create(session_cases::make_row("shared", "k2", t0 + 1, 600'000)));
+
+    auto v2 = session_cases::next_version(row, t0 + 2, 600'000, "from-b");
+    EXPECT_TRUE(b.save(v2, t0 + 2));
+    EXPECT_FALSE(a.save(v2, t0 + 3)) << "the same version written again through the other loses";
+    session_cases::expect_row(a.get("shared", t0 + 3).row, v2, true);
+    EXPECT_EQ(session_cases::ids_of(a.list("k1", "", 10, t0 + 3)), std::vector<std::string>{"shared"});
+
+    // One lease, whichever replica asks.
+    EXPECT_TRUE(a.lock("shared", "h1", 60'000, t0 + 4));
+    EXPECT_FALSE(b.lock("shared", "h2", 60'000, t0 + 4));
+    b.unlock("shared", "h2");  // not the holder
+    EXPECT_FALSE(b.lock("shared", "h2", 60'000, t0 + 4));
+    a.unlock("shared", "h1");
+    EXPECT_TRUE(b.lock("shared", "h2", 60'000, t0 + 5));
+    EXPECT_FALSE(a.lock("shared", "h1", 60'000, t0 + 5));
+    EXPECT_EQ(cmd(*p, args{"GET", "tg:sess:l:shared"}).str, "h2");
+
+    EXPECT_TRUE(b.erase("shared", "k1", t0 + 6));
+    auto gone = a.get("shared", t0 + 7);
+    EXPECT_EQ(gone.state, state::session_state::gone);
+    EXPECT_EQ(gone.row.owner, "k1");
+    EXPECT_FALSE(a.erase("shared", "k1", t0 + 7));
+    EXPECT_TRUE(a.list("k1", "", 10, t0 + 7).rows.empty());
+    // The tombstone is the hash itself, kept until it lapses (a key expiry); the index lost it.
+    EXPECT_EQ(cmd(*p, args{"EXISTS", "tg:sess:shared"}).integer, 1);
+    EXPECT_GT(cmd(*p, args{"PTTL", "tg:sess:shared"}).integer, 0);
+    EXPECT_EQ(cmd(*p, args{"ZCARD", "tg:sess:o:k1"}).integer, 0);
 }

@@ -26,7 +26,9 @@
 #include <vector>
 
 #include "state/secret_store.hpp"
+#include "state/session_store.hpp"
 #include "state/sqlite.hpp"
+#include "tests/state/session_store_cases.hpp"
 
 using namespace toolgate;
 using namespace toolgate::state;
@@ -220,7 +222,7 @@ TEST(sqlite, creates_tables_that_the_sqlite3_cli_reads) {
 
         // While the store is open (WAL: readers beside the writer).
         EXPECT_EQ(cli(dir.file(), "select name from sqlite_master where type='table' order by name"),
-                  "audit_log\nkeys\nledger\nrequest_log\nsecrets\nspend");
+                  "audit_log\nkeys\nledger\nrequest_log\nsecrets\nsessions\nspend");
         EXPECT_EQ(cli(dir.file(), "pragma journal_mode"), "wal");
         EXPECT_EQ(cli(dir.file(), "pragma user_version"), "1");
         EXPECT_EQ(cli(dir.file(), "select id, prefix, json_extract(attrs, '$.team') from keys"),
@@ -625,4 +627,99 @@ TEST(sqlite, retention_runs_while_open_after_a_thousand_batches) {
     EXPECT_EQ(cli(o.path, "select count(*) from request_log"), "4");
     for (int i = 0; i < 1'000; ++i) run_void(log->flush());  // one batch each
     EXPECT_EQ(cli(o.path, "select count(*), min(key) from request_log"), "1|new");
+}
+
+// ---- the sqlite session store (the cases shared with memory and redis: session_store_cases.hpp) ----
+
+namespace {
+
+namespace session_cases = toolgate::testing::session_cases;
+
+constexpr std::int64_t session_tombstone = 60'000;
+
+session_cases::store_env sqlite_session_env() {
+    session_cases::store_env env;
+    env.t0 = now_ms();
+    env.tombstone_ms = session_tombstone;
+    return env;
+}
+
+auto const run_here = [](auto op) { return run(std::move(op)); };
+
+// A store on a fresh file; the file goes with the directory.
+struct session_file {
+    temp_dir dir;
+    std::shared_ptr<session_store> store = make_sqlite_sessions(open_sqlite(options_for(dir)), session_tombstone);
+};
+
+}  // namespace
+
+TEST(sqlite, sessions_create_and_get) {
+    session_file f;
+    EXPECT_EQ(f.store->kind(), "sqlite");
+    session_cases::create_and_get(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_save_is_versioned) {
+    session_file f;
+    session_cases::save_is_versioned(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_erase_leaves_a_tombstone) {
+    session_file f;
+    session_cases::erase_leaves_a_tombstone(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_expiry_then_tombstone) {
+    session_file f;
+    session_cases::expiry_then_tombstone(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_list_pages_newest_first) {
+    session_file f;
+    session_cases::list_pages_newest_first(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_list_reports_more_past_an_expired_session) {
+    session_file f;
+    session_cases::list_reports_more_past_an_expired_session(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_leases) {
+    session_file f;
+    session_cases::leases(*f.store, run_here, sqlite_session_env());
+}
+
+TEST(sqlite, sessions_survive_closing_and_reopening_the_file) {
+    temp_dir dir;
+    auto t0 = now_ms();
+    auto kept = session_cases::make_row("s-kept", "k1", t0, 600'000);
+    auto saved = session_cases::next_version(kept, t0 + 1, 600'000, "saved");
+    auto erased = session_cases::make_row("s-erased", "k1", t0 + 2, 600'000);
+    {
+        auto store = make_sqlite_sessions(open_sqlite(options_for(dir)), session_tombstone);
+        ASSERT_TRUE(run(store->create(kept)).value());
+        ASSERT_TRUE(run(store->save(saved, t0 + 1)).value());
+        ASSERT_TRUE(run(store->create(erased)).value());
+        ASSERT_TRUE(run(store->erase("s-erased", "k1", t0 + 3)).value());
+        ASSERT_TRUE(run(store->lock("s-kept", "h1", 600'000, t0 + 3)).value());
+    }
+    EXPECT_EQ(cli(dir.file(), "select id, owner, version, gone_ms > 0 from sessions order by id"),
+              "s-erased|k1|1|1\ns-kept|k1|2|0");
+
+    auto store = make_sqlite_sessions(open_sqlite(options_for(dir)), session_tombstone);
+    auto got = run(store->get("s-kept", t0 + 4)).value();
+    ASSERT_EQ(got.state, session_state::live);
+    session_cases::expect_row(got.row, saved, true);
+    auto gone = run(store->get("s-erased", t0 + 4)).value();
+    EXPECT_EQ(gone.state, session_state::gone);
+    EXPECT_EQ(gone.row.owner, "k1");
+    EXPECT_EQ(run(store->get("s-erased", t0 + 3 + session_tombstone)).value().state, session_state::missing);
+    auto page = run(store->list("k1", "", 10, t0 + 4)).value();
+    EXPECT_EQ(session_cases::ids_of(page), std::vector<std::string>{"s-kept"});
+    // Its version goes on from the stored one.
+    EXPECT_FALSE(run(store->save(saved, t0 + 5)).value());
+    EXPECT_TRUE(run(store->save(session_cases::next_version(saved, t0 + 5, 600'000, "after"), t0 + 5)).value());
+    // Leases are the process's: the closed store's holder is forgotten.
+    EXPECT_TRUE(run(store->lock("s-kept", "h2", 600'000, t0 + 5)).value());
 }

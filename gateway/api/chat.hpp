@@ -1,0 +1,54 @@
+#pragma once
+// The chat route's machinery, shared with the AI endpoints (endpoints.cpp): a chat body run as a
+// plain turn or the agent loop, on a session or not, answered or kept for the caller.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/api/request.hpp"
+#include "sessions/service.hpp"
+
+namespace toolgate::gateway::api {
+
+// A request on a server-side session: the lease, the client's new messages, and what the request
+// added (set by the code that produced the answer), stored before the answer's last bytes go out,
+// so that a client's next turn finds it.
+struct session_hold {
+    sessions::service* svc = nullptr;
+    sessions::turn t;
+    boost::json::array incoming;
+    boost::json::array added;  // the answer's messages (assistant turns, tool results)
+};
+
+struct chat_run {
+    bool stream = false;
+    session_hold* hold = nullptr;
+    // Non-null: only these MCP servers' tools (empty: none), instead of the request's header.
+    std::vector<std::string> const* mcp_servers = nullptr;
+    // Non-null (never with stream): the outcome is kept here; nothing is sent or stored, and the
+    // caller ends the request with finish_answer().
+    providers::chat_outcome* capture = nullptr;
+};
+
+// The session `id` (started with `limits` when it is new) in front of body["messages"]; the error
+// to answer when it cannot be used. The lease is held when it returns no error: the caller gives
+// it back with hold.svc->release(hold.t) in any case (a no-op after a commit).
+asio::awaitable<std::optional<api_error>> open_session(api_request& r, std::string_view id, boost::json::object& body,
+                                                       session_hold& hold, sessions::limits const* limits);
+// Runs a checked chat body (messages present, stream as in `how`).
+asio::awaitable<void> run_chat(api_request& r, boost::json::object& body, chat_run const& how);
+// Stores what the request added to its session (a successful answer), before the answer's end
+// is sent; logs when the store refuses.
+asio::awaitable<void> store_turn(api_request& r, session_hold* hold);
+// Ends a captured, non-streamed request: stores the session's turn when it succeeded, then sends
+// the answer or the error.
+asio::awaitable<void> finish_answer(api_request& r, providers::chat_outcome& result, session_hold* hold);
+// The assistant message of a JSON answer's first choice.
+boost::json::object answer_message(boost::json::object const& response);
+
+}  // namespace toolgate::gateway::api
