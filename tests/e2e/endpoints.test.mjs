@@ -6,9 +6,10 @@
 // scenario has its own gateway.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, realpathSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, realpathSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { join, basename } from 'node:path';
+import { join, basename, dirname } from 'node:path';
 import { startGateway, waitFor } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 
@@ -680,5 +681,39 @@ endpoints:
     assert.equal(s.monthly_usd, 5);
     assert.equal(p.stream, false);
     assert.equal(p.model, 'mock-2');
+  });
+});
+
+// --- the example a user runs ------------------------------------------------------------------------------
+
+describe('examples/endpoints.yaml', () => {
+  test('runs offline as written: a validated JSON summary, a 422 for bad input, a stream, a session', async (t) => {
+    const stack = [];
+    t.after(async () => { while (stack.length) { try { await stack.pop()(); } catch { /* keep going */ } } });
+    const examples = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
+    // The harness writes the config elsewhere: the schema's relative $ref is pointed at the examples folder.
+    const yaml = readFileSync(join(examples, 'endpoints.yaml'), 'utf8').replace('file:schemas/', `file:${examples}/schemas/`);
+    const gw = await startGateway(yaml);
+    stack.push(async () => {
+      await gw.stop();
+      assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
+    });
+    const post = (slug, body, headers = {}) => fetch(`${gw.url}/v1/endpoints/${slug}`,
+      { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const ok = await post('summarize', { input: 'toolgate is a gateway.', variables: { audience: 'managers' } });
+    assert.equal(ok.status, 200);
+    const answer = JSON.parse((await ok.json()).choices[0].message.content);
+    assert.ok(Array.isArray(answer.bullets) && answer.bullets.length >= 1, JSON.stringify(answer));
+    const bad = await post('summarize', { input: 42 });
+    assert.equal(bad.status, 422);
+    assert.equal((await bad.json()).error.code, 'input_validation_failed');
+    const streamed = await (await post('echo', { input: 'hi', stream: true })).text();
+    assert.match(streamed, /data: \[DONE\]/);
+    const one = await (await post('echo', { input: 'one' }, { 'x-session-id': 'demo-1' })).json();
+    const two = await (await post('echo', { input: 'two' }, { 'x-session-id': 'demo-1' })).json();
+    assert.equal(one.choices[0].message.content, 'Turn 1: one');
+    assert.equal(two.choices[0].message.content, 'Turn 2: two', 'the session carried the first turn');
+    const list = await (await fetch(`${gw.url}/admin/endpoints`, { headers: { authorization: 'Bearer demo-admin-token' } })).json();
+    assert.deepEqual(list.data.map((e) => e.slug), ['summarize', 'echo']);
   });
 });
