@@ -113,6 +113,16 @@ def peak_rss_mb(pid):
 
 
 def variant_yaml(name, work, redis_port):
+    if name.startswith("sess_"):
+        # Server-side sessions: every request carries x-session-id (one session per wrk connection)
+        # and only its new message; the gateway loads a history trimmed to 20 messages, sends it on,
+        # and stores the exchange before answering.
+        store = (f"state: {{ sqlite: {{ path: {work}/sessions.db }} }}" if name == "sess_sqlite" else
+                 f"state: {{ redis: {{ url: 'redis://127.0.0.1:{redis_port}/0', timeout: 500ms }} }}")
+        return f"""
+{store}
+sessions: {{ store: {name[5:]}, max_messages: 20, on_limit: trim }}
+"""
     if name.startswith("cache_"):
         # The response cache in memory, shared by every caller: cache_hit and cache_stream repeat one
         # request (all but the first are hits), cache_miss makes each request unique (a lookup, a
@@ -161,7 +171,9 @@ def main():
                          "keys_mem, keys_sqlite, keys_redis (a key, a rate limit and a budget on every request, on "
                          "each store), keys_log (keys_sqlite with the request log on), cache_hit, cache_stream (the response "
                          "cache answering every request but the first, JSON and replayed stream), cache_miss (every "
-                         "request unique: lookup, miss, upstream call, store)")
+                         "request unique: lookup, miss, upstream call, store), sess_sqlite, sess_redis (x-session-id "
+                         "on every request, a 20-message history loaded and the exchange stored; one wrk thread per "
+                         "connection, each its own session)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "toolgate"))
     ap.add_argument("--no-build", action="store_true", help="use the existing binary")
     args = ap.parse_args()
@@ -261,7 +273,7 @@ pools:
         # against the same direct nginx answer (and so comparable with the plain `json` case).
         wanted = set(args.cases.split(","))
         redis_port = redis_proc = None
-        if "keys_redis" in wanted:
+        if "keys_redis" in wanted or "sess_redis" in wanted:
             redis_port = free_port()
             redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
             redis_proc = subprocess.Popen([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
@@ -272,7 +284,7 @@ pools:
             base = f.read()
         variants = {}
         for name in [c for c in ("guard6", "keys_mem", "keys_sqlite", "keys_log", "keys_redis", "cache_hit", "cache_stream",
-                                  "cache_miss") if c in wanted]:
+                                  "cache_miss", "sess_sqlite", "sess_redis") if c in wanted]:
             port = free_port()
             text = base.replace(f"127.0.0.1:{gw_port}", f"127.0.0.1:{port}") + variant_yaml(name, work, redis_port)
             with open(f"{work}/{name}.yaml", "w") as f:
@@ -305,7 +317,9 @@ pools:
                  ("bench-model", False, "json keys_redis", "keys_redis"),
                  ("bench-model", False, "json cache_hit", "cache_hit"),
                  ("bench-stream", True, "stream cache_hit", "cache_stream"),
-                 ("bench-model", False, "json cache_miss", "cache_miss")]
+                 ("bench-model", False, "json cache_miss", "cache_miss"),
+                 ("bench-model", False, "json sess_sqlite", "sess_sqlite"),
+                 ("bench-model", False, "json sess_redis", "sess_redis")]
         for model, stream, label, key in cases:
             if key not in wanted:
                 continue
@@ -314,8 +328,17 @@ pools:
 
             def write_lua(nonce=""):
                 with open(lua, "w") as f:
+                    body = request_body(model, stream)
+                    if key.startswith("sess_"):
+                        body = json.dumps({"model": model, "temperature": 0.2, "messages": [
+                            {"role": "user", "content": "Summarise the benefits of gateways in one line."}]})
                     f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                            f"wrk.body = {json.dumps(request_body(model, stream))}\n")
+                            f"wrk.body = {json.dumps(body)}\n")
+                    if key.startswith("sess_"):
+                        # One connection per wrk thread, and one session per thread.
+                        f.write('local ids = 0\n'
+                                'function setup(thread) ids = ids + 1; thread:set("tid", ids) end\n'
+                                'function init(args) wrk.headers["x-session-id"] = "bench-" .. tostring(tid) end\n')
                     if key.startswith("keys_"):
                         f.write('wrk.headers["Authorization"] = "Bearer sk-bench-key-1"\n')
                     if key == "cache_miss":
@@ -343,7 +366,8 @@ pools:
                         if key == "cache_miss":
                             write_lua(f"r{runs}")
                         cpu0 = cpu_seconds(proc.pid)
-                        out = subprocess.run(["wrk", "-t", "1" if conns == 1 else "2", "-c", str(conns),
+                        wrk_threads = str(conns) if key.startswith("sess_") else "1" if conns == 1 else "2"
+                        out = subprocess.run(["wrk", "-t", wrk_threads, "-c", str(conns),
                                               "-d", f"{args.duration}s", "--latency", "-s", lua, url],
                                              capture_output=True, text=True, timeout=args.duration + 30)
                         cpu1 = cpu_seconds(proc.pid)

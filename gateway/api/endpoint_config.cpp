@@ -260,7 +260,7 @@ std::optional<std::pair<int, int>> parse_window(std::string_view text) {
     if (dash == std::string_view::npos) return std::nullopt;
     auto a = hhmm(text.substr(0, dash)), b = hhmm(text.substr(dash + 1));
     if (!a || !b) return std::nullopt;
-    return std::make_pair(*a, *b % 1440);
+    return std::make_pair(*a % 1440, *b % 1440);
 }
 
 std::string const& choose_model(endpoint_config const& e, rule_facts const& f) {
