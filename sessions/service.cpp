@@ -114,37 +114,24 @@ asio::awaitable<answer<turn>> service::begin(std::string id, std::string owner, 
     turn t;
     t.s.id = id;
     t.holder = fast_hex(16);
-    // Whose it is, before its lease is touched: another key neither learns that it exists (409)
-    // nor holds it even for a moment.
-    auto peek = co_await store_->get(id, now_ms);
-    if (!peek) {
+    // Whose it is is read before its lease is touched: another key neither learns that it exists
+    // (409) nor holds it even for a moment (state::session_store::open).
+    auto opened = co_await store_->open(id, owner, t.holder, s_.lease.count(), now_ms);
+    if (!opened) {
         stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
         co_return store_error();
     }
-    auto first = decide(peek->state, peek->row.owner, owner, s_.create_on_use);
-    if (first == verdict::gone) co_return gone_error(id);
-    if (first == verdict::not_found) co_return not_found_error(id);
-    auto locked = co_await store_->lock(id, t.holder, s_.lease.count(), now_ms);
-    if (!locked) {
-        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-        co_return store_error();
-    }
-    if (!*locked) {
-        stats_.busy.fetch_add(1, std::memory_order_relaxed);
-        co_return busy_error(id);
-    }
-    t.open = true;
-    auto found = co_await store_->get(id, now_ms);
-    if (!found) {
-        stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-        co_await release(t);
-        co_return store_error();
-    }
-    auto v = decide(found->state, found->row.owner, owner, s_.create_on_use);
+    t.open = opened->locked;
+    auto const& found = opened->found;
+    auto v = decide(found.state, found.row.owner, owner, s_.create_on_use);
     if (v != verdict::use && v != verdict::create) {
         co_await release(t);
         if (v == verdict::gone) co_return gone_error(id);
         co_return not_found_error(id);
+    }
+    if (!t.open) {
+        stats_.busy.fetch_add(1, std::memory_order_relaxed);
+        co_return busy_error(id);
     }
     if (v == verdict::create) {
         auto fresh = make_session(owner, implicit_request(id, s_, lim), now_ms);
@@ -159,7 +146,7 @@ asio::awaitable<answer<turn>> service::begin(std::string id, std::string owner, 
         t.s = std::move(fresh);
         t.created = true;
     } else {
-        auto s = from_row(found->row);
+        auto s = from_row(found.row);
         if (!s) {
             co_await release(t);
             co_return not_found_error(id);  // a damaged row is no session
@@ -198,11 +185,12 @@ asio::awaitable<bool> service::commit(turn& t, json::array added, std::int64_t n
     t.s.updated_ms = now_ms;
     t.s.expires_ms = now_ms + t.s.lim.ttl.count();
     t.s.message_count = t.s.messages.size();
-    auto saved = co_await store_->save(to_row(t.s), now_ms);
+    // Saved and the lease given back in one step (one script on Redis).
+    t.open = false;
+    auto saved = co_await store_->save_and_unlock(to_row(t.s), t.holder, now_ms);
     bool ok = saved && *saved;
     if (ok) stats_.turns.fetch_add(1, std::memory_order_relaxed);
     else stats_.save_failures.fetch_add(1, std::memory_order_relaxed);
-    co_await release(t);
     co_return ok;
 }
 

@@ -42,6 +42,11 @@ struct session_lookup {
     session_row row;
 };
 
+struct session_open {
+    session_lookup found;
+    bool locked = false;  // the lease is taken under the holder
+};
+
 struct session_page {
     std::vector<session_row> rows;  // newest created first, messages left empty
     bool more = false;
@@ -70,6 +75,15 @@ public:
                                                std::int64_t now_ms) = 0;
     // Gives the lease back if `holder` still has it.
     virtual asio::awaitable<result<void>> unlock(std::string id, std::string holder) = 0;
+
+    // A request's start: looks the session up and, only when it is missing or live and `owner`'s,
+    // takes its lease (another owner's session is never held, not even for a moment). Redis does it
+    // in one script; the default is get, lock and get again.
+    virtual asio::awaitable<result<session_open>> open(std::string id, std::string owner, std::string holder,
+                                                       std::int64_t lease_ms, std::int64_t now_ms);
+    // A request's end: save(), then the lease given back whether it saved or not. One script on
+    // Redis; the default is the two calls.
+    virtual asio::awaitable<result<bool>> save_and_unlock(session_row row, std::string holder, std::int64_t now_ms);
 };
 
 // `tombstone_ms`: how long a deleted or expired session is `gone` before it is `missing`.

@@ -77,6 +77,51 @@ return 1
     return s;
 }
 
+// A request's start. KEYS: hash, lease. ARGV: owner, holder, lease_ms, now, tombstone. Reply:
+// {1 when the lease was taken, the HMGET of hmget_command's fields}. The lease is taken only for a
+// missing session or a live one of `owner`.
+redis_script const& open_script() {
+    static redis_script const s(R"lua(
+local f = redis.call('HMGET', KEYS[1], 'owner', 'created', 'updated', 'expires', 'version', 'gone', 'meta', 'msgs', 'member')
+local now = tonumber(ARGV[4])
+local state = 'missing'
+if f[1] and f[4] then
+  local gone = tonumber(f[6]) or 0
+  local exp = tonumber(f[4]) or 0
+  if gone > 0 then
+    if now < gone then state = 'gone' end
+  elseif now < exp then state = 'live'
+  elseif now < exp + tonumber(ARGV[5]) then state = 'gone' end
+end
+local locked = 0
+if state == 'missing' or (state == 'live' and f[1] == ARGV[1]) then
+  if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then locked = 1 end
+end
+return {locked, f}
+)lua");
+    return s;
+}
+
+// A request's end: save's check and write, then the lease given back either way. KEYS: hash,
+// owner index, lease. ARGV: save's eight, then the holder.
+redis_script const& save_unlock_script() {
+    static redis_script const s(R"lua(
+local ok = 0
+local f = redis.call('HMGET', KEYS[1], 'owner', 'version', 'gone', 'expires')
+if f[1] and f[1] == ARGV[1] and tonumber(f[2]) == tonumber(ARGV[2]) - 1 and tonumber(f[3]) == 0
+   and tonumber(f[4]) > tonumber(ARGV[7]) then
+  redis.call('HSET', KEYS[1], 'version', ARGV[2], 'updated', ARGV[3], 'expires', ARGV[4], 'meta', ARGV[5], 'msgs', ARGV[6])
+  local keep = tonumber(ARGV[4]) + tonumber(ARGV[8])
+  redis.call('PEXPIREAT', KEYS[1], keep)
+)lua" TG_EXTEND("KEYS[2]", "keep") R"lua(
+  ok = 1
+end
+if redis.call('GET', KEYS[3]) == ARGV[9] then redis.call('DEL', KEYS[3]) end
+return ok
+)lua");
+    return s;
+}
+
 // KEYS: the lease. ARGV: holder.
 redis_script const& unlock_script() {
     static redis_script const s(R"lua(
@@ -248,6 +293,29 @@ public:
         co_return r->type == redis_reply::kind::status;
     }
 
+    asio::awaitable<result<session_open>> open(std::string id, std::string owner, std::string holder,
+                                               std::int64_t lease_ms, std::int64_t now_ms) override {
+        auto keys = strings(prefix_ + id, prefix_ + "l:" + id);
+        auto args = open_args(std::move(owner), std::move(holder), lease_ms, now_ms);
+        auto r = co_await pool_->eval(open_script(), std::move(keys), std::move(args));
+        if (!r) co_return r.error();
+        session_open out;
+        if (r->is_error() || r->type != redis_reply::kind::array || r->elements.size() != 2 ||
+            r->elements[0].type != redis_reply::kind::integer)
+            co_return make_error_code(errc::protocol);
+        out.locked = r->elements[0].integer == 1;
+        if (!read_lookup(r->elements[1], id, now_ms, tomb_, out.found)) co_return make_error_code(errc::protocol);
+        co_return out;
+    }
+
+    asio::awaitable<result<bool>> save_and_unlock(session_row row, std::string holder, std::int64_t now_ms) override {
+        auto keys = strings(prefix_ + row.id, index_key(row.owner), prefix_ + "l:" + row.id);
+        auto args = save_args(row, now_ms);
+        args.push_back(std::move(holder));
+        auto r = co_await pool_->eval(save_unlock_script(), std::move(keys), std::move(args));
+        co_return flag(r);
+    }
+
     asio::awaitable<result<void>> unlock(std::string id, std::string holder) override {
         auto keys = strings(prefix_ + "l:" + id);
         auto args = strings(std::move(holder));
@@ -269,6 +337,18 @@ private:
         a.push_back(std::to_string(row.expires_ms));
         a.push_back(row.meta);
         a.push_back(row.messages);
+        a.push_back(std::to_string(tomb_));
+        return a;
+    }
+
+    std::vector<std::string> open_args(std::string owner, std::string holder, std::int64_t lease_ms,
+                                       std::int64_t now) const {
+        std::vector<std::string> a;
+        a.reserve(5);
+        a.push_back(std::move(owner));
+        a.push_back(std::move(holder));
+        a.push_back(std::to_string(lease_ms < 1 ? 1 : lease_ms));
+        a.push_back(std::to_string(now));
         a.push_back(std::to_string(tomb_));
         return a;
     }
