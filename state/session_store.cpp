@@ -32,4 +32,25 @@ asio::awaitable<result<bool>> session_store::save_and_unlock(session_row row, st
     co_return saved;
 }
 
+namespace detail {
+
+asio::awaitable<result<session_open>> open_lease_first(session_store& store, std::string id, std::string owner,
+                                                       std::string holder, std::int64_t lease_ms, std::int64_t now_ms) {
+    session_open out;
+    auto locked = co_await store.lock(id, holder, lease_ms, now_ms);
+    if (!locked) co_return locked.error();
+    auto found = co_await store.get(id, now_ms);
+    if (!found) {
+        if (*locked) co_await store.unlock(id, holder);
+        co_return found.error();
+    }
+    out.found = std::move(*found);
+    bool mine = out.found.state == session_state::live && out.found.row.owner == owner;
+    out.locked = *locked && (mine || out.found.state == session_state::missing);
+    if (*locked && !out.locked) co_await store.unlock(id, holder);
+    co_return out;
+}
+
+}  // namespace detail
+
 }  // namespace toolgate::state

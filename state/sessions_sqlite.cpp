@@ -187,6 +187,12 @@ public:
         co_return leases_.lock(id, holder, lease_ms, now_ms);
     }
 
+    asio::awaitable<result<session_open>> open(std::string id, std::string owner, std::string holder,
+                                               std::int64_t lease_ms, std::int64_t now_ms) override {
+        co_return co_await detail::open_lease_first(*this, std::move(id), std::move(owner), std::move(holder), lease_ms,
+                                                    now_ms);
+    }
+
     asio::awaitable<result<void>> unlock(std::string id, std::string holder) override {
         leases_.unlock(id, holder);
         co_return result<void>();
