@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the concurrency-heavy suites with ThreadSanitizer (GCC, -DTOOLGATE_TSAN=ON in build-tsan)
 # and runs them: the unit tests of common/ (task groups, cancellation), mcp/ (aggregator, client
-# and server sessions), agentloop/ and gateway/ (server start and shutdown, the app), then the
+# and server sessions), agentloop/, sessions/ and gateway/ (server start and shutdown, the app), then the
 # end-to-end suites that drive the binary through shutdown, MCP servers and agent loops. Any
 # report fails the run (halt_on_error). usage: scripts/tsan.sh
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 BUILD=build-tsan
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOOLGATE_TSAN=ON >/dev/null
-UNITS=(common_tests mcp_tests agentloop_tests gateway_tests)
+UNITS=(common_tests mcp_tests agentloop_tests sessions_tests gateway_tests)
 if ! cmake --build "$BUILD" -j"$(nproc)" --target "${UNITS[@]}" toolgate >"$BUILD.log" 2>&1; then
   grep -E 'error|FAILED' "$BUILD.log" | head -40
   echo "tsan: the build failed; see $BUILD.log"
@@ -29,7 +29,7 @@ for u in "${UNITS[@]}"; do
   fi
   echo "tsan: $u clean ($(grep -oE '[0-9]+ tests? from [0-9]+ test suites? ran' "$BUILD/$u.log" | head -1))"
 done
-for suite in integration mcp_client agent_loop mcp_oauth mcp_front_oauth cache; do
+for suite in integration mcp_client agent_loop mcp_oauth mcp_front_oauth cache sessions; do
   if ! (cd tests/e2e && TOOLGATE_BIN="$PWD/../../$BUILD/toolgate" node --test "$suite.test.mjs" >"../../$BUILD/e2e_$suite.log" 2>&1); then
     echo "tsan: e2e $suite FAILED"
     grep -B2 -A40 -m1 'WARNING: ThreadSanitizer\|not ok' "$BUILD/e2e_$suite.log" | head -60
