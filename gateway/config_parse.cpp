@@ -127,8 +127,10 @@ gateway_config parse_sections(std::string const& yaml_text, std::string const& s
         if (root["sessions"]) cfg.session_settings = parse_session_section(r, root["sessions"], cfg.server, *access);
         if (auto n = root["endpoints"]) {
             auto slash = source.rfind('/');
+            std::vector<std::string> servers;
+            for (auto const& s : cfg.mcp_servers) servers.push_back(s.name);
             cfg.endpoints = parse_endpoints(r, n, slash == std::string::npos ? "." : source.substr(0, slash), *access,
-                                            cfg.session_settings.get());
+                                            cfg.session_settings.get(), servers);
         }
         if (access->active()) cfg.access_settings = std::move(access);
     }

@@ -1,5 +1,5 @@
 // Sessions in Redis, shared by replicas. Key layout under the pool's prefix:
-//   sess:<id>          HASH  owner, member, created, updated, expires, version, gone, meta, msgs
+//   sess:s:<id>        HASH  owner, member, created, updated, expires, version, gone, meta, msgs
 //                            (lives until its tombstone lapses: expires + tombstone, or gone)
 //   sess:o:<owner>     ZSET  "<created, 16 digits>:<id>", all at score 0 (read newest first by lex)
 //   sess:l:<id>        STRING the holder of the session's lease (SET NX PX)
@@ -207,14 +207,14 @@ public:
     std::string_view kind() const override { return "redis"; }
 
     asio::awaitable<result<bool>> create(session_row row) override {
-        auto keys = strings(prefix_ + row.id, index_key(row.owner));
+        auto keys = strings(hash_key(row.id), index_key(row.owner));
         auto args = create_args(row);
         auto r = co_await pool_->eval(create_script(), std::move(keys), std::move(args));
         co_return flag(r);
     }
 
     asio::awaitable<result<session_lookup>> get(std::string id, std::int64_t now_ms) override {
-        auto r = co_await pool_->command(hmget_command(prefix_ + id));
+        auto r = co_await pool_->command(hmget_command(hash_key(id)));
         if (!r) co_return r.error();
         session_lookup out;
         if (!read_lookup(*r, id, now_ms, tomb_, out)) co_return make_error_code(errc::protocol);
@@ -222,14 +222,14 @@ public:
     }
 
     asio::awaitable<result<bool>> save(session_row row, std::int64_t now_ms) override {
-        auto keys = strings(prefix_ + row.id, index_key(row.owner));
+        auto keys = strings(hash_key(row.id), index_key(row.owner));
         auto args = save_args(row, now_ms);
         auto r = co_await pool_->eval(save_script(), std::move(keys), std::move(args));
         co_return flag(r);
     }
 
     asio::awaitable<result<bool>> erase(std::string id, std::string owner, std::int64_t now_ms) override {
-        auto keys = strings(prefix_ + id, index_key(owner));
+        auto keys = strings(hash_key(id), index_key(owner));
         auto args = strings(owner, std::to_string(now_ms), std::to_string(tomb_));
         auto r = co_await pool_->eval(erase_script(), std::move(keys), std::move(args));
         co_return flag(r);
@@ -240,7 +240,7 @@ public:
         session_page page;
         std::string bound = "+";
         if (!after_id.empty()) {
-            auto r = co_await pool_->command(hmget_command(prefix_ + after_id));
+            auto r = co_await pool_->command(hmget_command(hash_key(after_id)));
             if (!r) co_return r.error();
             session_lookup at;
             std::string member;
@@ -269,7 +269,7 @@ public:
                 // A member of an earlier session under the same id (or of another owner's) is stale.
                 bool ours = l.row.owner == owner && member == members[i];
                 if (l.state != session_state::live || !ours) {
-                    if (l.state == session_state::missing || !ours) stale.push_back(members[i]);
+                    stale.push_back(members[i]);  // a gone session never comes back
                     continue;
                 }
                 if (page.rows.size() == limit) {
@@ -282,6 +282,7 @@ public:
             if (!stale.empty()) co_await pool_->command(zrem_command(index_key(owner), std::move(stale)));
             if (page.more || members.size() < want) break;
             bound = "(" + members.back();
+            if (round == 3) page.more = true;  // not looked further: the client asks for the next page
         }
         co_return page;
     }
@@ -295,7 +296,7 @@ public:
 
     asio::awaitable<result<session_open>> open(std::string id, std::string owner, std::string holder,
                                                std::int64_t lease_ms, std::int64_t now_ms) override {
-        auto keys = strings(prefix_ + id, prefix_ + "l:" + id);
+        auto keys = strings(hash_key(id), prefix_ + "l:" + id);
         auto args = open_args(std::move(owner), std::move(holder), lease_ms, now_ms);
         auto r = co_await pool_->eval(open_script(), std::move(keys), std::move(args));
         if (!r) co_return r.error();
@@ -309,7 +310,7 @@ public:
     }
 
     asio::awaitable<result<bool>> save_and_unlock(session_row row, std::string holder, std::int64_t now_ms) override {
-        auto keys = strings(prefix_ + row.id, index_key(row.owner), prefix_ + "l:" + row.id);
+        auto keys = strings(hash_key(row.id), index_key(row.owner), prefix_ + "l:" + row.id);
         auto args = save_args(row, now_ms);
         args.push_back(std::move(holder));
         auto r = co_await pool_->eval(save_unlock_script(), std::move(keys), std::move(args));
@@ -325,6 +326,8 @@ public:
     }
 
 private:
+    // Three key kinds, three prefixes: no session id can name another kind's key.
+    std::string hash_key(std::string const& id) const { return prefix_ + "s:" + id; }
     std::string index_key(std::string const& owner) const { return prefix_ + "o:" + owner; }
 
     std::vector<std::string> create_args(session_row const& row) const {
@@ -404,7 +407,7 @@ private:
     std::vector<std::vector<std::string>> row_commands(std::vector<std::string> const& members) const {
         std::vector<std::vector<std::string>> out;
         out.reserve(members.size());
-        for (auto const& m : members) out.push_back(hmget_command(prefix_ + id_of(m)));
+        for (auto const& m : members) out.push_back(hmget_command(hash_key(id_of(m))));
         return out;
     }
 

@@ -165,6 +165,16 @@ json::object answer_message(json::object const& response) {
 
 namespace {
 
+void set_final_content(providers::chat_outcome& out, json::object const& final_message) {
+    auto* choices = out.response.if_contains("choices");
+    if (!choices || !choices->is_array() || choices->get_array().empty()) return;
+    auto* first = choices->get_array()[0].if_object();
+    auto* msg = first ? first->if_contains("message") : nullptr;
+    if (!msg || !msg->is_object()) return;
+    if (auto const* c = final_message.if_contains("content")) msg->get_object()["content"] = *c;
+    out.raw_response.clear();
+}
+
 // The MCP tools one request may use.
 class mcp_toolbox final : public agentloop::toolbox {
 public:
@@ -192,8 +202,10 @@ void note_route(request_record& rec, turn_context const& ctx) {
 asio::awaitable<void> answer(api_request& r, sse_sink* sink, providers::chat_outcome& result,
                              session_hold* hold = nullptr) {
     if (client_left(r, result.error)) co_return;
-    // Stored before the answer ends: the client's next turn must find it.
+    // Stored before the answer ends: the client's next turn must find it. A failed request gives
+    // its lease back before the error goes out, so that an immediate retry is not refused.
     if (!result.error) co_await store_turn(r, hold);
+    else if (hold && hold->svc) co_await hold->svc->release(hold->t);
     if (result.error) {
         r.rec.error_detail = result.error->detail;
         if (!r.out.started()) {  // nothing sent yet (chunks held back are dropped): a plain error
@@ -306,6 +318,9 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
     }
     if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
     if (capture) {
+        // A captured answer (an AI endpoint's) is the last turn's text alone, which the endpoint
+        // checks against its output schema; the earlier turns' words were spoken to the tools.
+        if (!res.outcome.error && !res.final_message.empty()) set_final_content(res.outcome, res.final_message);
         *capture = std::move(res.outcome);
         co_return;
     }
@@ -356,6 +371,7 @@ asio::awaitable<void> store_turn(api_request& r, session_hold* hold) {
     json::array added = std::move(hold->incoming);
     for (auto& m : hold->added) added.push_back(std::move(m));
     bool saved = co_await hold->svc->commit(hold->t, std::move(added), policy::unix_now_ms());
+    if (!saved) set_header(&r.headers, "x-session-stored", "false");  // heard by a JSON answer's client
     if (!saved)
         r.app.log->warn("{} session {}: the turn was not stored (the store refused it or cannot answer)", r.rec.request_id,
                         hold->t.s.id);
@@ -389,9 +405,15 @@ asio::awaitable<void> chat_completions(api_request& r) {
         co_return;
     }
     how.hold = &hold;
-    co_await run_chat(r, *body, how);
+    std::exception_ptr failed;
+    try {
+        co_await run_chat(r, *body, how);
+    } catch (...) {
+        failed = std::current_exception();  // (no co_await in a handler: the lease goes back below)
+    }
     // Not stored (an error, a cancelled request): the lease goes back all the same.
     co_await hold.svc->release(hold.t);
+    if (failed) std::rethrow_exception(failed);
 }
 
 asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run const& how) {

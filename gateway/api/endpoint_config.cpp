@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -18,6 +19,23 @@ namespace toolgate::gateway {
 namespace json = boost::json;
 
 namespace {
+
+// The names of a template's tags (what a probe render needs to reach every tag).
+std::vector<std::string> template_names(std::string_view tmpl) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while ((pos = tmpl.find("{{", pos)) != std::string_view::npos) {
+        auto close = tmpl.find("}}", pos + 2);
+        if (close == std::string_view::npos) break;
+        auto inside = tmpl.substr(pos + 2, close - pos - 2);
+        inside = inside.substr(0, inside.find('|'));
+        while (!inside.empty() && (inside.front() == ' ' || inside.front() == '\t')) inside.remove_prefix(1);
+        while (!inside.empty() && (inside.back() == ' ' || inside.back() == '\t')) inside.remove_suffix(1);
+        out.emplace_back(inside);
+        pos = close + 2;
+    }
+    return out;
+}
 
 bool valid_slug(std::string_view s) {
     if (s.empty() || s.size() > 64) return false;
@@ -87,7 +105,8 @@ endpoint_rule parse_rule(reader const& r, YAML::Node const& n, std::string const
 
 std::shared_ptr<endpoint_config const> parse_one(reader const& r, YAML::Node const& n, std::string const& path,
                                                  std::string const& dir, policy::access_settings& access,
-                                                 sessions::settings const* session_defaults) {
+                                                 sessions::settings const* session_defaults,
+                                                 std::vector<std::string> const& mcp_servers) {
     r.check_keys(n, path,
                  {"slug", "model", "system_prompt", "prompt_template", "input_schema", "output_schema", "stream", "sessions",
                   "mcp", "failover", "limits", "budget", "keys", "rules"});
@@ -101,8 +120,10 @@ std::shared_ptr<endpoint_config const> parse_one(reader const& r, YAML::Node con
     if (auto v = n["system_prompt"]) e->system_prompt = r.str(v, path + ".system_prompt");
     if (auto v = n["prompt_template"]) {
         e->prompt_template = r.str(v, path + ".prompt_template");
-        // A template that cannot be read fails here, not on the first call.
+        // A template that cannot be read fails here, not on the first call: every tag is rendered
+        // with a stand-in value, so a bad one anywhere in it is found.
         json::object probe;
+        for (auto const& name : template_names(e->prompt_template)) probe[name] = "x";
         auto out = render_template(e->prompt_template, probe);
         if (auto* err = std::get_if<api_error>(&out); err && err->code == "invalid_template")
             r.fail(v, path + ".prompt_template", err->message);
@@ -131,6 +152,9 @@ std::shared_ptr<endpoint_config const> parse_one(reader const& r, YAML::Node con
     if (auto m = n["mcp"]) {
         r.check_keys(m, path + ".mcp", {"servers"});
         e->mcp_servers = m["servers"] ? names(r, m["servers"], path + ".mcp.servers") : std::vector<std::string>();
+        for (auto const& s : *e->mcp_servers)
+            if (std::find(mcp_servers.begin(), mcp_servers.end(), s) == mcp_servers.end())
+                r.fail(m["servers"], path + ".mcp.servers", "names an MCP server that is not configured: '" + s + "'");
     }
     if (auto v = n["failover"]) e->failover = names(r, v, path + ".failover");
     if (auto v = n["keys"]) {
@@ -175,14 +199,15 @@ std::shared_ptr<endpoint_config const> parse_one(reader const& r, YAML::Node con
 }  // namespace
 
 endpoint_list parse_endpoints(reader const& r, YAML::Node const& n, std::string const& config_dir,
-                              policy::access_settings& access, sessions::settings const* session_defaults) {
+                              policy::access_settings& access, sessions::settings const* session_defaults,
+                              std::vector<std::string> const& mcp_servers) {
     if (!n.IsSequence()) r.fail(n, "endpoints", "must be a list");
     endpoint_list out;
     std::set<std::string> slugs;
     std::size_t i = 0;
     for (auto const& item : n) {
         auto path = "endpoints[" + std::to_string(i++) + "]";
-        auto e = parse_one(r, item, path, config_dir, access, session_defaults);
+        auto e = parse_one(r, item, path, config_dir, access, session_defaults, mcp_servers);
         if (!slugs.insert(e->slug).second) r.fail(item["slug"], path + ".slug", "duplicate endpoint '" + e->slug + "'");
         out.push_back(std::move(e));
     }

@@ -59,8 +59,10 @@ using endpoint_list = std::vector<std::shared_ptr<endpoint_config const>>;
 // Parses `endpoints` (a list); `config_dir` resolves `$ref: "file:..."` schemas. Marks `access`
 // when an endpoint has limits or a budget; `session_defaults` (null: no sessions section) are the
 // base of an endpoint's sessions. Errors name the key and line.
+// `mcp_servers`: the configured MCP servers' names (an endpoint may only name those).
 endpoint_list parse_endpoints(reader const& r, YAML::Node const& n, std::string const& config_dir,
-                              policy::access_settings& access, sessions::settings const* session_defaults);
+                              policy::access_settings& access, sessions::settings const* session_defaults,
+                              std::vector<std::string> const& mcp_servers = {});
 
 // "{{name}}" and "{{ name | default: text }}" replaced from `vars` (strings as they are, other
 // values as JSON); a value is never read as a template again. The error names a variable that is

@@ -36,17 +36,6 @@ endpoint_config const* find_endpoint(app_state const& app, std::string_view slug
 
 std::string text_of(json::value const& v) { return v.is_string() ? std::string(v.get_string()) : json::serialize(v); }
 
-std::string last_user_text(json::array const& messages) {
-    for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-        auto const* o = it->if_object();
-        auto const* role = o ? o->if_contains("role") : nullptr;
-        if (!role || !role->is_string() || role->get_string() != "user") continue;
-        auto const* c = o->if_contains("content");
-        return c ? text_of(*c) : std::string();
-    }
-    return {};
-}
-
 json::object message(std::string_view role, std::string content) {
     json::object m;
     m["role"] = role;
@@ -121,16 +110,22 @@ std::variant<built_call, api_error> build_call(endpoint_config const& e, json::o
             auto const* role = mo ? mo->if_contains("role") : nullptr;
             if (!role || !role->is_string())
                 return api_error::bad_request("every message needs a string 'role'", "invalid_messages");
-            messages.push_back(m);
-        }
-        if (e.input_schema) {
-            vars["input"] = last_user_text(msgs->get_array());
-            if (auto errors = e.input_schema->validate(vars); !errors.empty()) {
-                auto err = api_error(422, "invalid_request_error", "input_validation_failed",
-                                     "the last user message does not match the endpoint's input_schema: " + joined(errors));
-                err.param = "messages";
-                return err;
+            // The endpoint's system prompt is pinned: a caller cannot add one of its own.
+            if (!e.system_prompt.empty() && (role->get_string() == "system" || role->get_string() == "developer"))
+                return api_error::bad_request("endpoint '" + e.slug + "' has its own system prompt; send user and "
+                                              "assistant messages only", "invalid_messages");
+            // Every user message is input: each is checked against the schema.
+            if (e.input_schema && role->get_string() == "user") {
+                auto const* c = mo->if_contains("content");
+                vars["input"] = c ? json::value(text_of(*c)) : json::value("");
+                if (auto errors = e.input_schema->validate(vars); !errors.empty()) {
+                    auto err = api_error(422, "invalid_request_error", "input_validation_failed",
+                                         "a user message does not match the endpoint's input_schema: " + joined(errors));
+                    err.param = "messages";
+                    return err;
+                }
             }
+            messages.push_back(m);
         }
     }
     if (auto const* s = in.if_contains("stream"); s && !s->is_null()) {
@@ -272,12 +267,16 @@ bool drop_system_prompt(endpoint_config const& e, json::object& body) {
 // messages when the history is empty (a new session).
 void put_system_prompt(endpoint_config const& e, json::object& body, session_hold& hold) {
     auto const& history = hold.t.s.messages;
+    auto& messages = body.at("messages").get_array();
     if (!history.empty()) {
         auto const* first = history[0].if_object();
         auto const* role = first ? first->if_contains("role") : nullptr;
-        if (role && role->is_string() && role->get_string() == "system") return;
+        if (role && role->is_string() && role->get_string() == "system") {
+            // The endpoint's prompt is pinned: a session begun elsewhere does not replace it.
+            messages[0] = message("system", e.system_prompt);
+            return;
+        }
     }
-    auto& messages = body.at("messages").get_array();
     messages.insert(messages.begin(), message("system", e.system_prompt));
     if (history.empty()) hold.incoming.insert(hold.incoming.begin(), message("system", e.system_prompt));
 }
@@ -302,6 +301,10 @@ asio::awaitable<void> send_as_stream(api_request& r, providers::chat_outcome& re
     if (ok) co_await r.out.end_stream(text);
 }
 
+}  // namespace
+
+namespace {
+asio::awaitable<void> run_endpoint(api_request& r, endpoint_config const& e, built_call& call, session_hold* held);
 }  // namespace
 
 asio::awaitable<void> list_endpoints(api_request& r) {
@@ -332,15 +335,6 @@ asio::awaitable<void> call_endpoint(api_request& r) {
     }
     auto& call = std::get<built_call>(built);
     r.req.body.clear();  // what goes on is the endpoint's request, not the client's bytes
-    auto now = policy::unix_now_ms();
-    auto facts = facts_of(call.body, now);
-    if (uses_spend(*e) && e->policy.budget.monthly_usd > 0 && r.app.access) {
-        auto spent = co_await r.app.access->ledger().spent("endpoint:" + e->slug, state::utc_month(now));
-        if (spent) facts.monthly_spend_pct = double(*spent) / 1e6 / e->policy.budget.monthly_usd * 100.0;
-    }
-    auto const& model = choose_model(*e, facts);
-    call.body["model"] = model;
-    r.rec.model = model;
     r.rec.stream = call.stream;
     r.access_scope.endpoint = &e->policy;
 
@@ -357,6 +351,30 @@ asio::awaitable<void> call_endpoint(api_request& r) {
         held = &hold;
         if (system) put_system_prompt(*e, call.body, hold);
     }
+    std::exception_ptr failed;
+    try {
+        co_await run_endpoint(r, *e, call, held);
+    } catch (...) {
+        failed = std::current_exception();  // (no co_await in a handler: the lease goes back below)
+    }
+    if (held) co_await hold.svc->release(hold.t);
+    if (failed) std::rethrow_exception(failed);
+}
+
+namespace {
+
+asio::awaitable<void> run_endpoint(api_request& r, endpoint_config const& ep, built_call& call, session_hold* held) {
+    auto const* e = &ep;
+    // The rules read the whole conversation, a session's history included.
+    auto now = policy::unix_now_ms();
+    auto facts = facts_of(call.body, now);
+    if (uses_spend(*e) && e->policy.budget.monthly_usd > 0 && r.app.access) {
+        auto spent = co_await r.app.access->ledger().spent("endpoint:" + e->slug, state::utc_month(now));
+        if (spent) facts.monthly_spend_pct = double(*spent) / 1e6 / e->policy.budget.monthly_usd * 100.0;
+    }
+    auto const& model = choose_model(*e, facts);
+    call.body["model"] = model;
+    r.rec.model = model;
     std::vector<std::string> no_servers;
     chat_run how;
     how.hold = held;
@@ -365,7 +383,6 @@ asio::awaitable<void> call_endpoint(api_request& r) {
     if (!capture) {
         how.stream = true;
         co_await run_chat(r, call.body, how);
-        if (held) co_await hold.svc->release(hold.t);
         co_return;
     }
 
@@ -379,10 +396,14 @@ asio::awaitable<void> call_endpoint(api_request& r) {
         answered_by = m;
         r.rec.model = m;
         result = providers::chat_outcome{};
-        if (held) hold.added.clear();
+        if (held) held->added.clear();
         auto body = with_model(call.body, m);
+        auto attempts = r.rec.attempts;
         co_await run_chat(r, body, how);
         if (!result.error || r.cancel.cancelled() || !retriable(*result.error)) break;
+        // Only a provider's failure moves on: not the gateway's own refusal (a limit, a budget:
+        // no provider was called), and not once tools ran (they would run again).
+        if (r.rec.attempts == attempts || r.rec.tool_calls > 0) break;
         if (&m != &models.back())
             r.app.log->info("{} endpoint {}: model {} failed ({}); trying {}", r.rec.request_id, e->slug, m,
                             result.error->status, *(&m + 1));
@@ -394,7 +415,7 @@ asio::awaitable<void> call_endpoint(api_request& r) {
             auto body = repair_body(with_model(call.body, answered_by), result.response, errors);
             auto first = std::move(result);
             result = providers::chat_outcome{};
-            if (held) hold.added.clear();
+            if (held) held->added.clear();
             co_await run_chat(r, body, how);
             if (!result.error) {
                 result.tokens.add(first.tokens);
@@ -415,7 +436,8 @@ asio::awaitable<void> call_endpoint(api_request& r) {
     } else {
         co_await finish_answer(r, result, held);
     }
-    if (held) co_await hold.svc->release(hold.t);
 }
+
+}  // namespace
 
 }  // namespace toolgate::gateway::api

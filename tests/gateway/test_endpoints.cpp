@@ -349,6 +349,8 @@ TEST(endpoints_config, a_valid_endpoint_parses) {
     auto cfg = parse_yaml(R"(
 keys:
   - { name: app, key: sk-app-12345 }
+mcp_servers:
+  - { name: fs, command: /bin/true }
 endpoints:
   - slug: summarize
     model: mock-1
@@ -522,6 +524,10 @@ TEST(endpoints_config, mistakes_name_the_key) {
     };
     std::vector<error_case> const cases{
         {"not a list", "endpoints: { slug: a, model: m }\n", "endpoints: must be a list"},
+        {"unknown mcp server", "endpoints:\n  - { slug: a, model: m, mcp: { servers: [nope] } }\n",
+         "endpoints[0].mcp.servers: names an MCP server that is not configured: 'nope'"},
+        {"a bad tag after a variable", "endpoints:\n  - { slug: a, model: m, prompt_template: \"{{input}} {{x | upper}}\" }\n",
+         "endpoints[0].prompt_template: "},
         {"missing slug", "endpoints:\n  - { model: m }\n", "endpoints[0].slug: required"},
         {"bad slug", "endpoints:\n  - { slug: \"Bad Slug\", model: m }\n", "endpoints[0].slug: must be 1 to 64"},
         {"upper-case slug", "endpoints:\n  - { slug: Summarize, model: m }\n", "endpoints[0].slug: must be 1 to 64"},

@@ -1136,7 +1136,16 @@ TEST_F(redis_test, session_stores_on_two_pools_see_each_others_sessions_and_leas
     EXPECT_FALSE(a.erase("shared", "k1", t0 + 7));
     EXPECT_TRUE(a.list("k1", "", 10, t0 + 7).rows.empty());
     // The tombstone is the hash itself, kept until it lapses (a key expiry); the index lost it.
-    EXPECT_EQ(cmd(*p, args{"EXISTS", "tg:sess:shared"}).integer, 1);
-    EXPECT_GT(cmd(*p, args{"PTTL", "tg:sess:shared"}).integer, 0);
+    EXPECT_EQ(cmd(*p, args{"EXISTS", "tg:sess:s:shared"}).integer, 1);
+    EXPECT_GT(cmd(*p, args{"PTTL", "tg:sess:s:shared"}).integer, 0);
     EXPECT_EQ(cmd(*p, args{"ZCARD", "tg:sess:o:k1"}).integer, 0);
+
+    // Session ids that look like the store's other keys name no other key: another owner's
+    // "o:k1" and "l:mine" leave k1's index and k1's lease on "mine" alone.
+    auto own = session_cases::make_row("mine", "k1", t0 + 8, 600'000);
+    ASSERT_TRUE(a.create(own));
+    EXPECT_TRUE(b.create(session_cases::make_row("o:k1", "k2", t0 + 8, 600'000)));
+    EXPECT_TRUE(b.create(session_cases::make_row("l:mine", "k2", t0 + 8, 600'000)));
+    EXPECT_EQ(session_cases::ids_of(a.list("k1", "", 10, t0 + 9)), std::vector<std::string>{"mine"});
+    EXPECT_TRUE(a.lock("mine", "h3", 60'000, t0 + 9));
 }
