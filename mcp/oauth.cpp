@@ -295,13 +295,17 @@ token_answer parse_token_answer(int status, std::string_view body, bool any_type
     if (t.access_token.empty()) t.error = "the token endpoint's answer has no access_token";
     else if (!any_type && !type.empty() && type != "bearer") t.error = "the token endpoint issued a '" + type + "' token, not a Bearer token";
     if (auto const* v = o->if_contains("expires_in")) {
-        if (v->is_int64() && v->get_int64() > 0) t.lifetime = std::chrono::seconds(v->get_int64());
-        else if (v->is_uint64()) t.lifetime = std::chrono::seconds(static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), 1u << 30)));
-        else if (v->is_double() && v->get_double() > 0) t.lifetime = std::chrono::seconds(static_cast<std::int64_t>(v->get_double()));
+        // Bounded at about 34 years: a larger lifetime (or a double past int64, found by the oauth
+        // fuzz target) would overflow the clock arithmetic that uses it.
+        constexpr std::int64_t longest = std::int64_t(1) << 30;
+        if (v->is_int64() && v->get_int64() > 0) t.lifetime = std::chrono::seconds(std::min(v->get_int64(), longest));
+        else if (v->is_uint64()) t.lifetime = std::chrono::seconds(static_cast<std::int64_t>(std::min<std::uint64_t>(v->get_uint64(), longest)));
+        else if (v->is_double() && v->get_double() > 0)
+            t.lifetime = std::chrono::seconds(v->get_double() >= double(longest) ? longest : static_cast<std::int64_t>(v->get_double()));
         else if (v->is_string()) {
             try {
                 auto n = std::stoll(std::string(v->get_string()));
-                if (n > 0) t.lifetime = std::chrono::seconds(n);
+                if (n > 0) t.lifetime = std::chrono::seconds(std::min<std::int64_t>(n, longest));
             } catch (std::exception const&) {
             }
         }

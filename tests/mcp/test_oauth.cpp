@@ -114,6 +114,10 @@ TEST(OAuthTokens, Answers) {
     EXPECT_EQ(t.lifetime, std::chrono::seconds(3600));
     EXPECT_EQ(parse_token_answer(200, R"({"access_token":"at","expires_in":"60"})").lifetime, std::chrono::seconds(60));
     EXPECT_FALSE(parse_token_answer(200, R"({"access_token":"at"})").lifetime);
+    // Lifetimes past about 34 years are held there (a double past int64 once overflowed the cast).
+    for (char const* huge : {R"({"access_token":"at","expires_in":3.6e35})", R"({"access_token":"at","expires_in":9223372036854775807})",
+                             R"({"access_token":"at","expires_in":18446744073709551615})", R"({"access_token":"at","expires_in":"9000000000000"})"})
+        EXPECT_EQ(parse_token_answer(200, huge).lifetime, std::chrono::seconds(std::int64_t(1) << 30)) << huge;
     EXPECT_EQ(parse_token_answer(400, R"({"error":"invalid_grant","error_description":"code used"})").error, "invalid_grant: code used");
     EXPECT_FALSE(parse_token_answer(200, R"({"access_token":"at","token_type":"mac"})").error.empty());
     EXPECT_FALSE(parse_token_answer(200, R"({"token_type":"bearer"})").error.empty());
