@@ -1,4 +1,5 @@
 // The session store's composed steps, for stores where each call is cheap (memory, sqlite).
+#include "state/session_leases.hpp"
 #include "state/session_store.hpp"
 
 namespace toolgate::state {

@@ -86,14 +86,6 @@ public:
     virtual asio::awaitable<result<bool>> save_and_unlock(session_row row, std::string holder, std::int64_t now_ms);
 };
 
-namespace detail {
-// open() for stores whose leases live in this process (memory, sqlite): the lease first (no I/O),
-// then one read under it; a session that turns out not to be `owner`'s is let go at once, so
-// another key holds it only for that one read, and only in this process.
-asio::awaitable<result<session_open>> open_lease_first(session_store& store, std::string id, std::string owner,
-                                                       std::string holder, std::int64_t lease_ms, std::int64_t now_ms);
-}  // namespace detail
-
 // `tombstone_ms`: how long a deleted or expired session is `gone` before it is `missing`.
 // `max_sessions`: the memory store's bound (expired ones are dropped first; past it, create fails
 // with errc::overloaded).

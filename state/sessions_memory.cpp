@@ -12,7 +12,7 @@ namespace toolgate::state {
 
 namespace {
 
-class memory_sessions final : public session_store {
+class memory_sessions final : public detail::local_lease_store {
 public:
     memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions)
         : tombstone_ms_(tombstone_ms), max_sessions_(max_sessions) {}
@@ -103,21 +103,6 @@ public:
         co_return page;
     }
 
-    asio::awaitable<result<bool>> lock(std::string id, std::string holder, std::int64_t lease_ms,
-                                       std::int64_t now_ms) override {
-        co_return leases_.lock(id, holder, lease_ms, now_ms);
-    }
-
-    asio::awaitable<result<session_open>> open(std::string id, std::string owner, std::string holder,
-                                               std::int64_t lease_ms, std::int64_t now_ms) override {
-        co_return co_await detail::open_lease_first(*this, std::move(id), std::move(owner), std::move(holder), lease_ms,
-                                                    now_ms);
-    }
-
-    asio::awaitable<result<void>> unlock(std::string id, std::string holder) override {
-        leases_.unlock(id, holder);
-        co_return result<void>();
-    }
 
 private:
     struct entry {
@@ -154,7 +139,6 @@ private:
     std::mutex mu_;
     rows_map rows_;
     std::map<std::string, std::set<std::pair<std::int64_t, std::string>>> index_;
-    detail::lease_table leases_;
 };
 
 }  // namespace

@@ -147,7 +147,7 @@ auto list_fn(std::string owner, std::string after, std::size_t limit, std::int64
     };
 }
 
-class sqlite_sessions final : public session_store {
+class sqlite_sessions final : public detail::local_lease_store {
 public:
     sqlite_sessions(std::shared_ptr<sqlite_db> db, std::int64_t tombstone_ms) : db_(std::move(db)), tomb_(tombstone_ms) {}
 
@@ -182,27 +182,11 @@ public:
                                                    asio::use_awaitable);
     }
 
-    asio::awaitable<result<bool>> lock(std::string id, std::string holder, std::int64_t lease_ms,
-                                       std::int64_t now_ms) override {
-        co_return leases_.lock(id, holder, lease_ms, now_ms);
-    }
-
-    asio::awaitable<result<session_open>> open(std::string id, std::string owner, std::string holder,
-                                               std::int64_t lease_ms, std::int64_t now_ms) override {
-        co_return co_await detail::open_lease_first(*this, std::move(id), std::move(owner), std::move(holder), lease_ms,
-                                                    now_ms);
-    }
-
-    asio::awaitable<result<void>> unlock(std::string id, std::string holder) override {
-        leases_.unlock(id, holder);
-        co_return result<void>();
-    }
 
 private:
     std::shared_ptr<sqlite_db> db_;
     std::int64_t tomb_;
     std::atomic<unsigned> creates_{0};
-    detail::lease_table leases_;
 };
 
 }  // namespace
