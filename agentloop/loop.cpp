@@ -21,7 +21,6 @@
 
 namespace toolgate::agentloop {
 
-using clock_type = std::chrono::steady_clock;
 
 std::string_view to_string(stop_reason r) {
     switch (r) {
@@ -120,91 +119,6 @@ std::size_t call_assembler::add(json::object const& fragment) {
         if (auto const* a = f.if_contains("arguments"); a && a->is_string()) c.arguments += a->get_string();
     }
     return it->second;
-}
-
-// ---- hybrid turns ----------------------------------------------------------------------------
-
-namespace {
-
-std::string key_of(std::vector<std::string> ids) {
-    std::sort(ids.begin(), ids.end());
-    std::string key;
-    for (auto const& id : ids) {
-        key += id;
-        key.push_back('\x1f');
-    }
-    return key;
-}
-
-std::vector<std::string> tool_call_ids(json::object const& message) {
-    std::vector<std::string> ids;
-    auto const* tc = message.if_contains("tool_calls");
-    if (!tc || !tc->is_array()) return ids;
-    for (auto const& c : tc->get_array())
-        if (auto const* o = c.if_object()) ids.emplace_back(str(*o, "id"));
-    return ids;
-}
-
-}  // namespace
-
-void hybrid_store::remember(std::vector<std::string> const& client_call_ids, json::array transcript) {
-    if (client_call_ids.empty() || transcript.empty()) return;
-    auto key = key_of(client_call_ids);
-    auto now = clock_type::now();
-    std::lock_guard lock(mu_);
-    evict_locked(now);
-    if (auto it = entries_.find(key); it != entries_.end()) {
-        order_.erase(it->second.order);
-        entries_.erase(it);
-    }
-    while (entries_.size() >= max_entries_ && !order_.empty()) {
-        entries_.erase(order_.front());
-        order_.pop_front();
-    }
-    auto pos = order_.insert(order_.end(), key);
-    entries_.emplace(std::move(key), entry{std::move(transcript), now, pos});
-}
-
-std::size_t hybrid_store::expand(json::array& messages) {
-    std::lock_guard lock(mu_);
-    if (entries_.empty()) return 0;
-    evict_locked(clock_type::now());
-    // First find the assistant messages to expand; the array is rebuilt only when there are any.
-    std::vector<std::pair<std::size_t, json::array const*>> hits;
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-        auto const* o = messages[i].if_object();
-        if (!o || str(*o, "role") != "assistant") continue;
-        auto ids = tool_call_ids(*o);
-        if (ids.empty()) continue;
-        if (auto it = entries_.find(key_of(ids)); it != entries_.end()) hits.emplace_back(i, &it->second.transcript);
-    }
-    if (hits.empty()) return 0;
-    json::array out;
-    std::size_t next = 0;
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-        if (next < hits.size() && hits[next].first == i) {
-            for (auto const& t : *hits[next].second) out.push_back(t);
-            ++next;
-            continue;
-        }
-        out.push_back(std::move(messages[i]));
-    }
-    messages = std::move(out);
-    return hits.size();
-}
-
-std::size_t hybrid_store::size() const {
-    std::lock_guard lock(mu_);
-    return entries_.size();
-}
-
-void hybrid_store::evict_locked(clock_type::time_point now) {
-    while (!order_.empty()) {
-        auto it = entries_.find(order_.front());
-        if (it != entries_.end() && now - it->second.stored < ttl_) break;
-        if (it != entries_.end()) entries_.erase(it);
-        order_.pop_front();
-    }
 }
 
 // ---- the loop --------------------------------------------------------------------------------

@@ -16,8 +16,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <list>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,8 +98,8 @@ struct loop_result {
     stop_reason stopped = stop_reason::none;
     std::string finish_reason;
     double cost_usd = 0;
-    // The loop ended with client tool calls: their ids (for hybrid_store, so the follow-up request
-    // continues with the full conversation).
+    // The loop ended with client tool calls: their ids (for sessions::hybrid_turns, so the
+    // follow-up request continues with the full conversation).
     std::vector<std::string> client_call_ids;
     // The messages the loop added on its own: each turn's assistant message with its tool calls,
     // and the tool results (ending with the client's calls when it handed them back).
@@ -167,34 +165,6 @@ private:
     std::vector<assembled_call> calls_;
     std::unordered_map<std::int64_t, std::size_t> by_index_;
     std::int64_t last_index_ = 0;
-};
-
-// Hybrid turns: when the loop hands client tool calls back, the messages it added on its own (its
-// MCP calls and their results) are remembered here, keyed by the client calls' ids; when the client
-// posts the follow-up, its assistant message is replaced by the full transcript again. Bounded in
-// entries and age; thread-safe. (One process only: with several replicas the follow-up still works,
-// it just lacks the gateway's own tool turns.)
-class hybrid_store {
-public:
-    explicit hybrid_store(std::size_t max_entries = 10'000, std::chrono::seconds ttl = std::chrono::hours(1))
-        : max_entries_(max_entries), ttl_(ttl) {}
-    void remember(std::vector<std::string> const& client_call_ids, json::array transcript);
-    // Returns how many assistant messages were expanded.
-    std::size_t expand(json::array& messages);
-    std::size_t size() const;
-
-private:
-    struct entry {
-        json::array transcript;
-        std::chrono::steady_clock::time_point stored;
-        std::list<std::string>::iterator order;
-    };
-    void evict_locked(std::chrono::steady_clock::time_point now);
-    std::size_t max_entries_;
-    std::chrono::seconds ttl_;
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, entry> entries_;
-    std::list<std::string> order_;  // oldest first
 };
 
 }  // namespace toolgate::agentloop

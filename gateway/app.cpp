@@ -23,6 +23,7 @@
 #include "gateway/policy/registry.hpp"
 #include "gateway/routing/router.hpp"
 #include "guardrails/token_estimate.hpp"
+#include "sessions/hybrid.hpp"
 #include "sessions/service.hpp"
 #include "state/secret_store.hpp"
 #include "state/session_store.hpp"
@@ -71,6 +72,8 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
     chat_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::chat));
     embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::embeddings));
     if (cfg.session_settings) sessions = make_sessions(*cfg.session_settings, access.get());
+    hybrid = std::make_unique<sessions::hybrid_turns>(access && access->redis() ? state::make_redis_cache(access->redis(), "hybrid:")
+                                                                                : nullptr);
     access_log = spdlog::get("access");
     log = spdlog::default_logger();
     api::build_models_cache(*this);

@@ -45,7 +45,8 @@ std::shared_ptr<ledger> make_redis_ledger(std::shared_ptr<redis_pool> pool);
 // A turn's admission and reservation in one script, its corrections and settle in another.
 std::shared_ptr<turn_gate> make_redis_gate(std::shared_ptr<redis_pool> pool);
 std::shared_ptr<key_store> make_redis_keys(std::shared_ptr<redis_pool> pool);
-// The response cache (GET / SET PX; erase by SCAN MATCH and UNLINK).
-std::shared_ptr<cache_store> make_redis_cache(std::shared_ptr<redis_pool> pool);
+// The response cache (GET / SET PX; erase by SCAN MATCH and UNLINK), its keys under
+// "<prefix><space>"; other users of the same kind of store (hybrid turns) take their own space.
+std::shared_ptr<cache_store> make_redis_cache(std::shared_ptr<redis_pool> pool, std::string const& space = "cache:");
 
 }  // namespace toolgate::state

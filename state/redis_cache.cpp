@@ -74,7 +74,8 @@ bool read_scan(redis_reply const& r, std::string& cursor, std::vector<std::strin
 
 class redis_cache final : public cache_store {
 public:
-    explicit redis_cache(std::shared_ptr<redis_pool> pool) : pool_(std::move(pool)), prefix_(pool_->prefix() + "cache:") {}
+    redis_cache(std::shared_ptr<redis_pool> pool, std::string const& space)
+        : pool_(std::move(pool)), prefix_(pool_->prefix() + space) {}
 
     std::string_view kind() const override { return "redis"; }
 
@@ -127,8 +128,8 @@ private:
 
 }  // namespace
 
-std::shared_ptr<cache_store> make_redis_cache(std::shared_ptr<redis_pool> pool) {
-    return std::make_shared<redis_cache>(std::move(pool));
+std::shared_ptr<cache_store> make_redis_cache(std::shared_ptr<redis_pool> pool, std::string const& space) {
+    return std::make_shared<redis_cache>(std::move(pool), space);
 }
 
 }  // namespace toolgate::state

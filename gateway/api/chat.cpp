@@ -13,6 +13,7 @@
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/routing/config.hpp"
+#include "sessions/hybrid.hpp"
 #include "sessions/service.hpp"
 
 #include <spdlog/spdlog.h>
@@ -22,6 +23,14 @@ namespace toolgate::gateway::api {
 namespace json = boost::json;
 
 namespace {
+
+// The request posts tool results: it may follow a hybrid turn.
+bool ends_with_tool_result(json::array const& messages) {
+    if (messages.empty()) return false;
+    auto const* o = messages.back().if_object();
+    auto const* role = o ? o->if_contains("role") : nullptr;
+    return role && role->is_string() && role->get_string() == "tool";
+}
 
 api_error loops_overloaded(std::size_t limit) {
     api_error err{503, "server_error", "overloaded",
@@ -314,7 +323,7 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
         hold->added = std::move(res.transcript);
         if (!res.final_message.empty()) hold->added.push_back(std::move(res.final_message));
     } else if (!res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1) {
-        r.app.hybrid.remember(res.client_call_ids, std::move(res.transcript));
+        co_await r.app.hybrid->remember(session_owner(r), std::move(res.client_call_ids), res.transcript);
     }
     if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
     if (capture) {
@@ -425,8 +434,15 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run c
     bool body_changed = false;
     std::optional<api_error> plan_error;
     if (!r.app.cfg.mcp_servers.empty() && r.app.cfg.agent_loop.inject_tools) {
+        // A follow-up after a hybrid turn: put back the tool turns the gateway ran on its own (a
+        // session's history has them already).
+        auto& messages = body->at("messages").get_array();
+        if (!hold && ends_with_tool_result(messages)) {
+            auto expanded = co_await r.app.hybrid->expand(session_owner(r), messages);
+            if (expanded > 0) body_changed = true;
+        }
         auto catalog = r.app.injected();
-        plan_error = plan_loop(r.app.cfg, r.req, hold ? nullptr : &r.app.hybrid, *catalog, *body, plan, body_changed,
+        plan_error = plan_loop(r.app.cfg, r.req, *catalog, *body, plan, body_changed,
                                r.access_scope.key.get(), how.mcp_servers);
     }
     if (plan_error) {

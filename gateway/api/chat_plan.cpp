@@ -83,17 +83,11 @@ std::optional<api_error> apply_limit_headers(inbound_request const& req, agentlo
     return std::nullopt;
 }
 
-std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store* hybrid,
-                                   injected_catalog const& catalog, json::object& body, loop_plan& plan,
+std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, injected_catalog const& catalog, json::object& body, loop_plan& plan,
                                    bool& body_changed, policy::virtual_key const* key,
                                    std::vector<std::string> const* servers_only) {
     // Without MCP tools there is no loop (and nothing remembered from one): a plain pass-through.
     if (cfg.mcp_servers.empty() || !cfg.agent_loop.inject_tools) return std::nullopt;
-    auto& messages = body.at("messages").get_array();
-    // A follow-up after a hybrid turn: put back the tool turns the gateway ran on its own.
-    auto const& last = messages.back().get_object();
-    if (last.at("role") == "tool" && hybrid && hybrid->expand(messages) > 0) body_changed = true;
-
     if (servers_only && servers_only->empty()) return std::nullopt;
     auto server_filter = servers_only ? *servers_only : split_list(req.header("x-toolgate-mcp-servers"));
     auto tool_filter = split_list(req.header("x-toolgate-mcp-tools"));

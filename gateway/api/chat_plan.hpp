@@ -1,6 +1,6 @@
 #pragma once
 // Whether a chat request runs the agent loop, with which MCP tools and limits: a plain function of
-// the config, the request's headers and body, the hybrid store and the current tool catalog, so
+// the config, the request's headers and body and the current tool catalog, so
 // that unit tests can call it without servers.
 #include <boost/json/object.hpp>
 
@@ -27,12 +27,10 @@ struct loop_plan {
 
 // Fills `plan` and adds the offered tools' definitions to body["tools"] (after the client's own);
 // `body_changed` tells the caller to drop the client's raw bytes. A request may only tighten the
-// configured limits (x-toolgate-max-* headers). `hybrid` null: no hybrid expansion (a session's
-// history has the loop's own turns already). `key`: only the MCP tools it may use, within its
+// configured limits (x-toolgate-max-* headers). `key`: only the MCP tools it may use, within its
 // agent-loop limits. `servers`: only these MCP servers' tools (empty: none), in place of the
 // x-toolgate-mcp-servers header (an AI endpoint's own list). Returns the 400 to answer when the request is wrong.
-std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, agentloop::hybrid_store* hybrid,
-                                   injected_catalog const& catalog, boost::json::object& body, loop_plan& plan,
+std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, injected_catalog const& catalog, boost::json::object& body, loop_plan& plan,
                                    bool& body_changed, policy::virtual_key const* key = nullptr,
                                    std::vector<std::string> const* servers = nullptr);
 

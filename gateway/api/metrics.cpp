@@ -6,6 +6,7 @@
 #include "gateway/policy/guardrails.hpp"
 #include "gateway/mcp_front.hpp"
 #include "gateway/mcp_runtime.hpp"
+#include "sessions/hybrid.hpp"
 #include "sessions/service.hpp"
 
 namespace toolgate::gateway::api {
@@ -54,6 +55,21 @@ std::string session_metrics(sessions::service& svc) {
     return w.take();
 }
 
+std::string hybrid_metrics(sessions::hybrid_turns const& h) {
+    auto& st = h.stats();
+    auto load = [](std::atomic<std::uint64_t> const& a) { return a.load(std::memory_order_relaxed); };
+    prometheus::writer w;
+    w.family("toolgate_hybrid_turns_total", "counter",
+             "Hybrid turns without a session: remembered (the loop's own tool turns kept when it handed client "
+             "calls back), expanded (put back into a follow-up), shared_hit (found only in Redis, kept by another "
+             "replica), store_error (Redis did not answer).");
+    w.sample("toolgate_hybrid_turns_total", {{"event", "remembered"}}, load(st.remembered));
+    w.sample("toolgate_hybrid_turns_total", {{"event", "expanded"}}, load(st.expanded));
+    w.sample("toolgate_hybrid_turns_total", {{"event", "shared_hit"}}, load(st.shared_hits));
+    w.sample("toolgate_hybrid_turns_total", {{"event", "store_error"}}, load(st.store_errors));
+    return w.take();
+}
+
 }  // namespace
 
 asio::awaitable<void> metrics(api_request& r) {
@@ -62,6 +78,7 @@ asio::awaitable<void> metrics(api_request& r) {
     if (r.app.access) text += r.app.access->metrics_text();
     if (r.app.cache) text += r.app.cache->metrics_text();
     if (r.app.sessions) text += session_metrics(*r.app.sessions);
+    if (!r.app.cfg.mcp_servers.empty()) text += hybrid_metrics(*r.app.hybrid);
     r.rec.status = 200;
     co_await r.out.send(200, "text/plain; version=0.0.4; charset=utf-8", text, r.headers);
 }

@@ -44,6 +44,7 @@ class token_verifier;
 
 namespace toolgate::sessions {
 class service;
+class hybrid_turns;
 }
 
 namespace toolgate::gateway {
@@ -66,7 +67,8 @@ struct app_state {
     std::unique_ptr<sessions::service> sessions;
     std::unique_ptr<turn_pipeline> chat_pipeline;
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
-    agentloop::hybrid_store hybrid;
+    // Hybrid turns without a session: this process's memory, and Redis when state.redis is set.
+    std::unique_ptr<sessions::hybrid_turns> hybrid;
     std::atomic<std::size_t> loops_running{0};  // agent loops in progress, against agent_loop.max_concurrent
     metrics stats;
     std::shared_ptr<spdlog::logger> access_log;

@@ -426,34 +426,6 @@ TEST(agent_loop, tool_message_text_describes_every_part_and_cuts_on_utf8_boundar
     EXPECT_EQ(agentloop::tool_message_text("t", o, 1000), "Error: the tool 't' could not be run (timeout): no answer");
 }
 
-TEST(hybrid_store, expands_the_clients_assistant_message_into_the_full_transcript) {
-    agentloop::hybrid_store store(2, std::chrono::seconds(60));
-    auto transcript = json::parse(R"([
-        {"role":"assistant","content":null,"tool_calls":[{"id":"g1","type":"function","function":{"name":"srv","arguments":"{}"}}]},
-        {"role":"tool","tool_call_id":"g1","content":"server says"},
-        {"role":"assistant","content":"x","tool_calls":[{"id":"g2","type":"function","function":{"name":"srv","arguments":"{}"}},
-                                                         {"id":"c1","type":"function","function":{"name":"cli","arguments":"{}"}}]},
-        {"role":"tool","tool_call_id":"g2","content":"again"}])").as_array();
-    store.remember({"c1"}, transcript);
-    auto messages = json::parse(R"([{"role":"user","content":"hi"},
-        {"role":"assistant","content":"x","tool_calls":[{"id":"c1","type":"function","function":{"name":"cli","arguments":"{}"}}]},
-        {"role":"tool","tool_call_id":"c1","content":"client says"}])").as_array();
-    EXPECT_EQ(store.expand(messages), 1u);
-    ASSERT_EQ(messages.size(), 6u);
-    EXPECT_EQ(messages[1].at("tool_calls").as_array()[0].at("id"), "g1");
-    EXPECT_EQ(messages[4].at("tool_call_id"), "g2");
-    EXPECT_EQ(messages[5].at("tool_call_id"), "c1");
-    // Bounded: the oldest entries go first.
-    store.remember({"c2"}, transcript);
-    store.remember({"c3"}, transcript);
-    EXPECT_EQ(store.size(), 2u);
-    auto again = json::parse(R"([{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"c1"}]},
-                                  {"role":"tool","tool_call_id":"c1","content":"r"}])").as_array();
-    auto copy = again;
-    EXPECT_EQ(store.expand(again), 0u);
-    EXPECT_EQ(again, copy);  // nothing to expand: the conversation is left exactly as it was
-}
-
 // ---- the after-turn decision, table-driven (no I/O, no clock) ----
 
 TEST(next_step, decides_answer_stop_or_act_from_the_calls_the_spent_and_the_limits) {

@@ -491,6 +491,57 @@ sessions: { store: redis, ttl: 10m }
     assert.deepEqual(end.json.messages.map((x) => x.role), ['user', 'assistant', 'tool', 'tool', 'assistant']);
     assert.equal(end.json.messages[4].content, two.text);
   });
+
+  test('without a session: the loop\'s own tool turns reach replica B through redis when the client posts the follow-up there', async (t) => {
+    const defer = cleanup(t);
+    const upA = await startFakeUpstream();
+    defer(() => upA.close());
+    const upB = await startFakeUpstream();
+    defer(() => upB.close());
+    const redis = await startRedis();
+    defer(() => redis.stop());
+    const dir = tempDir(defer, 'toolgate-hybrid-shared-');
+    const file = join(dir, 'note.txt');
+    writeFileSync(file, 'shared version');
+    // No sessions section: the hybrid store alone, shared through state.redis.
+    const yaml = (up) => `
+providers_from_env: false
+providers:
+${providerLine(up)}
+mcp_servers:
+  - { name: fs, command: node, args: ["${filesystem}", "${dir}"], timeout: 20s }
+state:
+  persist: false
+  redis: { url: "redis://127.0.0.1:${redis.port}/0", prefix: "tgh:" }
+`;
+    const [a, b] = await Promise.all([gateway(defer, yaml(upA)), gateway(defer, yaml(upB))]);
+    await Promise.all([serversUp(a), serversUp(b)]);
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const first = user(`call fs__read_text_file ${JSON.stringify({ path: file })}\ncall get_weather {"city":"Oslo"}`);
+
+    // Replica A runs the MCP call and hands the client's call back.
+    const one = await sdk(a).chat.completions.create({ model: 'mock-agent', tools, messages: first });
+    assert.equal(one.choices[0].finish_reason, 'tool_calls');
+    const handed = one.choices[0].message;
+    assert.deepEqual(handed.tool_calls.map((c) => c.function.name), ['get_weather'], 'the client sees only its own call');
+
+    // Replica B gets the conversation as the client knows it, and sends the model the loop's turn too.
+    const two = await sdk(b).chat.completions.create({ model: 'mock-agent', tools, messages: [
+      ...first, handed, { role: 'tool', tool_call_id: handed.tool_calls[0].id, content: 'cold, 3 C' }] });
+    assert.equal(two.choices[0].finish_reason, 'stop');
+    assert.match(two.choices[0].message.content, /^Tool results: .*shared version.* \| cold, 3 C$/);
+    const sent = chats(upB)[0].body.messages;
+    assert.deepEqual(sent.map((x) => x.role), ['user', 'assistant', 'tool', 'tool'], JSON.stringify(sent));
+    assert.deepEqual(sent[1].tool_calls.map((c) => c.function.name).sort(), ['fs__read_text_file', 'get_weather']);
+    assert.match(sent[2].content, /shared version/);
+
+    // The transcript is in redis under the gateway's prefix, as a hash of the call ids (no id text).
+    const keys = await redis.cli('KEYS', 'tgh:hybrid:*');
+    assert.equal(keys.length, 1, JSON.stringify(keys));
+    assert.match(keys[0], /^tgh:hybrid:[0-9a-f]{64}$/);
+    const ttl = Number((await redis.cli('PTTL', keys[0]))[0]);
+    assert.ok(ttl > 0 && ttl <= 3600 * 1000, `expires within an hour (PTTL ${ttl})`);
+  });
 });
 
 // --- 5. idle expiry and the tombstone ---------------------------------------------------------------

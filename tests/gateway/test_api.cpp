@@ -36,7 +36,6 @@ namespace {
 
 struct fixture {
     gateway_config cfg;
-    agentloop::hybrid_store hybrid;
     injected_catalog catalog;
     inbound_request req;
 
@@ -58,7 +57,7 @@ struct fixture {
     }
 
     std::optional<api_error> plan(json::object& body, loop_plan& out, bool& changed) {
-        return plan_loop(cfg, req, &hybrid, catalog, body, out, changed);
+        return plan_loop(cfg, req, catalog, body, out, changed);
     }
 };
 

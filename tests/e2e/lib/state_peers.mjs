@@ -11,6 +11,7 @@ import { freePort } from './harness.mjs';
 
 const run = promisify(execFile);
 export const redisBin = process.env.REDIS_SERVER_BIN || '/usr/bin/redis-server';
+export const redisCliBin = process.env.REDIS_CLI_BIN || '/usr/bin/redis-cli';
 export const sqliteBin = process.env.SQLITE3_BIN || '/usr/bin/sqlite3';
 
 // Starts redis-server without persistence; resolves once it accepts connections. The returned
@@ -54,6 +55,11 @@ export async function startRedis({ port = null, startTimeoutMs = 10000 } = {}) {
     clearTimeout(t);
   };
   r.restart = async () => { await r.kill(); return r.start(); };
+  // One command through the real redis-cli; its reply's lines (a list reply: one per element).
+  r.cli = async (...args) => {
+    const { stdout } = await run(redisCliBin, ['-p', String(r.port), ...args]);
+    return stdout.split('\n').filter((l) => l !== '');
+  };
   await r.start();
   return r;
 }
