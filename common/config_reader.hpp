@@ -26,6 +26,9 @@ namespace json = boost::json;
 class reader {
 public:
     reader(std::string source, env_lookup const& env) : source_(std::move(source)), env_(env) {}
+    // `expand` false: text is taken as written, ${...} included (definitions that come through the
+    // admin API, not from the operator's file, never read the process's environment).
+    reader(std::string source, env_lookup const& env, bool expand) : source_(std::move(source)), env_(env), expand_(expand) {}
 
     [[noreturn]] void fail(YAML::Node const& n, std::string const& path, std::string const& what) const {
         std::ostringstream os;
@@ -58,7 +61,7 @@ public:
 
     std::string str(YAML::Node const& n, std::string const& path) const {
         if (!n.IsScalar()) fail(n, path, "must be a string");
-        return expand_env(n.Scalar(), env_);
+        return expand_ ? expand_env(n.Scalar(), env_) : n.Scalar();
     }
 
     bool boolean(YAML::Node const& n, std::string const& path) const {
@@ -134,7 +137,7 @@ public:
                 return a;
             }
             case YAML::NodeType::Scalar: {
-                auto s = expand_env(n.Scalar(), env_);
+                auto s = expand_ ? expand_env(n.Scalar(), env_) : n.Scalar();
                 if (n.Tag() == "!") return json::value(s);  // quoted in the file: always a string
                 if (s == "true") return true;
                 if (s == "false") return false;
@@ -158,6 +161,7 @@ public:
 private:
     std::string source_;
     env_lookup const& env_;
+    bool expand_ = true;
 };
 
 inline bool valid_name(std::string const& s) {

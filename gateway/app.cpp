@@ -11,6 +11,7 @@
 
 #include "common/ids.hpp"
 #include "gateway/api/chat_plan.hpp"
+#include "gateway/api/endpoint_directory.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/mcp_front.hpp"
@@ -25,6 +26,7 @@
 #include "guardrails/token_estimate.hpp"
 #include "sessions/hybrid.hpp"
 #include "sessions/service.hpp"
+#include "state/doc_store.hpp"
 #include "state/secret_store.hpp"
 #include "state/session_store.hpp"
 
@@ -72,6 +74,19 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
     chat_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::chat));
     embeddings_pipeline = std::make_unique<turn_pipeline>(build_filters(in, turn_kind::embeddings));
     if (cfg.session_settings) sessions = make_sessions(*cfg.session_settings, access.get());
+    {
+        // Endpoints made through the admin API live where its keys do (Redis, SQLite, memory).
+        std::shared_ptr<state::doc_store> docs;
+        if (access && access->key_store()) {
+            if (access->redis()) docs = state::make_redis_docs(access->redis(), "endpoints");
+            else if (access->sqlite()) docs = state::make_sqlite_docs(access->sqlite(), "endpoints");
+            else docs = state::make_memory_docs();
+        }
+        endpoint_context ctx;
+        ctx.session_defaults = cfg.session_settings.get();
+        for (auto const& s : cfg.mcp_servers) ctx.mcp_servers.push_back(s.name);
+        endpoints = std::make_unique<endpoint_directory>(cfg.endpoints, std::move(docs), std::move(ctx));
+    }
     hybrid = std::make_unique<sessions::hybrid_turns>(access && access->redis() ? state::make_redis_cache(access->redis(), "hybrid:")
                                                                                 : nullptr);
     access_log = spdlog::get("access");
@@ -114,7 +129,7 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 32> routes{{
+constexpr std::array<route, 37> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/models", "GET", &api::list_models},
@@ -144,6 +159,11 @@ constexpr std::array<route, 32> routes{{
     {"/admin/audit", "GET", &api::admin_audit, false, true, false},
     {"/admin/cache", "DELETE", &api::admin_clear_cache, false, true, false},
     {"/admin/endpoints", "GET", &api::list_endpoints, false, true, false},
+    {"/admin/endpoints", "POST", &api::admin_create_endpoint, false, true, false},
+    {"/admin/endpoints/{slug}", "GET", &api::admin_get_endpoint, false, true, false},
+    {"/admin/endpoints/{slug}", "PUT", &api::admin_replace_endpoint, false, true, false},
+    {"/admin/endpoints/{slug}", "PATCH", &api::admin_update_endpoint, false, true, false},
+    {"/admin/endpoints/{slug}", "DELETE", &api::admin_delete_endpoint, false, true, false},
     {"/health", "GET", &api::health, false, false, false},
     {"/healthz", "GET", &api::health, false, false, false},
     {"/metrics", "GET", &api::metrics, false, false, false},

@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS sessions(
     expires_ms INTEGER NOT NULL, gone_ms INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL,
     meta TEXT, messages TEXT);
 CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner, created_ms, id);
+CREATE TABLE IF NOT EXISTS documents(
+    collection TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+    PRIMARY KEY(collection, id));
 )sql";
 
 // How long the destructor keeps committing what is still queued.

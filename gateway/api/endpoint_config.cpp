@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -50,6 +51,8 @@ std::shared_ptr<guardrails::json_schema const> load_schema(reader const& r, YAML
     doc = r.to_json(n, path);
     if (auto const* o = doc.if_object(); o && o->size() == 1 && o->contains("$ref")) {
         auto const& ref = o->at("$ref");
+        if (dir.empty())
+            r.fail(n, path + ".$ref", "a file reference works in the config file only; send the schema itself");
         if (!ref.is_string() || !ref.get_string().starts_with("file:"))
             r.fail(n, path + ".$ref", "must be \"file:PATH\" (a JSON file, relative to the config's folder)");
         std::string file(std::string_view(ref.get_string()).substr(5));
@@ -214,6 +217,89 @@ endpoint_list parse_endpoints(reader const& r, YAML::Node const& n, std::string 
     // A budget is durable spend: the embedded SQLite file when no state section says otherwise.
     if (access.endpoint_budgets && !access.sqlite && !access.redis && access.persist) access.sqlite = state::sqlite_options{};
     return out;
+}
+
+namespace {
+
+// A number as YAML text that reader::to_json reads back as the same number.
+std::string number_text(json::value const& v) {
+    if (v.is_int64()) return std::to_string(v.get_int64());
+    if (v.is_uint64()) return std::to_string(v.get_uint64());
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v.get_double());
+    std::string t = buf;
+    if (t.find_first_of(".en") == std::string::npos) t += ".0";  // 3 -> 3.0: still a double
+    else if (t.find('.') == std::string::npos && t.find('e') != std::string::npos) t.insert(t.find('e'), ".0");
+    return t;
+}
+
+// JSON as the YAML tree the config parsers read; strings tagged "!" (quoted: always strings).
+YAML::Node yaml_of(json::value const& v) {
+    switch (v.kind()) {
+        case json::kind::object: {
+            YAML::Node n(YAML::NodeType::Map);
+            for (auto const& kv : v.get_object()) n[std::string(kv.key())] = yaml_of(kv.value());
+            return n;
+        }
+        case json::kind::array: {
+            YAML::Node n(YAML::NodeType::Sequence);
+            for (auto const& item : v.get_array()) n.push_back(yaml_of(item));
+            return n;
+        }
+        case json::kind::string: {
+            YAML::Node n(std::string(v.get_string()));
+            n.SetTag("!");
+            return n;
+        }
+        case json::kind::bool_: return YAML::Node(v.get_bool() ? "true" : "false");
+        case json::kind::null: return YAML::Node(YAML::NodeType::Null);
+        default: return YAML::Node(number_text(v));
+    }
+}
+
+}  // namespace
+
+std::variant<std::shared_ptr<endpoint_config const>, std::string> parse_endpoint_json(json::object const& def,
+                                                                                        endpoint_context const& ctx) {
+    env_lookup no_env = [](std::string const&) { return std::optional<std::string>(); };
+    reader r("endpoint", no_env, false);
+    // Key names are not checked against the config: keys made through the admin API count too.
+    policy::access_settings access;
+    access.admin_token = "(admin)";
+    try {
+        return parse_one(r, yaml_of(def), "endpoint", std::string(), access, ctx.session_defaults, ctx.mcp_servers);
+    } catch (config_error const& e) {
+        std::string what = e.what();
+        if (what.starts_with("endpoint: ")) what.erase(0, 10);
+        return what;
+    }
+}
+
+json::object endpoint_summary(endpoint_config const& e) {
+    json::object o;
+    o["slug"] = e.slug;
+    o["object"] = "endpoint";
+    o["model"] = e.model;
+    o["stream"] = e.stream;
+    o["sessions"] = e.sessions;
+    o["input_schema"] = e.input_schema != nullptr;
+    o["output_schema"] = e.output_schema != nullptr;
+    json::array fo;
+    for (auto const& f : e.failover) fo.push_back(json::value(f));
+    o["failover"] = std::move(fo);
+    json::array keys;
+    for (auto const& k : e.keys) keys.push_back(json::value(k));
+    o["keys"] = std::move(keys);
+    if (e.mcp_servers) {
+        json::array servers;
+        for (auto const& s : *e.mcp_servers) servers.push_back(json::value(s));
+        o["mcp_servers"] = std::move(servers);
+    }
+    o["rules"] = e.rules.size();
+    if (e.policy.max_tokens_per_request > 0) o["max_tokens_per_request"] = e.policy.max_tokens_per_request;
+    if (e.policy.budget.monthly_usd > 0) o["monthly_usd"] = e.policy.budget.monthly_usd;
+    if (e.policy.budget.daily_usd > 0) o["daily_usd"] = e.policy.budget.daily_usd;
+    return o;
 }
 
 std::variant<std::string, api_error> render_template(std::string_view tmpl, json::object const& vars) {

@@ -64,6 +64,19 @@ endpoint_list parse_endpoints(reader const& r, YAML::Node const& n, std::string 
                               policy::access_settings& access, sessions::settings const* session_defaults,
                               std::vector<std::string> const& mcp_servers = {});
 
+// An endpoint made through the admin API: the fields of one `endpoints` entry, as JSON. Schemas
+// are written inline (a file reference is for the config file only), and text is taken as written
+// (no ${ENV}). Returns the endpoint, or what is wrong ("endpoint.model: required ...").
+struct endpoint_context {
+    sessions::settings const* session_defaults = nullptr;  // null: the gateway keeps no sessions
+    std::vector<std::string> mcp_servers;                  // the MCP servers an endpoint may name
+};
+std::variant<std::shared_ptr<endpoint_config const>, std::string> parse_endpoint_json(boost::json::object const& def,
+                                                                                        endpoint_context const& ctx);
+
+// What GET /admin/endpoints shows of an endpoint.
+boost::json::object endpoint_summary(endpoint_config const& e);
+
 // "{{name}}" and "{{ name | default: text }}" replaced from `vars` (strings as they are, other
 // values as JSON); a value is never read as a template again. The error names a variable that is
 // missing without a default, or a tag that is not closed.

@@ -1,4 +1,5 @@
-// POST /v1/endpoints/{slug}: an AI endpoint's call (endpoint_config.hpp), and GET /admin/endpoints.
+// POST /v1/endpoints/{slug}: an AI endpoint's call (endpoint_config.hpp; the admin routes are in
+// endpoints_admin.cpp).
 // The body becomes a chat request (the input checked against the input schema and rendered into
 // the template, or plain messages), the model is chosen by the endpoint's rules, and the request
 // runs through the chat machinery with the endpoint's limits and budget in its scope. A non-streamed
@@ -15,6 +16,7 @@
 #include "common/sse.hpp"
 #include "gateway/api/chat.hpp"
 #include "gateway/api/endpoint_config.hpp"
+#include "gateway/api/endpoint_directory.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
 #include "gateway/policy/cache_parts.hpp"
@@ -27,12 +29,6 @@ namespace toolgate::gateway::api {
 namespace json = boost::json;
 
 namespace {
-
-endpoint_config const* find_endpoint(app_state const& app, std::string_view slug) {
-    for (auto const& e : app.cfg.endpoints)
-        if (e->slug == slug) return e.get();
-    return nullptr;
-}
 
 std::string text_of(json::value const& v) { return v.is_string() ? std::string(v.get_string()) : json::serialize(v); }
 
@@ -227,33 +223,13 @@ json::object repair_body(json::object body, json::object const& response, std::v
     return body;
 }
 
-std::string endpoints_json(app_state const& app) {
-    json::array data;
-    for (auto const& e : app.cfg.endpoints) {
-        json::object o;
-        o["slug"] = e->slug;
-        o["object"] = "endpoint";
-        o["model"] = e->model;
-        o["stream"] = e->stream;
-        o["sessions"] = e->sessions;
-        o["input_schema"] = e->input_schema != nullptr;
-        o["output_schema"] = e->output_schema != nullptr;
-        json::array fo;
-        for (auto const& f : e->failover) fo.push_back(json::value(f));
-        o["failover"] = std::move(fo);
-        json::array keys;
-        for (auto const& k : e->keys) keys.push_back(json::value(k));
-        o["keys"] = std::move(keys);
-        o["rules"] = e->rules.size();
-        if (e->policy.max_tokens_per_request > 0) o["max_tokens_per_request"] = e->policy.max_tokens_per_request;
-        if (e->policy.budget.monthly_usd > 0) o["monthly_usd"] = e->policy.budget.monthly_usd;
-        if (e->policy.budget.daily_usd > 0) o["daily_usd"] = e->policy.budget.daily_usd;
-        data.push_back(std::move(o));
-    }
-    json::object out;
-    out["object"] = "list";
-    out["data"] = std::move(data);
-    return json::serialize(out);
+api_error unavailable(std::string_view slug, bool store_error) {
+    if (store_error)
+        return api_error{503, "server_error", "state_unavailable", "the endpoint store is unavailable; retry later"};
+    // The detail (what no longer fits the config) is in the gateway's log and on GET /admin/endpoints.
+    return api_error{503, "server_error", "endpoint_unavailable",
+                     "endpoint '" + std::string(slug) + "' cannot be served as it is defined; its administrator can "
+                     "see why on GET /admin/endpoints"};
 }
 
 bool drop_system_prompt(endpoint_config const& e, json::object& body) {
@@ -307,16 +283,18 @@ namespace {
 asio::awaitable<void> run_endpoint(api_request& r, endpoint_config const& e, built_call& call, session_hold* held);
 }  // namespace
 
-asio::awaitable<void> list_endpoints(api_request& r) {
-    if (auto err = admin_check(r)) {
-        co_await reply_error(r, *err);
-        co_return;
-    }
-    co_await reply_json(r, endpoints_json(r.app));
-}
-
 asio::awaitable<void> call_endpoint(api_request& r) {
-    auto const* e = find_endpoint(r.app, r.param("slug"));
+    // Held for the whole call: an endpoint deleted meanwhile finishes the calls it began.
+    std::shared_ptr<endpoint_config const> held_endpoint = r.app.endpoints->config_endpoint(r.param("slug"));
+    if (!held_endpoint) {
+        auto found = co_await r.app.endpoints->find(std::string(r.param("slug")));
+        if (found.store_error || !found.invalid.empty()) {
+            co_await reply_error(r, unavailable(r.param("slug"), found.store_error));
+            co_return;
+        }
+        held_endpoint = std::move(found.endpoint);
+    }
+    auto const* e = held_endpoint.get();
     if (!e) {
         co_await reply_error(r, api_error::not_found("no endpoint '" + std::string(r.param("slug")) + "'", "endpoint_not_found"));
         co_return;

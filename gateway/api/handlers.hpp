@@ -34,7 +34,12 @@ asio::awaitable<void> list_sessions(api_request& r);
 asio::awaitable<void> get_session(api_request& r);
 asio::awaitable<void> delete_session(api_request& r);
 asio::awaitable<void> call_endpoint(api_request& r);   // endpoints.cpp
-asio::awaitable<void> list_endpoints(api_request& r);
+asio::awaitable<void> list_endpoints(api_request& r);  // endpoints_admin.cpp
+asio::awaitable<void> admin_create_endpoint(api_request& r);
+asio::awaitable<void> admin_get_endpoint(api_request& r);
+asio::awaitable<void> admin_replace_endpoint(api_request& r);
+asio::awaitable<void> admin_update_endpoint(api_request& r);
+asio::awaitable<void> admin_delete_endpoint(api_request& r);
 asio::awaitable<void> health(api_request& r);            // health.cpp
 asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 

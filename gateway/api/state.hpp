@@ -40,6 +40,7 @@ struct injected_catalog {
 };
 
 class token_verifier;
+class endpoint_directory;
 }  // namespace toolgate::gateway
 
 namespace toolgate::sessions {
@@ -69,6 +70,8 @@ struct app_state {
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     // Hybrid turns without a session: this process's memory, and Redis when state.redis is set.
     std::unique_ptr<sessions::hybrid_turns> hybrid;
+    // AI endpoints: the config's, and those made through /admin/endpoints.
+    std::unique_ptr<endpoint_directory> endpoints;
     std::atomic<std::size_t> loops_running{0};  // agent loops in progress, against agent_loop.max_concurrent
     metrics stats;
     std::shared_ptr<spdlog::logger> access_log;
