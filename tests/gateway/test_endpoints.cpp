@@ -2,6 +2,9 @@
 // `endpoints:` section as the full config parser reads it.
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -19,10 +22,12 @@
 
 #include "common/api_error.hpp"
 #include "gateway/api/endpoint_config.hpp"
+#include "gateway/api/endpoint_directory.hpp"
 #include "gateway/config_parse.hpp"
 #include "gateway/policy/access.hpp"
 #include "guardrails/schema_guard.hpp"
 #include "sessions/session.hpp"
+#include "state/doc_store.hpp"
 
 namespace toolgate::gateway {
 
@@ -607,6 +612,150 @@ TEST(endpoints_config, errors_carry_the_line) {
     EXPECT_NE(err.find("test.yaml:4: endpoints[0].modle: unknown key"), std::string::npos) << err;
     auto slug = config_error_of("endpoints:\n  - slug: ok\n    model: m\n  - slug: \"Bad Slug\"\n    model: m\n");
     EXPECT_NE(slug.find("test.yaml:4: endpoints[1].slug"), std::string::npos) << slug;
+}
+
+}  // namespace toolgate::gateway
+
+// ---- endpoints made through the admin API: the same fields as JSON ----
+
+namespace toolgate::gateway {
+
+namespace {
+
+std::variant<std::shared_ptr<endpoint_config const>, std::string> from_json(std::string const& text,
+                                                                            endpoint_context const& ctx = {}) {
+    return parse_endpoint_json(json::parse(text).as_object(), ctx);
+}
+
+std::string error_of_json(std::string const& text, endpoint_context const& ctx = {}) {
+    auto r = from_json(text, ctx);
+    auto const* msg = std::get_if<std::string>(&r);
+    return msg ? *msg : "no error";
+}
+
+}  // namespace
+
+TEST(endpoints_json, a_definition_parses_as_the_config_would) {
+    sessions::settings defaults;
+    endpoint_context ctx;
+    ctx.session_defaults = &defaults;
+    ctx.mcp_servers = {"docs"};
+    auto r = from_json(R"({
+        "slug": "summarize", "model": "smart", "system_prompt": "Be brief, ${HOME}.",
+        "prompt_template": "Text: {{input}} for {{audience | default: engineers}}",
+        "input_schema": {"type": "object", "required": ["input"], "properties": {"input": {"type": "string", "maxLength": 5}}},
+        "output_schema": {"type": "object", "properties": {"n": {"const": "5"}, "x": {"type": "number", "maximum": 1e300}}},
+        "stream": false, "sessions": {"enabled": true, "max_messages": 12}, "mcp": {"servers": ["docs"]},
+        "failover": ["cheap"], "keys": ["made-later"],
+        "limits": {"requests_per_minute": 60, "max_tokens_per_request": 2000, "tokens_per_minute": null},
+        "budget": {"monthly_usd": 50.5},
+        "rules": [{"when": {"input_tokens_gt": 8000}, "model": "big"}, {"when": {"monthly_spend_pct_gt": 80.5}, "model": "cheap"},
+                  {"when": {"time_of_day": "22:00-06:00"}, "model": "night"}]})",
+                       ctx);
+    ASSERT_TRUE(std::holds_alternative<std::shared_ptr<endpoint_config const>>(r)) << std::get<std::string>(r);
+    auto const& e = *std::get<std::shared_ptr<endpoint_config const>>(r);
+    EXPECT_EQ(e.slug, "summarize");
+    EXPECT_EQ(e.system_prompt, "Be brief, ${HOME}.");  // taken as written: no environment
+    EXPECT_FALSE(e.stream);
+    EXPECT_TRUE(e.sessions);
+    EXPECT_EQ(e.session_limits.max_messages, 12u);
+    ASSERT_TRUE(e.mcp_servers);
+    EXPECT_EQ(*e.mcp_servers, std::vector<std::string>{"docs"});
+    EXPECT_EQ(e.keys, std::vector<std::string>{"made-later"});
+    EXPECT_EQ(e.policy.max_tokens_per_request, 2000);
+    EXPECT_DOUBLE_EQ(e.policy.budget.monthly_usd, 50.5);
+    ASSERT_EQ(e.rules.size(), 3u);
+    EXPECT_DOUBLE_EQ(*e.rules[1].monthly_spend_pct_gt, 80.5);
+    // A string stays a string and a number a number on the way through YAML.
+    ASSERT_TRUE(e.input_schema);
+    EXPECT_TRUE(e.input_schema->validate(json::parse(R"({"input":"12345"})")).empty());
+    EXPECT_FALSE(e.input_schema->validate(json::parse(R"({"input":"123456"})")).empty());
+    EXPECT_TRUE(e.output_schema->validate(json::parse(R"({"n":"5","x":0.5})")).empty());
+    EXPECT_FALSE(e.output_schema->validate(json::parse(R"({"n":5})")).empty());
+    EXPECT_EQ(e.output_schema_doc.at("properties").at("n").at("const"), "5");
+    EXPECT_EQ(e.output_schema_doc.at("properties").at("x").at("maximum").as_double(), 1e300);
+}
+
+TEST(endpoints_json, mistakes_are_named_without_a_file_or_line) {
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":"m","nope":1})").substr(0, 29), "endpoint.nope: unknown key (k");
+    EXPECT_EQ(error_of_json(R"({"model":"m"})"), "endpoint.slug: required");
+    EXPECT_EQ(error_of_json(R"({"slug":"Bad Slug","model":"m"})"), "endpoint.slug: must be 1 to 64 of a-z, 0-9, '-' and '_'");
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":null})"), "endpoint.model: must be a string");
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":"m","input_schema":{"$ref":"file:/etc/passwd"}})"),
+              "endpoint.input_schema.$ref: a file reference works in the config file only; send the schema itself");
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":"m","sessions":{"enabled":true}})"),
+              "endpoint.sessions: needs a top-level sessions section (it says where sessions are kept)");
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":"m","mcp":{"servers":["gone"]}})"),
+              "endpoint.mcp.servers: names an MCP server that is not configured: 'gone'");
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":"m","prompt_template":"{{x"})").substr(0, 25), "endpoint.prompt_template:");
+    EXPECT_EQ(error_of_json(R"({"slug":"a","model":"m","input_schema":{"type":"nonsense"}})").substr(0, 22),
+              "endpoint.input_schema:");
+}
+
+namespace {
+
+template <class T>
+T run_io(asio::awaitable<T> a) {
+    asio::io_context ioc;
+    auto f = asio::co_spawn(ioc, std::move(a), asio::use_future);
+    ioc.run();
+    return f.get();
+}
+
+state::stored_doc stored(std::string slug, std::string model, std::int64_t ms) {
+    state::stored_doc d;
+    d.id = slug;
+    d.body = R"({"slug":")" + slug + R"(","model":")" + model + "\"}";
+    d.updated_ms = ms;
+    return d;
+}
+
+}  // namespace
+
+TEST(endpoint_directory, config_first_then_the_store_behind_its_cache) {
+    auto store = state::make_memory_docs();
+    endpoint_list config;
+    auto cfg_one = std::make_shared<endpoint_config>();
+    cfg_one->slug = "from-config";
+    cfg_one->model = "m0";
+    config.push_back(cfg_one);
+    endpoint_directory dir(config, store, endpoint_context{}, std::chrono::hours(1));
+    EXPECT_EQ(run_io(dir.find("from-config")).endpoint.get(), cfg_one.get());
+
+    EXPECT_FALSE(run_io(dir.find("made")).endpoint);  // not there yet (and that is cached too)
+    ASSERT_TRUE(run_io(store->insert(stored("made", "m1", 1))).value());
+    EXPECT_FALSE(run_io(dir.find("made")).endpoint);  // another replica's change waits for the cache time
+    dir.invalidate("made");                            // this replica's change does not
+    auto first = run_io(dir.find("made")).endpoint;
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->model, "m1");
+    EXPECT_EQ(run_io(dir.find("made")).endpoint.get(), first.get());  // cached: the same object
+
+    // A stored definition that no longer fits (here: it names a server the config does not have)
+    // is reported, not served.
+    auto bad = stored("bad", "m", 2);
+    bad.body = R"({"slug":"bad","model":"m","mcp":{"servers":["gone"]}})";
+    ASSERT_TRUE(run_io(store->insert(bad)).value());
+    auto f = run_io(dir.find("bad"));
+    EXPECT_FALSE(f.endpoint);
+    EXPECT_NE(f.invalid.find("not configured: 'gone'"), std::string::npos) << f.invalid;
+}
+
+TEST(endpoint_directory, a_definition_is_parsed_again_only_when_it_changed) {
+    auto store = state::make_memory_docs();
+    endpoint_directory dir(endpoint_list{}, store, endpoint_context{}, std::chrono::milliseconds(0));
+    ASSERT_TRUE(run_io(store->insert(stored("e", "m1", 10))).value());
+    auto a = run_io(dir.find("e")).endpoint;
+    auto b = run_io(dir.find("e")).endpoint;  // read again (no cache time), same updated_ms: same object
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a.get(), b.get());
+    ASSERT_TRUE(run_io(store->replace(stored("e", "m2", 11))).value());
+    auto c = run_io(dir.find("e")).endpoint;
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->model, "m2");
+    ASSERT_TRUE(run_io(store->remove("e")).value());
+    EXPECT_FALSE(run_io(dir.find("e")).endpoint);
+    EXPECT_EQ(a->model, "m1");  // a call that holds the old one finishes with it
 }
 
 }  // namespace toolgate::gateway

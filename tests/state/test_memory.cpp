@@ -12,6 +12,7 @@
 #include "state/memory.hpp"
 #include "state/session_store.hpp"
 #include "state/turn_gate.hpp"
+#include "tests/state/doc_store_cases.hpp"
 #include "tests/state/session_store_cases.hpp"
 
 namespace state = toolgate::state;
@@ -505,4 +506,12 @@ TEST(MemorySessions, BoundedByMaxSessionsAndLapsedOnesMakeRoom) {
     EXPECT_TRUE(run(store->create(session_cases::make_row("three", "k1", t0 + 1'000 + session_tombstone, 600'000))).value());
     EXPECT_EQ(run(store->get("one", t0 + 1'000 + session_tombstone)).value().state, state::session_state::missing);
     EXPECT_EQ(run(store->get("two", t0 + 1'000 + session_tombstone)).value().state, state::session_state::live);
+}
+
+// ---- the memory document store (the cases shared with sqlite and redis: doc_store_cases.hpp) ----
+
+TEST(MemoryDocs, InsertReplaceListRemove) {
+    auto store = state::make_memory_docs();
+    EXPECT_EQ(store->kind(), "memory");
+    toolgate::testing::doc_cases::insert_replace_list_remove(*store, run_here);
 }

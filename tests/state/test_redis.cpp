@@ -42,6 +42,7 @@
 #include "state/redis_scripts.hpp"
 #include "state/session_store.hpp"
 #include "state/window.hpp"
+#include "tests/state/doc_store_cases.hpp"
 #include "tests/state/session_store_cases.hpp"
 
 namespace state = toolgate::state;
@@ -1148,4 +1149,22 @@ TEST_F(redis_test, session_stores_on_two_pools_see_each_others_sessions_and_leas
     EXPECT_TRUE(b.create(session_cases::make_row("l:mine", "k2", t0 + 8, 600'000)));
     EXPECT_EQ(session_cases::ids_of(a.list("k1", "", 10, t0 + 9)), std::vector<std::string>{"mine"});
     EXPECT_TRUE(a.lock("mine", "h3", 60'000, t0 + 9));
+}
+
+// ---- the document store (the cases shared with memory and sqlite: doc_store_cases.hpp) ----
+
+TEST_F(redis_test, docs_insert_replace_list_remove) {
+    auto p = pool();
+    auto store = state::make_redis_docs(p, "endpoints");
+    EXPECT_EQ(store->kind(), "redis");
+    toolgate::testing::doc_cases::insert_replace_list_remove(*store, on_worker{w_});
+    // One hash under the prefix, a field per document.
+    auto fields = cmd(*p, args{"HLEN", "tg:docs:endpoints"});
+    EXPECT_EQ(fields.integer, 3);
+    // A replica with its own pool sees the same documents; a malformed field is left out of a list.
+    cmd(*p, args{"HSET", "tg:docs:endpoints", "broken", "not-a-time {}"});
+    auto other = state::make_redis_docs(pool(), "endpoints");
+    auto all = w_.run(other->list()).value();
+    EXPECT_EQ(toolgate::testing::doc_cases::ids(all), (std::vector<std::string>{"a-first", "b-second", "summarize"}));
+    EXPECT_FALSE(w_.run(other->get("broken")));  // a protocol error, not a document
 }

@@ -28,6 +28,7 @@
 #include "state/secret_store.hpp"
 #include "state/session_store.hpp"
 #include "state/sqlite.hpp"
+#include "tests/state/doc_store_cases.hpp"
 #include "tests/state/session_store_cases.hpp"
 
 using namespace toolgate;
@@ -722,4 +723,31 @@ TEST(sqlite, sessions_survive_closing_and_reopening_the_file) {
     EXPECT_TRUE(run(store->save(session_cases::next_version(saved, t0 + 5, 600'000, "after"), t0 + 5)).value());
     // Leases are the process's: the closed store's holder is forgotten.
     EXPECT_TRUE(run(store->lock("s-kept", "h2", 600'000, t0 + 5)).value());
+}
+
+// ---- the sqlite document store (the cases shared with memory and redis: doc_store_cases.hpp) ----
+
+TEST(sqlite, docs_insert_replace_list_remove) {
+    temp_dir dir;
+    auto db = open_sqlite(options_for(dir));
+    auto store = make_sqlite_docs(db, "endpoints");
+    EXPECT_EQ(store->kind(), "sqlite");
+    toolgate::testing::doc_cases::insert_replace_list_remove(*store, run_here);
+    // Collections do not see each other's documents.
+    auto other = make_sqlite_docs(db, "other");
+    EXPECT_TRUE(run(other->list()).value().empty());
+    EXPECT_FALSE(run(other->get("summarize")).value());
+}
+
+TEST(sqlite, docs_survive_closing_and_reopening_the_file) {
+    temp_dir dir;
+    {
+        auto store = make_sqlite_docs(open_sqlite(options_for(dir)), "endpoints");
+        EXPECT_TRUE(run(store->insert(toolgate::testing::doc_cases::doc("kept", "{\"model\":\"m\"}", 42))).value());
+    }
+    auto store = make_sqlite_docs(open_sqlite(options_for(dir)), "endpoints");
+    auto got = run(store->get("kept")).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->body, "{\"model\":\"m\"}");
+    EXPECT_EQ(got->updated_ms, 42);
 }
