@@ -209,7 +209,8 @@ public:
         bool changed = false;
         if (!rewrite(chunk, changed)) co_return !in_.cancel->cancelled();
         sent_ = true;
-        co_return co_await in_.sink->on_chunk(chunk, changed ? std::string_view() : raw);
+        auto pass_on = changed ? std::string_view() : raw;
+        co_return co_await in_.sink->on_chunk(chunk, pass_on);
     }
     asio::awaitable<bool> flush() override { co_return co_await in_.sink->flush(); }
 
@@ -631,7 +632,8 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
         req.stream = streaming;
         scoped_deadline turn_scope(*in.cancel, deadline, ex, clk);
         cancel_token& turn_cancel = turn_scope.token();
-        auto out = co_await turn(req, streaming ? &st : nullptr, turn_cancel);
+        providers::chat_sink* turn_sink = streaming ? &st : nullptr;
+        auto out = co_await turn(req, turn_sink, turn_cancel);
         in.body = std::move(req.body);
         res.outcome.tokens.add(out.tokens);
         if (in.cost) res.cost_usd += in.cost(model_in(in.body), out.tokens);

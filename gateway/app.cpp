@@ -314,7 +314,8 @@ private:
                 refused = !co_await authenticate(r);
                 if (!refused && r.access_scope.key) identity = mcp_identity(*r.access_scope.key);
             }
-            if (!refused) r.rec.status = co_await state_.front->handle(r.req, r.out, r.cancel, identity ? &*identity : nullptr);
+            auto const* who = identity ? &*identity : nullptr;
+            if (!refused) r.rec.status = co_await state_.front->handle(r.req, r.out, r.cancel, who);
         } else {
             std::string allowed;
             if (auto const* route = find_route(r.req.path, r.req.method, r.params, allowed)) {

@@ -25,6 +25,7 @@
 #include "gateway/mcp_tokens.hpp"
 #include "gateway/log_sink.hpp"
 #include "gateway/server.hpp"
+#include "gateway/api/endpoint_config.hpp"
 #include "sessions/session.hpp"
 
 using namespace toolgate::gateway;
@@ -125,6 +126,21 @@ void print_cache(gateway_config const& cfg) {
         std::cout << "    semantic: the last user message compared by " << c.semantic.embedding_model << " at cosine >= "
                   << c.semantic.threshold << ", conversations of at most " << c.semantic.max_messages
                   << " message(s); everything else must match exactly\n";
+}
+
+// What check-config says of AI endpoints: the config's, and whether more can be made at run time.
+void print_endpoints(gateway_config const& cfg) {
+    bool admin = cfg.access_settings && !cfg.access_settings->admin_token.empty();
+    if (cfg.endpoints.empty() && !admin) return;
+    std::cout << "  endpoints: " << cfg.endpoints.size() << " from the config";
+    for (std::size_t i = 0; i < cfg.endpoints.size(); ++i)
+        std::cout << (i == 0 ? " (" : ", ") << cfg.endpoints[i]->slug << (i + 1 == cfg.endpoints.size() ? ")" : "");
+    if (admin) {
+        auto const& a = *cfg.access_settings;
+        std::cout << ", more through the admin API (/admin/endpoints), kept in "
+                  << (a.redis ? "redis (shared by replicas)" : a.sqlite ? "sqlite " + a.sqlite->path : "memory (lost at restart)");
+    }
+    std::cout << "\n";
 }
 
 // What check-config says of sessions: where they are kept and how long, and what happens when full.
@@ -271,6 +287,7 @@ int main(int argc, char** argv) {
         print_access(cfg);
         print_cache(cfg);
         print_sessions(cfg);
+        print_endpoints(cfg);
         print_mcp_auth(cfg);
         return 0;
     }

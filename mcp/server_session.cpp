@@ -370,7 +370,8 @@ asio::awaitable<std::string> server_session::call_tool(message const& msg, emit_
             return ask_client(method, std::move(params), emit);
         };
     }
-    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), emit ? &observer : nullptr, view_);
+    auto* watching = emit ? &observer : nullptr;
+    auto r = co_await agg_.call_tool(name, std::move(args), &cancel, std::move(on_progress), watching, view_);
     if (r.ok && opts_.screen_result)
         if (auto withheld = opts_.screen_result(name, r.result)) co_return tool_failure_result(msg.id, *withheld);
     if (r.ok) co_return make_result(msg.id, r.result);

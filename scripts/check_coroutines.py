@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Finds the constructs GCC 12 miscompiles inside C++20 coroutine bodies (README, "Coroutines on
 GCC 12"): a braced initializer list (`json::object{{...}}`, `for (x : {a, b})`), a braced temporary
-inside a `co_await` expression, and a `co_await` inside an `&&`/`||` condition.
+inside a `co_await` expression, a conditional (`c ? f() : g()`) inside a `co_await` expression (GCC
+12 destroys the temporary of the branch that was not taken: a free of what was never allocated),
+and a `co_await` inside an `&&`/`||` condition.
 
 A coroutine body is the body of a function whose declared return type is `awaitable<...>`. The
 check is lexical (comments and strings are blanked first); exit 1 with file:line for each finding.
@@ -18,6 +20,7 @@ SIGNATURE = re.compile(r"awaitable<[^;{}]*>\s+(?:[\w:~]+::)?[\w~]+\s*\([^;{}]*\)
 BRACED_LIST = re.compile(r"[\w>=(,][ \t]*\{[ \t]*\{")           # json::object{{"k", v}}, f({{...}})
 FOR_BRACED = re.compile(r"\bfor\s*\([^;)]*:\s*\{")              # for (x : {a, b})
 AWAIT_BRACED = re.compile(r"co_await[^;]*?[\w>]\s*\{[^}]")      # co_await f(T{...})
+AWAIT_TERNARY = re.compile(r"\?[^;]*?(?<!:):(?!:)")              # co_await f(c ? a() : b())
 
 
 def blank(text):
@@ -118,6 +121,8 @@ def check(path):
             stmt_end = len(body) if stmt_end < 0 else stmt_end
             if AWAIT_BRACED.search(body[m.start():stmt_end]):
                 found.append((line_of(s + 1 + m.start()), "braced temporary inside a co_await expression"))
+            if AWAIT_TERNARY.search(body[m.start():stmt_end]):
+                found.append((line_of(s + 1 + m.start()), "conditional (?:) inside a co_await expression"))
             if in_logic(body, m.start()):
                 found.append((line_of(s + 1 + m.start()), "co_await inside an && / || condition"))
     return sorted(set(found))
@@ -136,7 +141,7 @@ def main():
                         problems += 1
     if problems:
         sys.exit(1)
-    print("coroutine bodies: no braced lists, braced temporaries in co_await or co_await in && / ||")
+    print("coroutine bodies: no braced lists, braced temporaries or ?: in co_await, or co_await in && / ||")
 
 
 if __name__ == "__main__":

@@ -320,7 +320,8 @@ asio::awaitable<void> admin_update_key(api_request& r) {
         bool failed = false;
         bool taken = co_await name_taken(*r.app.access, k->name, k->id, failed);
         if (failed || taken) {
-            co_await reply_error(r, failed ? store_error() : key_exists(k->name));
+            auto err = failed ? store_error() : key_exists(k->name);
+            co_await reply_error(r, err);
             co_return;
         }
     }

@@ -333,7 +333,8 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
         *capture = std::move(res.outcome);
         co_return;
     }
-    co_await answer(r, sink ? &*sink : nullptr, res.outcome, hold);
+    auto* to = sink ? &*sink : nullptr;
+    co_await answer(r, to, res.outcome, hold);
 }
 
 // The request checks every chat body passes; a 400 when one fails.
@@ -490,7 +491,8 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run c
         *how.capture = std::move(result);
         co_return;
     }
-    co_await answer(r, sink ? &*sink : nullptr, result, hold);
+    auto* to = sink ? &*sink : nullptr;
+    co_await answer(r, to, result, hold);
 }
 
 }  // namespace toolgate::gateway::api

@@ -111,7 +111,8 @@ asio::awaitable<std::optional<state::stored_doc>> load(api_request& r, bool for_
     auto& dir = *r.app.endpoints;
     auto slug = std::string(r.param("slug"));
     if (dir.config_endpoint(slug)) {
-        co_await reply_error(r, for_change ? config_endpoint(slug) : no_endpoint(slug));
+        auto err = for_change ? config_endpoint(slug) : no_endpoint(slug);
+        co_await reply_error(r, err);
         co_return std::nullopt;
     }
     auto got = co_await dir.store()->get(slug);

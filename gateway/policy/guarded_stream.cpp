@@ -86,7 +86,8 @@ public:
                 }
             }
         }
-        co_return co_await inner_.on_chunk(chunk, changed ? std::string_view() : raw);
+        auto pass_on = changed ? std::string_view() : raw;
+        co_return co_await inner_.on_chunk(chunk, pass_on);
     }
 
     asio::awaitable<bool> flush() override { co_return co_await inner_.flush(); }

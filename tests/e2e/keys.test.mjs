@@ -381,6 +381,17 @@ keys:
     assert.equal(dup.json.error.code, 'key_exists');
     const dupConfig = await admin(gw, 'POST', '/admin/keys', { name: 'support-app' });
     assert.equal(dupConfig.status, 409, `a config key's name is taken too: ${dupConfig.raw}`);
+    // Renaming a key to a taken name: the same 409, and the gateway goes on (it once crashed here:
+    // a ?: inside a co_await, which GCC 12 miscompiles).
+    const other = await admin(gw, 'POST', '/admin/keys', { name: 'rename-me' });
+    assert.equal(other.status, 201, other.raw);
+    const renamed = await admin(gw, 'PATCH', `/admin/keys/${other.json.id}`, { name: 'ci-bot' });
+    assert.equal(renamed.status, 409, renamed.raw);
+    assert.equal(renamed.json.error.code, 'key_exists');
+    const still = await admin(gw, 'GET', `/admin/keys/${other.json.id}`);
+    assert.equal(still.status, 200, still.raw);
+    assert.equal(still.json.name, 'rename-me');
+    assert.equal((await admin(gw, 'DELETE', `/admin/keys/${other.json.id}`)).status, 200);
     for (const bad of [{ name: 'neg', limits: { requests_per_minute: -1 } }, { name: 'unknown', colour: 'blue' },
       { name: 'badlimit', limits: { requests_per_fortnight: 3 } }, { name: 'negbudget', budget: { daily_usd: -5 } },
       { name: 'models', models: 'mock-1' }, {}]) {

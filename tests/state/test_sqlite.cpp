@@ -223,7 +223,7 @@ TEST(sqlite, creates_tables_that_the_sqlite3_cli_reads) {
 
         // While the store is open (WAL: readers beside the writer).
         EXPECT_EQ(cli(dir.file(), "select name from sqlite_master where type='table' order by name"),
-                  "audit_log\nkeys\nledger\nrequest_log\nsecrets\nsessions\nspend");
+                  "audit_log\ndocuments\nkeys\nledger\nrequest_log\nsecrets\nsessions\nspend");
         EXPECT_EQ(cli(dir.file(), "pragma journal_mode"), "wal");
         EXPECT_EQ(cli(dir.file(), "pragma user_version"), "1");
         EXPECT_EQ(cli(dir.file(), "select id, prefix, json_extract(attrs, '$.team') from keys"),
