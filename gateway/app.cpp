@@ -129,9 +129,11 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 37> routes{{
+constexpr std::array<route, 39> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
+    {"/v1/messages", "POST", &api::messages},
+    {"/v1/messages/count_tokens", "POST", &api::count_message_tokens},
     {"/v1/models", "GET", &api::list_models},
     {"/v1/models/{id*}", "GET", &api::get_model},
     {"/v1/sessions", "POST", &api::create_session},
@@ -261,7 +263,12 @@ public:
         header_list headers;  // (no braced list in a coroutine: CONTRIBUTING.md)
         headers.emplace_back("x-request-id", rec.request_id);
         state_.stats.inflight_add(1);
-        api_request r{state_, services, req, out, cancel, rec, headers, {}, nullptr, {}};
+        // The Messages API answers in its own shapes, from the first refusal on.
+        std::unique_ptr<response_channel> messages_out;
+        if (req.path == "/v1/messages" || req.path == "/v1/messages/count_tokens")
+            messages_out = api::messages_channel_for(out, rec.request_id);
+        auto& channel = messages_out ? *messages_out : out;
+        api_request r{state_, services, req, channel, cancel, rec, headers, {}, nullptr, {}};
 
         // A handler that throws still ends its request here: leases released, the gauge and the
         // request log kept (the server answers 500 if nothing was sent).
@@ -456,7 +463,7 @@ private:
             fmt::format_to(out, R"(,"upstream_model":"{}")", json_escape(rec.upstream_model));
         if (rec.attempts > 0) fmt::format_to(out, R"(,"attempts":{})", rec.attempts);
         if (!rec.variant.empty()) fmt::format_to(out, R"(,"variant":"{}")", json_escape(rec.variant));
-        if (rec.route == "/v1/chat/completions") fmt::format_to(out, R"(,"stream":{})", rec.stream);
+        if (rec.route == "/v1/chat/completions" || rec.route == "/v1/messages") fmt::format_to(out, R"(,"stream":{})", rec.stream);
         if (!rec.cache.empty()) fmt::format_to(out, R"(,"cache":"{}")", rec.cache);
         if (!rec.endpoint.empty()) fmt::format_to(out, R"(,"endpoint":"{}")", rec.endpoint);
         if (rec.tokens.present)

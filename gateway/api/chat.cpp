@@ -395,6 +395,11 @@ asio::awaitable<void> finish_answer(api_request& r, providers::chat_outcome& res
 asio::awaitable<void> chat_completions(api_request& r) {
     auto body = co_await parse_model_body(r);
     if (!body) co_return;
+    co_await chat_body(r, *body);
+}
+
+asio::awaitable<void> chat_body(api_request& r, json::object& body_in) {
+    auto* body = &body_in;
     bool stream = false;
     if (auto err = check_chat_body(*body, stream)) {
         co_await reply_error(r, *err);

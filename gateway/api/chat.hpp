@@ -40,6 +40,9 @@ struct chat_run {
 // it back with hold.svc->release(hold.t) in any case (a no-op after a commit).
 asio::awaitable<std::optional<api_error>> open_session(api_request& r, std::string_view id, boost::json::object& body,
                                                        session_hold& hold, sessions::limits const* limits);
+// A chat request's body after parsing, as /v1/chat/completions runs it: checked, on the session
+// of x-session-id when there is one, answered (the Messages ingress runs its translation here).
+asio::awaitable<void> chat_body(api_request& r, boost::json::object& body);
 // Runs a checked chat body (messages present, stream as in `how`).
 asio::awaitable<void> run_chat(api_request& r, boost::json::object& body, chat_run const& how);
 // Stores what the request added to its session (a successful answer), before the answer's end

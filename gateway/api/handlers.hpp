@@ -9,6 +9,8 @@ namespace toolgate::gateway::api {
 
 asio::awaitable<void> chat_completions(api_request& r);  // chat.cpp
 asio::awaitable<void> embeddings(api_request& r);        // embeddings.cpp
+asio::awaitable<void> messages(api_request& r);          // messages.cpp: the Anthropic Messages API
+asio::awaitable<void> count_message_tokens(api_request& r);
 asio::awaitable<void> list_models(api_request& r);       // models.cpp
 asio::awaitable<void> get_model(api_request& r);
 asio::awaitable<void> mcp_servers(api_request& r);       // mcp_admin.cpp
@@ -51,6 +53,9 @@ asio::awaitable<policy::embedding_answer> embed_text(app_state& app, turn_contex
 // Who owns the sessions this request makes and may use: its key's id, or "anonymous" (sessions.cpp).
 std::string session_owner(api_request const& r);
 api_error sessions_disabled();
+
+// The channel a /v1/messages request answers through: Messages shapes (messages.cpp).
+std::unique_ptr<response_channel> messages_channel_for(response_channel& inner, std::string const& request_id);
 
 // Built once at start-up (models.cpp).
 void build_models_cache(app_state& app);
