@@ -265,7 +265,8 @@ public:
         state_.stats.inflight_add(1);
         // The Messages API answers in its own shapes, from the first refusal on.
         std::unique_ptr<response_channel> messages_out;
-        if (req.path == "/v1/messages" || req.path == "/v1/messages/count_tokens")
+        if (req.path == "/v1/messages" || req.path == "/v1/messages/count_tokens" || req.path == "/messages" ||
+            req.path == "/messages/count_tokens")
             messages_out = api::messages_channel_for(out, rec.request_id);
         auto& channel = messages_out ? *messages_out : out;
         api_request r{state_, services, req, channel, cancel, rec, headers, {}, nullptr, {}};
