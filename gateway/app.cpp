@@ -25,6 +25,7 @@
 #include "gateway/routing/router.hpp"
 #include "guardrails/token_estimate.hpp"
 #include "sessions/hybrid.hpp"
+#include "sessions/responses.hpp"
 #include "sessions/service.hpp"
 #include "state/doc_store.hpp"
 #include "state/secret_store.hpp"
@@ -87,6 +88,19 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
         for (auto const& s : cfg.mcp_servers) ctx.mcp_servers.push_back(s.name);
         endpoints = std::make_unique<endpoint_directory>(cfg.endpoints, std::move(docs), std::move(ctx));
     }
+    {
+        // Stored responses (previous_response_id) live where sessions do; without a sessions
+        // section in the state's SQLite file when there is one, else in memory. They last as long
+        // as an idle session (24 h by default).
+        std::shared_ptr<state::session_store> store;
+        auto tomb = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(1)).count();
+        auto const* ss = cfg.session_settings.get();
+        auto kind = ss ? ss->store : std::string(access && access->sqlite() ? "sqlite" : "memory");
+        if (kind == "redis" && access && access->redis()) store = state::make_redis_sessions(access->redis(), tomb);
+        else if (kind == "sqlite" && access && access->sqlite()) store = state::make_sqlite_sessions(access->sqlite(), tomb);
+        else store = state::make_memory_sessions(tomb);
+        responses = std::make_unique<sessions::response_store>(std::move(store), ss ? ss->lim.ttl : std::chrono::hours(24));
+    }
     hybrid = std::make_unique<sessions::hybrid_turns>(access && access->redis() ? state::make_redis_cache(access->redis(), "hybrid:")
                                                                                 : nullptr);
     access_log = spdlog::get("access");
@@ -129,10 +143,14 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 39> routes{{
+constexpr std::array<route, 43> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/messages", "POST", &api::messages},
+    {"/v1/responses", "POST", &api::create_response},
+    {"/v1/responses/{id}", "GET", &api::get_response},
+    {"/v1/responses/{id}", "DELETE", &api::delete_response},
+    {"/v1/responses/{id}/input_items", "GET", &api::response_input_items},
     {"/v1/messages/count_tokens", "POST", &api::count_message_tokens},
     {"/v1/models", "GET", &api::list_models},
     {"/v1/models/{id*}", "GET", &api::get_model},

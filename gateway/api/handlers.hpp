@@ -11,6 +11,10 @@ asio::awaitable<void> chat_completions(api_request& r);  // chat.cpp
 asio::awaitable<void> embeddings(api_request& r);        // embeddings.cpp
 asio::awaitable<void> messages(api_request& r);          // messages.cpp: the Anthropic Messages API
 asio::awaitable<void> count_message_tokens(api_request& r);
+asio::awaitable<void> create_response(api_request& r);  // responses.cpp: the OpenAI Responses API
+asio::awaitable<void> get_response(api_request& r);
+asio::awaitable<void> delete_response(api_request& r);
+asio::awaitable<void> response_input_items(api_request& r);
 asio::awaitable<void> list_models(api_request& r);       // models.cpp
 asio::awaitable<void> get_model(api_request& r);
 asio::awaitable<void> mcp_servers(api_request& r);       // mcp_admin.cpp

@@ -46,6 +46,7 @@ class endpoint_directory;
 namespace toolgate::sessions {
 class service;
 class hybrid_turns;
+class response_store;
 }
 
 namespace toolgate::gateway {
@@ -70,6 +71,8 @@ struct app_state {
     std::unique_ptr<turn_pipeline> embeddings_pipeline;
     // Hybrid turns without a session: this process's memory, and Redis when state.redis is set.
     std::unique_ptr<sessions::hybrid_turns> hybrid;
+    // Stored responses of the Responses API (store, previous_response_id).
+    std::unique_ptr<sessions::response_store> responses;
     // AI endpoints: the config's, and those made through /admin/endpoints.
     std::unique_ptr<endpoint_directory> endpoints;
     std::atomic<std::size_t> loops_running{0};  // agent loops in progress, against agent_loop.max_concurrent

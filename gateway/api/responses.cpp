@@ -1,0 +1,270 @@
+// The OpenAI Responses API: POST /v1/responses, GET and DELETE /v1/responses/{id} and
+// GET /v1/responses/{id}/input_items. A request is translated to a chat body (responses_wire.hpp)
+// and runs through the chat route's machinery (any provider, the agent loop with the MCP servers an
+// `mcp` tool names, every policy); the answer goes out through a response channel that speaks
+// Responses (a Response object, or its event stream). With `store` (the default) the Response, its
+// input items and the conversation are kept (sessions/responses.hpp) before the answer's end goes
+// out, so that a request naming it as previous_response_id finds it at once.
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "common/json_util.hpp"
+#include "gateway/api/chat.hpp"
+#include "gateway/api/handlers.hpp"
+#include "gateway/api/responses_wire.hpp"
+#include "gateway/api/state.hpp"
+#include "sessions/responses.hpp"
+#include "sessions/session.hpp"
+
+namespace toolgate::gateway::api {
+
+namespace json = boost::json;
+namespace rw = responses_wire;
+
+namespace {
+
+std::int64_t now_s() { return policy::unix_now_ms() / 1000; }
+
+std::string new_response_id() { return "resp_" + sessions::new_id().substr(5); }
+
+// What is stored with a Response: the conversation so far (without system instructions, which a
+// follow-up gives anew) and the request's input items.
+struct to_store {
+    bool store = false;
+    std::string owner;
+    json::array conversation;
+    json::array input_items;
+};
+
+class responses_channel final : public response_channel {
+public:
+    responses_channel(api_request& r, std::string id, rw::request_view const& v, to_store& keep)
+        : r_(r), inner_(r.out), id_(std::move(id)), view_(v), keep_(keep), created_(now_s()), stream_(id_, v, created_) {}
+
+    asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+                               header_list const& extra) override {
+        if (status >= 400 || !content_type.starts_with("application/json"))
+            co_return co_await inner_.send(status, content_type, body, extra);
+        auto response = translated(body);
+        if (response.empty()) co_return co_await inner_.send(status, content_type, body, extra);
+        co_await completed(response);
+        auto text = json::serialize(response);
+        co_return co_await inner_.send(status, content_type, text, extra);
+    }
+    asio::awaitable<bool> begin_stream(int status, std::string_view, header_list const& extra) override {
+        co_return co_await inner_.begin_stream(status, "text/event-stream", extra);
+    }
+    asio::awaitable<bool> write(std::string_view data) override {
+        auto out = stream_.feed(data);
+        if (out.empty()) co_return true;
+        co_await stored_before_the_end();
+        co_return co_await inner_.write(out);
+    }
+    asio::awaitable<bool> end_stream(std::string_view last) override {
+        auto out = stream_.feed(last);
+        out += stream_.finish();
+        co_await stored_before_the_end();
+        co_return co_await inner_.end_stream(out);
+    }
+    bool started() const override { return inner_.started(); }
+
+private:
+    json::object translated(std::string_view body) const {
+        boost::system::error_code ec;
+        auto v = parse_bounded(body, ec);
+        if (ec || !v.is_object() || !v.get_object().contains("choices")) return {};
+        return rw::to_response(v.get_object(), id_, view_, created_);
+    }
+
+    asio::awaitable<void> stored_before_the_end() {
+        if (!stored_ && !stream_.final_response().empty()) co_await completed(stream_.final_response());
+    }
+
+    // Keeps the Response (once), before the client can see it complete.
+    asio::awaitable<void> completed(json::object const& response) {
+        if (stored_ || !keep_.store) co_return;
+        stored_ = true;
+        sessions::stored_response s;
+        s.response = response;
+        s.input_items = keep_.input_items;
+        s.conversation = keep_.conversation;
+        for (auto& m : rw::output_messages(response)) s.conversation.push_back(std::move(m));
+        auto err = co_await r_.app.responses->put(id_, keep_.owner, std::move(s), policy::unix_now_ms());
+        if (err)
+            r_.app.log->warn("{} response {} was not stored: {}", r_.rec.request_id, id_, err->message);
+    }
+
+    api_request& r_;
+    response_channel& inner_;
+    std::string id_;
+    rw::request_view const& view_;
+    to_store& keep_;
+    std::int64_t created_;
+    rw::stream_translator stream_;
+    bool stored_ = false;
+};
+
+std::vector<std::string> server_names(app_state const& app) {
+    std::vector<std::string> out;
+    for (auto const& s : app.cfg.mcp_servers) out.push_back(s.name);
+    return out;
+}
+
+// The new request's messages after the stored conversation (its instructions stay first).
+void continue_from(json::array const& conversation, json::object& chat) {
+    auto& messages = chat.at("messages").get_array();
+    json::array out;
+    std::size_t i = 0;
+    for (; i < messages.size(); ++i) {
+        auto const* o = messages[i].if_object();
+        auto const* role = o ? o->if_contains("role") : nullptr;
+        if (!role || !role->is_string() || role->get_string() != "system") break;
+        out.push_back(messages[i]);
+    }
+    for (auto const& m : conversation) out.push_back(m);
+    for (; i < messages.size(); ++i) out.push_back(messages[i]);
+    messages = std::move(out);
+}
+
+// The request's own messages, without the instructions (what is stored for a follow-up).
+json::array without_system(json::array const& messages) {
+    json::array out;
+    for (auto const& m : messages) {
+        auto const* o = m.if_object();
+        auto const* role = o ? o->if_contains("role") : nullptr;
+        if (role && role->is_string() && role->get_string() == "system") continue;
+        out.push_back(m);
+    }
+    return out;
+}
+
+json::object deleted_json(std::string const& id) {
+    json::object o;
+    o["id"] = id;
+    o["object"] = "response";
+    o["deleted"] = true;
+    return o;
+}
+
+// The input items page: newest first unless order=asc, `limit` (1..100, 20), after an item id.
+std::variant<json::object, api_error> items_page(json::array const& items, inbound_request const& req) {
+    std::size_t limit = 20;
+    if (auto l = query_param(req, "limit")) {
+        char* end = nullptr;
+        auto n = std::strtol(l->c_str(), &end, 10);
+        if (l->empty() || *end || n < 1 || n > 100) return api_error::bad_request("limit: must be 1 to 100", "invalid_limit");
+        limit = static_cast<std::size_t>(n);
+    }
+    bool asc = false;
+    if (auto o = query_param(req, "order")) {
+        if (*o != "asc" && *o != "desc") return api_error::bad_request("order: must be asc or desc", "invalid_order");
+        asc = *o == "asc";
+    }
+    std::vector<json::value const*> ordered;
+    for (auto const& it : items) ordered.push_back(&it);
+    if (!asc) std::reverse(ordered.begin(), ordered.end());
+    std::size_t start = 0;
+    if (auto after = query_param(req, "after")) {
+        start = ordered.size();
+        for (std::size_t i = 0; i < ordered.size(); ++i) {
+            auto const* o = ordered[i]->if_object();
+            auto const* id = o ? o->if_contains("id") : nullptr;
+            if (id && id->is_string() && id->get_string() == *after) start = i + 1;
+        }
+    }
+    json::array data;
+    for (std::size_t i = start; i < ordered.size() && data.size() < limit; ++i) data.push_back(*ordered[i]);
+    json::object page;
+    page["object"] = "list";
+    page["has_more"] = start + data.size() < ordered.size();
+    page["first_id"] = data.empty() ? json::value(nullptr) : data.front().at("id");
+    page["last_id"] = data.empty() ? json::value(nullptr) : data.back().at("id");
+    page["data"] = std::move(data);
+    return page;
+}
+
+}  // namespace
+
+asio::awaitable<void> create_response(api_request& r) {
+    auto in = co_await parse_model_body(r);
+    if (!in) co_return;
+    auto id = new_response_id();
+    auto t = rw::to_chat(*in, id, server_names(r.app));
+    if (auto* err = std::get_if<api_error>(&t)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    auto& tr = std::get<rw::translated>(t);
+    to_store keep;
+    keep.owner = session_owner(r);
+    keep.store = tr.view.store;
+    keep.input_items = tr.view.input_items;
+    if (!tr.view.previous_response_id.empty()) {
+        auto prev = co_await r.app.responses->get(tr.view.previous_response_id, keep.owner, policy::unix_now_ms());
+        if (auto* err = std::get_if<api_error>(&prev)) {
+            auto e = *err;
+            if (e.status == 404) e.param = "previous_response_id";
+            co_await reply_error(r, e);
+            co_return;
+        }
+        continue_from(std::get<sessions::stored_response>(prev).conversation, tr.chat);
+    }
+    // What a follow-up continues: the stored conversation, then this request's own messages.
+    keep.conversation = without_system(tr.chat.at("messages").get_array());
+    r.rec.model = std::string(tr.chat.at("model").get_string());
+    r.rec.stream = tr.view.stream;
+    r.req.body.clear();  // what runs is the translation, not the client's bytes
+
+    responses_channel channel(r, id, tr.view, keep);
+    api_request rr{r.app, r.services, r.req, channel, r.cancel, r.rec, r.headers, r.params, r.guard_scope,
+                   std::move(r.access_scope)};
+    chat_run how;
+    how.stream = tr.view.stream;
+    if (tr.view.mcp_servers) how.mcp_servers = &*tr.view.mcp_servers;
+    std::exception_ptr failed;
+    try {
+        co_await run_chat(rr, tr.chat, how);
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    r.access_scope = std::move(rr.access_scope);  // the leases and the spend are settled by the caller
+    r.guard_scope = std::move(rr.guard_scope);
+    if (failed) std::rethrow_exception(failed);
+}
+
+asio::awaitable<void> get_response(api_request& r) {
+    auto got = co_await r.app.responses->get(std::string(r.param("id")), session_owner(r), policy::unix_now_ms());
+    if (auto* err = std::get_if<api_error>(&got)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    co_await reply_json(r, json::serialize(std::get<sessions::stored_response>(got).response));
+}
+
+asio::awaitable<void> delete_response(api_request& r) {
+    auto id = std::string(r.param("id"));
+    auto err = co_await r.app.responses->erase(id, session_owner(r), policy::unix_now_ms());
+    if (err) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    co_await reply_json(r, json::serialize(deleted_json(id)));
+}
+
+asio::awaitable<void> response_input_items(api_request& r) {
+    auto got = co_await r.app.responses->get(std::string(r.param("id")), session_owner(r), policy::unix_now_ms());
+    if (auto* err = std::get_if<api_error>(&got)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    auto page = items_page(std::get<sessions::stored_response>(got).input_items, r.req);
+    if (auto* err = std::get_if<api_error>(&page)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    co_await reply_json(r, json::serialize(std::get<json::object>(page)));
+}
+
+}  // namespace toolgate::gateway::api
