@@ -179,7 +179,7 @@ std::optional<api_error> add_input(json::value const& input, std::string const& 
             m["content"] = o ? output_text_of(*o) : std::string();
             messages.push_back(std::move(m));
         } else if (type == "reasoning") {
-            continue;  // a model's earlier reasoning: not sent on to other providers
+            // A model's earlier reasoning: listed with the input, not sent on to other providers.
         } else {
             return unsupported(where + ": a '" + std::string(type.empty() ? "(no type)" : type) +
                                    "' item is not supported here",
