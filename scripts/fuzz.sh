@@ -14,7 +14,7 @@ shift || true
 TARGETS=("$@")
 if [ "${#TARGETS[@]}" -eq 0 ]; then
   TARGETS=(sse redis_reply redis_url jsonrpc tool_names native_wire openai_stream mcp_http server_session guardrails
-           config http_request eventstream oauth cache)
+           config http_request eventstream oauth cache ingress)
 fi
 BUILD=build-fuzz
 # The whole project, every library instrumented (-DTOOLGATE_FUZZ=ON); only the fuzz targets are built.

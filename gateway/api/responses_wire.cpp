@@ -296,6 +296,9 @@ std::variant<translated, api_error> to_chat(json::object const& in, std::string 
     if (!input || input->is_null()) return bad("input: required", "input");
     if (auto err = add_input(*input, response_id, messages, v.input_items)) return *err;
     if (v.input_items.empty()) return bad("input: must not be empty", "input");
+    bool something = false;
+    for (auto const& m : messages) something = something || str_of(m.as_object(), "role") != "system";
+    if (!something) return bad("input: has no message, call or call output to answer", "input");
     chat["messages"] = std::move(messages);
 
     if (auto const* t = in.if_contains("tools"); t && !t->is_null()) {

@@ -126,6 +126,8 @@ TEST(responses_wire, what_it_refuses_is_named) {
     EXPECT_EQ(error_of(R"({"input":"hi"})"), "400 model: required");
     EXPECT_EQ(error_of(R"({"model":"m"})"), "400 input: required");
     EXPECT_EQ(error_of(R"({"model":"m","input":[]})"), "400 input: must not be empty");
+    EXPECT_EQ(error_of(R"({"model":"m","instructions":"i","input":[{"type":"reasoning","id":"rs_1"}]})"),
+              "400 input: has no message, call or call output to answer");
     EXPECT_NE(error_of(R"({"model":"m","input":"x","tools":[{"type":"web_search_preview"}]})").find("'web_search_preview' tools"),
               std::string::npos);
     EXPECT_NE(error_of(R"({"model":"m","input":"x","tools":[{"type":"mcp","server_label":"elsewhere","server_url":"https://e"}]})")
