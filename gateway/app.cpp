@@ -90,12 +90,15 @@ app_state::app_state(gateway_config const& c) : cfg(c) {
     }
     {
         // Stored responses (previous_response_id) live where sessions do; without a sessions
-        // section in the state's SQLite file when there is one, else in memory. They last as long
-        // as an idle session (24 h by default).
+        // section in Redis when the state has one (replicas continue each other's responses), else
+        // in the state's SQLite file, else in memory. They last as long as an idle session (24 h).
         std::shared_ptr<state::session_store> store;
         auto tomb = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::minutes(1)).count();
         auto const* ss = cfg.session_settings.get();
-        auto kind = ss ? ss->store : std::string(access && access->sqlite() ? "sqlite" : "memory");
+        std::string kind = "memory";
+        if (ss) kind = ss->store;
+        else if (access && access->redis()) kind = "redis";
+        else if (access && access->sqlite()) kind = "sqlite";
         if (kind == "redis" && access && access->redis()) store = state::make_redis_sessions(access->redis(), tomb);
         else if (kind == "sqlite" && access && access->sqlite()) store = state::make_sqlite_sessions(access->sqlite(), tomb);
         else store = state::make_memory_sessions(tomb);

@@ -113,30 +113,23 @@ std::vector<std::string> server_names(app_state const& app) {
 }
 
 // The new request's messages after the stored conversation (its instructions stay first).
-void continue_from(json::array const& conversation, json::object& chat) {
+void continue_from(json::array const& conversation, json::object& chat, rw::request_view const& v) {
     auto& messages = chat.at("messages").get_array();
+    auto const* ins = v.echo.if_contains("instructions");
+    std::size_t lead = ins && ins->is_string() ? 1 : 0;
     json::array out;
-    std::size_t i = 0;
-    for (; i < messages.size(); ++i) {
-        auto const* o = messages[i].if_object();
-        auto const* role = o ? o->if_contains("role") : nullptr;
-        if (!role || !role->is_string() || role->get_string() != "system") break;
-        out.push_back(messages[i]);
-    }
+    for (std::size_t i = 0; i < lead && i < messages.size(); ++i) out.push_back(messages[i]);
     for (auto const& m : conversation) out.push_back(m);
-    for (; i < messages.size(); ++i) out.push_back(messages[i]);
+    for (std::size_t i = lead; i < messages.size(); ++i) out.push_back(messages[i]);
     messages = std::move(out);
 }
 
-// The request's own messages, without the instructions (what is stored for a follow-up).
-json::array without_system(json::array const& messages) {
+// The conversation without the request's instructions (the first message when it has them).
+json::array without_instructions(json::array const& messages, rw::request_view const& v) {
+    auto const* ins = v.echo.if_contains("instructions");
+    bool first_is_instructions = ins && ins->is_string();
     json::array out;
-    for (auto const& m : messages) {
-        auto const* o = m.if_object();
-        auto const* role = o ? o->if_contains("role") : nullptr;
-        if (role && role->is_string() && role->get_string() == "system") continue;
-        out.push_back(m);
-    }
+    for (std::size_t i = first_is_instructions ? 1 : 0; i < messages.size(); ++i) out.push_back(messages[i]);
     return out;
 }
 
@@ -209,10 +202,11 @@ asio::awaitable<void> create_response(api_request& r) {
             co_await reply_error(r, e);
             co_return;
         }
-        continue_from(std::get<sessions::stored_response>(prev).conversation, tr.chat);
+        continue_from(std::get<sessions::stored_response>(prev).conversation, tr.chat, tr.view);
     }
-    // What a follow-up continues: the stored conversation, then this request's own messages.
-    keep.conversation = without_system(tr.chat.at("messages").get_array());
+    // What a follow-up continues: the stored conversation, then this request's own messages (its
+    // instructions are not carried over; system and developer messages of its input are).
+    keep.conversation = without_instructions(tr.chat.at("messages").get_array(), tr.view);
     r.rec.model = std::string(tr.chat.at("model").get_string());
     r.rec.stream = tr.view.stream;
     r.req.body.clear();  // what runs is the translation, not the client's bytes
