@@ -146,10 +146,14 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 43> routes{{
+constexpr std::array<route, 47> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/messages", "POST", &api::messages},
+    {"/v1/images/generations", "POST", &api::image_generations},
+    {"/v1/completions", "POST", &api::completions},
+    {"/v1/moderations", "POST", &api::moderations},
+    {"/v1/rerank", "POST", &api::rerank},
     {"/v1/responses", "POST", &api::create_response},
     {"/v1/responses/{id}", "GET", &api::get_response},
     {"/v1/responses/{id}", "DELETE", &api::delete_response},

@@ -38,6 +38,9 @@ enum class turn_kind { chat, embeddings };
 
 struct turn_context {
     turn_kind kind = turn_kind::chat;
+    // An embeddings-kind turn on another JSON route of the OpenAI API ("/images/generations",
+    // "/completions", "/moderations", "/rerank"); empty: /embeddings.
+    std::string_view api_path;
     std::string request_id;
     std::string requested_model;          // as the client named it
     providers::chat_request request;      // body's "model" is rewritten to the upstream name by routing

@@ -172,8 +172,12 @@ public:
     }
 
     asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, json::object& body) override {
+        co_return co_await json_call(ctx, "/embeddings", body);
+    }
+
+    asio::awaitable<embeddings_outcome> json_call(call_context& ctx, std::string_view path, json::object& body) override {
         embeddings_outcome out;
-        auto hr = make_request("/embeddings", body, false, ctx.request_id, {}, ctx.credential);
+        auto hr = make_request(path, body, false, ctx.request_id, {}, ctx.credential);
         if (hr.target.empty()) {
             out.error = api_error::bad_request("model name not usable as an Azure deployment", "invalid_model");
             co_return out;

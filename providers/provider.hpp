@@ -167,6 +167,11 @@ public:
         std::optional<std::chrono::milliseconds> retry_after;
     };
     virtual asio::awaitable<embeddings_outcome> embeddings(call_context& ctx, boost::json::object& body) = 0;
+    // Another JSON route of the OpenAI API (`path`: "/images/generations", "/completions",
+    // "/moderations", "/rerank"), passed through as it is. Providers that do not serve it answer
+    // 400 unsupported_for_provider (the default).
+    virtual asio::awaitable<embeddings_outcome> json_call(call_context& ctx, std::string_view path,
+                                                          boost::json::object& body);
 
     provider_stats& stats() const { return stats_; }
 

@@ -60,6 +60,20 @@ bool provider::catalog_lists(std::string_view model) const {
 
 asio::awaitable<bool> chat_sink::on_comment(std::string_view) { co_return true; }
 
+namespace {
+api_error unsupported_route(std::string const& name, std::string const& type, std::string_view path) {
+    return api_error::bad_request("provider '" + name + "' (type " + type + ") does not serve /v1" + std::string(path) +
+                                      "; route this model to an OpenAI-compatible provider",
+                                  "unsupported_for_provider");
+}
+}  // namespace
+
+asio::awaitable<provider::embeddings_outcome> provider::json_call(call_context&, std::string_view path, boost::json::object&) {
+    embeddings_outcome out;
+    out.error = unsupported_route(cfg_.name, cfg_.type, path);
+    co_return out;
+}
+
 void provider_stats::record(bool ok, std::chrono::microseconds latency) {
     auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())

@@ -8,6 +8,8 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <utility>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -224,6 +226,116 @@ public:
 
     asio::awaitable<embeddings_outcome> embeddings(call_context&, json::object& body) override {
         co_return compute_embeddings(body);
+    }
+
+    asio::awaitable<embeddings_outcome> json_call(call_context&, std::string_view path, json::object& body) override {
+        co_return offline_answer(path, body);
+    }
+
+    // The other JSON routes, offline: an image (a 1x1 PNG), a text completion, a moderation that
+    // flags nothing, a rerank by shared words. Deterministic, for demos and tests.
+    embeddings_outcome offline_answer(std::string_view path, json::object const& body) const {
+        embeddings_outcome out;
+        auto text_of = [&](char const* k) {
+            auto const* v = body.if_contains(k);
+            return v && v->is_string() ? std::string(v->get_string()) : std::string();
+        };
+        auto model = text_of("model");
+        json::object r;
+        if (path == "/images/generations") {
+            auto prompt = text_of("prompt");
+            if (prompt.empty()) {
+                out.error = api_error::bad_request("'prompt' is required", "invalid_prompt");
+                return out;
+            }
+            std::int64_t n = 1;
+            if (auto const* v = body.if_contains("n"); v && v->is_int64()) n = std::clamp<std::int64_t>(v->get_int64(), 1, 10);
+            json::array data;
+            for (std::int64_t i = 0; i < n; ++i) {
+                json::object img;
+                img["b64_json"] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+                img["revised_prompt"] = prompt;
+                data.push_back(std::move(img));
+            }
+            r["created"] = 1700000000;
+            r["data"] = std::move(data);
+        } else if (path == "/completions") {
+            auto prompt = text_of("prompt");
+            json::object choice;
+            choice["text"] = " (toolgate's offline demo completes: " + prompt + ")";
+            choice["index"] = 0;
+            choice["logprobs"] = nullptr;
+            choice["finish_reason"] = "stop";
+            json::array choices;
+            choices.push_back(std::move(choice));
+            r["id"] = "cmpl-demo";
+            r["object"] = "text_completion";
+            r["created"] = 1700000000;
+            r["model"] = model;
+            r["choices"] = std::move(choices);
+            json::object u;
+            auto pt = static_cast<std::int64_t>(prompt.size() / 4 + 1);
+            u["prompt_tokens"] = pt;
+            u["completion_tokens"] = 8;
+            u["total_tokens"] = pt + 8;
+            r["usage"] = std::move(u);
+            out.tokens.prompt_tokens = pt;
+            out.tokens.completion_tokens = 8;
+            out.tokens.present = true;
+        } else if (path == "/moderations") {
+            json::object result;
+            result["flagged"] = false;
+            result["categories"] = json::object();
+            result["category_scores"] = json::object();
+            json::array results;
+            results.push_back(std::move(result));
+            r["id"] = "modr-demo";
+            r["model"] = model;
+            r["results"] = std::move(results);
+        } else if (path == "/rerank") {
+            auto query = text_of("query");
+            auto const* docs = body.if_contains("documents");
+            if (query.empty() || !docs || !docs->is_array()) {
+                out.error = api_error::bad_request("'query' and 'documents' are required", "invalid_rerank");
+                return out;
+            }
+            auto words = [](std::string const& s) {
+                std::vector<std::string> w;
+                std::string cur;
+                for (char c : s) {
+                    if (std::isalnum(static_cast<unsigned char>(c))) cur.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+                    else if (!cur.empty()) w.push_back(std::exchange(cur, {}));
+                }
+                if (!cur.empty()) w.push_back(cur);
+                return w;
+            };
+            auto q = words(query);
+            std::vector<std::pair<double, std::int64_t>> scored;
+            std::int64_t i = 0;
+            for (auto const& d : docs->get_array()) {
+                std::string text = d.is_string() ? std::string(d.get_string()) : json::serialize(d);
+                auto w = words(text);
+                double hits = 0;
+                for (auto const& x : q) hits += std::count(w.begin(), w.end(), x) > 0 ? 1 : 0;
+                scored.emplace_back(q.empty() ? 0.0 : hits / double(q.size()), i++);
+            }
+            std::stable_sort(scored.begin(), scored.end(), [](auto const& a, auto const& b) { return a.first > b.first; });
+            json::array results;
+            for (auto const& [score, index] : scored) {
+                json::object res;
+                res["index"] = index;
+                res["relevance_score"] = score;
+                results.push_back(std::move(res));
+            }
+            r["model"] = model;
+            r["results"] = std::move(results);
+        } else {
+            out.error = api_error::bad_request("the scripted provider does not serve /v1" + std::string(path),
+                                               "unsupported_for_provider");
+            return out;
+        }
+        out.response = std::move(r);
+        return out;
     }
 
     embeddings_outcome compute_embeddings(json::object& body) const {

@@ -11,6 +11,10 @@ asio::awaitable<void> chat_completions(api_request& r);  // chat.cpp
 asio::awaitable<void> embeddings(api_request& r);        // embeddings.cpp
 asio::awaitable<void> messages(api_request& r);          // messages.cpp: the Anthropic Messages API
 asio::awaitable<void> count_message_tokens(api_request& r);
+asio::awaitable<void> image_generations(api_request& r);  // passthrough.cpp: the rest of the OpenAI surface
+asio::awaitable<void> completions(api_request& r);
+asio::awaitable<void> moderations(api_request& r);
+asio::awaitable<void> rerank(api_request& r);
 asio::awaitable<void> create_response(api_request& r);  // responses.cpp: the OpenAI Responses API
 asio::awaitable<void> get_response(api_request& r);
 asio::awaitable<void> delete_response(api_request& r);

@@ -385,7 +385,9 @@ struct router::impl {
         providers::call_context call = *ctx.call;
         call.credential = credential;
         if (ctx.kind == turn_kind::embeddings) {
-            auto e = co_await p.embeddings(call, ctx.request.body);
+            providers::provider::embeddings_outcome e;
+            if (ctx.api_path.empty()) e = co_await p.embeddings(call, ctx.request.body);
+            else e = co_await p.json_call(call, ctx.api_path, ctx.request.body);
             turn_result r;
             r.response = std::move(e.response);
             r.tokens = e.tokens;

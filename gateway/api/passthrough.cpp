@@ -1,0 +1,97 @@
+// The rest of the OpenAI surface that OpenAI-compatible providers serve, passed through by model:
+// POST /v1/images/generations, /v1/completions (legacy), /v1/moderations and /v1/rerank. Each is
+// one turn of the embeddings pipeline (routing with retries and fallback, keys, limits, budgets,
+// the request log) whose provider call goes to the same path upstream; a provider that does not
+// serve the path answers 400 unsupported_for_provider.
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "gateway/api/handlers.hpp"
+#include "gateway/api/state.hpp"
+
+namespace toolgate::gateway::api {
+
+namespace json = boost::json;
+
+namespace {
+
+asio::awaitable<void> pass(api_request& r, std::string_view path, json::object body) {
+    providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
+    auto ctx = make_turn(r, call);
+    ctx.kind = turn_kind::embeddings;
+    ctx.api_path = path;
+    ctx.request.body = std::move(body);
+    auto result = co_await r.app.embeddings_pipeline->run(ctx);
+    if (ctx.provider) r.rec.provider = ctx.provider->name();
+    r.rec.upstream_model = ctx.upstream_model;
+    r.rec.attempts += ctx.attempts;
+    r.rec.tokens = result.tokens;
+    if (client_left(r, result.error)) co_return;
+    if (result.error) {
+        r.rec.error_detail = result.error->detail;
+        co_await reply_error(r, *result.error);
+        co_return;
+    }
+    co_await reply_json(r, json::serialize(result.response));
+}
+
+api_error required(char const* field) {
+    auto err = api_error::bad_request(std::string("'") + field + "' is required", "missing_field");
+    err.param = field;
+    return err;
+}
+
+// The body with `model` (or a default for the route when the API has one); nullopt after an error.
+asio::awaitable<std::optional<json::object>> body_with(api_request& r, char const* must, char const* default_model) {
+    auto body = co_await parse_body(r);
+    if (!body) co_return std::nullopt;
+    auto const* m = body->if_contains("model");
+    if ((!m || !m->is_string() || m->get_string().empty()) && default_model) (*body)["model"] = default_model;
+    m = body->if_contains("model");
+    if (!m || !m->is_string() || m->get_string().empty()) {
+        co_await reply_error(r, required("model"));
+        co_return std::nullopt;
+    }
+    r.rec.model = std::string(m->get_string());
+    if (must && !body->contains(must)) {
+        co_await reply_error(r, required(must));
+        co_return std::nullopt;
+    }
+    co_return body;
+}
+
+}  // namespace
+
+asio::awaitable<void> image_generations(api_request& r) {
+    auto body = co_await body_with(r, "prompt", nullptr);
+    if (body) co_await pass(r, "/images/generations", std::move(*body));
+}
+
+asio::awaitable<void> completions(api_request& r) {
+    auto body = co_await body_with(r, "prompt", nullptr);
+    if (!body) co_return;
+    if (auto const* s = body->if_contains("stream"); s && s->is_bool() && s->get_bool()) {
+        co_await reply_error(r, api_error::bad_request("streaming is not supported on /v1/completions here; use "
+                                                       "/v1/chat/completions to stream",
+                                                       "unsupported_stream"));
+        co_return;
+    }
+    co_await pass(r, "/completions", std::move(*body));
+}
+
+asio::awaitable<void> moderations(api_request& r) {
+    auto body = co_await body_with(r, "input", "omni-moderation-latest");
+    if (body) co_await pass(r, "/moderations", std::move(*body));
+}
+
+asio::awaitable<void> rerank(api_request& r) {
+    auto body = co_await body_with(r, "query", nullptr);
+    if (!body) co_return;
+    if (!body->contains("documents")) {
+        co_await reply_error(r, required("documents"));
+        co_return;
+    }
+    co_await pass(r, "/rerank", std::move(*body));
+}
+
+}  // namespace toolgate::gateway::api
