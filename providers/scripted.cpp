@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <unordered_set>
 #include <utility>
 #include <cmath>
 #include <cstring>
@@ -315,8 +316,9 @@ public:
             for (auto const& d : docs->get_array()) {
                 std::string text = d.is_string() ? std::string(d.get_string()) : json::serialize(d);
                 auto w = words(text);
+                std::unordered_set<std::string> present(w.begin(), w.end());
                 double hits = 0;
-                for (auto const& x : q) hits += std::count(w.begin(), w.end(), x) > 0 ? 1 : 0;
+                for (auto const& x : q) hits += present.count(x) ? 1 : 0;
                 scored.emplace_back(q.empty() ? 0.0 : hits / double(q.size()), i++);
             }
             std::stable_sort(scored.begin(), scored.end(), [](auto const& a, auto const& b) { return a.first > b.first; });

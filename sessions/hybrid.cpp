@@ -107,18 +107,18 @@ asio::awaitable<void> hybrid_turns::remember(std::string scope, std::vector<std:
     auto text = json::serialize(transcript);
     auto now = now_ms();
     stats_.remembered.fetch_add(1, std::memory_order_relaxed);
+    // This replica first: a follow-up here needs no round trip, and survives the shared store
+    // being away (and a client that does not wait for the stream's end finds it already).
+    auto copy = text;
+    local_->put_now(key, copy, std::string(scope_label), ttl_ms_, now);
     if (shared_) {
-        auto copy = text;
-        auto ok = co_await shared_->put(key, std::move(copy), std::string(scope_label), ttl_ms_, now);
+        auto ok = co_await shared_->put(key, std::move(text), std::string(scope_label), ttl_ms_, now);
         if (!ok) {
             stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("hybrid turns: the shared store did not keep a transcript ({}); a follow-up on another "
                          "replica will lack the gateway's tool turns", ok.error().message());
         }
     }
-    // This replica keeps it too: a follow-up here needs no round trip, and survives the shared
-    // store being away.
-    local_->put_now(key, text, std::string(scope_label), ttl_ms_, now);
 }
 
 asio::awaitable<std::size_t> hybrid_turns::expand(std::string scope, json::array& messages) {

@@ -5,6 +5,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <vector>
+
 #include "common/json_util.hpp"
 #include "sessions/session.hpp"
 #include "state/session_store.hpp"
@@ -51,6 +53,11 @@ std::optional<stored_response> read_row(state::session_row const& row) {
     return out;
 }
 
+api_error too_large_error(std::size_t max) {
+    return api_error{413, "invalid_request_error", "response_too_large",
+                     "the response is larger than a stored response may be (" + std::to_string(max >> 20) + " MiB)"};
+}
+
 api_error exists_error(std::string const& id) {
     return api_error{409, "invalid_request_error", "response_exists", "a response with id '" + id + "' exists already"};
 }
@@ -62,13 +69,36 @@ api_error response_not_found(std::string_view id) {
     return err;
 }
 
-response_store::response_store(std::shared_ptr<state::session_store> store, std::chrono::milliseconds ttl)
-    : store_(std::move(store)), ttl_(ttl) {}
+response_store::response_store(std::shared_ptr<state::session_store> store, std::chrono::milliseconds ttl,
+                               std::size_t max_bytes)
+    : store_(std::move(store)), ttl_(ttl), max_bytes_(max_bytes) {}
+
+bool fit_conversation(json::array& conversation, std::size_t budget) {
+    std::vector<std::size_t> sizes;
+    std::size_t total = 2;
+    for (auto const& m : conversation) {
+        sizes.push_back(json::serialize(m).size() + 1);
+        total += sizes.back();
+    }
+    std::size_t drop = 0;
+    while (drop < conversation.size() && total > budget) total -= sizes[drop++];
+    auto role_of = [&](std::size_t i) {
+        auto const* o = conversation[i].if_object();
+        auto const* r = o ? o->if_contains("role") : nullptr;
+        return r && r->is_string() ? std::string_view(r->get_string()) : std::string_view();
+    };
+    while (drop < conversation.size() && role_of(drop) == "tool") ++drop;
+    if (drop == conversation.size() && !conversation.empty()) return false;  // not even the last turn fits
+    if (drop > 0) conversation.erase(conversation.begin(), conversation.begin() + static_cast<std::ptrdiff_t>(drop));
+    return total <= budget;
+}
 
 std::string_view response_store::kind() const { return store_->kind(); }
 
 asio::awaitable<std::optional<api_error>> response_store::put(std::string id, std::string owner, stored_response r,
                                                               std::int64_t now_ms) {
+    auto fixed = json::serialize(r.response).size() + json::serialize(r.input_items).size();
+    if (fixed >= max_bytes_ || !fit_conversation(r.conversation, max_bytes_ - fixed)) co_return too_large_error(max_bytes_);
     auto made = co_await store_->create(row_of(id, std::move(owner), r, now_ms, ttl_.count()));
     if (!made) co_return store_error();
     if (!*made) co_return exists_error(id);

@@ -34,7 +34,10 @@ struct stored_response {
 
 class response_store {
 public:
-    response_store(std::shared_ptr<state::session_store> store, std::chrono::milliseconds ttl);
+    // `max_bytes`: one stored response at most (the Response, its input items, the conversation);
+    // a longer conversation loses its oldest turns, and a response larger by itself is not kept.
+    response_store(std::shared_ptr<state::session_store> store, std::chrono::milliseconds ttl,
+                   std::size_t max_bytes = std::size_t(4) << 20);
 
     std::string_view kind() const;
     std::chrono::milliseconds ttl() const { return ttl_; }
@@ -48,7 +51,13 @@ public:
 private:
     std::shared_ptr<state::session_store> store_;
     std::chrono::milliseconds ttl_;
+    std::size_t max_bytes_;
 };
+
+// Drops the oldest messages of `conversation` until `budget` bytes of JSON are left, then any
+// tool results left at its head (the call they answered went); false when not even its last
+// message fits.
+bool fit_conversation(boost::json::array& conversation, std::size_t budget);
 
 // "Response with id '...' not found." (404, the API's own words).
 api_error response_not_found(std::string_view id);

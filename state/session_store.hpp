@@ -89,7 +89,10 @@ public:
 // `tombstone_ms`: how long a deleted or expired session is `gone` before it is `missing`.
 // `max_sessions`: the memory store's bound (expired ones are dropped first; past it, create fails
 // with errc::overloaded).
-std::shared_ptr<session_store> make_memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions = 100'000);
+// Bounded in rows and in bytes (ids, owners, meta and messages): a create or save beyond either,
+// after lapsed rows are swept, fails with errc::overloaded.
+std::shared_ptr<session_store> make_memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions = 100'000,
+                                                   std::size_t max_bytes = std::size_t(512) << 20);
 
 class sqlite_db;
 class redis_pool;

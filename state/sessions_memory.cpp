@@ -14,8 +14,8 @@ namespace {
 
 class memory_sessions final : public detail::local_lease_store {
 public:
-    memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions)
-        : tombstone_ms_(tombstone_ms), max_sessions_(max_sessions) {}
+    memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions, std::size_t max_bytes)
+        : tombstone_ms_(tombstone_ms), max_sessions_(max_sessions), max_bytes_(max_bytes) {}
 
     std::string_view kind() const override { return "memory"; }
 
@@ -26,8 +26,11 @@ public:
             if (state_of(it->second, now) != session_state::missing) co_return false;
             drop(it);
         }
-        if (rows_.size() >= max_sessions_) sweep(now);
-        if (rows_.size() >= max_sessions_) co_return result<bool>(boost::system::in_place_error, errc::overloaded);
+        auto size = size_of(row);
+        if (rows_.size() >= max_sessions_ || bytes_ + size > max_bytes_) sweep(now);
+        if (rows_.size() >= max_sessions_ || bytes_ + size > max_bytes_)
+            co_return result<bool>(boost::system::in_place_error, errc::overloaded);
+        bytes_ += size;
         row.version = 1;
         index_[row.owner].emplace(row.created_ms, row.id);
         auto id = row.id;
@@ -55,6 +58,13 @@ public:
         if (it == rows_.end() || state_of(it->second, now_ms) != session_state::live) co_return false;
         auto& cur = it->second.row;
         if (cur.version != row.version - 1 || cur.owner != row.owner) co_return false;
+        auto before = size_of(cur);
+        auto after = row.meta.size() + row.messages.size() + cur.id.size() + cur.owner.size();
+        if (after > before && bytes_ - before + after > max_bytes_) {
+            sweep(now_ms);
+            if (bytes_ - before + after > max_bytes_) co_return result<bool>(boost::system::in_place_error, errc::overloaded);
+        }
+        bytes_ = bytes_ - before + after;
         cur.version = row.version;
         cur.meta = std::move(row.meta);
         cur.messages = std::move(row.messages);
@@ -70,6 +80,7 @@ public:
             co_return false;
         unindex(it->second.row);
         it->second.gone_until_ms = now_ms + tombstone_ms_;
+        bytes_ -= it->second.row.meta.size() + it->second.row.messages.size();
         it->second.row.meta.clear();
         it->second.row.messages.clear();
         co_return true;
@@ -124,8 +135,10 @@ private:
     }
     void drop(rows_map::iterator it) {
         unindex(it->second.row);
+        bytes_ -= size_of(it->second.row);
         rows_.erase(it);
     }
+    static std::size_t size_of(session_row const& r) { return r.id.size() + r.owner.size() + r.meta.size() + r.messages.size(); }
     void sweep(std::int64_t now) {
         for (auto it = rows_.begin(); it != rows_.end();) {
             auto next = std::next(it);
@@ -136,6 +149,8 @@ private:
 
     std::int64_t tombstone_ms_;
     std::size_t max_sessions_;
+    std::size_t max_bytes_;
+    std::size_t bytes_ = 0;  // ids, owners, meta and messages of every row held
     std::mutex mu_;
     rows_map rows_;
     std::map<std::string, std::set<std::pair<std::int64_t, std::string>>> index_;
@@ -143,8 +158,9 @@ private:
 
 }  // namespace
 
-std::shared_ptr<session_store> make_memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions) {
-    return std::make_shared<memory_sessions>(tombstone_ms, max_sessions);
+std::shared_ptr<session_store> make_memory_sessions(std::int64_t tombstone_ms, std::size_t max_sessions,
+                                                   std::size_t max_bytes) {
+    return std::make_shared<memory_sessions>(tombstone_ms, max_sessions, max_bytes);
 }
 
 }  // namespace toolgate::state

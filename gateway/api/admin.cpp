@@ -109,6 +109,9 @@ api_error key_exists(std::string const& name) {
     return api_error{409, "invalid_request_error", "key_exists", "a key named '" + name + "' exists already"};
 }
 
+// (A plain function: a ?: of two api_error temporaries in a coroutine is what GCC 12 gets wrong.)
+api_error rename_error(bool failed, std::string const& name) { return failed ? store_error() : key_exists(name); }
+
 // Saves `k` (a new or changed key) and drops this replica's cached copies.
 asio::awaitable<bool> save(api_request& r, virtual_key& k, std::string const& old_hash) {
     auto& rt = *r.app.access;
@@ -320,8 +323,7 @@ asio::awaitable<void> admin_update_key(api_request& r) {
         bool failed = false;
         bool taken = co_await name_taken(*r.app.access, k->name, k->id, failed);
         if (failed || taken) {
-            auto err = failed ? store_error() : key_exists(k->name);
-            co_await reply_error(r, err);
+            co_await reply_error(r, rename_error(failed, k->name));
             co_return;
         }
     }

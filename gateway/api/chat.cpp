@@ -24,12 +24,17 @@ namespace json = boost::json;
 
 namespace {
 
-// The request posts tool results: it may follow a hybrid turn.
+// The request posts tool results after the newest assistant turn (maybe with text after them, as
+// Anthropic clients send): it may follow a hybrid turn.
 bool ends_with_tool_result(json::array const& messages) {
-    if (messages.empty()) return false;
-    auto const* o = messages.back().if_object();
-    auto const* role = o ? o->if_contains("role") : nullptr;
-    return role && role->is_string() && role->get_string() == "tool";
+    for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+        auto const* o = it->if_object();
+        auto const* role = o ? o->if_contains("role") : nullptr;
+        if (!role || !role->is_string()) return false;
+        if (role->get_string() == "tool") return true;
+        if (role->get_string() == "assistant") return false;
+    }
+    return false;
 }
 
 api_error loops_overloaded(std::size_t limit) {
@@ -491,7 +496,10 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run c
     note_route(r.rec, ctx);
     r.rec.tokens = result.tokens;
     if (result.raw_response.empty() && !result.error && !stream) result.raw_response = json::serialize(result.response);
-    if (hold && !result.error) hold->added.push_back(recorder ? recorder->message() : answer_message(result.response));
+    if (hold && !result.error) {
+        if (recorder) hold->added.push_back(recorder->message());
+        else hold->added.push_back(answer_message(result.response));
+    }
     if (how.capture) {
         *how.capture = std::move(result);
         co_return;

@@ -41,8 +41,20 @@ api_error required(char const* field) {
     return err;
 }
 
+api_error not_guarded(std::string_view path) {
+    return api_error::bad_request("this gateway runs guardrails, which do not cover /v1" + std::string(path) +
+                                      " yet; the request was not sent (use /v1/chat/completions)",
+                                  "unsupported_with_guardrails");
+}
+
 // The body with `model` (or a default for the route when the API has one); nullopt after an error.
-asio::awaitable<std::optional<json::object>> body_with(api_request& r, char const* must, char const* default_model) {
+// `guarded`: a route whose text the guardrails would have to read (refused while they cannot).
+asio::awaitable<std::optional<json::object>> body_with(api_request& r, char const* must, char const* default_model,
+                                                       std::string_view guarded = {}) {
+    if (!guarded.empty() && r.app.cfg.guardrail_settings) {
+        co_await reply_error(r, not_guarded(guarded));
+        co_return std::nullopt;
+    }
     auto body = co_await parse_body(r);
     if (!body) co_return std::nullopt;
     auto const* m = body->if_contains("model");
@@ -63,12 +75,12 @@ asio::awaitable<std::optional<json::object>> body_with(api_request& r, char cons
 }  // namespace
 
 asio::awaitable<void> image_generations(api_request& r) {
-    auto body = co_await body_with(r, "prompt", nullptr);
+    auto body = co_await body_with(r, "prompt", nullptr, "/images/generations");
     if (body) co_await pass(r, "/images/generations", std::move(*body));
 }
 
 asio::awaitable<void> completions(api_request& r) {
-    auto body = co_await body_with(r, "prompt", nullptr);
+    auto body = co_await body_with(r, "prompt", nullptr, "/completions");
     if (!body) co_return;
     if (auto const* s = body->if_contains("stream"); s && s->is_bool() && s->get_bool()) {
         co_await reply_error(r, api_error::bad_request("streaming is not supported on /v1/completions here; use "
@@ -85,7 +97,7 @@ asio::awaitable<void> moderations(api_request& r) {
 }
 
 asio::awaitable<void> rerank(api_request& r) {
-    auto body = co_await body_with(r, "query", nullptr);
+    auto body = co_await body_with(r, "query", nullptr, "/rerank");
     if (!body) co_return;
     if (!body->contains("documents")) {
         co_await reply_error(r, required("documents"));

@@ -281,7 +281,7 @@ std::variant<translated, api_error> to_chat(json::object const& in, std::string 
     if (auto const* b = in.if_contains("background"); b && b->is_bool() && b->get_bool())
         return unsupported("background: responses run in the foreground here", "background");
     if (auto const* c = in.if_contains("conversation"); c && !c->is_null())
-        return unsupported("conversation: use previous_response_id (or toolgate's sessions, x-session-id)", "conversation");
+        return unsupported("conversation: use previous_response_id", "conversation");
 
     json::array messages;
     if (auto const* ins = in.if_contains("instructions"); ins && !ins->is_null()) {
@@ -581,6 +581,18 @@ void stream_translator::close_message(std::string& out) {
     message_index_ = -1;
 }
 
+std::int64_t stream_translator::call_index(json::object const& tc) {
+    // A fragment's index; without one (some OpenAI-compatible servers), a new id is a new call.
+    if (auto const* i = tc.if_contains("index"); i && (i->is_int64() || i->is_uint64()))
+        return i->is_int64() ? i->get_int64() : static_cast<std::int64_t>(std::min<std::uint64_t>(i->get_uint64(), 1u << 30));
+    auto id = str_of(tc, "id");
+    if (!id.empty() && id != last_call_id_) {
+        last_call_id_ = std::string(id);
+        last_index_ = calls_.empty() ? 0 : calls_.rbegin()->first + 1;
+    }
+    return last_index_;
+}
+
 void stream_translator::chunk(json::object const& c, std::string& out) {
     if (auto m = str_of(c, "model"); !m.empty()) model_ = std::string(m);
     if (auto const* u = c.if_contains("usage"); u && u->is_object()) {
@@ -634,8 +646,7 @@ void stream_translator::chunk(json::object const& c, std::string& out) {
             for (auto const& tv : tcs->get_array()) {
                 auto const* tc = tv.if_object();
                 if (!tc) continue;
-                std::int64_t idx = 0;
-                if (auto const* i = tc->if_contains("index"); i && i->is_int64()) idx = i->get_int64();
+                auto idx = call_index(*tc);
                 auto const* fv = tc->if_contains("function");
                 auto const* fn = fv ? fv->if_object() : nullptr;
                 auto it = calls_.find(idx);
@@ -706,8 +717,8 @@ void stream_translator::event(std::string_view block, std::string& out) {
         err["message"] = eo ? str_of(*eo, "message") : std::string_view("the stream failed");
         err["param"] = nullptr;
         json::object ev;
-        ev["code"] = err["code"];
-        ev["message"] = err["message"];
+        ev["code"] = err.at("code");
+        ev["message"] = err.at("message");
         ev["param"] = nullptr;
         ev["error"] = std::move(err);
         emit("error", std::move(ev), out);

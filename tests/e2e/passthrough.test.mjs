@@ -146,3 +146,28 @@ keys:
     assert.deepEqual(rr.json.results.map((x) => x.index), [1, 2, 0]);
   });
 });
+
+describe('with guardrails configured', () => {
+  test('the text routes the guardrails cannot read yet are refused before any upstream call; moderations pass', async (t) => {
+    const up = await startFakeUpstream({ intercept: answer });
+    t.after(() => up.close());
+    const gw = await startGateway(`
+providers_from_env: false
+providers:
+  - { name: local, type: openai, base_url: "${up.url}", api_key: sk-upstream, models: [dall-e-3, gpt-3.5-turbo-instruct, omni-moderation-latest, rerank-1] }
+plugins:
+  - name: secret-scan
+    config: { action: block }
+`);
+    t.after(async () => { await gw.stop(); assertClean(gw); });
+    for (const [path, body] of [['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'x' }],
+      ['/v1/images/generations', { model: 'dall-e-3', prompt: 'x' }], ['/v1/rerank', { model: 'rerank-1', query: 'q', documents: ['a'] }]]) {
+      const r = await post(gw, path, body);
+      assert.equal(r.status, 400, `${path}: ${r.raw}`);
+      assert.equal(r.json.error.code, 'unsupported_with_guardrails', r.raw);
+    }
+    assert.equal(up.state.requests.length, 0, 'nothing went upstream');
+    const m = await post(gw, '/v1/moderations', { input: 'fine' });
+    assert.equal(m.status, 200, m.raw + why(gw));
+  });
+});

@@ -244,3 +244,22 @@ TEST(messages_wire, count_tokens_grows_with_the_request) {
 }
 
 }  // namespace toolgate::gateway
+
+namespace toolgate::gateway {
+
+TEST(messages_wire, tool_call_fragments_without_an_index_are_told_apart_by_their_id) {
+    mw::stream_translator t("msg_1", "m1");
+    std::string s;
+    s += "data: " + std::string(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{\"x\":"}}]}}]})") + "\n\n";
+    s += "data: " + std::string(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"1}"}}]}}]})") + "\n\n";
+    s += "data: " + std::string(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{}"}}]}}]})") + "\n\n";
+    auto text = t.feed(s);
+    text += t.finish();
+    auto evs = events_of(text);
+    std::vector<std::string> starts;
+    for (auto const& e : evs)
+        if (e.type == "content_block_start") starts.emplace_back(e.data.at("content_block").at("name").as_string());
+    EXPECT_EQ(starts, (std::vector<std::string>{"f", "g"}));
+}
+
+}  // namespace toolgate::gateway

@@ -159,3 +159,21 @@ TEST(hybrid_turns, a_shared_store_that_does_not_answer_leaves_this_replicas_copy
     EXPECT_EQ(run(h.expand("k1", unknown)), 0u);  // a miss asks the shared store, which fails: no expansion, no error
     EXPECT_EQ(h.stats().store_errors.load(), 2u);
 }
+
+#include "sessions/responses.hpp"
+
+TEST(stored_responses, a_long_conversation_loses_its_oldest_turns_and_never_starts_with_a_tool_result) {
+    auto conv = json::parse(R"([{"role":"user","content":"aaaaaaaaaaaaaaaaaaaa"},
+        {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"c","content":"result"},{"role":"user","content":"q2"},{"role":"assistant","content":"a2"}])")
+                    .as_array();
+    auto all = conv;
+    EXPECT_TRUE(sessions::fit_conversation(all, 10'000));
+    EXPECT_EQ(all.size(), 5u);
+    auto some = conv;
+    EXPECT_TRUE(sessions::fit_conversation(some, 80));  // the first two go, and the orphaned tool result too
+    ASSERT_EQ(some.size(), 2u);
+    EXPECT_EQ(some[0].at("content"), "q2");
+    auto none = conv;
+    EXPECT_FALSE(sessions::fit_conversation(none, 5));
+}

@@ -515,3 +515,25 @@ TEST(MemoryDocs, InsertReplaceListRemove) {
     EXPECT_EQ(store->kind(), "memory");
     toolgate::testing::doc_cases::insert_replace_list_remove(*store, run_here);
 }
+
+TEST(MemorySessions, BoundedInBytesToo) {
+    auto store = state::make_memory_sessions(session_tombstone, 100, 1000);
+    auto big = [](std::string id) {
+        state::session_row r;
+        r.id = std::move(id);
+        r.owner = "k";
+        r.created_ms = r.updated_ms = t0;
+        r.expires_ms = t0 + 60'000;
+        r.version = 1;
+        r.meta = "{}";
+        r.messages = std::string(600, 'x');
+        return r;
+    };
+    EXPECT_TRUE(run(store->create(big("a"))).value());
+    auto full = run(store->create(big("b")));
+    ASSERT_FALSE(full);
+    EXPECT_EQ(full.error(), make_error_code(state::errc::overloaded));
+    // A deleted session gives its bytes back (its tombstone keeps only the id).
+    EXPECT_TRUE(run(store->erase("a", "k", t0 + 1)).value());
+    EXPECT_TRUE(run(store->create(big("b"))).value());
+}
