@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A scripted agent session against a running toolgate on the default config (./scripts/start.sh in
-# another terminal). Needs only curl. Usage: examples/agent_session.sh [BASE_URL]
+# another terminal): chat completions, the agent loop, a client tool, then the same loop through the
+# Responses and Messages APIs. Needs only curl. Usage: examples/agent_session.sh [BASE_URL]
 set -euo pipefail
 BASE="${1:-http://127.0.0.1:8080}/v1"
 post() { curl -sS --fail-with-body "$BASE/chat/completions" -H 'content-type: application/json' "$@"; echo; }
@@ -31,3 +32,12 @@ post -d '{"model":"toolgate-demo","tools":'"$TOOLS"',"messages":[
 
 echo; echo "== 6. MCP switched off for one request: the model has no tools and just replies"
 post -H 'x-toolgate-mcp-servers: none' -d '{"model":"toolgate-demo","messages":[{"role":"user","content":"what time is it?"}]}'
+
+echo; echo "== 7. The same agent loop through the OpenAI Responses API, MCP tools named the Responses way"
+curl -sS --fail-with-body "$BASE/responses" -H 'content-type: application/json' \
+  -d '{"model":"toolgate-demo","input":"what time is it?","tools":[{"type":"mcp","server_label":"toolgate"}]}'
+echo
+
+echo; echo "== 8. And through the Anthropic Messages API (what Anthropic's SDKs and Claude Code speak), streamed"
+curl -sS -N --fail-with-body "$BASE/messages" -H 'content-type: application/json' -H 'x-api-key: unused' \
+  -d '{"model":"toolgate-demo","max_tokens":200,"stream":true,"messages":[{"role":"user","content":"what time is it?"}]}'

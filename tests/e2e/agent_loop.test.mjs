@@ -9,6 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { startGateway, repoRoot, waitFor } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const everything = join(here, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
@@ -269,6 +273,19 @@ describe('the offline default config (examples/gateway.yaml)', () => {
     const s = await client.chat.completions.create({ model: 'toolgate-demo', stream: true, messages: user('please add') });
     for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
     assert.equal(text, 'The tool returned: 42');
+  });
+
+  test('examples/agent_session.sh runs as written against it, every step answered', async () => {
+    const script = join(repoRoot, 'examples', 'agent_session.sh');
+    const { stdout } = await execFileP('bash', [script, gw.url], { timeout: 60000, maxBuffer: 8 * 1024 * 1024 });
+    const step = (n) => stdout.slice(stdout.indexOf(`== ${n}.`), stdout.indexOf(`== ${n + 1}.`) >= 0 ? stdout.indexOf(`== ${n + 1}.`) : undefined);
+    assert.match(step(1), /Hello! I am toolgate's offline demo model/);
+    assert.match(step(2), /"content":"The tool returned: \d{4}-/);
+    assert.match(step(3), /data: \[DONE\]/);
+    assert.match(step(4), /"finish_reason":"tool_calls"/);
+    assert.match(step(5), /The tool returned: sunny, 21 C/);
+    assert.match(step(7), /"object":"response".*"output_text","text":"The tool returned: \d{4}-/);
+    assert.match(step(8), /event: message_start[\s\S]*"text_delta"[\s\S]*event: message_stop/);
   });
 });
 
