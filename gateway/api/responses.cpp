@@ -133,6 +133,29 @@ json::array without_instructions(json::array const& messages, rw::request_view c
     return out;
 }
 
+api_error both_ways() {
+    auto err = api_error::bad_request("send either previous_response_id or x-session-id, not both", "invalid_request");
+    err.param = "previous_response_id";
+    return err;
+}
+
+// The instructions' system message, taken out of the body (empty when there are none).
+json::array take_instructions(json::object& chat, rw::request_view const& v) {
+    json::array out;
+    auto const* ins = v.echo.if_contains("instructions");
+    auto& messages = chat.at("messages").get_array();
+    if (ins && ins->is_string() && !messages.empty()) {
+        out.push_back(messages[0]);
+        messages.erase(messages.begin());
+    }
+    return out;
+}
+
+void put_first(json::object& chat, json::array lead) {
+    auto& messages = chat.at("messages").get_array();
+    messages.insert(messages.begin(), lead.begin(), lead.end());
+}
+
 json::object deleted_json(std::string const& id) {
     json::object o;
     o["id"] = id;
@@ -204,6 +227,24 @@ asio::awaitable<void> create_response(api_request& r) {
         }
         continue_from(std::get<sessions::stored_response>(prev).conversation, tr.chat, tr.view);
     }
+    // A server-side session (x-session-id) keeps the conversation instead; the request's
+    // instructions are sent first every time and never stored in it.
+    session_hold hold;
+    session_hold* held = nullptr;
+    if (auto sid = r.req.header("x-session-id"); !sid.empty()) {
+        if (!tr.view.previous_response_id.empty()) {
+            co_await reply_error(r, both_ways());
+            co_return;
+        }
+        auto instructions = take_instructions(tr.chat, tr.view);
+        auto err = co_await open_session(r, sid, tr.chat, hold, nullptr);
+        if (err) {
+            co_await reply_error(r, *err);
+            co_return;
+        }
+        held = &hold;
+        put_first(tr.chat, std::move(instructions));
+    }
     // What a follow-up continues: the stored conversation, then this request's own messages (its
     // instructions are not carried over; system and developer messages of its input are).
     keep.conversation = without_instructions(tr.chat.at("messages").get_array(), tr.view);
@@ -216,6 +257,7 @@ asio::awaitable<void> create_response(api_request& r) {
                    std::move(r.access_scope)};
     chat_run how;
     how.stream = tr.view.stream;
+    how.hold = held;
     if (tr.view.mcp_servers) how.mcp_servers = &*tr.view.mcp_servers;
     std::exception_ptr failed;
     try {
@@ -225,6 +267,8 @@ asio::awaitable<void> create_response(api_request& r) {
     }
     r.access_scope = std::move(rr.access_scope);  // the leases and the spend are settled by the caller
     r.guard_scope = std::move(rr.guard_scope);
+    // Not stored (an error, a cancelled request): the session's lease goes back all the same.
+    if (held) co_await hold.svc->release(hold.t);
     if (failed) std::rethrow_exception(failed);
 }
 

@@ -820,3 +820,33 @@ describe('Responses API on the offline default config (examples/gateway.yaml, no
     assert.equal(done.previous_response_id, r.id);
   });
 });
+
+describe('Responses on a server-side session (x-session-id)', () => {
+  test('the session keeps the conversation; the instructions go first each time and are never stored; both ways at once is 400', async (t) => {
+    const defer = cleanup(t);
+    const up = await startFakeUpstream();
+    defer(() => up.close());
+    const gw = await gateway(defer, `
+providers_from_env: false
+providers:
+  - { name: local, type: openai, base_url: "${up.url}", api_key: sk-upstream, models: [mock-ok] }
+sessions: { store: memory }
+`);
+    const client = sdk(gw);
+    const opts = { headers: { 'x-session-id': 'resp-sess-1' } };
+    const one = await client.responses.create({ model: 'mock-ok', instructions: 'Be brief.', input: 'first question' }, opts);
+    assert.equal(one.output_text, 'reply from mock-ok');
+    const two = await client.responses.create({ model: 'mock-ok', instructions: 'Be brief.', input: 'second question', store: false }, opts);
+    assert.equal(two.status, 'completed');
+    const sent = chats(up).at(-1).body.messages;
+    assert.deepEqual(sent.map((m) => [m.role, m.content]), [
+      ['system', 'Be brief.'], ['user', 'first question'], ['assistant', 'reply from mock-ok'], ['user', 'second question']]);
+    const stored = await call(gw, 'GET', '/v1/sessions/resp-sess-1');
+    assert.equal(stored.status, 200, stored.raw + why(gw));
+    assert.deepEqual(stored.json.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    const both = await call(gw, 'POST', '/v1/responses', { model: 'mock-ok', input: 'x', previous_response_id: one.id },
+      { 'x-session-id': 'resp-sess-1' });
+    assert.equal(both.status, 400, both.raw);
+    assert.equal(both.json.error.param, 'previous_response_id');
+  });
+});
