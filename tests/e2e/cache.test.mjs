@@ -10,7 +10,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { execFileSync } from 'node:child_process';
-import { startGateway, serversUp, waitFor } from './lib/harness.mjs';
+import { startGateway, serversUp, waitFor, cleanup, cleanGateway as gateway } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { startRedis } from './lib/state_peers.mjs';
 
@@ -36,22 +36,6 @@ const embeddingAnswer = (record) => {
   return { status: 200, body: { object: 'list', model: record.body.model,
     data: inputs.map((t, i) => ({ object: 'embedding', index: i, embedding: embed(t) })), usage: { prompt_tokens: 4, total_tokens: 4 } } };
 };
-
-// What a test started, stopped when it ends (last first), even when it fails.
-function cleanup(t) {
-  const stack = [];
-  t.after(async () => { while (stack.length) { try { await stack.pop()(); } catch { /* keep going */ } } });
-  return (fn) => stack.push(fn);
-}
-
-async function gateway(defer, yaml) {
-  const gw = await startGateway(yaml);
-  defer(async () => {
-    await gw.stop();
-    assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
-  });
-  return gw;
-}
 
 const providerLine = (up) =>
   `  - { name: fake, type: openai, base_url: "${up.url}", api_key: sk-fake, timeout: 20s, models: [mock-1, mock-2, mock-500, mock-agent, text-embed] }`;

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync, realpathSync, readFileSync } from '
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join, basename, dirname } from 'node:path';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { startGateway, waitFor, cleanup, cleanGateway as gateway } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 
 const ADMIN = 'admin-secret-endpoints';
@@ -19,27 +19,11 @@ const user = (content) => [{ role: 'user', content }];
 // A history as [role, content] pairs (what the provider gets may carry more fields).
 const pairs = (messages) => messages.map((m) => [m.role, m.content]);
 
-// What a test started, stopped when it ends (last first), even when it fails.
-function cleanup(t) {
-  const stack = [];
-  t.after(async () => { while (stack.length) { try { await stack.pop()(); } catch { /* keep going */ } } });
-  return (fn) => stack.push(fn);
-}
-
 // A temporary directory, removed when the test ends (after the gateways that use it stopped).
 function tempDir(defer, prefix = 'toolgate-endpoints-') {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
   defer(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-const assertClean = (gw) =>
-  assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
-
-async function gateway(defer, yaml) {
-  const gw = await startGateway(yaml);
-  defer(async () => { await gw.stop(); assertClean(gw); });
-  return gw;
 }
 
 // The fake upstream, with a script: while `up.script` has entries, each chat request is answered

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { startGateway, waitFor, cleanup, assertClean, cleanGateway as gateway } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { startRedis, sqlite } from './lib/state_peers.mjs';
 
@@ -20,27 +20,11 @@ const MODELS = ['mock-1', 'mock-2', 'mock-3'];
 const pairs = (messages) => messages.map((m) => [m.role, m.content]);
 const nowS = () => Math.floor(Date.now() / 1000);
 
-// What a test started, stopped when it ends (last first), even when it fails.
-function cleanup(t) {
-  const stack = [];
-  t.after(async () => { while (stack.length) { try { await stack.pop()(); } catch { /* keep going */ } } });
-  return (fn) => stack.push(fn);
-}
-
 // A temporary directory, removed when the test ends (after the gateways that use it stopped).
 function tempDir(defer, prefix = 'toolgate-endpoints-admin-') {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
   defer(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-const assertClean = (gw) =>
-  assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
-
-async function gateway(defer, yaml) {
-  const gw = await startGateway(yaml);
-  defer(async () => { await gw.stop(); assertClean(gw); });
-  return gw;
 }
 
 // The fake upstream, with a script: while `up.script` has entries, each chat request is answered

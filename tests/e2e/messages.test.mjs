@@ -13,32 +13,12 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import { startGateway, serversUp, repoRoot, toolgateBin } from './lib/harness.mjs';
+import { startGateway, serversUp, repoRoot, toolgateBin, cleanup, assertClean, cleanGateway as gateway } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { startFakeAnthropic } from './lib/fake_native.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const filesystem = join(here, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
-
-// What a test started, stopped when it ends (last first), every step even when one fails.
-function cleanup(t) {
-  const stack = [];
-  t.after(async () => {
-    let first = null;
-    while (stack.length) { try { await stack.pop()(); } catch (e) { first ??= e; } }
-    if (first) throw first;
-  });
-  return (fn) => stack.push(fn);
-}
-
-const assertClean = (gw) =>
-  assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
-
-async function gateway(defer, yaml, opts) {
-  const gw = await startGateway(yaml, opts);
-  defer(async () => { await gw.stop(); assertClean(gw); });
-  return gw;
-}
 
 const sdk = (gw, apiKey = 'client-key') => new Anthropic({ baseURL: gw.url, apiKey, maxRetries: 0, timeout: 20000 });
 const noMcp = { headers: { 'x-toolgate-mcp-servers': 'none' } };

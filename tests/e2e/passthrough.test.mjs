@@ -7,12 +7,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startGateway } from './lib/harness.mjs';
+import { startGateway, assertClean } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { startFakeAnthropic } from './lib/fake_native.mjs';
 
-const assertClean = (gw) =>
-  assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
 const why = (gw) => `\n--- gateway stderr (tail) ---\n${gw?.logs.slice(-3000)}`;
 const sdk = (gw, apiKey = 'client-key') => new OpenAI({ baseURL: gw.url + '/v1', apiKey, maxRetries: 0, timeout: 20000 });
 

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { startGateway, serversUp, waitFor, sleep } from './lib/harness.mjs';
+import { startGateway, serversUp, waitFor, sleep, cleanup, assertClean, cleanGateway as gateway } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { startRedis } from './lib/state_peers.mjs';
 
@@ -24,27 +24,11 @@ const user = (content) => [{ role: 'user', content }];
 // A history as [role, content] pairs (what the provider and GET show may carry more fields).
 const pairs = (messages) => messages.map((m) => [m.role, m.content]);
 
-// What a test started, stopped when it ends (last first), even when it fails.
-function cleanup(t) {
-  const stack = [];
-  t.after(async () => { while (stack.length) { try { await stack.pop()(); } catch { /* keep going */ } } });
-  return (fn) => stack.push(fn);
-}
-
 // A temporary directory, removed when the test ends (after the gateways that use it stopped).
 function tempDir(defer, prefix = 'toolgate-sessions-') {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
   defer(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-const assertClean = (gw) =>
-  assert.doesNotMatch(gw.logs, /AddressSanitizer|LeakSanitizer|runtime error:/, gw.logs.slice(-4000));
-
-async function gateway(defer, yaml) {
-  const gw = await startGateway(yaml);
-  defer(async () => { await gw.stop(); assertClean(gw); });
-  return gw;
 }
 
 const providerLine = (up) =>

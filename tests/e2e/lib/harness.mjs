@@ -184,3 +184,28 @@ export async function collectStream(stream) {
   }
   return { text, finish, usage };
 }
+
+// What a test started, stopped when it ends (last first), every step even when one fails; the
+// first failure of a step (a sanitizer report, a server that would not stop) fails the test.
+export function cleanup(t) {
+  const stack = [];
+  t.after(async () => {
+    let first = null;
+    while (stack.length) { try { await stack.pop()(); } catch (e) { first ??= e; } }
+    if (first) throw first;
+  });
+  return (fn) => stack.push(fn);
+}
+
+// The gateway's log has no sanitizer report.
+export function assertClean(gw) {
+  if (/AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:/.test(gw.logs))
+    throw new Error(`sanitizer report in the gateway's log:\n${gw.logs.slice(-4000)}`);
+}
+
+// A gateway on `yaml`, stopped (and its log checked) when the test ends.
+export async function cleanGateway(defer, yaml, opts) {
+  const gw = await startGateway(yaml, opts);
+  defer(async () => { await gw.stop(); assertClean(gw); });
+  return gw;
+}
