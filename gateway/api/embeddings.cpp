@@ -1,5 +1,6 @@
 // POST /v1/embeddings: one turn of kind embeddings through the embeddings pipeline (routing,
-// retries and fallback as for chat).
+// retries and fallback as for chat); the passthrough routes (passthrough.cpp) run the same turn on
+// another path.
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -76,10 +77,15 @@ asio::awaitable<void> embeddings(api_request& r) {
         co_await reply_error(r, api_error::bad_request("'input' is required", "invalid_input"));
         co_return;
     }
+    co_await json_turn(r, std::string_view(), std::move(*body));
+}
+
+asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::object body) {
     providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
     auto ctx = make_turn(r, call);
     ctx.kind = turn_kind::embeddings;
-    ctx.request.body = std::move(*body);
+    ctx.api_path = path;
+    ctx.request.body = std::move(body);
     auto result = co_await r.app.embeddings_pipeline->run(ctx);
     if (ctx.provider) r.rec.provider = ctx.provider->name();
     r.rec.upstream_model = ctx.upstream_model;

@@ -58,6 +58,10 @@ asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 asio::awaitable<policy::embedding_answer> embed_text(app_state& app, turn_context& parent, std::string const& model,
                                                      std::string const& text, cancel_token& cancel);
 
+// One turn of the embeddings pipeline on an OpenAI JSON route (`path` empty: /embeddings), the
+// answer or the error sent (embeddings.cpp; the passthrough routes use it too).
+asio::awaitable<void> json_turn(api_request& r, std::string_view path, boost::json::object body);
+
 // Who owns the sessions this request makes and may use: its key's id, or "anonymous" (sessions.cpp).
 std::string session_owner(api_request const& r);
 api_error sessions_disabled();

@@ -548,86 +548,50 @@ void stream_translator::chunk(json::object const& c, std::string& out) {
     if (auto f = str_of(*choice, "finish_reason"); !f.empty()) stop_reason_ = stop_reason_of(f);
 }
 
-void stream_translator::event(std::string_view block, std::string& out) {
-    std::string data;
-    bool comment = false;
-    std::size_t pos = 0;
-    while (pos <= block.size()) {
-        auto nl = block.find('\n', pos);
-        auto line = block.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.starts_with(":")) comment = true;
-        else if (line.starts_with("data:")) {
-            auto v = line.substr(5);
-            if (v.starts_with(" ")) v.remove_prefix(1);
-            if (!data.empty()) data += "\n";
-            data += v;
-        }
-        if (nl == std::string_view::npos) break;
-        pos = nl + 1;
-    }
-    if (data.empty()) {
-        if (comment && !ended_) {
-            json::object ping;
-            ping["type"] = "ping";
-            write_event("ping", ping, out);
-        }
-        return;
-    }
+void stream_translator::item(chat_stream_item const& it, std::string& out) {
+    using kind = chat_stream_item::kind;
     if (ended_) return;
-    if (data == "[DONE]") {
+    if (it.what == kind::comment) {
+        json::object ping;
+        ping["type"] = "ping";
+        write_event("ping", ping, out);
+    } else if (it.what == kind::done) {
         close(out);
-        return;
-    }
-    boost::system::error_code ec;
-    auto v = parse_bounded(data, ec);
-    if (ec || !v.is_object()) return;
-    auto const& o = v.get_object();
-    if (auto const* e = o.if_contains("error")) {
+    } else if (it.what == kind::error) {
         // An error after the stream began: Anthropic's error event, and nothing after it.
-        auto const* eo = e->if_object();
+        auto type = str_of(it.object, "type");
+        auto code = str_of(it.object, "code");
         int status = 500;
-        if (eo) {
-            auto type = str_of(*eo, "type");
-            auto code = str_of(*eo, "code");
-            if (type == "rate_limit_error" || code == "rate_limit_exceeded") status = 429;
-            else if (type == "invalid_request_error") status = 400;
-            else if (code == "overloaded" || code == "upstream_unavailable") status = 503;
-        }
+        if (type == "rate_limit_error" || code == "rate_limit_exceeded") status = 429;
+        else if (type == "invalid_request_error") status = 400;
+        else if (code == "overloaded" || code == "upstream_unavailable") status = 503;
+        auto message = str_of(it.object, "message");
         json::object err;
         err["type"] = error_type(status);
-        err["message"] = eo ? str_of(*eo, "message") : std::string_view("the stream failed");
+        err["message"] = message.empty() ? std::string_view("the stream failed") : message;
         json::object ev;
         ev["type"] = "error";
         ev["error"] = std::move(err);
         write_event("error", ev, out);
         failed_ = ended_ = true;
-        return;
+    } else {
+        chunk(it.object, out);
     }
-    chunk(o, out);
 }
 
 std::string stream_translator::feed(std::string_view bytes) {
     std::string out;
-    pending_.append(bytes);
-    std::size_t start = 0;
-    for (;;) {
-        auto end = pending_.find("\n\n", start);
-        if (end == std::string::npos) break;
-        event(std::string_view(pending_).substr(start, end - start), out);
-        start = end + 2;
-    }
-    pending_.erase(0, start);
+    std::vector<chat_stream_item> items;
+    reader_.feed(bytes, items);
+    for (auto const& it : items) item(it, out);
     return out;
 }
 
 std::string stream_translator::finish() {
     std::string out;
-    if (!pending_.empty()) {
-        auto rest = std::move(pending_);
-        pending_.clear();
-        event(rest, out);
-    }
+    std::vector<chat_stream_item> items;
+    reader_.finish(items);
+    for (auto const& it : items) item(it, out);
     close(out);
     return out;
 }

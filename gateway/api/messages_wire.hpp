@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "common/api_error.hpp"
+#include "gateway/api/chat_stream.hpp"
 
 namespace toolgate::gateway::messages_wire {
 
@@ -44,7 +45,7 @@ public:
     std::string finish();
 
 private:
-    void event(std::string_view data_line, std::string& out);
+    void item(chat_stream_item const& it, std::string& out);
     void chunk(boost::json::object const& c, std::string& out);
     void start(std::string& out);
     void open_block(boost::json::object block, std::string& out);
@@ -53,7 +54,7 @@ private:
     std::int64_t call_index(boost::json::object const& tc);
 
     std::string id_, model_;
-    std::string pending_;  // an event not yet complete
+    chat_stream_reader reader_;
     bool started_ = false, ended_ = false, failed_ = false;
     int block_ = -1;        // the open content block's index; -1: none
     bool text_open_ = false;

@@ -15,26 +15,6 @@ namespace json = boost::json;
 
 namespace {
 
-asio::awaitable<void> pass(api_request& r, std::string_view path, json::object body) {
-    providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
-    auto ctx = make_turn(r, call);
-    ctx.kind = turn_kind::embeddings;
-    ctx.api_path = path;
-    ctx.request.body = std::move(body);
-    auto result = co_await r.app.embeddings_pipeline->run(ctx);
-    if (ctx.provider) r.rec.provider = ctx.provider->name();
-    r.rec.upstream_model = ctx.upstream_model;
-    r.rec.attempts += ctx.attempts;
-    r.rec.tokens = result.tokens;
-    if (client_left(r, result.error)) co_return;
-    if (result.error) {
-        r.rec.error_detail = result.error->detail;
-        co_await reply_error(r, *result.error);
-        co_return;
-    }
-    co_await reply_json(r, json::serialize(result.response));
-}
-
 api_error required(char const* field) {
     auto err = api_error::bad_request(std::string("'") + field + "' is required", "missing_field");
     err.param = field;
@@ -76,7 +56,7 @@ asio::awaitable<std::optional<json::object>> body_with(api_request& r, char cons
 
 asio::awaitable<void> image_generations(api_request& r) {
     auto body = co_await body_with(r, "prompt", nullptr, "/images/generations");
-    if (body) co_await pass(r, "/images/generations", std::move(*body));
+    if (body) co_await json_turn(r, "/images/generations", std::move(*body));
 }
 
 asio::awaitable<void> completions(api_request& r) {
@@ -88,12 +68,12 @@ asio::awaitable<void> completions(api_request& r) {
                                                        "unsupported_stream"));
         co_return;
     }
-    co_await pass(r, "/completions", std::move(*body));
+    co_await json_turn(r, "/completions", std::move(*body));
 }
 
 asio::awaitable<void> moderations(api_request& r) {
     auto body = co_await body_with(r, "input", "omni-moderation-latest");
-    if (body) co_await pass(r, "/moderations", std::move(*body));
+    if (body) co_await json_turn(r, "/moderations", std::move(*body));
 }
 
 asio::awaitable<void> rerank(api_request& r) {
@@ -103,7 +83,7 @@ asio::awaitable<void> rerank(api_request& r) {
         co_await reply_error(r, required("documents"));
         co_return;
     }
-    co_await pass(r, "/rerank", std::move(*body));
+    co_await json_turn(r, "/rerank", std::move(*body));
 }
 
 }  // namespace toolgate::gateway::api

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/api_error.hpp"
+#include "gateway/api/chat_stream.hpp"
 
 namespace toolgate::gateway::responses_wire {
 
@@ -66,7 +67,7 @@ private:
         std::string id, call_id, name, arguments;
         int output_index = 0;
     };
-    void event(std::string_view block, std::string& out);
+    void item(chat_stream_item const& it, std::string& out);
     void chunk(boost::json::object const& c, std::string& out);
     void start(std::string& out);
     void emit(std::string_view type, boost::json::object data, std::string& out);
@@ -79,7 +80,7 @@ private:
     request_view const& view_;
     std::int64_t created_at_;
     std::string model_;
-    std::string pending_;
+    chat_stream_reader reader_;
     std::int64_t seq_ = 0;
     bool started_ = false, ended_ = false, failed_ = false;
     int next_output_ = 0;
