@@ -549,6 +549,7 @@ asio::awaitable<void> run_job(loop_input& in, execution& x, tool_job& job) {
 asio::awaitable<void> worker(loop_input& in, execution& x) {
     while (x.next < x.jobs.size()) {
         auto& job = x.jobs[x.next++];
+        if (in.observer) in.observer->tool_started(job.id, job.name, job.arguments);
         x.comments.push_back("tool " + job.name + " started");
         x.signal.cancel();
         try {
@@ -558,6 +559,7 @@ asio::awaitable<void> worker(loop_input& in, execution& x) {
             job.text = fmt::format("Error: the tool '{}' could not be run (internal error).", job.name);
         }
         auto ms = double(job.record.duration.count()) / 1000.0;
+        if (in.observer) in.observer->tool_finished(job.record, job.text);
         x.comments.push_back(job.record.ok ? fmt::format("tool {} done in {:.0f} ms", job.name, ms)
                                            : fmt::format("tool {} failed in {:.0f} ms ({})", job.name, ms, job.record.error));
         ++x.done;
@@ -595,6 +597,24 @@ asio::awaitable<void> execute(loop_input& in, execution& x) {
     while (!co_await workers.wait_for(std::chrono::seconds(1), x.clk)) workers.emit(asio::cancellation_type::terminal);
 }
 
+tool_job job_of(assembled_call const& c) {
+    tool_job job;
+    job.id = c.id;
+    job.name = c.name;
+    job.arguments = c.arguments;
+    return job;
+}
+
+// The jobs' tool messages into the conversation and the transcript, their records into the result.
+void keep_results(execution& x, json::object& body, json::array& transcript, loop_result& res) {
+    for (auto& job : x.jobs) {
+        auto msg = tool_message(job.id, std::move(job.text));
+        transcript.push_back(msg);
+        append_message(body, std::move(msg));
+        res.calls.push_back(std::move(job.record));
+    }
+}
+
 // The answer as one assistant message of the conversation (for a session's history).
 json::object final_message(std::string const& content, std::string const& notice) {
     json::object m;
@@ -618,6 +638,16 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
     std::vector<assembled_call> client_calls;
     json::object last_response;
     std::string final_content;  // the last turn's text when it is not in the transcript already
+
+    if (!in.run_first.empty()) {
+        // Calls the client approved: their results come before the first turn reads them.
+        execution x(clk, ex);
+        x.deadline = deadline;
+        for (auto const& c : in.run_first) x.jobs.push_back(job_of(c));
+        co_await execute(in, x);
+        if (in.cancel->cancelled()) co_return res;
+        keep_results(x, in.body, transcript, res);
+    }
 
     for (;;) {
         if (in.cancel->cancelled()) co_return res;
@@ -678,21 +708,10 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn) {
         if (!next.run.empty() || !next.refused.empty()) {
             execution x(clk, ex);
             x.deadline = deadline;
-            for (auto i : next.run) {
-                tool_job job;
-                job.id = calls[i].first.id;
-                job.name = calls[i].first.name;
-                job.arguments = calls[i].first.arguments;
-                x.jobs.push_back(std::move(job));
-            }
+            for (auto i : next.run) x.jobs.push_back(job_of(calls[i].first));
             if (!x.jobs.empty()) co_await execute(in, x);
             if (in.cancel->cancelled()) co_return res;
-            for (auto& job : x.jobs) {
-                auto msg = tool_message(job.id, std::move(job.text));
-                transcript.push_back(msg);
-                append_message(in.body, std::move(msg));
-                res.calls.push_back(std::move(job.record));
-            }
+            keep_results(x, in.body, transcript, res);
             for (auto i : next.refused) {
                 auto text = fmt::format("Not run: the model asked for {} tool calls in one turn and the gateway runs at "
                                         "most {} per turn. Call it again in the next turn if it is still needed.",

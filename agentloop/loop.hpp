@@ -72,8 +72,27 @@ struct tool_call_record {
     std::string error;  // why not: timeout, cancelled, tool_error, invalid_arguments, unknown_tool, not_run, ...
 };
 
+// Sees the gateway tool calls as they run (the Responses ingress shows them as mcp_call items).
+// Called on the loop's thread, in order; must not block. In a streamed loop each call is followed
+// by an SSE comment line ("tool NAME started" / "... done"), so a reader of the stream knows where
+// the call happened among the tokens.
+class loop_observer {
+public:
+    virtual ~loop_observer() = default;
+    virtual void tool_started(std::string_view call_id, std::string_view name, std::string_view arguments) = 0;
+    // `output`: the tool message the model reads (the result, or why the call failed).
+    virtual void tool_finished(tool_call_record const& record, std::string_view output) = 0;
+};
+
 enum class stop_reason { none, max_iterations, loop_timeout, max_total_tokens, max_cost };
 std::string_view to_string(stop_reason r);
+
+// One tool call of the model, whole.
+struct assembled_call {
+    std::string id;
+    std::string name;
+    std::string arguments;
+};
 
 struct loop_input {
     json::object body;                             // the client's request with the gateway tools merged in
@@ -87,6 +106,10 @@ struct loop_input {
     cost_fn cost;
     std::string fallback_model;  // names the model in the answer if the upstream did not
     toolgate::time_source* clock = nullptr;  // deadlines, keep-alives and durations; null: the steady clock
+    loop_observer* observer = nullptr;
+    // Gateway calls of the conversation's last assistant message to run before the first turn (a
+    // call the client approved); their tool messages go after the body's messages.
+    std::vector<assembled_call> run_first;
 };
 
 struct loop_result {
@@ -145,11 +168,6 @@ asio::awaitable<loop_result> run(loop_input& in, turn_fn const& turn);
 std::string tool_message_text(std::string_view tool, mcp::tool_outcome const& outcome, std::size_t max_bytes);
 
 // Reassembles streamed tool-call fragments (OpenAI delta.tool_calls) by index.
-struct assembled_call {
-    std::string id;
-    std::string name;
-    std::string arguments;
-};
 class call_assembler {
 public:
     // Merges one fragment; returns the position of the call it belongs to.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A scripted agent session against a running toolgate on the default config (./scripts/start.sh in
 # another terminal): chat completions, the agent loop, a client tool, then the same loop through the
-# Responses and Messages APIs. Needs only curl. Usage: examples/agent_session.sh [BASE_URL]
+# Responses and Messages APIs, and an MCP call approved by the client. Needs only curl. Usage: examples/agent_session.sh [BASE_URL]
 set -euo pipefail
 BASE="${1:-http://127.0.0.1:8080}/v1"
 post() { curl -sS --fail-with-body "$BASE/chat/completions" -H 'content-type: application/json' "$@"; echo; }
@@ -41,3 +41,16 @@ echo
 echo; echo "== 8. And through the Anthropic Messages API (what Anthropic's SDKs and Claude Code speak), streamed"
 curl -sS -N --fail-with-body "$BASE/messages" -H 'content-type: application/json' -H 'x-api-key: unused' \
   -d '{"model":"toolgate-demo","max_tokens":200,"stream":true,"messages":[{"role":"user","content":"what time is it?"}]}'
+
+echo; echo; echo "== 9. An MCP tool that needs the user's approval (Responses API): the call comes back as an"
+echo "   mcp_approval_request; the client approves it and the gateway runs it and answers"
+MCP_APPROVE='[{"type":"mcp","server_label":"toolgate","require_approval":"always"}]'
+ASK=$(curl -sS --fail-with-body "$BASE/responses" -H 'content-type: application/json' \
+  -d '{"model":"toolgate-demo","input":"what time is it?","tools":'"$MCP_APPROVE"'}')
+echo "$ASK"
+RESP_ID=$(printf '%s' "$ASK" | grep -o '"id":"resp_[^"]*"' | head -1 | cut -d'"' -f4)
+APPROVAL_ID=$(printf '%s' "$ASK" | grep -o '"id":"mcpr_[^"]*"' | head -1 | cut -d'"' -f4)
+curl -sS --fail-with-body "$BASE/responses" -H 'content-type: application/json' \
+  -d '{"model":"toolgate-demo","tools":'"$MCP_APPROVE"',"previous_response_id":"'"$RESP_ID"'",
+       "input":[{"type":"mcp_approval_response","approval_request_id":"'"$APPROVAL_ID"'","approve":true}]}'
+echo

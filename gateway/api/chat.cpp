@@ -290,12 +290,17 @@ void log_tool_calls(api_request& r, std::vector<agentloop::tool_call_record> con
     }
 }
 
-asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, bool stream, session_hold* hold,
-                               providers::chat_outcome* capture) {
+asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& plan, chat_run const& how) {
+    bool stream = how.stream;
+    auto* hold = how.hold;
+    auto* capture = how.capture;
     r.rec.loop = true;
     agentloop::loop_input in;
     in.body = std::move(body);
     in.client_tools = std::move(plan.client_tools);
+    in.observer = how.observer;
+    in.run_first = how.run_first;
+    if (how.on_offered) how.on_offered(plan.tools);
     in.stream = stream;
     in.include_usage = providers::wants_usage(in.body);
     std::optional<sse_sink> sink;
@@ -327,7 +332,8 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
         // The session keeps the loop's own turns; its history replaces the hybrid store.
         hold->added = std::move(res.transcript);
         if (!res.final_message.empty()) hold->added.push_back(std::move(res.final_message));
-    } else if (!res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() && res.transcript.size() > 1) {
+    } else if (how.hybrid && !res.outcome.error && !r.cancel.cancelled() && !res.client_call_ids.empty() &&
+               res.transcript.size() > 1) {
         co_await r.app.hybrid->remember(session_owner(r), std::move(res.client_call_ids), res.transcript);
     }
     if (!res.outcome.error && !stream) res.outcome.raw_response = json::serialize(res.outcome.response);
@@ -341,6 +347,18 @@ asio::awaitable<void> run_loop(api_request& r, json::object body, loop_plan& pla
     auto* to = sink ? &*sink : nullptr;
     co_await answer(r, to, res.outcome, hold);
 }
+
+namespace {
+
+api_error approved_without_tools() {
+    auto err = api_error::bad_request("an approved MCP call can only run when the request offers its mcp tool again "
+                                      "(send the same tools with the mcp_approval_response)",
+                                      "invalid_request");
+    err.param = "tools";
+    return err;
+}
+
+}  // namespace
 
 // The request checks every chat body passes; a 400 when one fails.
 std::optional<api_error> check_chat_body(json::object const& body, bool& stream) {
@@ -448,14 +466,18 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run c
         // A follow-up after a hybrid turn: put back the tool turns the gateway ran on its own (a
         // session's history has them already).
         auto& messages = body->at("messages").get_array();
-        if (!hold && ends_with_tool_result(messages)) {
+        if (!hold && how.hybrid && ends_with_tool_result(messages)) {
             auto expanded = co_await r.app.hybrid->expand(session_owner(r), messages);
             if (expanded > 0) body_changed = true;
         }
         auto catalog = r.app.injected();
         plan_error = plan_loop(r.app.cfg, r.req, *catalog, *body, plan, body_changed,
-                               r.access_scope.key.get(), how.mcp_servers);
+                               r.access_scope.key.get(), how.mcp_servers, how.mcp_tools);
+        if (!plan_error && plan.run && how.hand_back)
+            for (auto const& t : plan.tools)
+                if (how.hand_back->count(t)) plan.client_tools.insert(t);
     }
+    if (!plan_error && !plan.run && !how.run_first.empty()) plan_error = approved_without_tools();
     if (plan_error) {
         if (how.capture) {
             how.capture->error = failure(std::move(*plan_error));
@@ -476,7 +498,7 @@ asio::awaitable<void> run_chat(api_request& r, json::object& body_in, chat_run c
             co_await reply_error(r, loops_overloaded(r.app.cfg.agent_loop.max_concurrent));
             co_return;
         }
-        co_await run_loop(r, std::move(*body), plan, stream, hold, how.capture);
+        co_await run_loop(r, std::move(*body), plan, how);
         co_return;
     }
 

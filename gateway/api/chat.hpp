@@ -5,11 +5,14 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
+#include "agentloop/loop.hpp"
 #include "gateway/api/request.hpp"
 #include "sessions/service.hpp"
 
@@ -33,6 +36,19 @@ struct chat_run {
     // Non-null (never with stream): the outcome is kept here; nothing is sent or stored, and the
     // caller ends the request with finish_answer().
     providers::chat_outcome* capture = nullptr;
+    // The Responses ingress's mcp tools: non-null, only these MCP tools (exposed names) are offered;
+    // calls of the `hand_back` ones go back to the client (for its approval) instead of running;
+    // `run_first` are approved calls the loop runs before its first turn (a 400 when the request
+    // offers no MCP tools to run them with).
+    std::unordered_set<std::string> const* mcp_tools = nullptr;
+    std::unordered_set<std::string> const* hand_back = nullptr;
+    std::vector<agentloop::assembled_call> run_first;
+    agentloop::loop_observer* observer = nullptr;
+    // Called with the offered MCP tools (exposed names) when the agent loop runs.
+    std::function<void(std::vector<std::string> const&)> on_offered;
+    // Hybrid turns without a session are remembered and put back (off where the caller keeps the
+    // whole conversation itself).
+    bool hybrid = true;
 };
 
 // The session `id` (started with `limits` when it is new) in front of body["messages"]; the error

@@ -85,7 +85,8 @@ std::optional<api_error> apply_limit_headers(inbound_request const& req, agentlo
 
 std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, injected_catalog const& catalog, json::object& body, loop_plan& plan,
                                    bool& body_changed, policy::virtual_key const* key,
-                                   std::vector<std::string> const* servers_only) {
+                                   std::vector<std::string> const* servers_only,
+                                   std::unordered_set<std::string> const* tools_only) {
     // Without MCP tools there is no loop (and nothing remembered from one): a plain pass-through.
     if (cfg.mcp_servers.empty() || !cfg.agent_loop.inject_tools) return std::nullopt;
     if (servers_only && servers_only->empty()) return std::nullopt;
@@ -119,6 +120,7 @@ std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request co
         auto const& t = catalog.source->tools[i];
         if (!servers.empty() && !servers.count(t.server)) continue;
         if (!tools.empty() && !tools.count(t.exposed)) continue;
+        if (tools_only && !tools_only->count(t.exposed)) continue;
         if (plan.client_tools.count(t.exposed)) continue;  // the client's own tool of that name wins
         if (key && !key->allows_tool(t.exposed)) continue;
         offered.push_back(i);

@@ -29,10 +29,12 @@ struct loop_plan {
 // `body_changed` tells the caller to drop the client's raw bytes. A request may only tighten the
 // configured limits (x-toolgate-max-* headers). `key`: only the MCP tools it may use, within its
 // agent-loop limits. `servers`: only these MCP servers' tools (empty: none), in place of the
-// x-toolgate-mcp-servers header (an AI endpoint's own list). Returns the 400 to answer when the request is wrong.
+// x-toolgate-mcp-servers header (an AI endpoint's own list). `tools_only`: of those, only these exposed names
+// (the Responses ingress's allowed_tools). Returns the 400 to answer when the request is wrong.
 std::optional<api_error> plan_loop(gateway_config const& cfg, inbound_request const& req, injected_catalog const& catalog, boost::json::object& body, loop_plan& plan,
                                    bool& body_changed, policy::virtual_key const* key = nullptr,
-                                   std::vector<std::string> const* servers = nullptr);
+                                   std::vector<std::string> const* servers = nullptr,
+                                   std::unordered_set<std::string> const* tools_only = nullptr);
 
 // The x-toolgate-max-* and -timeout headers applied to `l`; a 400 when one is malformed.
 std::optional<api_error> apply_limit_headers(inbound_request const& req, agentloop::limits& l);

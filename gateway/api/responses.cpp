@@ -10,7 +10,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <set>
+#include <unordered_set>
+
 #include "common/json_util.hpp"
+#include "mcp/aggregator.hpp"
 #include "gateway/api/chat.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/responses_wire.hpp"
@@ -38,10 +43,66 @@ struct to_store {
     json::array input_items;
 };
 
-class responses_channel final : public response_channel {
+// The configured MCP servers and the catalog's tools, as a request's mcp tools may name them (the
+// views point into `catalog`, which the caller keeps alive).
+rw::mcp_offer offer_of(app_state const& app, mcp::catalog const& catalog) {
+    rw::mcp_offer o;
+    for (auto const& s : app.cfg.mcp_servers) o.servers.push_back(s.name);
+    for (auto const& t : catalog.tools) {
+        rw::gateway_tool g;
+        g.exposed = t.exposed;
+        g.server = t.server;
+        g.name = t.name;
+        g.definition = &t.definition;
+        o.tools.push_back(g);
+    }
+    return o;
+}
+
+class responses_channel final : public response_channel, public agentloop::loop_observer {
 public:
-    responses_channel(api_request& r, std::string id, rw::request_view const& v, to_store& keep)
-        : r_(r), inner_(r.out), id_(std::move(id)), view_(v), keep_(keep), created_(now_s()), stream_(id_, v, created_) {}
+    responses_channel(api_request& r, std::string id, rw::request_view const& v, to_store& keep,
+                      rw::mcp_offer const& offer)
+        : r_(r), inner_(r.out), id_(std::move(id)), view_(v), keep_(keep), offer_(offer), created_(now_s()),
+          stream_(id_, v, created_) {}
+
+    // The loop runs with these MCP tools: one mcp_list_tools item per mcp tool of the request.
+    void offered(std::vector<std::string> const& exposed) {
+        std::size_t k = 0;
+        for (auto const& label : view_.mcp_labels) {
+            json::array tools;
+            for (auto const& name : exposed) {
+                auto ref = rw::tool_ref(view_, name);
+                if (ref.label != label) continue;
+                for (auto const& t : offer_.tools)
+                    if (t.exposed == name && t.definition) tools.push_back(rw::listed_tool(ref.name, *t.definition));
+            }
+            auto item = rw::list_tools_item("mcpl_" + id_.substr(5) + "_" + std::to_string(k++), label, std::move(tools));
+            if (view_.stream) stream_.list_tools(std::move(item));
+            else mcp_items_.push_back(std::move(item));
+        }
+    }
+    void tool_started(std::string_view call_id, std::string_view name, std::string_view arguments) override {
+        if (view_.stream) {
+            stream_.call_started(std::string(call_id), name, std::string(arguments));
+            return;
+        }
+        calls_[std::string(call_id)] = mcp_items_.size();
+        mcp_items_.push_back(rw::mcp_call_item(call_id, rw::tool_ref(view_, name), arguments, "", "unfinished"));
+    }
+    void tool_finished(agentloop::tool_call_record const& rec, std::string_view output) override {
+        std::string error = rec.ok ? std::string() : std::string(output.empty() ? rec.error : output);
+        if (view_.stream) {
+            stream_.call_finished(rec.id, std::string(output), std::move(error));
+            return;
+        }
+        auto it = calls_.find(rec.id);
+        if (it == calls_.end()) return;
+        auto& item = mcp_items_[it->second].as_object();
+        auto const* args = item.if_contains("arguments");
+        auto arguments = args && args->is_string() ? std::string(args->get_string()) : std::string();
+        item = rw::mcp_call_item(rec.id, rw::tool_ref(view_, rec.name), arguments, output, error);
+    }
 
     asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
                                header_list const& extra) override {
@@ -75,7 +136,7 @@ private:
         boost::system::error_code ec;
         auto v = parse_bounded(body, ec);
         if (ec || !v.is_object() || !v.get_object().contains("choices")) return {};
-        return rw::to_response(v.get_object(), id_, view_, created_);
+        return rw::to_response(v.get_object(), id_, view_, created_, mcp_items_);
     }
 
     asio::awaitable<void> stored_before_the_end() {
@@ -90,7 +151,7 @@ private:
         s.response = response;
         s.input_items = keep_.input_items;
         s.conversation = keep_.conversation;
-        for (auto& m : rw::output_messages(response)) s.conversation.push_back(std::move(m));
+        for (auto& m : rw::output_messages(response, offer_)) s.conversation.push_back(std::move(m));
         auto err = co_await r_.app.responses->put(id_, keep_.owner, std::move(s), policy::unix_now_ms());
         if (err)
             r_.app.log->warn("{} response {} was not stored: {}", r_.rec.request_id, id_, err->message);
@@ -101,15 +162,83 @@ private:
     std::string id_;
     rw::request_view const& view_;
     to_store& keep_;
+    rw::mcp_offer const& offer_;
     std::int64_t created_;
     rw::stream_translator stream_;
     bool stored_ = false;
+    json::array mcp_items_;                       // not streamed: the MCP activity, in order
+    std::map<std::string, std::size_t> calls_;  // a running call's id -> its item
 };
 
-std::vector<std::string> server_names(app_state const& app) {
-    std::vector<std::string> out;
-    for (auto const& s : app.cfg.mcp_servers) out.push_back(s.name);
-    return out;
+api_error bad_input(std::string msg) {
+    auto err = api_error::bad_request(std::move(msg), "invalid_request");
+    err.param = "input";
+    return err;
+}
+
+// The approvals of the request's input: the calls they approve, to run before the first turn (a
+// 400 when one names no call of the conversation, or one already answered); a call of the last
+// assistant turn that needs approval and got no answer is answered "not approved".
+std::variant<std::vector<agentloop::assembled_call>, api_error> settle_approvals(json::array& messages,
+                                                                                 rw::request_view const& v) {
+    std::vector<agentloop::assembled_call> run;
+    std::set<std::string, std::less<>> answered;
+    for (auto const& m : messages)
+        if (auto const* o = m.if_object(); o && o->if_contains("tool_call_id"))
+            if (auto const* id = o->if_contains("tool_call_id"); id->is_string()) answered.emplace(id->get_string());
+    auto call_in = [&](json::object const& m, std::string_view id) -> json::object const* {
+        auto const* tc = m.if_contains("tool_calls");
+        if (!tc || !tc->is_array()) return nullptr;
+        for (auto const& c : tc->get_array())
+            if (auto const* co = c.if_object()) {
+                auto const* cid = co->if_contains("id");
+                if (cid && cid->is_string() && cid->get_string() == id) return co;
+            }
+        return nullptr;
+    };
+    for (auto const& id : v.approved) {
+        json::object const* call = nullptr;
+        for (auto it = messages.rbegin(); it != messages.rend() && !call; ++it)
+            if (auto const* o = it->if_object()) call = call_in(*o, id);
+        if (!call) return bad_input("mcp_approval_response: 'mcpr_" + id + "' names no call of this conversation");
+        if (answered.count(id)) return bad_input("mcp_approval_response: the call 'mcpr_" + id + "' was answered already");
+        auto const& fn = call->at("function").as_object();
+        agentloop::assembled_call c;
+        c.id = id;
+        c.name = std::string(fn.at("name").as_string());
+        if (auto const* a = fn.if_contains("arguments"); a && a->is_string()) c.arguments = std::string(a->get_string());
+        run.push_back(std::move(c));
+        answered.insert(id);
+    }
+    // The last assistant turn with calls; its unanswered calls of tools that need approval.
+    std::size_t at = messages.size();
+    for (std::size_t i = messages.size(); i-- > 0;) {
+        auto const* o = messages[i].if_object();
+        if (o && o->if_contains("tool_calls") && o->at("role") == "assistant") {
+            at = i;
+            break;
+        }
+    }
+    if (at == messages.size()) return run;
+    std::size_t insert = at + 1;
+    while (insert < messages.size() && messages[insert].as_object().if_contains("tool_call_id")) ++insert;
+    json::array declined;
+    for (auto const& c : messages[at].as_object().at("tool_calls").as_array()) {
+        auto const* co = c.if_object();
+        auto const* id = co ? co->if_contains("id") : nullptr;
+        auto const* fn = co ? co->if_contains("function") : nullptr;
+        if (!id || !id->is_string() || !fn || !fn->is_object() || answered.count(id->get_string())) continue;
+        auto const* name = fn->get_object().if_contains("name");
+        auto ref = v.mcp_tools.find(name && name->is_string() ? std::string(name->get_string()) : std::string());
+        if (ref == v.mcp_tools.end() || !ref->second.approval) continue;
+        json::object m;
+        m["role"] = "tool";
+        m["tool_call_id"] = *id;
+        m["content"] = "The user did not approve this tool call; it was not run.";
+        declined.push_back(std::move(m));
+    }
+    messages.insert(messages.begin() + static_cast<std::ptrdiff_t>(insert), declined.begin(), declined.end());
+    return run;
 }
 
 // The new request's messages after the stored conversation (its instructions stay first).
@@ -207,7 +336,9 @@ asio::awaitable<void> create_response(api_request& r) {
     auto in = co_await parse_model_body(r);
     if (!in) co_return;
     auto id = new_response_id();
-    auto t = rw::to_chat(*in, id, server_names(r.app));
+    auto catalog = r.app.injected();  // kept while the request runs: the offer points into it
+    auto offer = offer_of(r.app, *catalog->source);
+    auto t = rw::to_chat(*in, id, offer);
     if (auto* err = std::get_if<api_error>(&t)) {
         co_await reply_error(r, *err);
         co_return;
@@ -245,6 +376,12 @@ asio::awaitable<void> create_response(api_request& r) {
         held = &hold;
         put_first(tr.chat, std::move(instructions));
     }
+    auto approved = settle_approvals(tr.chat.at("messages").get_array(), tr.view);
+    if (auto* err = std::get_if<api_error>(&approved)) {
+        if (held) co_await hold.svc->release(hold.t);
+        co_await reply_error(r, *err);
+        co_return;
+    }
     // What a follow-up continues: the stored conversation, then this request's own messages (its
     // instructions are not carried over; system and developer messages of its input are).
     keep.conversation = without_instructions(tr.chat.at("messages").get_array(), tr.view);
@@ -252,13 +389,26 @@ asio::awaitable<void> create_response(api_request& r) {
     r.rec.stream = tr.view.stream;
     r.req.body.clear();  // what runs is the translation, not the client's bytes
 
-    responses_channel channel(r, id, tr.view, keep);
+    responses_channel channel(r, id, tr.view, keep, offer);
     api_request rr{r.app, r.services, r.req, channel, r.cancel, r.rec, r.headers, r.params, r.guard_scope,
                    std::move(r.access_scope)};
     chat_run how;
     how.stream = tr.view.stream;
     how.hold = held;
-    if (tr.view.mcp_servers) how.mcp_servers = &*tr.view.mcp_servers;
+    how.hybrid = false;  // the stored conversation has the loop's own turns (mcp_call items)
+    how.observer = &channel;
+    how.run_first = std::move(std::get<std::vector<agentloop::assembled_call>>(approved));
+    std::unordered_set<std::string> offered, hand_back;
+    if (tr.view.mcp_servers) {
+        how.mcp_servers = &*tr.view.mcp_servers;
+        for (auto const& [name, ref] : tr.view.mcp_tools) {
+            offered.insert(name);
+            if (ref.approval) hand_back.insert(name);
+        }
+        how.mcp_tools = &offered;
+        how.hand_back = &hand_back;
+        how.on_offered = [&channel](std::vector<std::string> const& names) { channel.offered(names); };
+    }
     std::exception_ptr failed;
     try {
         co_await run_chat(rr, tr.chat, how);

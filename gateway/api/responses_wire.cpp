@@ -1,16 +1,102 @@
 // The Responses API ingress translation (responses_wire.hpp): plain functions, no I/O.
 #include "gateway/api/responses_wire.hpp"
 
+#include "gateway/api/responses_items.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <set>
 
 #include "common/json_util.hpp"
 
 namespace toolgate::gateway::responses_wire {
 
 namespace json = boost::json;
+
+namespace detail {
+
+std::string_view str_of(json::object const& o, std::string_view k) {
+    auto const* v = o.if_contains(k);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+std::string suffix_of(std::string const& id) {
+    auto u = id.find('_');
+    return u == std::string::npos ? id : id.substr(u + 1);
+}
+
+json::object usage_of(std::int64_t in, std::int64_t out) {
+    json::object cached;
+    cached["cached_tokens"] = 0;
+    json::object reasoning;
+    reasoning["reasoning_tokens"] = 0;
+    json::object u;
+    u["input_tokens"] = in;
+    u["input_tokens_details"] = std::move(cached);
+    u["output_tokens"] = out;
+    u["output_tokens_details"] = std::move(reasoning);
+    u["total_tokens"] = in + out;
+    return u;
+}
+
+json::object function_item(std::string_view call_id, std::string_view name, std::string_view arguments,
+                           std::string_view status) {
+    json::object f;
+    f["type"] = "function_call";
+    f["id"] = "fc_" + std::string(call_id);
+    f["call_id"] = call_id;
+    f["name"] = name;
+    f["arguments"] = arguments;
+    f["status"] = status;
+    return f;
+}
+
+json::object output_message(std::string const& id, std::string text, std::string_view status) {
+    json::object part;
+    part["type"] = "output_text";
+    part["text"] = std::move(text);
+    part["annotations"] = json::array();
+    json::array content;
+    content.push_back(std::move(part));
+    json::object m;
+    m["type"] = "message";
+    m["id"] = id;
+    m["status"] = status;
+    m["role"] = "assistant";
+    m["content"] = std::move(content);
+    return m;
+}
+
+// The finish reason as the Response's status and incomplete_details.
+void set_status(json::object& r, std::string_view finish) {
+    if (finish == "length" || finish == "content_filter") {
+        r["status"] = "incomplete";
+        json::object d;
+        d["reason"] = finish == "length" ? "max_output_tokens" : "content_filter";
+        r["incomplete_details"] = std::move(d);
+    } else {
+        r["status"] = "completed";
+        r["incomplete_details"] = nullptr;
+    }
+}
+
+std::string approval_id(std::string_view call_id) { return "mcpr_" + std::string(call_id); }
+
+json::object approval_item(std::string_view call_id, mcp_tool_ref const& ref, std::string_view arguments) {
+    json::object a;
+    a["type"] = "mcp_approval_request";
+    a["id"] = approval_id(call_id);
+    a["server_label"] = ref.label;
+    a["name"] = ref.name;
+    a["arguments"] = arguments;
+    return a;
+}
+
+}  // namespace detail
+
+using namespace detail;
 
 namespace {
 
@@ -24,16 +110,6 @@ api_error unsupported(std::string msg, std::string_view param) {
     auto err = api_error::bad_request(std::move(msg), "unsupported_parameter");
     err.param = std::string(param);
     return err;
-}
-
-std::string_view str_of(json::object const& o, std::string_view k) {
-    auto const* v = o.if_contains(k);
-    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
-
-std::string suffix_of(std::string const& id) {
-    auto u = id.find('_');
-    return u == std::string::npos ? id : id.substr(u + 1);
 }
 
 json::object text_part(std::string_view type, std::string text) {
@@ -103,9 +179,52 @@ json::object message_item(std::string id, std::string_view role, json::value con
     return m;
 }
 
+json::object tool_result(std::string_view call_id, std::string content) {
+    json::object m;
+    m["role"] = "tool";
+    m["tool_call_id"] = call_id;
+    m["content"] = std::move(content);
+    return m;
+}
+
+// A call of the model, added to the assistant turn that ends `messages` (calls one after another
+// belong to one turn), or as a new assistant turn.
+void add_call(json::array& messages, std::string_view call_id, std::string_view name, std::string_view arguments) {
+    json::object fn;
+    fn["name"] = name;
+    fn["arguments"] = arguments;
+    json::object call;
+    call["id"] = call_id;
+    call["type"] = "function";
+    call["function"] = std::move(fn);
+    json::object* last = messages.empty() ? nullptr : messages.back().if_object();
+    if (last && str_of(*last, "role") == "assistant") {
+        auto* tc = last->if_contains("tool_calls");
+        if (!tc) {
+            (*last)["tool_calls"] = json::array();
+            tc = last->if_contains("tool_calls");
+        }
+        tc->get_array().push_back(std::move(call));
+        return;
+    }
+    json::object m;
+    m["role"] = "assistant";
+    m["content"] = nullptr;
+    json::array calls;
+    calls.push_back(std::move(call));
+    m["tool_calls"] = std::move(calls);
+    messages.push_back(std::move(m));
+}
+
+// "mcp_<call id>" -> the call id; empty when `id` is not one.
+std::string_view call_id_of(std::string_view id, std::string_view prefix) {
+    if (!id.starts_with(prefix) || id.size() == prefix.size() || id.size() > 256) return {};
+    return id.substr(prefix.size());
+}
+
 // The input as chat messages (appended to `messages`) and as items with ids.
 std::optional<api_error> add_input(json::value const& input, std::string const& id, json::array& messages,
-                                   json::array& items) {
+                                   json::array& items, request_view& v, mcp_offer const& mcp) {
     std::size_t n = 0;
     auto item_id = [&] { return "item_" + suffix_of(id) + "_" + std::to_string(n++); };
     if (input.is_string()) {
@@ -144,42 +263,38 @@ std::optional<api_error> add_input(json::value const& input, std::string const& 
             auto call_id = str_of(*it, "call_id");
             auto name = str_of(*it, "name");
             if (call_id.empty() || name.empty()) return bad(where + ": a function_call needs call_id and name", "input");
-            json::object fn;
-            fn["name"] = name;
-            fn["arguments"] = str_of(*it, "arguments");
-            json::object call;
-            call["id"] = call_id;
-            call["type"] = "function";
-            call["function"] = std::move(fn);
-            // Calls one after another belong to one assistant turn.
-            json::object* last = messages.empty() ? nullptr : messages.back().if_object();
-            if (last && str_of(*last, "role") == "assistant") {
-                auto* tc = last->if_contains("tool_calls");
-                if (!tc) {
-                    (*last)["tool_calls"] = json::array();
-                    tc = last->if_contains("tool_calls");
-                }
-                tc->get_array().push_back(std::move(call));
-            } else {
-                json::object m;
-                m["role"] = "assistant";
-                m["content"] = nullptr;
-                json::array calls;
-                calls.push_back(std::move(call));
-                m["tool_calls"] = std::move(calls);
-                messages.push_back(std::move(m));
-            }
+            add_call(messages, call_id, name, str_of(*it, "arguments"));
         } else if (type == "function_call_output") {
             auto call_id = str_of(*it, "call_id");
             if (call_id.empty()) return bad(where + ".call_id: required", "input");
-            json::object m;
-            m["role"] = "tool";
-            m["tool_call_id"] = call_id;
             auto const* o = it->if_contains("output");
-            m["content"] = o ? output_text_of(*o) : std::string();
-            messages.push_back(std::move(m));
-        } else if (type == "reasoning") {
-            // A model's earlier reasoning: listed with the input, not sent on to other providers.
+            messages.push_back(tool_result(call_id, o ? output_text_of(*o) : std::string()));
+        } else if (type == "mcp_call" || type == "mcp_approval_request") {
+            // The gateway's own MCP activity sent back (a client that keeps the history itself).
+            auto call_id = call_id_of(str_of(*it, "id"), type == "mcp_call" ? "mcp_" : "mcpr_");
+            auto name = str_of(*it, "name");
+            if (call_id.empty() || name.empty())
+                return bad(where + ": an " + std::string(type) + " needs the id and name the gateway gave it", "input");
+            add_call(messages, call_id, exposed_name(mcp, str_of(*it, "server_label"), name), str_of(*it, "arguments"));
+            if (type == "mcp_call") {
+                auto out = str_of(*it, "output");
+                auto err = str_of(*it, "error");
+                messages.push_back(tool_result(call_id, std::string(out.empty() ? err : out)));
+            }
+        } else if (type == "mcp_approval_response") {
+            auto call_id = call_id_of(str_of(*it, "approval_request_id"), "mcpr_");
+            auto const* approve = it->if_contains("approve");
+            if (call_id.empty()) return bad(where + ".approval_request_id: must name an mcp_approval_request", "input");
+            if (!approve || !approve->is_bool()) return bad(where + ".approve: must be true or false", "input");
+            if (approve->get_bool()) {
+                v.approved.emplace_back(call_id);
+            } else {
+                std::string text = "The user did not approve this tool call; it was not run.";
+                if (auto reason = str_of(*it, "reason"); !reason.empty()) text += " Reason: " + std::string(reason);
+                messages.push_back(tool_result(call_id, std::move(text)));
+            }
+        } else if (type == "reasoning" || type == "mcp_list_tools") {
+            // A model's earlier reasoning, the tools listed before: kept with the input, not sent on.
         } else {
             return unsupported(where + ": a '" + std::string(type.empty() ? "(no type)" : type) +
                                    "' item is not supported here",
@@ -212,65 +327,150 @@ void set_echo_defaults(json::object& e) {
     def("user", nullptr);
 }
 
-json::object usage_of(std::int64_t in, std::int64_t out) {
-    json::object cached;
-    cached["cached_tokens"] = 0;
-    json::object reasoning;
-    reasoning["reasoning_tokens"] = 0;
-    json::object u;
-    u["input_tokens"] = in;
-    u["input_tokens_details"] = std::move(cached);
-    u["output_tokens"] = out;
-    u["output_tokens_details"] = std::move(reasoning);
-    u["total_tokens"] = in + out;
-    return u;
-}
-
-json::object function_item(std::string_view call_id, std::string_view name, std::string_view arguments,
-                           std::string_view status) {
-    json::object f;
-    f["type"] = "function_call";
-    f["id"] = "fc_" + std::string(call_id);
-    f["call_id"] = call_id;
-    f["name"] = name;
-    f["arguments"] = arguments;
-    f["status"] = status;
-    return f;
-}
-
-json::object output_message(std::string const& id, std::string text, std::string_view status) {
-    json::object part;
-    part["type"] = "output_text";
-    part["text"] = std::move(text);
-    part["annotations"] = json::array();
-    json::array content;
-    content.push_back(std::move(part));
-    json::object m;
-    m["type"] = "message";
-    m["id"] = id;
-    m["status"] = status;
-    m["role"] = "assistant";
-    m["content"] = std::move(content);
-    return m;
-}
-
-// The finish reason as the Response's status and incomplete_details.
-void set_status(json::object& r, std::string_view finish) {
-    if (finish == "length" || finish == "content_filter") {
-        r["status"] = "incomplete";
-        json::object d;
-        d["reason"] = finish == "length" ? "max_output_tokens" : "content_filter";
-        r["incomplete_details"] = std::move(d);
-    } else {
-        r["status"] = "completed";
-        r["incomplete_details"] = nullptr;
+// A list of tool names, as allowed_tools and the require_approval filters give them.
+std::optional<std::set<std::string>> name_list(json::value const* v) {
+    if (!v) return std::set<std::string>();
+    auto const* a = v->if_array();
+    if (!a) return std::nullopt;
+    std::set<std::string> out;
+    for (auto const& n : *a) {
+        if (!n.is_string()) return std::nullopt;
+        out.emplace(n.get_string());
     }
+    return out;
+}
+
+bool read_only(gateway_tool const& t) {
+    auto const* a = t.definition ? t.definition->if_contains("annotations") : nullptr;
+    auto const* ao = a ? a->if_object() : nullptr;
+    auto const* ro = ao ? ao->if_contains("readOnlyHint") : nullptr;
+    return ro && ro->is_bool() && ro->get_bool();
+}
+
+// `{"type": "mcp", "server_label", "allowed_tools", "require_approval"}`: the gateway tools it offers
+// (into v.mcp_tools) and the servers they come from (v.mcp_servers).
+std::optional<api_error> add_mcp_tool(json::object const& to, std::string const& where, mcp_offer const& mcp,
+                                      request_view& v) {
+    auto label = std::string(str_of(to, "server_label"));
+    bool all = label == "toolgate";
+    if (!all && std::find(mcp.servers.begin(), mcp.servers.end(), label) == mcp.servers.end())
+        return bad(where + ".server_label: '" + label +
+                       "' is not one of the gateway's MCP servers (\"toolgate\" for all of them); toolgate does not "
+                       "connect to servers named in a request",
+                   "tools");
+    if (std::find(v.mcp_labels.begin(), v.mcp_labels.end(), label) != v.mcp_labels.end())
+        return bad(where + ".server_label: '" + label + "' is named twice", "tools");
+    // allowed_tools: a list of names, or {tool_names, read_only}.
+    std::optional<std::set<std::string>> allowed;
+    bool only_read = false;
+    if (auto const* at = to.if_contains("allowed_tools"); at && !at->is_null()) {
+        if (auto const* ao = at->if_object()) {
+            allowed = name_list(ao->if_contains("tool_names"));
+            if (allowed && allowed->empty() && !ao->contains("tool_names")) allowed.reset();
+            else if (!allowed) return bad(where + ".allowed_tools.tool_names: must be a list of names", "tools");
+            if (auto const* ro = ao->if_contains("read_only"); ro && ro->is_bool()) only_read = ro->get_bool();
+        } else {
+            allowed = name_list(at);
+            if (!allowed) return bad(where + ".allowed_tools: must be a list of names or {tool_names, read_only}", "tools");
+        }
+    }
+    // require_approval: "never" (toolgate's default: its tools run under its own policies),
+    // "always", or {never: {tool_names}, always: {tool_names}} (a tool in neither needs approval).
+    enum class approval { never, always, filter } rule = approval::never;
+    std::set<std::string> never_names, always_names;
+    if (auto const* ra = to.if_contains("require_approval"); ra && !ra->is_null()) {
+        if (ra->is_string() && (ra->get_string() == "never" || ra->get_string() == "always")) {
+            rule = ra->get_string() == "never" ? approval::never : approval::always;
+        } else if (auto const* ro = ra->if_object()) {
+            rule = approval::filter;
+            for (auto const& [k, dst] : {std::pair<char const*, std::set<std::string>*>{"never", &never_names},
+                                         std::pair<char const*, std::set<std::string>*>{"always", &always_names}}) {
+                auto const* f = ro->if_contains(k);
+                if (!f || f->is_null()) continue;
+                auto const* fo = f->if_object();
+                auto names = fo ? name_list(fo->if_contains("tool_names")) : std::nullopt;
+                if (!names) return bad(where + ".require_approval." + k + ": must be {tool_names: [...]}", "tools");
+                *dst = std::move(*names);
+            }
+        } else {
+            return bad(where + ".require_approval: must be \"never\", \"always\" or {never, always}", "tools");
+        }
+    }
+    v.mcp_labels.push_back(label);
+    if (!v.mcp_servers) v.mcp_servers.emplace();
+    for (auto const& s : mcp.servers)
+        if ((all || s == label) && std::find(v.mcp_servers->begin(), v.mcp_servers->end(), s) == v.mcp_servers->end())
+            v.mcp_servers->push_back(s);
+    for (auto const& t : mcp.tools) {
+        if (!all && t.server != label) continue;
+        auto name = std::string(all ? t.exposed : t.name);
+        if (allowed && !allowed->count(name)) continue;
+        if (only_read && !read_only(t)) continue;
+        mcp_tool_ref ref;
+        ref.label = label;
+        ref.approval = rule == approval::always ||
+                       (rule == approval::filter && (always_names.count(name) || !never_names.count(name)));
+        ref.name = std::move(name);
+        v.mcp_tools.emplace(std::string(t.exposed), std::move(ref));  // a tool two mcp tools name: the first wins
+    }
+    return std::nullopt;
 }
 
 }  // namespace
 
+mcp_tool_ref tool_ref(request_view const& v, std::string_view exposed) {
+    if (auto it = v.mcp_tools.find(std::string(exposed)); it != v.mcp_tools.end()) return it->second;
+    mcp_tool_ref r;
+    r.label = "toolgate";
+    r.name = std::string(exposed);
+    return r;
+}
+
+std::string exposed_name(mcp_offer const& mcp, std::string_view label, std::string_view name) {
+    if (label != "toolgate")
+        for (auto const& t : mcp.tools)
+            if (t.server == label && t.name == name) return std::string(t.exposed);
+    return std::string(name);
+}
+
+json::object list_tools_item(std::string id, std::string_view label, json::array tools) {
+    json::object o;
+    o["type"] = "mcp_list_tools";
+    o["id"] = std::move(id);
+    o["server_label"] = label;
+    o["tools"] = std::move(tools);
+    o["error"] = nullptr;
+    return o;
+}
+
+json::object listed_tool(std::string_view name, json::object const& definition) {
+    json::object t;
+    t["name"] = name;
+    auto const* d = definition.if_contains("description");
+    t["description"] = d && d->is_string() ? *d : json::value(nullptr);
+    auto const* schema = definition.if_contains("inputSchema");
+    t["input_schema"] = schema && schema->is_object() ? *schema : json::value(json::object());
+    auto const* a = definition.if_contains("annotations");
+    t["annotations"] = a && a->is_object() ? *a : json::value(nullptr);
+    return t;
+}
+
+json::object mcp_call_item(std::string_view call_id, mcp_tool_ref const& ref, std::string_view arguments,
+                           std::string_view output, std::string_view error) {
+    json::object c;
+    c["type"] = "mcp_call";
+    c["id"] = "mcp_" + std::string(call_id);
+    c["server_label"] = ref.label;
+    c["name"] = ref.name;
+    c["arguments"] = arguments;
+    c["output"] = error.empty() ? json::value(output) : json::value(nullptr);
+    c["error"] = error.empty() ? json::value(nullptr) : json::value(error);
+    c["status"] = error.empty() ? "completed" : "failed";
+    return c;
+}
+
 std::variant<translated, api_error> to_chat(json::object const& in, std::string const& response_id,
-                                            std::vector<std::string> const& mcp_servers) {
+                                            mcp_offer const& mcp) {
     translated out;
     auto& chat = out.chat;
     auto& v = out.view;
@@ -294,9 +494,9 @@ std::variant<translated, api_error> to_chat(json::object const& in, std::string 
     }
     auto const* input = in.if_contains("input");
     if (!input || input->is_null()) return bad("input: required", "input");
-    if (auto err = add_input(*input, response_id, messages, v.input_items)) return *err;
+    if (auto err = add_input(*input, response_id, messages, v.input_items, v, mcp)) return *err;
     if (v.input_items.empty()) return bad("input: must not be empty", "input");
-    bool something = false;
+    bool something = !v.approved.empty();
     for (auto const& m : messages) something = something || str_of(m.as_object(), "role") != "system";
     if (!something) return bad("input: has no message, call or call output to answer", "input");
     chat["messages"] = std::move(messages);
@@ -323,26 +523,7 @@ std::variant<translated, api_error> to_chat(json::object const& in, std::string 
                 tool["function"] = std::move(fn);
                 tools.push_back(std::move(tool));
             } else if (type == "mcp") {
-                auto label = std::string(str_of(*to, "server_label"));
-                if (auto const* ra = to->if_contains("require_approval");
-                    ra && !(ra->is_string() && ra->get_string() == "never"))
-                    return unsupported(where + ".require_approval: only \"never\" is supported (toolgate runs its MCP tools "
-                                               "under its own policies)",
-                                       "tools");
-                if (auto const* at = to->if_contains("allowed_tools"); at && !at->is_null())
-                    return unsupported(where + ".allowed_tools: not supported yet; limit the tools with a key's mcp_tools",
-                                       "tools");
-                if (!v.mcp_servers) v.mcp_servers.emplace();
-                if (label == "toolgate") {
-                    for (auto const& s : mcp_servers) v.mcp_servers->push_back(s);
-                } else if (std::find(mcp_servers.begin(), mcp_servers.end(), label) != mcp_servers.end()) {
-                    v.mcp_servers->push_back(label);
-                } else {
-                    return bad(where + ".server_label: '" + label +
-                                   "' is not one of the gateway's MCP servers (\"toolgate\" for all of them); toolgate does "
-                                   "not connect to servers named in a request",
-                               "tools");
-                }
+                if (auto err = add_mcp_tool(*to, where, mcp, v)) return *err;
             } else {
                 return unsupported(where + ": '" + std::string(type) +
                                        "' tools are not supported (function and mcp tools are; the gateway's MCP tools "
@@ -444,7 +625,7 @@ std::variant<translated, api_error> to_chat(json::object const& in, std::string 
 }
 
 json::object to_response(json::object const& completion, std::string const& id, request_view const& v,
-                         std::int64_t created_at) {
+                         std::int64_t created_at, json::array mcp_items) {
     json::object r = v.echo;
     r["id"] = id;
     r["object"] = "response";
@@ -452,7 +633,7 @@ json::object to_response(json::object const& completion, std::string const& id, 
     r["completed_at"] = created_at;
     r["error"] = nullptr;
     if (auto m = str_of(completion, "model"); !m.empty()) r["model"] = m;
-    json::array output;
+    json::array output = std::move(mcp_items);
     std::string finish;
     if (auto const* cs = completion.if_contains("choices"); cs && cs->is_array() && !cs->get_array().empty()) {
         auto const* choice = cs->get_array()[0].if_object();
@@ -468,7 +649,12 @@ json::object to_response(json::object const& completion, std::string const& id, 
                     auto const* fn = t ? t->if_contains("function") : nullptr;
                     auto const* f = fn ? fn->if_object() : nullptr;
                     if (!f) continue;
-                    output.push_back(function_item(str_of(*t, "id"), str_of(*f, "name"), str_of(*f, "arguments"), "completed"));
+                    auto name = str_of(*f, "name");
+                    auto ref = v.mcp_tools.find(std::string(name));
+                    if (ref != v.mcp_tools.end() && ref->second.approval)
+                        output.push_back(approval_item(str_of(*t, "id"), ref->second, str_of(*f, "arguments")));
+                    else
+                        output.push_back(function_item(str_of(*t, "id"), name, str_of(*f, "arguments"), "completed"));
                 }
         }
     }
@@ -484,281 +670,55 @@ json::object to_response(json::object const& completion, std::string const& id, 
     return r;
 }
 
-json::array output_messages(json::object const& response) {
+json::array output_messages(json::object const& response, mcp_offer const& mcp) {
     json::array out;
-    json::object m;
-    m["role"] = "assistant";
     std::string text;
     json::array calls;
+    auto flush = [&] {
+        if (text.empty() && calls.empty()) return;
+        json::object m;
+        m["role"] = "assistant";
+        m["content"] = text.empty() ? json::value(nullptr) : json::value(text);
+        if (!calls.empty()) m["tool_calls"] = std::move(calls);
+        out.push_back(std::move(m));
+        text.clear();
+        calls = json::array();
+    };
+    auto call = [&](std::string_view call_id, std::string_view name, std::string_view arguments) {
+        json::object fn;
+        fn["name"] = name;
+        fn["arguments"] = arguments;
+        json::object c;
+        c["id"] = call_id;
+        c["type"] = "function";
+        c["function"] = std::move(fn);
+        calls.push_back(std::move(c));
+    };
     if (auto const* o = response.if_contains("output"); o && o->is_array())
         for (auto const& iv : o->get_array()) {
             auto const* it = iv.if_object();
             if (!it) continue;
-            if (str_of(*it, "type") == "message") {
+            auto type = str_of(*it, "type");
+            if (type == "message") {
                 if (auto const* c = it->if_contains("content")) text += output_text_of(*c);
-            } else if (str_of(*it, "type") == "function_call") {
-                json::object fn;
-                fn["name"] = str_of(*it, "name");
-                fn["arguments"] = str_of(*it, "arguments");
-                json::object call;
-                call["id"] = str_of(*it, "call_id");
-                call["type"] = "function";
-                call["function"] = std::move(fn);
-                calls.push_back(std::move(call));
+            } else if (type == "function_call") {
+                call(str_of(*it, "call_id"), str_of(*it, "name"), str_of(*it, "arguments"));
+            } else if (type == "mcp_approval_request") {
+                auto id = call_id_of(str_of(*it, "id"), "mcpr_");
+                if (!id.empty())
+                    call(id, exposed_name(mcp, str_of(*it, "server_label"), str_of(*it, "name")), str_of(*it, "arguments"));
+            } else if (type == "mcp_call") {
+                // The gateway ran it within the turn: the call, then its result.
+                auto id = call_id_of(str_of(*it, "id"), "mcp_");
+                if (id.empty()) continue;
+                call(id, exposed_name(mcp, str_of(*it, "server_label"), str_of(*it, "name")), str_of(*it, "arguments"));
+                flush();
+                auto result = str_of(*it, "output");
+                out.push_back(tool_result(id, std::string(result.empty() ? str_of(*it, "error") : result)));
             }
         }
-    m["content"] = text.empty() ? json::value(nullptr) : json::value(text);
-    if (!calls.empty()) m["tool_calls"] = std::move(calls);
-    if (!text.empty() || m.contains("tool_calls")) out.push_back(std::move(m));
+    flush();
     return out;
-}
-
-// ---- the stream ----
-
-stream_translator::stream_translator(std::string id, request_view const& v, std::int64_t created_at)
-    : id_(std::move(id)), view_(v), created_at_(created_at) {
-    if (auto const* m = v.echo.if_contains("model"); m && m->is_string()) model_ = std::string(m->get_string());
-}
-
-json::object stream_translator::snapshot(std::string_view status) const {
-    json::object r = view_.echo;
-    r["id"] = id_;
-    r["object"] = "response";
-    r["created_at"] = created_at_;
-    r["status"] = status;
-    r["error"] = nullptr;
-    r["incomplete_details"] = nullptr;
-    r["model"] = model_;
-    r["output"] = json::array();
-    return r;
-}
-
-void stream_translator::emit(std::string_view type, json::object data, std::string& out) {
-    data["type"] = type;
-    data["sequence_number"] = seq_++;
-    out += "event: ";
-    out += type;
-    out += "\ndata: ";
-    out += json::serialize(data);
-    out += "\n\n";
-}
-
-void stream_translator::start(std::string& out) {
-    if (started_) return;
-    started_ = true;
-    json::object e;
-    e["response"] = snapshot("in_progress");
-    emit("response.created", e, out);
-    emit("response.in_progress", std::move(e), out);
-}
-
-void stream_translator::close_message(std::string& out) {
-    if (message_index_ < 0) return;
-    json::object part;
-    part["type"] = "output_text";
-    part["text"] = text_;
-    part["annotations"] = json::array();
-    json::object d;
-    d["item_id"] = message_id_;
-    d["output_index"] = message_index_;
-    d["content_index"] = 0;
-    d["text"] = text_;
-    d["logprobs"] = json::array();
-    emit("response.output_text.done", std::move(d), out);
-    json::object pd;
-    pd["item_id"] = message_id_;
-    pd["output_index"] = message_index_;
-    pd["content_index"] = 0;
-    pd["part"] = std::move(part);
-    emit("response.content_part.done", std::move(pd), out);
-    auto item = output_message(message_id_, text_, "completed");
-    json::object od;
-    od["output_index"] = message_index_;
-    od["item"] = item;
-    emit("response.output_item.done", std::move(od), out);
-    done_items_.resize(std::max<std::size_t>(done_items_.size(), message_index_ + 1));
-    done_items_[message_index_] = std::move(item);
-    message_index_ = -1;
-}
-
-std::int64_t stream_translator::call_index(json::object const& tc) {
-    // A fragment's index; without one (some OpenAI-compatible servers), a new id is a new call.
-    if (auto const* i = tc.if_contains("index"); i && (i->is_int64() || i->is_uint64()))
-        return i->is_int64() ? i->get_int64() : static_cast<std::int64_t>(std::min<std::uint64_t>(i->get_uint64(), 1u << 30));
-    auto id = str_of(tc, "id");
-    if (!id.empty() && id != last_call_id_) {
-        last_call_id_ = std::string(id);
-        last_index_ = calls_.empty() ? 0 : calls_.rbegin()->first + 1;
-    }
-    return last_index_;
-}
-
-void stream_translator::chunk(json::object const& c, std::string& out) {
-    if (auto m = str_of(c, "model"); !m.empty()) model_ = std::string(m);
-    if (auto const* u = c.if_contains("usage"); u && u->is_object()) {
-        auto const& uo = u->get_object();
-        if (auto const* p = uo.if_contains("prompt_tokens"); p && p->is_int64()) input_tokens_ = p->get_int64();
-        if (auto const* k = uo.if_contains("completion_tokens"); k && k->is_int64()) output_tokens_ = k->get_int64();
-    }
-    start(out);
-    auto const* cs = c.if_contains("choices");
-    if (!cs || !cs->is_array() || cs->get_array().empty()) return;
-    auto const* choice = cs->get_array()[0].if_object();
-    if (!choice) return;
-    auto const* dv = choice->if_contains("delta");
-    if (auto const* d = dv ? dv->if_object() : nullptr) {
-        if (auto const* t = d->if_contains("content"); t && t->is_string() && !t->get_string().empty()) {
-            if (message_index_ < 0) {
-                message_index_ = next_output_++;
-                message_id_ = "msg_" + suffix_of(id_) + (message_index_ ? "_" + std::to_string(message_index_) : "");
-                text_.clear();
-                json::object item;
-                item["id"] = message_id_;
-                item["type"] = "message";
-                item["status"] = "in_progress";
-                item["role"] = "assistant";
-                item["content"] = json::array();
-                json::object a;
-                a["output_index"] = message_index_;
-                a["item"] = std::move(item);
-                emit("response.output_item.added", std::move(a), out);
-                json::object part;
-                part["type"] = "output_text";
-                part["text"] = "";
-                part["annotations"] = json::array();
-                json::object pa;
-                pa["item_id"] = message_id_;
-                pa["output_index"] = message_index_;
-                pa["content_index"] = 0;
-                pa["part"] = std::move(part);
-                emit("response.content_part.added", std::move(pa), out);
-            }
-            text_ += t->get_string();
-            json::object e;
-            e["item_id"] = message_id_;
-            e["output_index"] = message_index_;
-            e["content_index"] = 0;
-            e["delta"] = t->get_string();
-            e["logprobs"] = json::array();
-            emit("response.output_text.delta", std::move(e), out);
-        }
-        if (auto const* tcs = d->if_contains("tool_calls"); tcs && tcs->is_array()) {
-            for (auto const& tv : tcs->get_array()) {
-                auto const* tc = tv.if_object();
-                if (!tc) continue;
-                auto idx = call_index(*tc);
-                auto const* fv = tc->if_contains("function");
-                auto const* fn = fv ? fv->if_object() : nullptr;
-                auto it = calls_.find(idx);
-                if (it == calls_.end()) {
-                    close_message(out);
-                    call_item ci;
-                    ci.call_id = std::string(str_of(*tc, "id"));
-                    ci.id = "fc_" + ci.call_id;
-                    ci.name = fn ? std::string(str_of(*fn, "name")) : std::string();
-                    ci.output_index = next_output_++;
-                    json::object a;
-                    a["output_index"] = ci.output_index;
-                    a["item"] = function_item(ci.call_id, ci.name, "", "in_progress");
-                    emit("response.output_item.added", std::move(a), out);
-                    it = calls_.emplace(idx, std::move(ci)).first;
-                }
-                auto args = fn ? str_of(*fn, "arguments") : std::string_view();
-                if (args.empty()) continue;
-                it->second.arguments += args;
-                json::object e;
-                e["item_id"] = it->second.id;
-                e["output_index"] = it->second.output_index;
-                e["delta"] = args;
-                emit("response.function_call_arguments.delta", std::move(e), out);
-            }
-        }
-    }
-    if (auto f = str_of(*choice, "finish_reason"); !f.empty()) finish_reason_ = std::string(f);
-}
-
-void stream_translator::item(chat_stream_item const& it, std::string& out) {
-    using kind = chat_stream_item::kind;
-    if (ended_) return;
-    if (it.what == kind::comment) {
-        out += ": keep-alive\n\n";  // clients skip comment lines
-    } else if (it.what == kind::done) {
-        close(out);
-    } else if (it.what == kind::error) {
-        // After the stream began: an error event (the SDKs raise it), and nothing after it; its
-        // fields flat and in "error", as the API sends them.
-        auto type = str_of(it.object, "type");
-        auto code = str_of(it.object, "code");
-        auto message = str_of(it.object, "message");
-        if (type.empty()) type = "server_error";
-        if (code.empty()) code = "server_error";
-        if (message.empty()) message = "the stream failed";
-        json::object err;
-        err["type"] = type;
-        err["code"] = code;
-        err["message"] = message;
-        err["param"] = nullptr;
-        json::object ev;
-        ev["code"] = code;
-        ev["message"] = message;
-        ev["param"] = nullptr;
-        ev["error"] = std::move(err);
-        emit("error", std::move(ev), out);
-        failed_ = ended_ = true;
-    } else {
-        chunk(it.object, out);
-    }
-}
-
-std::string stream_translator::feed(std::string_view bytes) {
-    std::string out;
-    std::vector<chat_stream_item> items;
-    reader_.feed(bytes, items);
-    for (auto const& it : items) item(it, out);
-    return out;
-}
-
-std::string stream_translator::finish() {
-    std::string out;
-    std::vector<chat_stream_item> items;
-    reader_.finish(items);
-    for (auto const& it : items) item(it, out);
-    close(out);
-    return out;
-}
-
-void stream_translator::close(std::string& out) {
-    if (ended_) return;
-    ended_ = true;
-    start(out);
-    close_message(out);
-    for (auto& [idx, c] : calls_) {
-        json::object d;
-        d["item_id"] = c.id;
-        d["output_index"] = c.output_index;
-        d["name"] = c.name;
-        d["arguments"] = c.arguments;
-        emit("response.function_call_arguments.done", std::move(d), out);
-        auto item = function_item(c.call_id, c.name, c.arguments, "completed");
-        json::object od;
-        od["output_index"] = c.output_index;
-        od["item"] = item;
-        emit("response.output_item.done", std::move(od), out);
-        done_items_.resize(std::max<std::size_t>(done_items_.size(), c.output_index + 1));
-        done_items_[c.output_index] = std::move(item);
-    }
-    auto r = snapshot("completed");
-    json::array output;
-    for (auto& item : done_items_)
-        if (!item.empty()) output.push_back(std::move(item));
-    r["output"] = std::move(output);
-    r["completed_at"] = created_at_;
-    set_status(r, finish_reason_);
-    r["usage"] = usage_of(input_tokens_, output_tokens_);
-    final_ = r;
-    json::object e;
-    e["response"] = std::move(r);
-    emit(final_.at("status") == "incomplete" ? "response.incomplete" : "response.completed", std::move(e), out);
 }
 
 }  // namespace toolgate::gateway::responses_wire

@@ -428,6 +428,65 @@ TEST(agent_loop, tool_message_text_describes_every_part_and_cuts_on_utf8_boundar
 
 // ---- the after-turn decision, table-driven (no I/O, no clock) ----
 
+namespace {
+
+// What an observer heard, in order.
+struct recorder final : agentloop::loop_observer {
+    std::vector<std::string> heard;
+    capture_sink* sink = nullptr;
+    void tool_started(std::string_view id, std::string_view name, std::string_view arguments) override {
+        heard.push_back("start " + std::string(id) + " " + std::string(name) + " " + std::string(arguments) + " after " +
+                        std::to_string(sink ? sink->comments.size() : 0) + " comments");
+    }
+    void tool_finished(agentloop::tool_call_record const& r, std::string_view output) override {
+        heard.push_back("end " + r.id + " " + (r.ok ? "ok " : "failed ") + std::string(output));
+    }
+};
+
+}  // namespace
+
+TEST(agent_loop, an_observer_hears_each_call_before_its_comment) {
+    harness h(true);
+    recorder obs;
+    obs.sink = &h.sink;
+    h.in.observer = &obs;
+    h.tools.tools["lookup"].text = "42";
+    h.model.turns = {call("lookup", R"({"q":1})"), say("done")};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(obs.heard, (std::vector<std::string>{"start call_1_0 lookup {\"q\":1} after 0 comments", "end call_1_0 ok 42"}));
+    ASSERT_GE(h.sink.comments.size(), 2u);
+    EXPECT_EQ(h.sink.comments[0], "tool lookup started");
+}
+
+TEST(agent_loop, approved_calls_run_before_the_first_turn) {
+    harness h(false);
+    recorder obs;
+    h.in.observer = &obs;
+    h.tools.tools["write"].text = "written";
+    // The conversation ends with the assistant's call that waited for approval.
+    auto& msgs = h.in.body.at("messages").as_array();
+    msgs.push_back(json::parse(R"({"role":"assistant","content":null,"tool_calls":[
+        {"id":"c9","type":"function","function":{"name":"write","arguments":"{\"p\":1}"}}]})"));
+    h.in.run_first.push_back(agentloop::assembled_call{"c9", "write", R"({"p":1})"});
+    h.model.turns = {say("Written.")};
+    auto res = h.run();
+    ASSERT_FALSE(res.outcome.error);
+    EXPECT_EQ(message_content(res.outcome.response), "Written.");
+    EXPECT_EQ(res.iterations, 1u);
+    ASSERT_EQ(res.calls.size(), 1u);
+    EXPECT_TRUE(res.calls[0].ok);
+    EXPECT_EQ(h.tools.arguments_seen[0], R"({"p":1})");
+    // The one turn read the call's result after the call.
+    auto const& seen = h.model.requests[0].at("messages").as_array();
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[2].at("role"), "tool");
+    EXPECT_EQ(seen[2].at("tool_call_id"), "c9");
+    EXPECT_EQ(seen[2].at("content"), "written");
+    EXPECT_EQ(obs.heard.size(), 2u);
+    ASSERT_EQ(res.transcript.size(), 1u);  // the tool message is the loop's own
+}
+
 TEST(next_step, decides_answer_stop_or_act_from_the_calls_the_spent_and_the_limits) {
     using agentloop::call_kind;
     using agentloop::step;

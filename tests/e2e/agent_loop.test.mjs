@@ -286,6 +286,7 @@ describe('the offline default config (examples/gateway.yaml)', () => {
     assert.match(step(5), /The tool returned: sunny, 21 C/);
     assert.match(step(7), /"object":"response".*"output_text","text":"The tool returned: \d{4}-/);
     assert.match(step(8), /event: message_start[\s\S]*"text_delta"[\s\S]*event: message_stop/);
+    assert.match(step(9), /"type":"mcp_approval_request","id":"mcpr_[\s\S]*"type":"mcp_call"[\s\S]*"text":"The tool returned: \d{4}-/);
   });
 });
 

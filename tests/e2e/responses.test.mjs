@@ -94,6 +94,10 @@ const withoutParsed = (output) => output.map((o) => (o.type === 'message'
   ? { ...o, content: o.content.map(({ parsed, ...c }) => c) } : o));
 
 // The Responses events of one text answer, in order (n text deltas).
+// The MCP items of a loop that ran one call: the tools listed, then the call.
+const mcpEvents = ['response.output_item.added', 'response.mcp_list_tools.in_progress', 'response.mcp_list_tools.completed',
+  'response.output_item.done', 'response.output_item.added', 'response.mcp_call.in_progress', 'response.mcp_call_arguments.delta',
+  'response.mcp_call_arguments.done', 'response.mcp_call.completed', 'response.output_item.done'];
 const textEvents = (n) => ['response.created', 'response.in_progress', 'response.output_item.added',
   'response.content_part.added', ...Array(n).fill('response.output_text.delta'), 'response.output_text.done',
   'response.content_part.done', 'response.output_item.done', 'response.completed'];
@@ -417,7 +421,8 @@ plugins:
       tools: [{ type: 'mcp', server_label: 'fs', require_approval: 'never' }],
     });
     assert.equal(r.output_text, `Tool results: ${NOTE}`);
-    assert.deepEqual(r.output.map((o) => o.type), ['message'], 'the gateway\'s own tool calls never reach the client');
+    assert.deepEqual(r.output.map((o) => o.type), ['mcp_list_tools', 'mcp_call', 'message'], 'the gateway\'s tool calls as OpenAI\'s MCP items');
+    assert.deepEqual([r.output[1].server_label, r.output[1].name, r.output[1].output], ['fs', 'read_text_file', NOTE]);
     assert.equal(r.status, 'completed');
     assert.equal(r.usage.input_tokens, 22, 'usage summed over both turns');
     assert.equal(r.usage.output_tokens, 14);
@@ -451,25 +456,30 @@ plugins:
     const mcpAndWeather = [{ type: 'mcp', server_label: 'fs' }, weatherTool];
     const hybrid = await client.responses.create({ model: 'mock-agent', tools: mcpAndWeather,
       input: `call fs__read_text_file ${JSON.stringify({ path: file })}\ncall get_weather {"city":"Paris"}` });
-    assert.deepEqual(hybrid.output.map((o) => [o.type, o.name, o.arguments]), [['function_call', 'get_weather', '{"city":"Paris"}']]);
+    assert.deepEqual(hybrid.output.map((o) => [o.type, o.name]), [['mcp_list_tools', undefined], ['mcp_call', 'read_text_file'],
+      ['function_call', 'get_weather']]);
+    assert.equal(hybrid.output[2].arguments, '{"city":"Paris"}');
     assert.deepEqual(hybrid.toolgate.tool_calls.map((c) => c.name), ['fs__read_text_file']);
     seen = chats(up).length;
     const finished = await client.responses.create({ model: 'mock-agent', tools: mcpAndWeather, previous_response_id: hybrid.id,
-      input: [{ type: 'function_call_output', call_id: hybrid.output[0].call_id, output: 'rainy' }] });
+      input: [{ type: 'function_call_output', call_id: hybrid.output[2].call_id, output: 'rainy' }] });
     assert.equal(finished.output_text, `Tool results: ${NOTE} | rainy`);
     const sent = chats(up)[seen].body.messages;
-    assert.deepEqual(sent.map((x) => x.role), ['user', 'assistant', 'tool', 'tool'], JSON.stringify(sent));
-    assert.deepEqual(sent[1].tool_calls.map((c) => c.function.name), ['fs__read_text_file', 'get_weather']);
+    // The stored conversation: the gateway's call with its result, then the client's call with its output.
+    assert.deepEqual(sent.map((x) => x.role), ['user', 'assistant', 'tool', 'assistant', 'tool'], JSON.stringify(sent));
+    assert.deepEqual([sent[1], sent[3]].map((m) => m.tool_calls.map((c) => c.function.name)), [['fs__read_text_file'], ['get_weather']]);
   });
 
-  test('agent loop, streamed: one message with the final text, keep-alive comments while the tool runs, no function_call items', async () => {
+  test('agent loop, streamed: the MCP items, then one message with the final text; keep-alive comments while the tool runs', async () => {
     const params = { model: 'mock-agent', input: `call fs__read_text_file ${JSON.stringify({ path: file })}`,
       tools: [{ type: 'mcp', server_label: 'fs' }] };
     const { types, texts, final } = await runStream(client.responses.stream(params));
     assert.equal(texts.join(''), `Tool results: ${NOTE}`);
-    assert.deepEqual(types, textEvents(texts.length));
+    const [head, ...rest] = [types.slice(0, 2), ...types.slice(2)];
+    assert.deepEqual([...head, ...rest.slice(10)], textEvents(texts.length));
+    assert.deepEqual(rest.slice(0, 10), mcpEvents);
     assert.equal(final.status, 'completed');
-    assert.deepEqual(final.output.map((o) => o.type), ['message']);
+    assert.deepEqual(final.output.map((o) => o.type), ['mcp_list_tools', 'mcp_call', 'message']);
     assert.equal(final.output_text, `Tool results: ${NOTE}`);
     assert.equal(final.usage.input_tokens, 22, 'usage summed over both turns');
     assert.equal(final.usage.output_tokens, 14);
@@ -481,8 +491,9 @@ plugins:
     assert.equal(raw.status, 200, raw.raw);
     assert.ok(raw.comments.length >= 2, raw.raw);
     assert.ok(raw.comments.every((c) => c === ': keep-alive'), raw.comments.join('|'));
-    assert.deepEqual(raw.events.map((e) => e.name), textEvents(raw.events.filter((e) => e.name === 'response.output_text.delta').length));
-    assert.ok(!raw.raw.includes('fs__read_text_file'), 'nothing of the gateway\'s own tool call in the stream');
+    const names = raw.events.map((e) => e.name);
+    assert.deepEqual([...names.slice(0, 2), ...names.slice(12)], textEvents(names.filter((n) => n === 'response.output_text.delta').length));
+    assert.ok(!raw.raw.includes('fs__read_text_file'), 'the call shows under its server\'s label, by its own name');
   });
 
   test('retrieve, delete and input_items: the items with ids, newest first, order asc, limit, after, has_more; SDK paging', async () => {
@@ -549,7 +560,7 @@ plugins:
     await assert.rejects(client.responses.create({ model: 'mock-ok', input: 'more', previous_response_id: gone.id }, noMcp), notFound);
   });
 
-  test('400s in OpenAI\'s shape for what is not supported (web_search, background, conversation, an unknown mcp label, allowed_tools, approvals) and for a guardrail; nothing reaches the upstream', async () => {
+  test('400s in OpenAI\'s shape for what is not supported (web_search, background, conversation, an unknown mcp label, malformed allowed_tools and approvals) and for a guardrail; nothing reaches the upstream', async () => {
     const seen = chats(up).length;
     const base = { model: 'mock-ok', input: 'x' };
     const bad = (param, pattern) => (e) => e instanceof OpenAI.BadRequestError && e.status === 400
@@ -560,9 +571,9 @@ plugins:
     await assert.rejects(client.responses.create({ ...base, conversation: 'conv_1' }), bad('conversation', /conversation/));
     await assert.rejects(client.responses.create({ ...base, tools: [{ type: 'mcp', server_label: 'elsewhere', server_url: 'https://mcp.example.com/mcp' }] }),
       bad('tools', /elsewhere/));
-    await assert.rejects(client.responses.create({ ...base, tools: [{ type: 'mcp', server_label: 'fs', allowed_tools: ['read_text_file'] }] }),
+    await assert.rejects(client.responses.create({ ...base, tools: [{ type: 'mcp', server_label: 'fs', allowed_tools: 'read_text_file' }] }),
       bad('tools', /allowed_tools/));
-    await assert.rejects(client.responses.create({ ...base, tools: [{ type: 'mcp', server_label: 'fs', require_approval: 'always' }] }),
+    await assert.rejects(client.responses.create({ ...base, tools: [{ type: 'mcp', server_label: 'fs', require_approval: 'sometimes' }] }),
       bad('tools', /require_approval/));
     // The gateway's guardrails hold on this route: a credential in the input is refused, streamed or not.
     const secret = `deploy with ${AWS_KEY} now`;

@@ -59,12 +59,14 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             require(chat->contains("model") && chat->at("messages").is_array());
             (void)messages_wire::count_tokens(*chat);
         }
-        auto r = responses_wire::to_chat(v.get_object(), "resp_fuzz", {"fs"});
+        responses_wire::mcp_offer offer;
+        offer.servers.push_back("fs");
+        auto r = responses_wire::to_chat(v.get_object(), "resp_fuzz", offer);
         if (auto* t = std::get_if<responses_wire::translated>(&r)) {
             require(t->chat.contains("model"));
-            require(!t->chat.at("messages").get_array().empty());
+            require(!t->chat.at("messages").get_array().empty() || !t->view.approved.empty());
             auto resp = responses_wire::to_response(v.get_object(), "resp_fuzz", t->view, 1);
-            (void)responses_wire::output_messages(resp);
+            (void)responses_wire::output_messages(resp, offer);
         }
         (void)messages_wire::to_message(v.get_object(), "msg_fuzz");
     }
