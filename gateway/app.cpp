@@ -146,11 +146,16 @@ struct route {
     bool keyed = true;    // needs a virtual key when auth is required (admin routes check admin.token)
 };
 
-constexpr std::array<route, 47> routes{{
+constexpr std::array<route, 52> routes{{
     {"/v1/chat/completions", "POST", &api::chat_completions},
     {"/v1/embeddings", "POST", &api::embeddings},
     {"/v1/messages", "POST", &api::messages},
     {"/v1/images/generations", "POST", &api::image_generations},
+    {"/v1/images/edits", "POST", &api::image_edits},
+    {"/v1/images/variations", "POST", &api::image_variations},
+    {"/v1/audio/transcriptions", "POST", &api::audio_transcriptions},
+    {"/v1/audio/translations", "POST", &api::audio_translations},
+    {"/v1/audio/speech", "POST", &api::audio_speech},
     {"/v1/completions", "POST", &api::completions},
     {"/v1/moderations", "POST", &api::moderations},
     {"/v1/rerank", "POST", &api::rerank},

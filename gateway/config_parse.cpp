@@ -26,7 +26,7 @@ namespace toolgate::gateway {
 namespace {
 
 void parse_server(reader const& r, YAML::Node const& s, server_config& out) {
-    r.check_keys(s, "server", {"listen", "max_body_bytes", "request_timeout", "shutdown_grace", "threads", "header_timeout",
+    r.check_keys(s, "server", {"listen", "max_body_bytes", "max_upload_bytes", "request_timeout", "shutdown_grace", "threads", "header_timeout",
                                "keepalive_timeout", "body_timeout", "write_timeout", "max_connections", "max_inflight"});
     if (auto n = s["listen"]) {
         auto a = parse_listen(r.str(n, "server.listen"));
@@ -35,6 +35,8 @@ void parse_server(reader const& r, YAML::Node const& s, server_config& out) {
     }
     if (auto n = s["max_body_bytes"])
         out.max_body_bytes = r.integer(n, "server.max_body_bytes", 1024, 1ull << 30);
+    if (auto n = s["max_upload_bytes"])
+        out.max_upload_bytes = r.integer(n, "server.max_upload_bytes", 1024, 1ull << 30);
     if (auto n = s["request_timeout"]) out.request_timeout = r.duration(n, "server.request_timeout");
     if (auto n = s["shutdown_grace"]) out.shutdown_grace = r.duration(n, "server.shutdown_grace");
     if (auto n = s["threads"]) out.threads = static_cast<unsigned>(r.integer(n, "server.threads", 0, 256));

@@ -41,6 +41,11 @@ struct turn_context {
     // An embeddings-kind turn on another JSON route of the OpenAI API ("/images/generations",
     // "/completions", "/moderations", "/rerank"); empty: /embeddings.
     std::string_view api_path;
+    // A raw turn on such a route (an upload, an answer that is not JSON): the body as the client
+    // sent it and its content type. The router sends a multipart body with its model field naming
+    // the upstream model (else the JSON body) and keeps the answer's bytes in raw_response.
+    std::string_view raw_content_type;
+    std::string_view raw_body;
     std::string request_id;
     std::string requested_model;          // as the client named it
     providers::chat_request request;      // body's "model" is rewritten to the upstream name by routing

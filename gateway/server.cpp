@@ -64,6 +64,13 @@ bool framing_is_plain(beast_request const& msg) {
     return std::next(from) == to && beast::iequals(v, "chunked") && msg.count(bhttp::field::content_length) == 0;
 }
 
+// A multipart/form-data body (an upload), which server.max_upload_bytes bounds.
+bool is_upload(beast_request const& msg) {
+    auto ct = msg[bhttp::field::content_type];
+    constexpr std::string_view type = "multipart/form-data";
+    return ct.size() >= type.size() && beast::iequals(ct.substr(0, type.size()), type);
+}
+
 inbound_request to_inbound(beast_request& msg) {
     inbound_request req;
     req.method = std::string(msg.method_string());
@@ -291,9 +298,9 @@ struct server::impl {
     }
 
     // 413, then the rest of the upload is read and dropped so the client sees the answer.
-    asio::awaitable<void> reject_too_large(beast::tcp_stream& stream) {
-        auto err = api_error::payload_too_large("request body is larger than the limit of " +
-                                                std::to_string(opts.max_body_bytes) + " bytes");
+    asio::awaitable<void> reject_too_large(beast::tcp_stream& stream, std::size_t limit) {
+        auto err = api_error::payload_too_large("request body is larger than the limit of " + std::to_string(limit) +
+                                                " bytes");
         co_await respond_error(stream, err);
         co_await drain(stream);
     }
@@ -325,7 +332,9 @@ struct server::impl {
             st.busy = false;
             bhttp::request_parser<bhttp::string_body> parser;
             parser.header_limit(64 * 1024);
-            parser.body_limit(opts.max_body_bytes);
+            // The larger of the two limits until the head tells which one applies.
+            std::size_t limit = std::max(opts.max_body_bytes, opts.max_upload_bytes);
+            parser.body_limit(limit);
             if (!first && buffer.size() == 0) {
                 // Idle between two requests: keepalive_timeout for the next one's first bytes; its
                 // head then has header_timeout like any other (a slow head is no idle connection).
@@ -338,7 +347,7 @@ struct server::impl {
             first = false;
             auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow_awaitable);
             if (hec == bhttp::error::body_limit) {  // Content-Length above the limit, seen in the head
-                co_await reject_too_large(stream);
+                co_await reject_too_large(stream, limit);
                 break;
             }
             if (hec) {
@@ -362,6 +371,13 @@ struct server::impl {
                 co_await drain(stream);  // so that the client reads the 400 instead of a reset
                 break;
             }
+            // Multipart uploads (audio, images) may be larger than other bodies.
+            limit = is_upload(parser.get()) ? opts.max_upload_bytes : opts.max_body_bytes;
+            if (auto n = parser.content_length(); n && *n > limit) {
+                co_await reject_too_large(stream, limit);
+                break;
+            }
+            parser.body_limit(limit);
             auto expect = parser.get()[bhttp::field::expect];
             if (!expect.empty() && beast::iequals(expect, "100-continue")) {
                 static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -372,7 +388,7 @@ struct server::impl {
                 stream.expires_after(opts.body_timeout);
                 auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, nothrow_awaitable);
                 if (bec == bhttp::error::body_limit) {  // a chunked body that grew past the limit
-                    co_await reject_too_large(stream);
+                    co_await reject_too_large(stream, limit);
                     break;
                 }
                 if (bec) {

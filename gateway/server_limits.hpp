@@ -8,6 +8,7 @@ namespace toolgate::gateway {
 
 struct server_limits {
     std::size_t max_body_bytes = 8 * 1024 * 1024;
+    std::size_t max_upload_bytes = 32 * 1024 * 1024;  // a multipart/form-data body (audio, image uploads)
     std::chrono::milliseconds request_timeout{300'000};   // whole request; its cancel_token fires (reason timeout)
     std::chrono::milliseconds shutdown_grace{10'000};     // in-flight requests may finish after SIGTERM
     std::chrono::milliseconds header_timeout{30'000};     // to receive a request's head

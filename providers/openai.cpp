@@ -65,6 +65,10 @@ public:
                 chunk.erase("usage");
                 raw = {};
             }
+            if (auto const* cs = chunk.if_contains("choices"); cs && cs->is_array())
+                for (auto const& c : cs->get_array())
+                    if (auto const* co = c.if_object())
+                        if (auto const* f = co->if_contains("finish_reason"); f && f->is_string()) finished_ = true;
             sent_ = true;
             bool more = co_await sink_.on_chunk(chunk, raw);
             if (!more) {
@@ -88,6 +92,7 @@ public:
     bool done_ = false;
     bool stopped_ = false;
     bool sent_ = false;
+    bool finished_ = false;  // a choice had its finish_reason (a stream without [DONE] may still be whole)
     usage tokens_;
     std::optional<api_error> error_;
     std::string detail_;
@@ -148,6 +153,10 @@ public:
             auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
             if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
             finish_buffered(r, out.response, out.tokens, out.error);
+            if (auto const* cs = out.response.if_contains("choices"); !out.error && !(cs && cs->is_array()))
+                out.error = failure(api_error::upstream(502, "upstream provider '" + cfg_.name +
+                                                                 "' returned a chat answer without choices"),
+                                    r->body.substr(0, 512));
             if (!out.error) out.raw_response = std::move(r->body);
         } else {
             stream_relay relay(*sink, client_wants_usage);
@@ -164,6 +173,11 @@ public:
                 out.error = failure(*relay.error_, relay.detail_);
             } else if (!relay.done_ && !relay.stopped_ && relay.parser_.has_partial()) {
                 out.error = api_error::upstream(502, "upstream provider '" + cfg_.name + "' ended the stream mid-event");
+            } else if (!relay.done_ && !relay.stopped_ && !relay.finished_) {
+                // A 200 that ended (or never began) without [DONE] or a finish_reason: cut short,
+                // not an answer, however cleanly the connection closed.
+                out.error = api_error::upstream(502, "upstream provider '" + cfg_.name +
+                                                         "' ended the stream before the answer was complete");
             }
         }
         if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
@@ -187,6 +201,40 @@ public:
         auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
         if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
         finish_buffered(r, out.response, out.tokens, out.error);
+        if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
+                      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
+        co_return out;
+    }
+
+    asio::awaitable<raw_outcome> raw_call(call_context& ctx, std::string_view path, std::string_view model,
+                                          std::string_view content_type, std::string body) override {
+        raw_outcome out;
+        json::object named;  // what make_request reads of a JSON body: the model (an Azure deployment)
+        named["model"] = model;
+        auto hr = make_request(path, named, false, ctx.request_id, "-", ctx.credential);
+        if (hr.target.empty()) {
+            out.error = api_error::bad_request("model name not usable as an Azure deployment", "invalid_model");
+            co_return out;
+        }
+        hr.body = std::move(body);
+        for (auto& [k, v] : hr.headers) {
+            if (k == "Content-Type") v = std::string(content_type);
+            else if (k == "Accept") v = "*/*";
+        }
+        auto start = clock_type::now();
+        http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
+        auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+        if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
+        if (!r) {
+            out.error = failure(map_transport_error(cfg_.name, r.error()), r.error().message());
+        } else if (r->status / 100 != 2) {
+            out.error = failure(map_upstream_status(cfg_.name, r->status, r->body, r->header("retry-after")),
+                                "status " + std::to_string(r->status) + ": " + r->body.substr(0, 512));
+        } else {
+            out.content_type = std::string(r->header("content-type"));
+            if (out.content_type.empty()) out.content_type = "application/octet-stream";
+            out.body = std::move(r->body);
+        }
         if (!ctx.cancel.cancelled()) stats_.record(!out.error || out.error->status < 500,
                       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
         co_return out;

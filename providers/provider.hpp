@@ -73,6 +73,8 @@ struct chat_outcome {
     // retry-after-ms).
     int upstream_status = 0;
     std::optional<std::chrono::milliseconds> retry_after;
+    // A raw route's answer (an upload, audio): raw_response holds its bytes, this their type.
+    std::string content_type;
 };
 
 // Receives OpenAI chat.completion.chunk objects of a streamed turn, in order. A sink may hold
@@ -172,6 +174,19 @@ public:
     // 400 unsupported_for_provider (the default).
     virtual asio::awaitable<embeddings_outcome> json_call(call_context& ctx, std::string_view path,
                                                           boost::json::object& body);
+    // A route whose request or answer is not JSON ("/audio/transcriptions", "/audio/translations",
+    // "/audio/speech", "/images/edits", "/images/variations"): `body` goes to `path` as it is, with
+    // `content_type`; the answer's bytes and type come back as they are. `model`: the upstream
+    // model the body names (an Azure deployment). Default: 400 unsupported_for_provider.
+    struct raw_outcome {
+        std::string body;
+        std::string content_type;
+        std::optional<failure> error;
+        int upstream_status = 0;
+        std::optional<std::chrono::milliseconds> retry_after;
+    };
+    virtual asio::awaitable<raw_outcome> raw_call(call_context& ctx, std::string_view path, std::string_view model,
+                                                  std::string_view content_type, std::string body);
 
     provider_stats& stats() const { return stats_; }
 

@@ -74,6 +74,13 @@ asio::awaitable<provider::embeddings_outcome> provider::json_call(call_context&,
     co_return out;
 }
 
+asio::awaitable<provider::raw_outcome> provider::raw_call(call_context&, std::string_view path, std::string_view,
+                                                          std::string_view, std::string) {
+    raw_outcome out;
+    out.error = unsupported_route(cfg_.name, cfg_.type, path);
+    co_return out;
+}
+
 void provider_stats::record(bool ok, std::chrono::microseconds latency) {
     auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())

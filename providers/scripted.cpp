@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "common/duration.hpp"
+#include "common/multipart.hpp"
 #include "common/text.hpp"
 #include "providers/wire.hpp"
 
@@ -231,6 +232,89 @@ public:
 
     asio::awaitable<embeddings_outcome> json_call(call_context&, std::string_view path, json::object& body) override {
         co_return offline_answer(path, body);
+    }
+
+    asio::awaitable<raw_outcome> raw_call(call_context&, std::string_view path, std::string_view, std::string_view content_type,
+                                          std::string body) override {
+        co_return offline_raw(path, content_type, body);
+    }
+
+    // The upload and audio routes, offline: a transcript that says what it heard, a short silent
+    // WAV for any speech format, an image for an edit or a variation.
+    raw_outcome offline_raw(std::string_view path, std::string_view content_type, std::string const& body) const {
+        raw_outcome out;
+        std::vector<multipart::part> parts;
+        if (auto b = multipart::boundary_of(content_type))
+            if (auto p = multipart::parse(body, *b)) parts = std::move(*p);
+        auto text_field = [&](std::string_view name) {
+            auto const* f = multipart::field(parts, name);
+            return f ? std::string(f->data) : std::string();
+        };
+        if (path == "/audio/transcriptions" || path == "/audio/translations") {
+            std::size_t bytes = 0;
+            for (auto const& p : parts)
+                if (p.name == "file") bytes += p.data.size();
+            auto text = "(toolgate's offline demo heard " + std::to_string(bytes) + " bytes of audio)";
+            if (text_field("response_format") == "text") {
+                out.content_type = "text/plain; charset=utf-8";
+                out.body = text + "\n";
+            } else {
+                json::object r;
+                r["text"] = text;
+                out.content_type = "application/json";
+                out.body = json::serialize(r);
+            }
+        } else if (path == "/audio/speech") {
+            out.content_type = "audio/wav";
+            out.body = silent_wav(8000, 0.25);
+        } else if (path == "/images/edits" || path == "/images/variations") {
+            json::object b;
+            auto prompt = text_field("prompt");
+            b["prompt"] = prompt.empty() ? std::string("a variation") : prompt;
+            auto n = text_field("n");
+            if (!n.empty() && n.size() < 3 && std::isdigit(static_cast<unsigned char>(n[0]))) b["n"] = std::stoll(n);
+            auto img = offline_answer("/images/generations", b);
+            out.error = std::move(img.error);
+            out.content_type = "application/json";
+            out.body = json::serialize(img.response);
+        } else {
+            return provider_unsupported(path);
+        }
+        return out;
+    }
+
+    raw_outcome provider_unsupported(std::string_view path) const {
+        raw_outcome out;
+        out.error = api_error::bad_request("the offline demo model does not serve /v1" + std::string(path),
+                                           "unsupported_for_provider");
+        return out;
+    }
+
+    // A mono 8-bit PCM WAV of silence.
+    static std::string silent_wav(std::uint32_t rate, double seconds) {
+        auto samples = static_cast<std::uint32_t>(rate * seconds);
+        std::string w;
+        auto u32 = [&](std::uint32_t v) {
+            for (int i = 0; i < 4; ++i) w.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+        };
+        auto u16 = [&](std::uint16_t v) {
+            w.push_back(static_cast<char>(v & 0xff));
+            w.push_back(static_cast<char>(v >> 8));
+        };
+        w += "RIFF";
+        u32(36 + samples);
+        w += "WAVEfmt ";
+        u32(16);
+        u16(1);  // PCM
+        u16(1);  // mono
+        u32(rate);
+        u32(rate);  // bytes per second
+        u16(1);     // block align
+        u16(8);     // bits per sample
+        w += "data";
+        u32(samples);
+        w.append(samples, static_cast<char>(0x80));
+        return w;
     }
 
     // The other JSON routes, offline: an image (a 1x1 PNG), a text completion, a moderation that

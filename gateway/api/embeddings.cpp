@@ -80,12 +80,16 @@ asio::awaitable<void> embeddings(api_request& r) {
     co_await json_turn(r, std::string_view(), std::move(*body));
 }
 
-asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::object body) {
+asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::object body, raw_request const* raw) {
     providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
     auto ctx = make_turn(r, call);
     ctx.kind = turn_kind::embeddings;
     ctx.api_path = path;
     ctx.request.body = std::move(body);
+    if (raw) {
+        ctx.raw_content_type = raw->content_type;
+        ctx.raw_body = raw->body;
+    }
     auto result = co_await r.app.embeddings_pipeline->run(ctx);
     if (ctx.provider) r.rec.provider = ctx.provider->name();
     r.rec.upstream_model = ctx.upstream_model;
@@ -95,6 +99,11 @@ asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::obj
     if (result.error) {
         r.rec.error_detail = result.error->detail;
         co_await reply_error(r, *result.error);
+        co_return;
+    }
+    if (raw) {
+        r.rec.status = 200;
+        co_await r.out.send(200, result.content_type, result.raw_response, r.headers);
         co_return;
     }
     co_await reply_json(r, json::serialize(result.response));

@@ -12,6 +12,11 @@ asio::awaitable<void> embeddings(api_request& r);        // embeddings.cpp
 asio::awaitable<void> messages(api_request& r);          // messages.cpp: the Anthropic Messages API
 asio::awaitable<void> count_message_tokens(api_request& r);
 asio::awaitable<void> image_generations(api_request& r);  // passthrough.cpp: the rest of the OpenAI surface
+asio::awaitable<void> audio_speech(api_request& r);
+asio::awaitable<void> audio_transcriptions(api_request& r);  // uploads.cpp: multipart uploads
+asio::awaitable<void> audio_translations(api_request& r);
+asio::awaitable<void> image_edits(api_request& r);
+asio::awaitable<void> image_variations(api_request& r);
 asio::awaitable<void> completions(api_request& r);
 asio::awaitable<void> moderations(api_request& r);
 asio::awaitable<void> rerank(api_request& r);
@@ -58,9 +63,17 @@ asio::awaitable<void> metrics(api_request& r);           // metrics.cpp
 asio::awaitable<policy::embedding_answer> embed_text(app_state& app, turn_context& parent, std::string const& model,
                                                      std::string const& text, cancel_token& cancel);
 
-// One turn of the embeddings pipeline on an OpenAI JSON route (`path` empty: /embeddings), the
-// answer or the error sent (embeddings.cpp; the passthrough routes use it too).
-asio::awaitable<void> json_turn(api_request& r, std::string_view path, boost::json::object body);
+// A route whose request or answer is not JSON: the body as the client sent it and its type
+// (application/json for a JSON request with a binary answer; the body is then `body` itself).
+struct raw_request {
+    std::string_view content_type;
+    std::string_view body;
+};
+// One turn of the embeddings pipeline on an OpenAI route (`path` empty: /embeddings), the answer
+// or the error sent (embeddings.cpp; the passthrough and upload routes use it too). `body` holds at
+// least the model; with `raw` the upstream's answer goes back as it came, bytes and type.
+asio::awaitable<void> json_turn(api_request& r, std::string_view path, boost::json::object body,
+                                raw_request const* raw = nullptr);
 
 // Who owns the sessions this request makes and may use: its key's id, or "anonymous" (sessions.cpp).
 std::string session_owner(api_request const& r);

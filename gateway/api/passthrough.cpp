@@ -1,5 +1,6 @@
 // The rest of the OpenAI surface that OpenAI-compatible providers serve, passed through by model:
-// POST /v1/images/generations, /v1/completions (legacy), /v1/moderations and /v1/rerank. Each is
+// POST /v1/images/generations, /v1/completions (legacy), /v1/moderations, /v1/rerank and
+// /v1/audio/speech (its answer is audio, passed back as it came). Each is
 // one turn of the embeddings pipeline (routing with retries and fallback, keys, limits, budgets,
 // the request log) whose provider call goes to the same path upstream; a provider that does not
 // serve the path answers 400 unsupported_for_provider.
@@ -57,6 +58,13 @@ asio::awaitable<std::optional<json::object>> body_with(api_request& r, char cons
 asio::awaitable<void> image_generations(api_request& r) {
     auto body = co_await body_with(r, "prompt", nullptr, "/images/generations");
     if (body) co_await json_turn(r, "/images/generations", std::move(*body));
+}
+
+asio::awaitable<void> audio_speech(api_request& r) {
+    auto body = co_await body_with(r, "input", nullptr, "/audio/speech");
+    if (!body) co_return;
+    raw_request raw{"application/json", {}};  // JSON in, audio out
+    co_await json_turn(r, "/audio/speech", std::move(*body), &raw);
 }
 
 asio::awaitable<void> completions(api_request& r) {

@@ -14,6 +14,7 @@
 
 #include "common/asio_util.hpp"
 #include "common/ids.hpp"
+#include "common/multipart.hpp"
 #include "common/resilience.hpp"
 #include "common/prometheus.hpp"
 #include "gateway/routing/credentials.hpp"
@@ -374,6 +375,17 @@ struct router::impl {
         co_return !cancel.cancelled();
     }
 
+    // A raw turn's body for one target: a multipart upload with its model field naming `model`
+    // (every other byte as the client sent it), or the JSON body (its model set already).
+    static std::string raw_body_for(turn_context const& ctx, std::string const& model) {
+        if (auto b = multipart::boundary_of(ctx.raw_content_type)) {
+            auto parts = multipart::parse(ctx.raw_body, *b);
+            if (parts) return multipart::with_field(ctx.raw_body, *parts, "model", model);
+            return std::string(ctx.raw_body);
+        }
+        return json::serialize(ctx.request.body);
+    }
+
     // One call of one provider with one model; the body's model is set for it.
     static asio::awaitable<turn_result> call(turn_context& ctx, providers::provider& p, std::string const& model,
                                              std::string_view credential, guard_sink* guard) {
@@ -384,6 +396,16 @@ struct router::impl {
         }
         providers::call_context call = *ctx.call;
         call.credential = credential;
+        if (ctx.kind == turn_kind::embeddings && !ctx.raw_content_type.empty()) {
+            auto e = co_await p.raw_call(call, ctx.api_path, model, ctx.raw_content_type, raw_body_for(ctx, model));
+            turn_result r;
+            r.raw_response = std::move(e.body);
+            r.content_type = std::move(e.content_type);
+            r.error = std::move(e.error);
+            r.upstream_status = e.upstream_status;
+            r.retry_after = e.retry_after;
+            co_return r;
+        }
         if (ctx.kind == turn_kind::embeddings) {
             providers::provider::embeddings_outcome e;
             if (ctx.api_path.empty()) e = co_await p.embeddings(call, ctx.request.body);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import { startGateway, serversUp, repoRoot, toolgateBin, cleanup, assertClean, cleanGateway as gateway } from './lib/harness.mjs';
+import { startGateway, serversUp, repoRoot, toolgateBin, cleanup, assertClean, cleanGateway as gateway, startOfflineDemo } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { startFakeAnthropic } from './lib/fake_native.mjs';
 
@@ -585,8 +585,7 @@ sessions: { store: memory }
 describe('Messages API on the offline default config (examples/gateway.yaml, no upstream)', () => {
   let gw;
   before(async () => {
-    gw = await startGateway(readFileSync(join(repoRoot, 'examples', 'gateway.yaml'), 'utf8'), { env: { TOOLGATE_BIN: toolgateBin } });
-    await serversUp(gw, 15000, 'the demo MCP server');
+    gw = await startOfflineDemo();
   });
   after(async () => {
     await gw?.stop();

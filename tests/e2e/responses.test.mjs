@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { startGateway, serversUp, repoRoot, toolgateBin, cleanup, assertClean, cleanGateway as gateway } from './lib/harness.mjs';
+import { startGateway, serversUp, repoRoot, toolgateBin, cleanup, assertClean, cleanGateway as gateway, startOfflineDemo } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
 import { sqlite } from './lib/state_peers.mjs';
 
@@ -783,8 +783,7 @@ state: { sqlite: { path: "${db}" } }
 describe('Responses API on the offline default config (examples/gateway.yaml, no upstream)', () => {
   let gw;
   before(async () => {
-    gw = await startGateway(readFileSync(join(repoRoot, 'examples', 'gateway.yaml'), 'utf8'), { env: { TOOLGATE_BIN: toolgateBin } });
-    await serversUp(gw, 15000, 'the demo MCP server');
+    gw = await startOfflineDemo();
   });
   after(async () => {
     await gw?.stop();

@@ -2,7 +2,8 @@
 // a chat body, and a chat stream (the bytes the chat machinery writes, which carry an upstream's
 // text) translated to Messages and Responses events. The first byte chooses the read size.
 // Oracles: no crash or sanitizer report; the events do not depend on how the stream was split;
-// every event's data line is JSON; a translated request has a model and messages.
+// every event's data line is JSON; a translated request has a model and messages; a multipart
+// body's parts lie inside it, and replacing its model field changes nothing else.
 #include <boost/json/parse.hpp>
 
 #include <cstddef>
@@ -11,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/multipart.hpp"
 #include "gateway/api/messages_wire.hpp"
 #include "gateway/api/responses_wire.hpp"
 
@@ -81,5 +83,15 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     auto b = translate(whole_r, bytes, bytes.size() + 1);
     require(b == translate(split_r, bytes, step));
     check_events(b);
+
+    // The upload routes' reading of a multipart body (boundary "b").
+    if (auto parts = toolgate::multipart::parse(bytes, "b", 64)) {
+        for (auto const& p : *parts) require(p.data.data() >= bytes.data() && p.data_begin + p.data.size() <= bytes.size());
+        auto changed = toolgate::multipart::with_field(bytes, *parts, "model", "upstream-model");
+        auto again = toolgate::multipart::parse(changed, "b", 64);
+        require(again && again->size() == parts->size());
+        if (auto const* m = toolgate::multipart::field(*parts, "model"); m && m->data.find("\r\n--b") == std::string_view::npos)
+            require(toolgate::multipart::field(*again, "model")->data == "upstream-model");
+    }
     return 0;
 }

@@ -1,7 +1,7 @@
 // Starts the real toolgate binary for a test and always stops it again.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -207,5 +207,13 @@ export function assertClean(gw) {
 export async function cleanGateway(defer, yaml, opts) {
   const gw = await startGateway(yaml, opts);
   defer(async () => { await gw.stop(); assertClean(gw); });
+  return gw;
+}
+
+// The gateway on the default config (examples/gateway.yaml: the offline demo model and the demo
+// MCP server, no upstream), once its MCP server is up.
+export async function startOfflineDemo() {
+  const gw = await startGateway(readFileSync(join(repoRoot, 'examples', 'gateway.yaml'), 'utf8'), { env: { TOOLGATE_BIN: toolgateBin } });
+  await serversUp(gw, 15000, 'the demo MCP server');
   return gw;
 }

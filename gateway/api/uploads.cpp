@@ -1,0 +1,80 @@
+// The multipart upload routes of the OpenAI API: POST /v1/audio/transcriptions,
+// /v1/audio/translations, /v1/images/edits and /v1/images/variations. The body is read whole
+// (server.max_upload_bytes), checked as multipart/form-data, routed by its `model` field like any
+// turn (keys, limits, budgets, retries, fallback, the request log) and sent to the same path of
+// the OpenAI-compatible provider that serves the model, with the model field naming the upstream
+// model and every other byte as the client sent it; the answer goes back as it came.
+#include <boost/json/object.hpp>
+
+#include "common/multipart.hpp"
+#include "gateway/api/handlers.hpp"
+#include "gateway/api/state.hpp"
+
+namespace toolgate::gateway::api {
+
+namespace json = boost::json;
+
+namespace {
+
+api_error bad(std::string message, std::string_view code, std::string_view param = {}) {
+    auto err = api_error::bad_request(std::move(message), std::string(code));
+    if (!param.empty()) err.param = std::string(param);
+    return err;
+}
+
+struct upload_route {
+    std::string_view path;        // upstream, after /v1
+    std::string_view file_field;  // the part that must carry a file
+    bool has_text;                // a prompt or a transcript the guardrails would have to read
+};
+
+// The request checked: the error to answer, or nothing (and `model` set).
+std::optional<api_error> check_upload(api_request const& r, upload_route const& route, std::string& model) {
+    if (route.has_text && r.app.cfg.guardrail_settings)
+        return bad("this gateway runs guardrails, which do not cover /v1" + std::string(route.path) +
+                       " yet; the request was not sent",
+                   "unsupported_with_guardrails");
+    auto boundary = multipart::boundary_of(r.req.header("content-type"));
+    if (!boundary)
+        return bad("/v1" + std::string(route.path) + " takes multipart/form-data (with a boundary)",
+                   "invalid_content_type");
+    auto parts = multipart::parse(r.req.body, *boundary);
+    if (!parts) return bad("the multipart/form-data body is malformed or has too many parts", "invalid_multipart");
+    auto const* m = multipart::field(*parts, "model");
+    if (!m || m->data.empty() || m->data.size() > 256)
+        return bad("'model' is required (a form field)", "missing_field", "model");
+    bool file = false;
+    for (auto const& p : *parts)
+        file = file || (p.name == route.file_field || p.name == std::string(route.file_field) + "[]");
+    if (!file)
+        return bad("'" + std::string(route.file_field) + "' is required (a file part)", "missing_field", route.file_field);
+    model = std::string(m->data);
+    return std::nullopt;
+}
+
+constexpr upload_route transcriptions{"/audio/transcriptions", "file", true};
+constexpr upload_route translations{"/audio/translations", "file", true};
+constexpr upload_route edits{"/images/edits", "image", true};
+constexpr upload_route variations{"/images/variations", "image", false};
+
+asio::awaitable<void> upload(api_request& r, upload_route const& route) {
+    std::string model;
+    if (auto err = check_upload(r, route, model)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
+    r.rec.model = model;
+    json::object body;
+    body["model"] = model;
+    raw_request raw{r.req.header("content-type"), r.req.body};
+    co_await json_turn(r, route.path, std::move(body), &raw);
+}
+
+}  // namespace
+
+asio::awaitable<void> audio_transcriptions(api_request& r) { co_await upload(r, transcriptions); }
+asio::awaitable<void> audio_translations(api_request& r) { co_await upload(r, translations); }
+asio::awaitable<void> image_edits(api_request& r) { co_await upload(r, edits); }
+asio::awaitable<void> image_variations(api_request& r) { co_await upload(r, variations); }
+
+}  // namespace toolgate::gateway::api
