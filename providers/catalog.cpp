@@ -23,6 +23,7 @@ std::vector<catalog_entry> parse_catalog() {
         e.context_window = o.at("context_window").to_number<std::int64_t>();
         e.price.input = o.at("input").to_number<double>();
         e.price.output = o.at("output").to_number<double>();
+        if (auto const* pi = o.if_contains("per_image")) e.price.per_image = pi->to_number<double>();
         out.push_back(std::move(e));
     }
     return out;

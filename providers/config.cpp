@@ -71,14 +71,15 @@ void parse_providers(reader const& r, YAML::Node const& ps, std::vector<provider
         if (auto n = p["default_model"]) pc.default_model = r.str(n, path + ".default_model");
         if (auto n = p["prices"]) {
             if (!n.IsMap())
-                r.fail(n, path + ".prices", "must map model names to {input, output} USD per million tokens");
+                r.fail(n, path + ".prices", "must map model names to {input, output} USD per million tokens (and per_image USD per image)");
             for (auto const& kv : n) {
                 auto model = r.key(kv.first, path + ".prices");
                 auto mp = path + ".prices." + model;
-                r.check_keys(kv.second, mp, {"input", "output"});
+                r.check_keys(kv.second, mp, {"input", "output", "per_image"});
                 model_price price;
                 if (auto x = kv.second["input"]) price.input = r.number(x, mp + ".input", 0, 1e6);
                 if (auto x = kv.second["output"]) price.output = r.number(x, mp + ".output", 0, 1e6);
+                if (auto x = kv.second["per_image"]) price.per_image = r.number(x, mp + ".per_image", 0, 1e3);
                 pc.prices[model] = price;
             }
         }

@@ -104,8 +104,9 @@ struct call_context {
 
 // USD per million tokens.
 struct model_price {
-    double input = 0;
-    double output = 0;
+    double input = 0;      // USD per million input tokens
+    double output = 0;     // USD per million output tokens
+    double per_image = 0;  // USD per image made (the images routes)
 };
 
 struct provider_config {
@@ -124,7 +125,7 @@ struct provider_config {
     std::map<std::string, model_price, std::less<>> prices;  // by model name
 
     // What `tokens` of `model` cost in USD; 0 when no price is known.
-    double cost(std::string_view model, usage const& tokens) const;
+    double cost(std::string_view model, usage const& tokens, std::int64_t images = 0) const;
 };
 
 // Live availability figures for /health; written by any worker thread.

@@ -36,16 +36,20 @@ usage usage_from_json(boost::json::value const* v) {
     auto const& o = v->get_object();
     u.prompt_tokens = token_count(o.if_contains("prompt_tokens"));
     u.completion_tokens = token_count(o.if_contains("completion_tokens"));
+    // The Responses and images APIs say input_tokens and output_tokens.
+    if (!o.contains("prompt_tokens")) u.prompt_tokens = token_count(o.if_contains("input_tokens"));
+    if (!o.contains("completion_tokens")) u.completion_tokens = token_count(o.if_contains("output_tokens"));
     u.present = true;
     return u;
 }
 
-double provider_config::cost(std::string_view model, usage const& tokens) const {
+double provider_config::cost(std::string_view model, usage const& tokens, std::int64_t images) const {
     model_price const* p = nullptr;
     if (auto it = prices.find(model); it != prices.end()) p = &it->second;
     else if (auto const* e = catalog_find(*this, model)) p = &e->price;
     if (p == nullptr) return 0;
-    return (double(tokens.prompt_tokens) * p->input + double(tokens.completion_tokens) * p->output) / 1e6;
+    return (double(tokens.prompt_tokens) * p->input + double(tokens.completion_tokens) * p->output) / 1e6 +
+           double(images) * p->per_image;
 }
 
 provider::provider(provider_config cfg) : cfg_(std::move(cfg)) {

@@ -12,6 +12,16 @@ namespace toolgate::gateway::api {
 
 namespace json = boost::json;
 
+namespace {
+
+json::object pricing_of(providers::model_price const& p) {
+    json::object o{{"input_per_million", p.input}, {"output_per_million", p.output}};
+    if (p.per_image > 0) o["per_image"] = p.per_image;
+    return o;
+}
+
+}  // namespace
+
 void build_models_cache(app_state& app) {
     json::array data;
     for (auto const& p : app.providers) {
@@ -20,11 +30,10 @@ void build_models_cache(app_state& app) {
             if (auto d = p->description(); !d.empty()) o["description"] = d;
             o["provider"] = p->name();
             if (auto const* e = providers::catalog_find(p->config(), m)) {
-                o["context_window"] = e->context_window;
-                o["pricing"] = json::object{{"input_per_million", e->price.input}, {"output_per_million", e->price.output}};
+                if (e->context_window > 0) o["context_window"] = e->context_window;
+                o["pricing"] = pricing_of(e->price);
             }
-            if (auto it = p->config().prices.find(m); it != p->config().prices.end())
-                o["pricing"] = json::object{{"input_per_million", it->second.input}, {"output_per_million", it->second.output}};
+            if (auto it = p->config().prices.find(m); it != p->config().prices.end()) o["pricing"] = pricing_of(it->second);
             app.models_by_id.emplace(m, json::serialize(o));
             app.models_by_id.emplace(p->name() + "/" + m, json::serialize(o));
             data.push_back(std::move(o));

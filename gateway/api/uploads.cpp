@@ -52,6 +52,15 @@ std::optional<api_error> check_upload(api_request const& r, upload_route const& 
     return std::nullopt;
 }
 
+// How many images the upload asks for (its `n` field; 0 when it has none).
+std::int64_t images_of(api_request const& r) {
+    auto parts = multipart::parse(r.req.body, *multipart::boundary_of(r.req.header("content-type")));
+    auto const* n = parts ? multipart::field(*parts, "n") : nullptr;
+    if (!n || n->data.empty() || n->data.size() > 3 || n->data.find_first_not_of("0123456789") != std::string_view::npos)
+        return 0;
+    return std::stoll(std::string(n->data));
+}
+
 constexpr upload_route transcriptions{"/audio/transcriptions", "file", true};
 constexpr upload_route translations{"/audio/translations", "file", true};
 constexpr upload_route edits{"/images/edits", "image", true};
@@ -66,6 +75,7 @@ asio::awaitable<void> upload(api_request& r, upload_route const& route) {
     r.rec.model = model;
     json::object body;
     body["model"] = model;
+    if (auto n = images_of(r); n > 0) body["n"] = n;  // what a budget reserves for
     raw_request raw{r.req.header("content-type"), r.req.body};
     co_await json_turn(r, route.path, std::move(body), &raw);
 }

@@ -66,7 +66,8 @@ std::optional<api_error> plan_turn(access_runtime& rt, price_fn const& price, st
                 return unpriced(quote.model.empty() ? ctx.requested_model : quote.model);
             }
             auto output = asked >= 0 ? asked : rt.settings().default_max_tokens;
-            micros = to_micros((double(p.input) * quote.input + double(output) * quote.output) / 1e6);
+            micros = to_micros((double(p.input) * quote.input + double(output) * quote.output) / 1e6 +
+                               double(images_asked(ctx)) * quote.per_image);
             p.reservation = fast_hex(32);
         }
     }

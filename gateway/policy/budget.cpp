@@ -5,11 +5,15 @@
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "common/json_util.hpp"
 #include "gateway/policy/plans.hpp"
 
 namespace toolgate::gateway::policy {
+
+namespace json = boost::json;
 
 namespace {
 
@@ -100,7 +104,26 @@ double turn_cost(turn_context const& ctx, turn_result const& r, std::int64_t inp
         u.prompt_tokens = input;
         u.completion_tokens = static_cast<std::int64_t>((streamed + 3) / 4);
     }
-    return ctx.provider->config().cost(ctx.upstream_model, u);
+    return ctx.provider->config().cost(ctx.upstream_model, u, images_made(ctx, r));
+}
+
+std::int64_t images_asked(turn_context const& ctx) {
+    if (!ctx.api_path.starts_with("/images/")) return 0;
+    auto const* n = ctx.request.body.if_contains("n");
+    return n && n->is_int64() ? std::clamp<std::int64_t>(n->get_int64(), 1, 100) : 1;
+}
+
+std::int64_t images_made(turn_context const& ctx, turn_result const& r) {
+    if (!ctx.api_path.starts_with("/images/") || r.error) return 0;
+    json::value parsed;
+    json::value const* data = r.response.if_contains("data");
+    if (!data && !r.raw_response.empty()) {  // an upload route's answer, as it came
+        boost::system::error_code ec;
+        parsed = parse_bounded(r.raw_response, ec);
+        auto const* o = ec ? nullptr : parsed.if_object();
+        data = o ? o->if_contains("data") : nullptr;
+    }
+    return data && data->is_array() ? static_cast<std::int64_t>(data->get_array().size()) : 0;
 }
 
 state::spend_entry spend_of(turn_context const& ctx, request_scope const& scope, std::int64_t now) {

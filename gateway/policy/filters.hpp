@@ -16,6 +16,7 @@ struct price_quote {
     bool known = false;
     double input = 0;
     double output = 0;
+    double per_image = 0;
     std::string model;
 };
 using price_fn = std::function<price_quote(turn_context const&)>;

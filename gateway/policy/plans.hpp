@@ -87,6 +87,10 @@ private:
 // What the turn cost: its usage priced, or (a turn abandoned without usage) its input estimate and
 // the text it streamed; nothing when no provider was called or it failed before answering.
 double turn_cost(turn_context const& ctx, turn_result const& r, std::int64_t input, std::size_t streamed, bool cancelled);
+// On the images routes: the images a request asks for (its `n`, else 1) and the ones an answer
+// holds (its `data`), which the catalog's per_image price applies to.
+std::int64_t images_asked(turn_context const& ctx);
+std::int64_t images_made(turn_context const& ctx, turn_result const& r);
 state::spend_entry spend_of(turn_context const& ctx, request_scope const& scope, std::int64_t now);
 
 }  // namespace toolgate::gateway::policy

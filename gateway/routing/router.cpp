@@ -325,6 +325,7 @@ struct router::impl {
             }
             q.input = std::max(q.input, price->input);
             q.output = std::max(q.output, price->output);
+            q.per_image = std::max(q.per_image, price->per_image);
         };
         auto who = servers(ctx);
         for (auto const& [provider, model] : who.targets) take(*provider, model);

@@ -30,7 +30,8 @@ function answer(record) {
   const model = record.body?.model;
   if (model === 'img-fail') return 503;
   if (path === '/images/generations')
-    return { status: 200, body: { created: 1, data: [{ url: `https://img.example/${encodeURIComponent(record.body.prompt)}.png` }] } };
+    return { status: 200, body: { created: 1, data: Array.from({ length: record.body.n ?? 1 },
+      () => ({ url: `https://img.example/${encodeURIComponent(record.body.prompt)}.png` })) } };
   if (path === '/completions')
     return { status: 200, body: { id: 'cmpl-1', object: 'text_completion', created: 1, model,
       choices: [{ text: ' upon a time', index: 0, logprobs: null, finish_reason: 'stop' }],
@@ -142,6 +143,57 @@ keys:
     const rr = await post(gw, '/v1/rerank', { model: 'toolgate-demo', query: 'red apple', documents: ['blue car', 'red apple pie', 'green apple'] },
       { authorization: 'Bearer sk-app-pass' });
     assert.deepEqual(rr.json.results.map((x) => x.index), [1, 2, 0]);
+  });
+});
+
+// Images are priced per image (the catalog's dall-e-3, a provider's own `prices`): a key's budget
+// reserves n images before the call and is charged for the images the answer holds.
+describe('images priced per image against a budget', () => {
+  let up, gw;
+  const ADMIN = 'admin-token-images';
+  before(async () => {
+    up = await startFakeUpstream({ intercept: answer });
+    gw = await startGateway(`
+providers_from_env: false
+admin: { token: ${ADMIN} }
+state: { persist: false }   # the ledger in memory: no ./toolgate.db
+providers:
+  - name: openai      # the catalog's prices are those of the provider named openai
+    type: openai
+    base_url: "${up.url}"
+    api_key: sk-upstream
+    models: [dall-e-3, img-priced, img-unpriced]
+    prices: { img-priced: { per_image: 0.25 } }
+keys:
+  - { name: budgeted, key: sk-budget-img, budget: { daily_usd: 1 } }
+`);
+  });
+  after(async () => {
+    try {
+      await gw?.stop();
+      if (gw) assertClean(gw);
+    } finally {
+      await up?.close();
+    }
+  });
+
+  test('spend is n x per_image; a request that cannot fit is 429 before the call; a model without a price is refused', async () => {
+    const spent = async () => (await (await fetch(gw.url + '/admin/spend?key=budgeted&period=day',
+      { headers: { authorization: `Bearer ${ADMIN}` } })).json()).spent_usd;
+    const client = sdk(gw, 'sk-budget-img');
+    const two = await client.images.generate({ model: 'img-priced', prompt: 'two boats', n: 2 });
+    assert.equal(two.data.length, 2);
+    assert.ok(Math.abs(await spent() - 0.5) < 1e-9, `spent ${await spent()}${why(gw)}`);
+    const one = await client.images.generate({ model: 'dall-e-3', prompt: 'a boat' });  // the catalog's price
+    assert.equal(one.data.length, 1);
+    assert.ok(Math.abs(await spent() - 0.54) < 1e-9, `spent ${await spent()}`);
+    const calls = up.state.requests.length;
+    await assert.rejects(client.images.generate({ model: 'img-priced', prompt: 'too many', n: 2 }),
+      (e) => e.status === 429 && e.code === 'budget_exceeded');
+    assert.equal(up.state.requests.length, calls, 'refused before the call');
+    await assert.rejects(client.images.generate({ model: 'img-unpriced', prompt: 'x' }),
+      (e) => e.status === 403 && e.code === 'model_unpriced');
+    assert.ok(Math.abs(await spent() - 0.54) < 1e-9);
   });
 });
 

@@ -139,7 +139,7 @@ providers:
   - name: local
     type: openai
     base_url: http://127.0.0.1:9000/v1
-    prices: { gpt-x: { input: 2.5, output: 10 } }
+    prices: { img-x: { per_image: 0.25 }, gpt-x: { input: 2.5, output: 10 } }
 agent_loop:
   max_iterations: 4
   tool_timeout: 5s
@@ -165,6 +165,7 @@ agent_loop:
     providers::usage u{1'000'000, 100'000, true};
     EXPECT_DOUBLE_EQ(cfg.providers[0].cost("gpt-x", u), 2.5 + 1.0);
     EXPECT_DOUBLE_EQ(cfg.providers[0].cost("other", u), 0.0);
+    EXPECT_DOUBLE_EQ(cfg.providers[0].cost("img-x", providers::usage{}, 2), 0.5);
 
     EXPECT_NE(error_of("agent_loop: { loop_timeout: 400s }").find("agent_loop.loop_timeout: must be shorter than server.request_timeout"),
               std::string::npos);

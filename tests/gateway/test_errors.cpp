@@ -84,7 +84,10 @@ TEST(model_router, catalog_and_default_model) {
     auto d = r.resolve("anthropic");
     EXPECT_EQ(d->provider, claude.get());
     EXPECT_EQ(d->upstream_model, "claude-haiku-4-5");
-    EXPECT_EQ(openai->listed_models().size(), 12u);  // /v1/models shows the catalog's
+    EXPECT_EQ(openai->listed_models().size(), 15u);  // /v1/models shows the catalog's
     providers::usage u{1'000'000, 1'000'000, true};
     EXPECT_DOUBLE_EQ(openai->config().cost("gpt-4o-mini", u), 0.15 + 0.6);
+    // Image models are priced per image (gpt-image-1 by its tokens).
+    EXPECT_DOUBLE_EQ(openai->config().cost("dall-e-3", providers::usage{}, 3), 0.12);
+    EXPECT_DOUBLE_EQ(openai->config().cost("gpt-image-1", u, 1), 5.0 + 40.0);
 }
