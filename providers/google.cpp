@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <ctime>
 #include <set>
 #include <unordered_map>
 
@@ -291,6 +292,88 @@ public:
                                                        str(f, "name"), f.if_contains("args")));
             }
         }
+    }
+
+    // Images: Imagen models through :predict, Gemini's image models through :generateContent with
+    // image output. Answers carry the bytes, so the data is always b64_json.
+    bool has_images() const override { return true; }
+
+    std::optional<api_error> encode_images(json::object const& body, native_request& out) const override {
+        auto model = str(body, "model");
+        if (model.empty() || model.find_first_of("/?#% ") != std::string_view::npos)
+            return api_error::bad_request("invalid model name", "invalid_model");
+        auto prompt = str(body, "prompt");
+        if (prompt.empty()) return api_error::bad_request("'prompt' is required", "missing_field");
+        std::int64_t n = 1;
+        if (auto const* v = body.if_contains("n"); v && !v->is_null()) {
+            if (!v->is_int64() || v->get_int64() < 1 || v->get_int64() > 8)
+                return api_error::bad_request("'n' must be 1 to 8 on provider '" + name_ + "'", "invalid_n");
+            n = v->get_int64();
+        }
+        if (auto f = str(body, "response_format"); f == "url")
+            return api_error::bad_request("response_format 'url' is not served by provider '" + name_ +
+                                              "' (Gemini returns the image itself): ask for b64_json",
+                                          "unsupported_for_provider");
+        if (model.starts_with("imagen")) {
+            json::object params{{"sampleCount", n}};
+            static std::unordered_map<std::string_view, std::string_view> const ratios{
+                {"1024x1024", "1:1"}, {"1792x1024", "16:9"}, {"1024x1792", "9:16"}, {"1536x1024", "3:2"}, {"1024x1536", "2:3"}};
+            if (auto it = ratios.find(str(body, "size")); it != ratios.end()) params["aspectRatio"] = it->second;
+            json::object req{{"instances", json::array{json::object{{"prompt", prompt}}}}, {"parameters", std::move(params)}};
+            out.path = model_path(model) + ":predict";
+            out.body = json::serialize(req);
+        } else {
+            if (n != 1)
+                return api_error::bad_request("'n' must be 1 for Gemini image model '" + std::string(model) + "'", "invalid_n");
+            json::object gen{{"responseModalities", json::array{"TEXT", "IMAGE"}}};
+            json::object req{{"contents", json::array{json::object{{"role", "user"}, {"parts", json::array{json::object{{"text", prompt}}}}}}},
+                             {"generationConfig", std::move(gen)}};
+            out.path = model_path(model) + ":generateContent";
+            out.body = json::serialize(req);
+        }
+        if (s_.vertex_location_path.empty()) out.headers.emplace_back("x-goog-api-key", s_.api_key);
+        return std::nullopt;
+    }
+
+    decoded decode_images(std::string_view body, std::string const& model) const override {
+        decoded d;
+        auto v = wire::answer_value(body, name_, d);
+        if (!v) return d;
+        auto const& r = v->get_object();
+        json::array data;
+        auto add = [&](std::string_view b64) {
+            if (!b64.empty()) data.push_back(json::object{{"b64_json", b64}});
+        };
+        if (model.starts_with("imagen")) {
+            if (auto const* p = r.if_contains("predictions"); p && p->is_array())
+                for (auto const& e : p->get_array())
+                    if (auto const* o = e.if_object()) add(str(*o, "bytesBase64Encoded"));
+        } else {
+            d.tokens = usage_of(r);
+            if (auto err = blocked(r, false)) {
+                d.error = std::move(*err);
+                return d;
+            }
+            if (auto const* cs = r.if_contains("candidates"); cs && cs->is_array())
+                for (auto const& c : cs->get_array()) {
+                    auto const* co = c.if_object();
+                    auto const* content = co ? co->if_contains("content") : nullptr;
+                    auto const* parts = content && content->is_object() ? content->get_object().if_contains("parts") : nullptr;
+                    if (!parts || !parts->is_array()) continue;
+                    for (auto const& part : parts->get_array()) {
+                        auto const* po = part.if_object();
+                        auto const* inline_data = po ? po->if_contains("inlineData") : nullptr;
+                        if (inline_data && inline_data->is_object()) add(str(inline_data->get_object(), "data"));
+                    }
+                }
+        }
+        if (data.empty()) {
+            // Imagen leaves out what its safety filters removed; nothing left is a refusal.
+            d.error = content_blocked("no image in the answer");
+            return d;
+        }
+        d.response = json::object{{"created", static_cast<std::int64_t>(std::time(nullptr))}, {"data", std::move(data)}};
+        return d;
     }
 
     api_error content_blocked(std::string_view reason) const {

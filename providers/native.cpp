@@ -216,6 +216,35 @@ public:
         co_return out;
     }
 
+    // /v1/images/generations on a native API that has image models (Gemini, Vertex); else 400.
+    asio::awaitable<embeddings_outcome> json_call(call_context& ctx, std::string_view path, json::object& body) override {
+        if (path != "/images/generations" || !wire_->has_images()) co_return co_await provider::json_call(ctx, path, body);
+        embeddings_outcome out;
+        native_request nr;
+        if (auto err = wire_->encode_images(body, nr)) {
+            out.error = std::move(err);
+            co_return out;
+        }
+        auto const* m = body.if_contains("model");
+        std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
+        http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
+        auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
+        std::string token;
+        if (!co_await authorize(ctx, hr, token, out.error)) co_return out;
+        auto start = clock_type::now();
+        auto r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+        if (co_await refused_token(ctx, r, hr, token, out.error)) {
+            if (out.error) co_return out;
+            r = co_await ctx.http.send(ep_, hr, t, &ctx.cancel);
+        }
+        if (r) note_upstream(out, r->status, r->header("retry-after"), r->header("retry-after-ms"));
+        if (!failed(r, out.error)) take(wire_->decode_images(r->body, model), out);
+        if (!ctx.cancel.cancelled())
+            stats_.record(!out.error || out.error->status < 500,
+                          std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start));
+        co_return out;
+    }
+
 private:
     // Adds the OAuth bearer token when the provider has one (Vertex); false, with `error` set, when
     // none could be obtained.

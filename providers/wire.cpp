@@ -90,6 +90,22 @@ decoded wire_format::decode_embeddings(std::string_view, std::string const&) con
     return d;
 }
 
+namespace {
+api_error no_images(std::string const& name) {
+    return api_error::bad_request("provider '" + name + "' does not serve /v1/images/generations; route this model to "
+                                      "an OpenAI-compatible or a Gemini provider",
+                                  "unsupported_for_provider");
+}
+}  // namespace
+
+std::optional<api_error> wire_format::encode_images(json::object const&, native_request&) const { return no_images(name_); }
+
+decoded wire_format::decode_images(std::string_view, std::string const&) const {
+    decoded d;
+    d.error = no_images(name_);
+    return d;
+}
+
 std::optional<api_error> wire_format::encode_embeddings_calls(json::object const& body, std::vector<native_request>& out) const {
     native_request nr;
     if (auto err = encode_embeddings(body, nr)) return err;

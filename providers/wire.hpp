@@ -87,6 +87,11 @@ public:
     // and read the answers, in order, back as one list. By default: encode_embeddings' one request.
     virtual std::optional<api_error> encode_embeddings_calls(json::object const& body, std::vector<native_request>& out) const;
     virtual decoded decode_embeddings_calls(std::vector<std::string> const& bodies, std::string const& model) const;
+    // /v1/images/generations: an OpenAI images request as the provider's request, and its answer as
+    // OpenAI's {created, data: [{b64_json}]}. Providers without image models: 400 (the default).
+    virtual bool has_images() const { return false; }
+    virtual std::optional<api_error> encode_images(json::object const& body, native_request& out) const;
+    virtual decoded decode_images(std::string_view body, std::string const& model) const;
 
     std::string const& provider_name() const { return name_; }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startGateway, assertClean } from './lib/harness.mjs';
 import { startFakeUpstream } from './lib/fake_upstream.mjs';
-import { startFakeAnthropic } from './lib/fake_native.mjs';
+import { startFakeAnthropic, startFakeGemini } from './lib/fake_native.mjs';
 
 const why = (gw) => `\n--- gateway stderr (tail) ---\n${gw?.logs.slice(-3000)}`;
 const sdk = (gw, apiKey = 'client-key') => new OpenAI({ baseURL: gw.url + '/v1', apiKey, maxRetries: 0, timeout: 20000 });
@@ -194,6 +194,45 @@ keys:
     await assert.rejects(client.images.generate({ model: 'img-unpriced', prompt: 'x' }),
       (e) => e.status === 403 && e.code === 'model_unpriced');
     assert.ok(Math.abs(await spent() - 0.54) < 1e-9);
+  });
+});
+
+// Gemini's image models through the native adapter: Imagen by :predict (n images, size as an
+// aspect ratio), a Gemini image model by :generateContent with image output; the answer in
+// OpenAI's shape with b64_json.
+describe('images on a Gemini provider', () => {
+  let gem, gw;
+  before(async () => {
+    gem = await startFakeGemini();
+    gw = await startGateway(`
+providers_from_env: false
+providers:
+  - { name: gemini, type: google, base_url: "${gem.url}", api_key: gm-fake, models: [imagen-4.0-generate-001, gemini-2.5-flash-image] }
+`);
+  });
+  after(async () => {
+    try {
+      await gw?.stop();
+      if (gw) assertClean(gw);
+    } finally {
+      await gem?.close();
+    }
+  });
+
+  test('imagen and gemini image models answer b64_json; url, n on a Gemini model and a filtered answer are clean 400s', async () => {
+    const client = sdk(gw);
+    const decoded = (img) => Buffer.from(img.b64_json, 'base64').toString();
+    const im = await client.images.generate({ model: 'imagen-4.0-generate-001', prompt: 'a red kite', n: 2, size: '1792x1024', response_format: 'b64_json' });
+    assert.deepEqual(im.data.map(decoded), ['a red kite#0|16:9', 'a red kite#1|16:9'], JSON.stringify(im) + why(gw));
+    assert.equal(typeof im.created, 'number');
+    const gm = await client.images.generate({ model: 'gemini-2.5-flash-image', prompt: 'a blue kite' });
+    assert.deepEqual(gm.data.map(decoded), ['a blue kite#gemini']);
+    const sent = gem.state.requests.map((r) => r.url);
+    assert.ok(sent.some((u) => u.endsWith('/imagen-4.0-generate-001:predict')) && sent.some((u) => u.endsWith('/gemini-2.5-flash-image:generateContent')), sent.join(','));
+    const bad = (code) => (e) => e.status === 400 && e.code === code;
+    await assert.rejects(client.images.generate({ model: 'imagen-4.0-generate-001', prompt: 'x', response_format: 'url' }), bad('unsupported_for_provider'));
+    await assert.rejects(client.images.generate({ model: 'gemini-2.5-flash-image', prompt: 'x', n: 2 }), bad('invalid_n'));
+    await assert.rejects(client.images.generate({ model: 'imagen-4.0-generate-001', prompt: 'forbidden thing' }), bad('content_blocked'));
   });
 });
 

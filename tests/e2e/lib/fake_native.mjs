@@ -122,10 +122,27 @@ export async function startFakeAnthropic() {
 
 export async function startFakeGemini() {
   const srv = await serve((req, res, body) => {
-    const m = req.url.match(/^\/v1beta\/models\/([^:/?]+):(generateContent|streamGenerateContent\?alt=sse|batchEmbedContents)$/);
+    const m = req.url.match(/^\/v1beta\/models\/([^:/?]+):(generateContent|streamGenerateContent\?alt=sse|batchEmbedContents|predict)$/);
     if (!m || req.method !== 'POST') return sendJson(res, 404, { error: { code: 404, message: 'not found', status: 'NOT_FOUND' } });
     if (req.headers['x-goog-api-key'] !== 'gm-fake') return sendJson(res, 400, { error: { code: 400, message: 'API key not valid. Please pass a valid API key.', status: 'INVALID_ARGUMENT' } });
     const [, model, method] = m;
+    // Images: Imagen's :predict answers sampleCount images; a Gemini image model answers text and
+    // an inline image. The bytes are the prompt, so a test can tell them apart.
+    if (method === 'predict') {
+      if (!model.startsWith('imagen')) return sendJson(res, 400, { error: { code: 400, message: 'predict is for Imagen', status: 'INVALID_ARGUMENT' } });
+      const prompt = body.instances?.[0]?.prompt ?? '';
+      if (prompt.includes('forbidden')) return sendJson(res, 200, {});  // all filtered out, as Imagen does
+      return sendJson(res, 200, { predictions: Array.from({ length: body.parameters?.sampleCount ?? 1 },
+        (_, i) => ({ mimeType: 'image/png', bytesBase64Encoded: Buffer.from(`${prompt}#${i}|${body.parameters?.aspectRatio ?? ''}`).toString('base64') })) });
+    }
+    if (model.includes('-image') && method === 'generateContent') {
+      const prompt = body.contents?.[0]?.parts?.[0]?.text ?? '';
+      if (!body.generationConfig?.responseModalities?.includes('IMAGE'))
+        return sendJson(res, 400, { error: { code: 400, message: 'responseModalities must include IMAGE', status: 'INVALID_ARGUMENT' } });
+      return sendJson(res, 200, { candidates: [{ content: { role: 'model', parts: [{ text: 'Here it is.' },
+        { inlineData: { mimeType: 'image/png', data: Buffer.from(`${prompt}#gemini`).toString('base64') } }] }, finishReason: 'STOP', index: 0 }],
+        usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 1290, totalTokenCount: 1295 } });
+    }
     if (method === 'batchEmbedContents')
       return sendJson(res, 200, { embeddings: body.requests.map((r, i) => ({ values: [i, r.content.parts[0].text.length, 0.5] })) });
     // As the real API: JSON Schema keywords outside Gemini's Schema subset are rejected.
