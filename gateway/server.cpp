@@ -64,11 +64,16 @@ bool framing_is_plain(beast_request const& msg) {
     return std::next(from) == to && beast::iequals(v, "chunked") && msg.count(bhttp::field::content_length) == 0;
 }
 
-// A multipart/form-data body (an upload), which server.max_upload_bytes bounds.
+// A multipart/form-data body on an upload route, which server.max_upload_bytes bounds.
 bool is_upload(beast_request const& msg) {
     auto ct = msg[bhttp::field::content_type];
     constexpr std::string_view type = "multipart/form-data";
-    return ct.size() >= type.size() && beast::iequals(ct.substr(0, type.size()), type);
+    if (ct.size() < type.size() || !beast::iequals(ct.substr(0, type.size()), type)) return false;
+    auto target = msg.target();
+    auto path = target.substr(0, target.find('?'));
+    for (std::string_view p : {"/v1/audio/transcriptions", "/v1/audio/translations", "/v1/images/edits", "/v1/images/variations"})
+        if (path == p) return true;
+    return false;
 }
 
 inbound_request to_inbound(beast_request& msg) {

@@ -19,6 +19,14 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+// The request's model (empty when it has none); a plain function, not a ?: of temporaries in a
+// coroutine (CONTRIBUTING.md).
+std::string model_of(json::object const& body) {
+    auto const* m = body.if_contains("model");
+    if (m && m->is_string()) return std::string(m->get_string());
+    return {};
+}
+
 // A decoded 2xx answer into a chat or embeddings outcome.
 template <class Outcome>
 void take(decoded d, Outcome& out) {
@@ -138,8 +146,7 @@ public:
             out.error = std::move(err);
             co_return out;
         }
-        auto const* m = req.body.if_contains("model");
-        std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
+        std::string model = model_of(req.body);
         auto hr = to_http(nr, stream, ctx.request_id, ctx.credential);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         auto start = clock_type::now();
@@ -191,8 +198,7 @@ public:
             out.error = std::move(err);
             co_return out;
         }
-        auto const* m = body.if_contains("model");
-        std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
+        std::string model = model_of(body);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         std::vector<std::string> bodies;
         bodies.reserve(calls.size());
@@ -225,8 +231,7 @@ public:
             out.error = std::move(err);
             co_return out;
         }
-        auto const* m = body.if_contains("model");
-        std::string model = m && m->is_string() ? std::string(m->get_string()) : std::string();
+        std::string model = model_of(body);
         http::timeouts t{cfg_.connect_timeout, cfg_.timeout};
         auto hr = to_http(nr, false, ctx.request_id, ctx.credential);
         std::string token;

@@ -102,6 +102,7 @@ public:
         auto const* args = item.if_contains("arguments");
         auto arguments = args && args->is_string() ? std::string(args->get_string()) : std::string();
         item = rw::mcp_call_item(rec.id, rw::tool_ref(view_, rec.name), arguments, output, error);
+        rw::mark_approved(item, rec.id, view_);
     }
 
     asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
@@ -176,69 +177,87 @@ api_error bad_input(std::string msg) {
     return err;
 }
 
-// The approvals of the request's input: the calls they approve, to run before the first turn (a
-// 400 when one names no call of the conversation, or one already answered); a call of the last
-// assistant turn that needs approval and got no answer is answered "not approved".
-std::variant<std::vector<agentloop::assembled_call>, api_error> settle_approvals(json::array& messages,
-                                                                                 rw::request_view const& v) {
+std::string_view text_at(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+// What the approvals of a request's input do: the approved calls, run before the first turn, and
+// the "not approved" answers for the last turn's other calls that waited for approval.
+struct approvals {
     std::vector<agentloop::assembled_call> run;
-    std::set<std::string, std::less<>> answered;
-    for (auto const& m : messages)
-        if (auto const* o = m.if_object(); o && o->if_contains("tool_call_id"))
-            if (auto const* id = o->if_contains("tool_call_id"); id->is_string()) answered.emplace(id->get_string());
-    auto call_in = [&](json::object const& m, std::string_view id) -> json::object const* {
-        auto const* tc = m.if_contains("tool_calls");
-        if (!tc || !tc->is_array()) return nullptr;
-        for (auto const& c : tc->get_array())
-            if (auto const* co = c.if_object()) {
-                auto const* cid = co->if_contains("id");
-                if (cid && cid->is_string() && cid->get_string() == id) return co;
-            }
-        return nullptr;
-    };
-    for (auto const& id : v.approved) {
-        json::object const* call = nullptr;
-        for (auto it = messages.rbegin(); it != messages.rend() && !call; ++it)
-            if (auto const* o = it->if_object()) call = call_in(*o, id);
-        if (!call) return bad_input("mcp_approval_response: 'mcpr_" + id + "' names no call of this conversation");
-        if (answered.count(id)) return bad_input("mcp_approval_response: the call 'mcpr_" + id + "' was answered already");
-        auto const& fn = call->at("function").as_object();
-        agentloop::assembled_call c;
-        c.id = id;
-        c.name = std::string(fn.at("name").as_string());
-        if (auto const* a = fn.if_contains("arguments"); a && a->is_string()) c.arguments = std::string(a->get_string());
-        run.push_back(std::move(c));
-        answered.insert(id);
-    }
-    // The last assistant turn with calls; its unanswered calls of tools that need approval.
+    json::array declined;  // inserted after the last assistant turn and its tool results
+};
+
+// Reads the approvals against the conversation (`messages`: stored history, then the input). A
+// 400 when one names no call of the conversation's last assistant turn, a call answered already,
+// or a call of a tool that needs no approval, when more are approved than a turn may run, or when
+// anything but tool results follows that turn (the approved results must come right after it).
+// The declines go into `messages` here.
+std::variant<approvals, api_error> settle_approvals(json::array& messages, rw::request_view const& v,
+                                                    std::size_t max_calls) {
+    approvals out;
+    // The last assistant turn with calls, and where its tool results end.
     std::size_t at = messages.size();
     for (std::size_t i = messages.size(); i-- > 0;) {
         auto const* o = messages[i].if_object();
-        if (o && o->if_contains("tool_calls") && o->at("role") == "assistant") {
+        auto const* tc = o ? o->if_contains("tool_calls") : nullptr;
+        if (tc && tc->is_array() && text_at(*o, "role") == "assistant") {
             at = i;
             break;
         }
     }
-    if (at == messages.size()) return run;
+    auto is_tool_result = [&](std::size_t i) {
+        auto const* o = messages[i].if_object();
+        return o && o->if_contains("tool_call_id");
+    };
     std::size_t insert = at + 1;
-    while (insert < messages.size() && messages[insert].as_object().if_contains("tool_call_id")) ++insert;
-    json::array declined;
-    for (auto const& c : messages[at].as_object().at("tool_calls").as_array()) {
-        auto const* co = c.if_object();
-        auto const* id = co ? co->if_contains("id") : nullptr;
-        auto const* fn = co ? co->if_contains("function") : nullptr;
-        if (!id || !id->is_string() || !fn || !fn->is_object() || answered.count(id->get_string())) continue;
-        auto const* name = fn->get_object().if_contains("name");
-        auto ref = v.mcp_tools.find(name && name->is_string() ? std::string(name->get_string()) : std::string());
+    while (insert < messages.size() && is_tool_result(insert)) ++insert;
+    std::set<std::string, std::less<>> answered;
+    for (std::size_t i = at + 1; i < insert; ++i) answered.emplace(text_at(messages[i].as_object(), "tool_call_id"));
+    // The last turn's calls: id -> (name, arguments).
+    std::map<std::string, std::pair<std::string, std::string>, std::less<>> calls;
+    if (at < messages.size())
+        for (auto const& c : messages[at].as_object().at("tool_calls").as_array()) {
+            auto const* co = c.if_object();
+            auto const* fn = co ? co->if_contains("function") : nullptr;
+            auto const* fo = fn ? fn->if_object() : nullptr;
+            if (!fo || text_at(*co, "id").empty()) continue;
+            calls.emplace(text_at(*co, "id"), std::pair(std::string(text_at(*fo, "name")), std::string(text_at(*fo, "arguments"))));
+        }
+    if (!v.approved.empty() && insert < messages.size())
+        return bad_input("send mcp_approval_response items after the turn that asked for them, with no new message "
+                         "after them: the approved calls' results must come right after that turn");
+    if (v.approved.size() > max_calls)
+        return bad_input("at most " + std::to_string(max_calls) + " calls may be approved at once (max_tool_calls_per_turn)");
+    for (auto const& id : v.approved) {
+        auto it = calls.find(id);
+        if (it == calls.end())
+            return bad_input("mcp_approval_response: 'mcpr_" + id + "' names no call of the conversation's last turn");
+        if (answered.count(id)) return bad_input("mcp_approval_response: the call 'mcpr_" + id + "' was answered already");
+        auto ref = v.mcp_tools.find(it->second.first);
+        if (ref == v.mcp_tools.end() || !ref->second.approval)
+            return bad_input("mcp_approval_response: 'mcpr_" + id + "' is a call of '" + it->second.first +
+                             "', which is no tool of this request's mcp tools that needs approval");
+        agentloop::assembled_call c;
+        c.id = id;
+        c.name = it->second.first;
+        c.arguments = it->second.second;
+        out.run.push_back(std::move(c));
+        answered.insert(id);
+    }
+    for (auto const& [id, call] : calls) {
+        if (answered.count(id)) continue;
+        auto ref = v.mcp_tools.find(call.first);
         if (ref == v.mcp_tools.end() || !ref->second.approval) continue;
         json::object m;
         m["role"] = "tool";
-        m["tool_call_id"] = *id;
+        m["tool_call_id"] = id;
         m["content"] = "The user did not approve this tool call; it was not run.";
-        declined.push_back(std::move(m));
+        out.declined.push_back(std::move(m));
     }
-    messages.insert(messages.begin() + static_cast<std::ptrdiff_t>(insert), declined.begin(), declined.end());
-    return run;
+    messages.insert(messages.begin() + static_cast<std::ptrdiff_t>(insert), out.declined.begin(), out.declined.end());
+    return out;
 }
 
 // The new request's messages after the stored conversation (its instructions stay first).
@@ -376,12 +395,17 @@ asio::awaitable<void> create_response(api_request& r) {
         held = &hold;
         put_first(tr.chat, std::move(instructions));
     }
-    auto approved = settle_approvals(tr.chat.at("messages").get_array(), tr.view);
+    auto approved = settle_approvals(tr.chat.at("messages").get_array(), tr.view,
+                                     r.app.cfg.agent_loop.limits.max_tool_calls_per_turn);
     if (auto* err = std::get_if<api_error>(&approved)) {
         if (held) co_await hold.svc->release(hold.t);
         co_await reply_error(r, *err);
         co_return;
     }
+    auto& settled = std::get<approvals>(approved);
+    // On a session the declines are part of what this request adds (they follow its history).
+    if (held)
+        hold.incoming.insert(hold.incoming.begin(), settled.declined.begin(), settled.declined.end());
     // What a follow-up continues: the stored conversation, then this request's own messages (its
     // instructions are not carried over; system and developer messages of its input are).
     keep.conversation = without_instructions(tr.chat.at("messages").get_array(), tr.view);
@@ -397,7 +421,7 @@ asio::awaitable<void> create_response(api_request& r) {
     how.hold = held;
     how.hybrid = false;  // the stored conversation has the loop's own turns (mcp_call items)
     how.observer = &channel;
-    how.run_first = std::move(std::get<std::vector<agentloop::assembled_call>>(approved));
+    how.run_first = std::move(settled.run);
     std::unordered_set<std::string> offered, hand_back;
     if (tr.view.mcp_servers) {
         how.mcp_servers = &*tr.view.mcp_servers;

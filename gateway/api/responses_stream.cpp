@@ -111,6 +111,7 @@ void stream_translator::show(mcp_event& e, std::string& out) {
         auto item = mcp_call_item(e.call_id, run.ref, run.arguments, "", "");
         item["output"] = nullptr;
         item["status"] = "in_progress";
+        mark_approved(item, e.call_id, view_);
         auto id = std::string(str_of(item, "id"));
         json::object added;
         added["output_index"] = run.output_index;
@@ -131,6 +132,7 @@ void stream_translator::show(mcp_event& e, std::string& out) {
         if (it == running_.end()) return;
         auto& run = it->second;
         auto item = mcp_call_item(e.call_id, run.ref, run.arguments, e.text, e.error);
+        mark_approved(item, e.call_id, view_);
         auto id = std::string(str_of(item, "id"));
         item_event(e.error.empty() ? "response.mcp_call.completed" : "response.mcp_call.failed", id, run.output_index);
         json::object done;

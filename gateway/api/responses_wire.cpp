@@ -377,20 +377,27 @@ std::optional<api_error> add_mcp_tool(json::object const& to, std::string const&
     // require_approval: "never" (toolgate's default: its tools run under its own policies),
     // "always", or {never: {tool_names}, always: {tool_names}} (a tool in neither needs approval).
     enum class approval { never, always, filter } rule = approval::never;
-    std::set<std::string> never_names, always_names;
+    struct tool_filter {
+        std::set<std::string> names;
+        bool read_only = false;
+        bool matches(std::string const& name, gateway_tool const& t) const {
+            return names.count(name) > 0 || (read_only && responses_wire::read_only(t));
+        }
+    } never_tools, always_tools;
     if (auto const* ra = to.if_contains("require_approval"); ra && !ra->is_null()) {
         if (ra->is_string() && (ra->get_string() == "never" || ra->get_string() == "always")) {
             rule = ra->get_string() == "never" ? approval::never : approval::always;
         } else if (auto const* ro = ra->if_object()) {
             rule = approval::filter;
-            for (auto const& [k, dst] : {std::pair<char const*, std::set<std::string>*>{"never", &never_names},
-                                         std::pair<char const*, std::set<std::string>*>{"always", &always_names}}) {
+            for (auto const& [k, dst] : {std::pair<char const*, tool_filter*>{"never", &never_tools},
+                                         std::pair<char const*, tool_filter*>{"always", &always_tools}}) {
                 auto const* f = ro->if_contains(k);
                 if (!f || f->is_null()) continue;
                 auto const* fo = f->if_object();
                 auto names = fo ? name_list(fo->if_contains("tool_names")) : std::nullopt;
-                if (!names) return bad(where + ".require_approval." + k + ": must be {tool_names: [...]}", "tools");
-                *dst = std::move(*names);
+                if (!names) return bad(where + ".require_approval." + k + ": must be {tool_names: [...], read_only}", "tools");
+                dst->names = std::move(*names);
+                if (auto const* r = fo->if_contains("read_only"); r && r->is_bool()) dst->read_only = r->get_bool();
             }
         } else {
             return bad(where + ".require_approval: must be \"never\", \"always\" or {never, always}", "tools");
@@ -409,7 +416,7 @@ std::optional<api_error> add_mcp_tool(json::object const& to, std::string const&
         mcp_tool_ref ref;
         ref.label = label;
         ref.approval = rule == approval::always ||
-                       (rule == approval::filter && (always_names.count(name) || !never_names.count(name)));
+                       (rule == approval::filter && (always_tools.matches(name, t) || !never_tools.matches(name, t)));
         ref.name = std::move(name);
         v.mcp_tools.emplace(std::string(t.exposed), std::move(ref));  // a tool two mcp tools name: the first wins
     }
@@ -467,6 +474,11 @@ json::object mcp_call_item(std::string_view call_id, mcp_tool_ref const& ref, st
     c["error"] = error.empty() ? json::value(nullptr) : json::value(error);
     c["status"] = error.empty() ? "completed" : "failed";
     return c;
+}
+
+void mark_approved(json::object& item, std::string_view call_id, request_view const& v) {
+    if (std::find(v.approved.begin(), v.approved.end(), call_id) != v.approved.end())
+        item["approval_request_id"] = approval_id(call_id);
 }
 
 std::variant<translated, api_error> to_chat(json::object const& in, std::string const& response_id,

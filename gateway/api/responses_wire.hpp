@@ -68,6 +68,8 @@ boost::json::object listed_tool(std::string_view name, boost::json::object const
 // A finished mcp_call: `error` empty when it succeeded (then `output` is its text; else the error).
 boost::json::object mcp_call_item(std::string_view call_id, mcp_tool_ref const& ref, std::string_view arguments,
                                   std::string_view output, std::string_view error);
+// A call the client approved (v.approved) names its approval request in approval_request_id.
+void mark_approved(boost::json::object& item, std::string_view call_id, request_view const& v);
 
 struct translated {
     boost::json::object chat;  // "model", "messages" (instructions first), "tools", ...

@@ -4,6 +4,7 @@
 // turn (keys, limits, budgets, retries, fallback, the request log) and sent to the same path of
 // the OpenAI-compatible provider that serves the model, with the model field naming the upstream
 // model and every other byte as the client sent it; the answer goes back as it came.
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/json/object.hpp>
 
 #include "common/multipart.hpp"
@@ -40,6 +41,9 @@ std::optional<api_error> check_upload(api_request const& r, upload_route const& 
                    "invalid_content_type");
     auto parts = multipart::parse(r.req.body, *boundary);
     if (!parts) return bad("the multipart/form-data body is malformed or has too many parts", "invalid_multipart");
+    std::size_t models = 0;
+    for (auto const& p : *parts) models += boost::algorithm::iequals(p.name, "model") ? 1 : 0;
+    if (models > 1) return bad("'model' must be given once", "duplicate_field", "model");
     auto const* m = multipart::field(*parts, "model");
     if (!m || m->data.empty() || m->data.size() > 256)
         return bad("'model' is required (a form field)", "missing_field", "model");

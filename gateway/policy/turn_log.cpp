@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "gateway/policy/filters.hpp"
+#include "gateway/policy/plans.hpp"
 #include "guardrails/guardrail.hpp"
 
 namespace toolgate::gateway::policy {
@@ -35,7 +36,7 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 // The admission filter prices every keyed turn; a turn without a key is priced here.
 double cost_of(turn_context const& ctx, turn_result const& r) {
     if (ctx.cost_usd >= 0) return ctx.cost_usd;
-    return ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens) : 0;
+    return ctx.provider ? ctx.provider->config().cost(ctx.upstream_model, r.tokens, images_made(ctx, r)) : 0;
 }
 
 // request_log.payloads: the messages as the provider got them (after the guardrails' redaction),

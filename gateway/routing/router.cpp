@@ -14,6 +14,7 @@
 
 #include "common/asio_util.hpp"
 #include "common/ids.hpp"
+#include "common/json_util.hpp"
 #include "common/multipart.hpp"
 #include "common/resilience.hpp"
 #include "common/prometheus.hpp"
@@ -400,6 +401,13 @@ struct router::impl {
         if (ctx.kind == turn_kind::embeddings && !ctx.raw_content_type.empty()) {
             auto e = co_await p.raw_call(call, ctx.api_path, model, ctx.raw_content_type, raw_body_for(ctx, model));
             turn_result r;
+            // A JSON answer may say what it used (gpt-image-1, token-priced audio models).
+            if (e.content_type.starts_with("application/json")) {
+                boost::system::error_code ec;
+                auto v = parse_bounded(e.body, ec);
+                if (auto const* o = ec ? nullptr : v.if_object(); o && o->contains("usage"))
+                    r.tokens = providers::usage_from_json(o->if_contains("usage"));
+            }
             r.raw_response = std::move(e.body);
             r.content_type = std::move(e.content_type);
             r.error = std::move(e.error);

@@ -485,7 +485,7 @@ agent_loop: { tool_timeout: 10s, keepalive_interval: 200ms }
     assert.deepEqual([c.server_label, c.name, c.output, c.error, c.status],
       ['fs', 'write_file', `Successfully wrote to ${target}`, null, 'completed']);
     assert.deepEqual(JSON.parse(c.arguments), args);
-    if (c.approval_request_id != null) assert.equal(c.approval_request_id, req.id);
+    assert.equal(c.approval_request_id, req.id, 'the call names the approval it ran on');
     assert.ok(!second.output.some((o) => o.type === 'mcp_approval_request'), 'nothing left to approve');
     assert.equal(second.output_text, `Tool results: Successfully wrote to ${target}`);
 
@@ -645,6 +645,17 @@ agent_loop: { tool_timeout: 10s, keepalive_interval: 200ms }
     await assert.rejects(client.responses.create({ model: 'mock-agent', previous_response_id: first.id, tools,
       input: [{ type: 'mcp_approval_response', approval_request_id: 'mcpr_matchesnothing', approve: true }] }),
     (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'input');
+
+    // A new message after the approval (the results must come right after the turn that asked).
+    const mixed = await call(gw, 'POST', '/v1/responses', { model: 'mock-agent', previous_response_id: first.id, tools,
+      input: [{ type: 'mcp_approval_response', approval_request_id: req.id, approve: true }, { role: 'user', content: 'and then?' }] });
+    assertOpenAIError(mixed, 400, { param: 'input' }, gw);
+    // Approving a call the gateway never asked about: the same tool, but the request says it needs no approval.
+    const needless = await call(gw, 'POST', '/v1/responses', { model: 'mock-agent', previous_response_id: first.id,
+      tools: [{ type: 'mcp', server_label: 'fs', require_approval: 'never' }],
+      input: [{ type: 'mcp_approval_response', approval_request_id: req.id, approve: true }] });
+    assertOpenAIError(needless, 400, { param: 'input' }, gw);
+    assert.match(needless.json.error.message, /needs approval/);
 
     // An unknown server_label.
     const unknown = await call(gw, 'POST', '/v1/responses', { model: 'mock-agent', input: 'x',

@@ -437,6 +437,12 @@ keys:
     noFile.append('model', 'whisper-1');
     noFile.append('language', 'en');
     assertError(await send(gw, '/v1/audio/transcriptions', { body: noFile }), 400, gw, { param: 'file' });
+    // Two model fields: routing, the key's list and the price would read one, an upstream the other.
+    const twoModels = new FormData();
+    twoModels.append('model', 'whisper-1');
+    twoModels.append('file', audio);
+    twoModels.append('Model', 'gpt-4o-transcribe');
+    assertError(await send(gw, '/v1/audio/transcriptions', { body: twoModels }), 400, gw, { param: 'model' });
 
     // Not multipart at all.
     assertError(await send(gw, '/v1/audio/transcriptions', { body: JSON.stringify({ model: 'whisper-1', file: 'aGVsbG8=' }), contentType: 'application/json' }), 400, gw);

@@ -277,6 +277,11 @@ TEST(responses_wire, mcp_tools_offer_the_gateway_tools_they_name) {
     ASSERT_EQ(ro.view.mcp_tools.size(), 2u);
     EXPECT_FALSE(ro.view.mcp_tools.at("docs__search").approval);
     EXPECT_TRUE(ro.view.mcp_tools.at("fs__read_file").approval);
+    // A filter's read_only: the read-only tools need no approval, the others do.
+    auto ro_filter = translate(R"({"model":"m","input":"x","tools":[{"type":"mcp","server_label":"fs",
+        "require_approval":{"never":{"read_only":true}}}]})");
+    EXPECT_FALSE(ro_filter.view.mcp_tools.at("fs__read_file").approval);
+    EXPECT_TRUE(ro_filter.view.mcp_tools.at("fs__write_file").approval);
     auto named = translate(R"({"model":"m","input":"x","tools":[{"type":"mcp","server_label":"fs",
         "allowed_tools":{"tool_names":["write_file"]},"require_approval":{"always":{"tool_names":["write_file"]}}}]})");
     ASSERT_EQ(named.view.mcp_tools.size(), 1u);
