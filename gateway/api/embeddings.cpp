@@ -80,7 +80,8 @@ asio::awaitable<void> embeddings(api_request& r) {
     co_await json_turn(r, std::string_view(), std::move(*body));
 }
 
-asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::object body, raw_request const* raw) {
+asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::object body, raw_request const* raw,
+                                answer_check const* check) {
     providers::call_context call{r.services.http, r.cancel, r.rec.request_id};
     auto ctx = make_turn(r, call);
     ctx.kind = turn_kind::embeddings;
@@ -100,6 +101,12 @@ asio::awaitable<void> json_turn(api_request& r, std::string_view path, json::obj
         r.rec.error_detail = result.error->detail;
         co_await reply_error(r, *result.error);
         co_return;
+    }
+    if (check) {
+        if (auto err = (*check)(result.response, result.raw_response, result.content_type)) {
+            co_await reply_error(r, *err);
+            co_return;
+        }
     }
     if (raw) {
         r.rec.status = 200;

@@ -2,6 +2,9 @@
 // The route handlers, one family per file under gateway/api/; app.cpp's route table points here.
 #include <boost/asio/awaitable.hpp>
 
+#include <functional>
+#include <optional>
+
 #include "gateway/api/request.hpp"
 #include "gateway/policy/cache.hpp"
 
@@ -72,8 +75,12 @@ struct raw_request {
 // One turn of the embeddings pipeline on an OpenAI route (`path` empty: /embeddings), the answer
 // or the error sent (embeddings.cpp; the passthrough and upload routes use it too). `body` holds at
 // least the model; with `raw` the upstream's answer goes back as it came, bytes and type.
+// `check`, when given, reads a successful answer before it goes out (the JSON answer, or a raw
+// answer's bytes and type) and may rewrite it, or refuse it with an error.
+using answer_check = std::function<std::optional<api_error>(boost::json::object& response, std::string& raw,
+                                                            std::string_view content_type)>;
 asio::awaitable<void> json_turn(api_request& r, std::string_view path, boost::json::object body,
-                                raw_request const* raw = nullptr);
+                                raw_request const* raw = nullptr, answer_check const* check = nullptr);
 
 // Who owns the sessions this request makes and may use: its key's id, or "anonymous" (sessions.cpp).
 std::string session_owner(api_request const& r);

@@ -7,9 +7,13 @@
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/json/object.hpp>
 
+#include <boost/json/serialize.hpp>
+
+#include "common/json_util.hpp"
 #include "common/multipart.hpp"
 #include "gateway/api/handlers.hpp"
 #include "gateway/api/state.hpp"
+#include "gateway/policy/guardrails.hpp"
 
 namespace toolgate::gateway::api {
 
@@ -26,15 +30,11 @@ api_error bad(std::string message, std::string_view code, std::string_view param
 struct upload_route {
     std::string_view path;        // upstream, after /v1
     std::string_view file_field;  // the part that must carry a file
-    bool has_text;                // a prompt or a transcript the guardrails would have to read
+    bool transcript;              // the answer is a transcript the output guardrails read
 };
 
 // The request checked: the error to answer, or nothing (and `model` set).
 std::optional<api_error> check_upload(api_request const& r, upload_route const& route, std::string& model) {
-    if (route.has_text && r.app.cfg.guardrail_settings)
-        return bad("this gateway runs guardrails, which do not cover /v1" + std::string(route.path) +
-                       " yet; the request was not sent",
-                   "unsupported_with_guardrails");
     auto boundary = multipart::boundary_of(r.req.header("content-type"));
     if (!boundary)
         return bad("/v1" + std::string(route.path) + " takes multipart/form-data (with a boundary)",
@@ -67,8 +67,47 @@ std::int64_t images_of(api_request const& r) {
 
 constexpr upload_route transcriptions{"/audio/transcriptions", "file", true};
 constexpr upload_route translations{"/audio/translations", "file", true};
-constexpr upload_route edits{"/images/edits", "image", true};
+constexpr upload_route edits{"/images/edits", "image", false};
 constexpr upload_route variations{"/images/variations", "image", false};
+
+// The upload's `prompt` field through the input guardrails; a redaction rewrites the body.
+std::optional<api_error> screen_prompt(api_request& r) {
+    auto const& g = r.app.cfg.guardrail_settings;
+    if (!g) return std::nullopt;
+    auto parts = multipart::parse(r.req.body, *multipart::boundary_of(r.req.header("content-type")));
+    auto const* p = parts ? multipart::field(*parts, "prompt") : nullptr;
+    if (!p) return std::nullopt;
+    std::string text(p->data);
+    std::vector<std::string*> texts{&text};
+    if (auto err = policy::screen_texts(*g, policy::plugin_stage::before_request, texts, "prompt", &r.rec.guardrails))
+        return err;
+    if (text != p->data) r.req.body = multipart::with_field(r.req.body, *parts, "prompt", text);
+    return std::nullopt;
+}
+
+// A transcript (JSON {"text"}, or text, srt or vtt as it came) through the output guardrails.
+std::optional<api_error> screen_transcript(api_request& r, std::string& raw, std::string_view content_type) {
+    auto const& g = r.app.cfg.guardrail_settings;
+    if (!g) return std::nullopt;
+    if (content_type.starts_with("application/json")) {
+        boost::system::error_code ec;
+        auto v = parse_bounded(raw, ec);
+        auto* o = ec ? nullptr : v.if_object();
+        auto* t = o ? o->if_contains("text") : nullptr;
+        if (!t || !t->is_string()) return std::nullopt;
+        std::string text(t->get_string());
+        std::vector<std::string*> texts{&text};
+        if (auto err = policy::screen_texts(*g, policy::plugin_stage::after_request, texts, "text", &r.rec.guardrails))
+            return err;
+        if (text != t->get_string()) {
+            *t = text;
+            raw = json::serialize(v);
+        }
+        return std::nullopt;
+    }
+    std::vector<std::string*> texts{&raw};
+    return policy::screen_texts(*g, policy::plugin_stage::after_request, texts, "text", &r.rec.guardrails);
+}
 
 asio::awaitable<void> upload(api_request& r, upload_route const& route) {
     std::string model;
@@ -77,11 +116,20 @@ asio::awaitable<void> upload(api_request& r, upload_route const& route) {
         co_return;
     }
     r.rec.model = model;
+    if (auto err = screen_prompt(r)) {
+        co_await reply_error(r, *err);
+        co_return;
+    }
     json::object body;
     body["model"] = model;
     if (auto n = images_of(r); n > 0) body["n"] = n;  // what a budget reserves for
     raw_request raw{r.req.header("content-type"), r.req.body};
-    co_await json_turn(r, route.path, std::move(body), &raw);
+    answer_check check = [&r](json::object&, std::string& bytes, std::string_view type) {
+        return screen_transcript(r, bytes, type);
+    };
+    answer_check const* after = nullptr;
+    if (route.transcript) after = &check;
+    co_await json_turn(r, route.path, std::move(body), &raw, after);
 }
 
 }  // namespace

@@ -76,6 +76,16 @@ struct mcp_screens {
 };
 mcp_screens make_mcp_screens(std::shared_ptr<guardrail_settings const> settings);
 
+// The guardrails on the plain texts of the routes that are not chat (a legacy completion's prompt,
+// an image prompt, a rerank query and its documents, text to speak, an upload's prompt; a
+// completion's text and a transcript): before_request plugins that apply to `user` read a request's
+// texts, after_request plugins that apply to `assistant` an answer's. A redaction is written back
+// through the pointers; a block is the 400 guardrail_violation (its param `param`). Verdicts other
+// than pass go to `log` ("plugin:outcome:rule"), may be null.
+std::optional<api_error> screen_texts(guardrail_settings const& settings, plugin_stage stage,
+                                      std::vector<std::string*> const& texts, std::string const& param,
+                                      std::vector<std::string>* log);
+
 // Prometheus text: toolgate_guardrail_verdicts_total{plugin,stage,outcome}.
 std::string guardrail_metrics(guardrail_settings const& settings);
 

@@ -1,5 +1,6 @@
-// The guardrails on the /mcp front: a tools/call's arguments and its results, screened by the
-// input guardrails whose apply_to has mcp_call / mcp_result.
+// The guardrails outside the chat turn: on the /mcp front, a tools/call's arguments and its results,
+// screened by the input guardrails whose apply_to has mcp_call / mcp_result; and the plain texts of
+// the routes that are not chat (screen_texts).
 #include "gateway/policy/guardrails.hpp"
 
 #include <boost/json/parse.hpp>
@@ -25,6 +26,26 @@ bool any_applies(guardrail_settings const& s, gr::part_kind k) {
 }
 
 }  // namespace
+
+std::optional<api_error> screen_texts(guardrail_settings const& settings, plugin_stage stage,
+                                      std::vector<std::string*> const& texts, std::string const& param,
+                                      std::vector<std::string>* log) {
+    auto kind = stage == plugin_stage::before_request ? gr::part_kind::user : gr::part_kind::assistant;
+    std::vector<gr::text_part> parts;
+    for (auto const* t : texts) parts.push_back(gr::text_part{kind, 0, *t});
+    if (parts.empty()) return std::nullopt;
+    gr::scope sc;
+    for (auto const& p : settings.plugins) {
+        if (p->stage != stage || !applies(*p, kind)) continue;
+        auto v = p->impl->check(parts, nullptr, sc);
+        count(*p, v.what);
+        if (v.what != gr::outcome::pass && log) log->push_back(p->name + ":" + std::string(gr::to_string(v.what)) + ":" + v.rule);
+        if (v.what == gr::outcome::block) return violation(*p, v, param);
+        if (v.what == gr::outcome::redact)
+            for (std::size_t i = 0; i < texts.size(); ++i) *texts[i] = parts[i].text;
+    }
+    return std::nullopt;
+}
 
 mcp_screens make_mcp_screens(std::shared_ptr<guardrail_settings const> settings) {
     mcp_screens out;

@@ -237,26 +237,70 @@ providers:
 });
 
 describe('with guardrails configured', () => {
-  test('the text routes the guardrails cannot read yet are refused before any upstream call; moderations pass', async (t) => {
+  test('the routes\' texts pass the guardrails: a blocked prompt is 400 before any upstream call, a redacted one goes out redacted, a completion and a transcript are checked on the way back; moderations pass', async (t) => {
     const up = await startFakeUpstream({ intercept: answer });
     t.after(() => up.close());
     const gw = await startGateway(`
 providers_from_env: false
 providers:
   - { name: local, type: openai, base_url: "${up.url}", api_key: sk-upstream, models: [dall-e-3, gpt-3.5-turbo-instruct, omni-moderation-latest, rerank-1] }
+  - { name: demo, type: scripted, models: [toolgate-demo] }
 plugins:
   - name: secret-scan
     config: { action: block }
+  - name: pii-redact
+    config: { entities: [email], action: redact }
+  - name: word-filter
+    stage: after_request
+    config: { words: [upon, heard], action: redact }
 `);
     t.after(async () => { await gw.stop(); assertClean(gw); });
-    for (const [path, body] of [['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'x' }],
-      ['/v1/images/generations', { model: 'dall-e-3', prompt: 'x' }], ['/v1/rerank', { model: 'rerank-1', query: 'q', documents: ['a'] }]]) {
+    const AWS = 'AKIA' + 'Z7QK3VXRM2PLN4TB';
+    // Blocked: nothing goes upstream.
+    for (const [path, body] of [['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: `key ${AWS}` }],
+      ['/v1/images/generations', { model: 'dall-e-3', prompt: `a sign saying ${AWS}` }],
+      ['/v1/rerank', { model: 'rerank-1', query: 'q', documents: ['a', { text: `b ${AWS}` }] }],
+      ['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: ['fine', `also ${AWS}`] }]]) {
       const r = await post(gw, path, body);
       assert.equal(r.status, 400, `${path}: ${r.raw}`);
-      assert.equal(r.json.error.code, 'unsupported_with_guardrails', r.raw);
+      assert.equal(r.json.error.type, 'guardrail_violation', r.raw);
+      assert.equal(r.json.error.code, 'secret-scan', r.raw);
+      assert.ok(!r.raw.includes(AWS), 'the secret is not echoed');
     }
+    const form = new FormData();
+    form.append('model', 'toolgate-demo');
+    form.append('prompt', `context ${AWS}`);
+    form.append('file', new File([Buffer.from('RIFF....WAVE')], 'a.wav', { type: 'audio/wav' }));
+    const blockedUpload = await fetch(`${gw.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+    assert.equal(blockedUpload.status, 400);
+    assert.equal((await blockedUpload.json()).error.code, 'secret-scan');
     assert.equal(up.state.requests.length, 0, 'nothing went upstream');
+
+    // Redacted on the way out: the upstream sees a placeholder.
+    const img = await post(gw, '/v1/images/generations', { model: 'dall-e-3', prompt: 'mail it to ann@example.com' });
+    assert.equal(img.status, 200, img.raw + why(gw));
+    const sent = up.state.requests.at(-1).body;
+    assert.ok(!sent.prompt.includes('ann@example.com') && sent.prompt.startsWith('mail it to '), sent.prompt);
+    const rr = await post(gw, '/v1/rerank', { model: 'rerank-1', query: 'who is bob@example.com', documents: ['x', { text: 'carl@example.com' }] });
+    assert.equal(rr.status, 200, rr.raw);
+    const sentRerank = JSON.stringify(up.state.requests.at(-1).body);
+    assert.ok(!sentRerank.includes('@example.com'), sentRerank);
+
+    // Checked on the way back: the completion's text and the transcript.
+    const c = await post(gw, '/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'once' });
+    assert.equal(c.status, 200, c.raw);
+    assert.ok(!c.json.choices[0].text.includes('upon'), c.json.choices[0].text);
+    const ok = new FormData();
+    ok.append('model', 'toolgate-demo');
+    ok.append('file', new File([Buffer.from('RIFF....WAVE')], 'a.wav', { type: 'audio/wav' }));
+    const tr = await fetch(`${gw.url}/v1/audio/transcriptions`, { method: 'POST', body: ok });
+    const trJson = await tr.json();
+    assert.equal(tr.status, 200, JSON.stringify(trJson));
+    assert.ok(typeof trJson.text === 'string' && !trJson.text.includes('heard') && trJson.text.includes('offline demo'), trJson.text);
+
     const m = await post(gw, '/v1/moderations', { input: 'fine' });
     assert.equal(m.status, 200, m.raw + why(gw));
+    const v = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(v, /toolgate_guardrail_verdicts_total\{plugin="secret-scan",stage="before_request",outcome="block"\} [1-9]/);
   });
 });

@@ -261,3 +261,37 @@ TEST(guardrail_filter, streamed_tool_call_arguments_get_the_originals_back_json_
     EXPECT_FALSE(r.result.error);
     EXPECT_EQ(r.arguments, R"({"email":"dave@example.com"})");
 }
+
+namespace toolgate::gateway {
+
+// The routes that are not chat hand their plain texts to screen_texts: the request's before,
+// the answer's after; a redaction is written back, a block is the 400 naming the plugin.
+TEST(screen_texts, reads_the_texts_of_its_stage_redacts_in_place_and_blocks) {
+    auto in = settings_with("pii-redact", R"({"entities":["email"],"action":"redact"})", policy::plugin_stage::before_request);
+    std::string prompt = "write to ann@example.com", doc = "no address here";
+    std::vector<std::string*> texts{&prompt, &doc};
+    std::vector<std::string> log;
+    EXPECT_FALSE(policy::screen_texts(*in, policy::plugin_stage::before_request, texts, "prompt", &log));
+    EXPECT_EQ(prompt.find("ann@example.com"), std::string::npos);
+    EXPECT_EQ(doc, "no address here");
+    ASSERT_EQ(log.size(), 1u);
+    EXPECT_EQ(log[0].substr(0, 18), "pii-redact:redact:");
+    // The answer's stage reads nothing of a before_request plugin.
+    std::string answer = "mail bob@example.com";
+    std::vector<std::string*> out{&answer};
+    EXPECT_FALSE(policy::screen_texts(*in, policy::plugin_stage::after_request, out, "choices", nullptr));
+    EXPECT_EQ(answer, "mail bob@example.com");
+    auto block = settings_with("secret-scan", R"({"action":"block"})", policy::plugin_stage::before_request);
+    std::string secret = std::string("key AKIA") + "Z7QK3VXRM2PLN4TB";
+    std::vector<std::string*> s{&secret};
+    auto err = policy::screen_texts(*block, policy::plugin_stage::before_request, s, "input", nullptr);
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->status, 400);
+    EXPECT_EQ(err->type, "guardrail_violation");
+    EXPECT_EQ(err->code, "secret-scan");
+    EXPECT_EQ(err->param, "input");
+    std::vector<std::string*> none;
+    EXPECT_FALSE(policy::screen_texts(*block, policy::plugin_stage::before_request, none, "input", nullptr));
+}
+
+}  // namespace toolgate::gateway
