@@ -1,6 +1,8 @@
 // Reading the chat route's stream back (chat_stream.hpp).
 #include "gateway/api/chat_stream.hpp"
 
+#include <algorithm>
+
 #include "common/json_util.hpp"
 
 namespace toolgate::gateway {
@@ -63,6 +65,21 @@ void chat_stream_reader::finish(std::vector<chat_stream_item>& out) {
     auto rest = std::move(pending_);
     pending_.clear();
     block(rest, out);
+}
+
+std::int64_t call_indexer::index_of(boost::json::object const& fragment) {
+    if (auto const* i = fragment.if_contains("index"); i && (i->is_int64() || i->is_uint64())) {
+        auto index = i->is_int64() ? i->get_int64() : static_cast<std::int64_t>(std::min<std::uint64_t>(i->get_uint64(), 1u << 30));
+        top_ = std::max(top_, index);
+        return index;
+    }
+    auto const* id = fragment.if_contains("id");
+    if (id && id->is_string() && !id->get_string().empty() && id->get_string() != last_id_) {
+        last_id_ = std::string(id->get_string());
+        last_ = top_ + 1;
+    }
+    top_ = std::max(top_, last_);
+    return last_;
 }
 
 }  // namespace toolgate::gateway

@@ -4,6 +4,7 @@
 // object) in any pieces, as whole items. Plain code, no I/O.
 #include <boost/json/object.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,18 @@ public:
 private:
     void block(std::string_view text, std::vector<chat_stream_item>& out) const;
     std::string pending_;
+};
+
+// Which call a streamed tool_calls fragment belongs to: its `index`, or, without one (some
+// OpenAI-compatible servers), the call it continues, a new `id` starting the next one.
+class call_indexer {
+public:
+    std::int64_t index_of(boost::json::object const& fragment);
+
+private:
+    std::string last_id_;
+    std::int64_t last_ = 0;
+    std::int64_t top_ = -1;  // the highest index given so far
 };
 
 }  // namespace toolgate::gateway

@@ -51,7 +51,6 @@ private:
     void open_block(boost::json::object block, std::string& out);
     void close_block(std::string& out);
     void close(std::string& out);  // message_delta and message_stop, once
-    std::int64_t call_index(boost::json::object const& tc);
 
     std::string id_, model_;
     chat_stream_reader reader_;
@@ -60,8 +59,7 @@ private:
     bool text_open_ = false;
     int next_block_ = 0;
     std::map<std::int64_t, int> tool_blocks_;  // a chunk's tool_calls[].index -> its block
-    std::string last_call_id_;                 // fragments without an index: the call they continue
-    std::int64_t last_index_ = 0;
+    call_indexer calls_index_;  // a tool_calls fragment -> its call
     std::string stop_reason_ = "end_turn";
     std::int64_t input_tokens_ = 0, output_tokens_ = 0;
 };

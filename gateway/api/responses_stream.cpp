@@ -173,18 +173,6 @@ void stream_translator::close_message(std::string& out) {
     message_index_ = -1;
 }
 
-std::int64_t stream_translator::call_index(json::object const& tc) {
-    // A fragment's index; without one (some OpenAI-compatible servers), a new id is a new call.
-    if (auto const* i = tc.if_contains("index"); i && (i->is_int64() || i->is_uint64()))
-        return i->is_int64() ? i->get_int64() : static_cast<std::int64_t>(std::min<std::uint64_t>(i->get_uint64(), 1u << 30));
-    auto id = str_of(tc, "id");
-    if (!id.empty() && id != last_call_id_) {
-        last_call_id_ = std::string(id);
-        last_index_ = calls_.empty() ? 0 : calls_.rbegin()->first + 1;
-    }
-    return last_index_;
-}
-
 void stream_translator::chunk(json::object const& c, std::string& out) {
     if (auto m = str_of(c, "model"); !m.empty()) model_ = std::string(m);
     if (auto const* u = c.if_contains("usage"); u && u->is_object()) {
@@ -238,7 +226,7 @@ void stream_translator::chunk(json::object const& c, std::string& out) {
             for (auto const& tv : tcs->get_array()) {
                 auto const* tc = tv.if_object();
                 if (!tc) continue;
-                auto idx = call_index(*tc);
+                auto idx = calls_index_.index_of(*tc);
                 auto const* fv = tc->if_contains("function");
                 auto const* fn = fv ? fv->if_object() : nullptr;
                 auto it = calls_.find(idx);

@@ -141,7 +141,6 @@ private:
     void emit(std::string_view type, boost::json::object data, std::string& out);
     void close_message(std::string& out);
     void close(std::string& out);
-    std::int64_t call_index(boost::json::object const& tc);
     boost::json::object snapshot(std::string_view status) const;
 
     std::string id_;
@@ -156,8 +155,7 @@ private:
     std::string message_id_, text_;
     std::vector<boost::json::object> done_items_;  // output items closed so far, by output_index
     std::map<std::int64_t, call_item> calls_;      // a chunk's tool_calls[].index -> its item
-    std::string last_call_id_;                     // fragments without an index: the call they continue
-    std::int64_t last_index_ = 0;
+    call_indexer calls_index_;  // a tool_calls fragment -> its call
     std::string finish_reason_;
     std::int64_t input_tokens_ = 0, output_tokens_ = 0;
     boost::json::object final_;

@@ -408,3 +408,20 @@ TEST(responses_wire, a_streamed_loop_shows_each_call_where_it_happened) {
 }
 
 }  // namespace toolgate::gateway
+
+namespace toolgate::gateway {
+
+// Both ingresses' stream translators find a fragment's call the same way.
+TEST(call_indexer, an_index_wins_else_a_new_id_starts_the_next_call) {
+    call_indexer ix;
+    auto f = [](char const* text) { return json::parse(text).as_object(); };
+    EXPECT_EQ(ix.index_of(f(R"({"function":{"arguments":"{"}})")), 0);  // nothing yet: the first call
+    EXPECT_EQ(ix.index_of(f(R"({"id":"a","function":{"name":"x"}})")), 1);
+    EXPECT_EQ(ix.index_of(f(R"({"function":{"arguments":"}"}})")), 1);  // continues a
+    EXPECT_EQ(ix.index_of(f(R"({"index":4,"id":"b"})")), 4);
+    EXPECT_EQ(ix.index_of(f(R"({"id":"c"})")), 5);  // after the highest so far
+    EXPECT_EQ(ix.index_of(f(R"({"id":"c"})")), 5);
+    EXPECT_EQ(ix.index_of(f(R"({"index":18446744073709551615})")), std::int64_t(1) << 30);  // bounded
+}
+
+}  // namespace toolgate::gateway
