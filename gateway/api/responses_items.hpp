@@ -4,6 +4,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,12 @@ void set_status(boost::json::object& r, std::string_view finish);
 // A call of a tool that needs approval, as the mcp_approval_request the client answers; its id is
 // "mcpr_" + the call id, so that the answer names the call.
 std::string approval_id(std::string_view call_id);
+// 400s of a request's fields: invalid_request, unsupported_parameter.
+api_error bad(std::string msg, std::string_view param = {});
+api_error unsupported(std::string msg, std::string_view param);
+// `{"type": "mcp", ...}` of a request's tools (`where`: "tools[i]"): the tools it offers into v.
+std::optional<api_error> add_mcp_tool(boost::json::object const& to, std::string const& where, mcp_offer const& mcp,
+                                      request_view& v);
 boost::json::object approval_item(std::string_view call_id, mcp_tool_ref const& ref, std::string_view arguments);
 
 }  // namespace toolgate::gateway::responses_wire::detail
